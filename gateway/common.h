@@ -1,0 +1,75 @@
+/*
+ * common.h - the few macros every module uses and the one error list.
+ *
+ * Functions return 0 or a negative enum gw_err (or a negative libuv error
+ * where they wrap libuv directly: both are negative ints and gw_strerror()
+ * names either).
+ */
+#ifndef SSMGATE_COMMON_H
+#define SSMGATE_COMMON_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+#define CONTAINER_OF(ptr, type, field)                                         \
+    ((type *)((char *)(ptr) - offsetof(type, field)))
+
+#define GW_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define GW_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* Always on: fires only when our own code is wrong, never on input. */
+#define CHECK(expr)                                                            \
+    do {                                                                       \
+        if (!(expr)) {                                                         \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__,   \
+                    #expr);                                                    \
+            abort();                                                           \
+        }                                                                      \
+    } while (0)
+
+#define UNREACHABLE() CHECK(!"unreachable")
+
+/*
+ * The error list. Values start far below libuv's (which stay above -4096)
+ * so a negative int is unambiguous.
+ */
+#define GW_ERR_MAP(X)                                                          \
+    X(NOMEM, "out of memory")                                                  \
+    X(INVAL, "invalid argument")                                               \
+    X(AGAIN, "try again later")                                                \
+    X(NEED_MORE, "need more input")                                            \
+    X(TOO_BIG, "input exceeds limit")                                          \
+    X(PROTO, "protocol error")                                                 \
+    X(NOT_FOUND, "not found")                                                  \
+    X(EXISTS, "already exists")                                                \
+    X(TIMEOUT, "timed out")                                                    \
+    X(CANCELED, "canceled")                                                    \
+    X(CLOSED, "closed")                                                        \
+    X(IO, "input/output error")                                                \
+    X(CONFIG, "configuration error")                                           \
+    X(CRYPTO, "cryptographic failure")                                         \
+    X(NO_ROUTE, "no route for target")                                         \
+    X(REFUSED, "connection refused")                                           \
+    X(UNREACHABLE, "host unreachable")                                         \
+    X(DENIED, "not allowed")                                                   \
+    X(NO_CREDS, "no credentials")                                              \
+    X(NO_REGION, "no region")                                                  \
+    X(AWS, "AWS API error")                                                    \
+    X(UNSUPPORTED, "not supported")                                            \
+    X(LIMIT, "limit reached")
+
+enum gw_err {
+    GW_ERR_BASE_ = -20000,
+#define GW_ERR_ENUM(name, msg) GW_E##name,
+    GW_ERR_MAP(GW_ERR_ENUM)
+#undef GW_ERR_ENUM
+        GW_ERR_END_
+};
+
+/* Names a negative gw_err or libuv error; never returns NULL. */
+const char *gw_strerror(int err);
+
+#endif

@@ -1,0 +1,103 @@
+/*
+ * config.h - the daemon's configuration: defaults, the INI file, flags.
+ *
+ * A loaded struct config is immutable and refcounted: a SIGHUP reload
+ * builds a new one and swaps it in; live connections keep a reference to
+ * the one they started with and drop it when they end.
+ *
+ * File: $XDG_CONFIG_HOME/ssmgate/config.ini (else ~/.config/ssmgate/
+ * config.ini), or --config FILE. No file at the default path is fine
+ * (defaults apply); a missing --config file is an error.
+ */
+#ifndef SSMGATE_CONFIG_H
+#define SSMGATE_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "log.h"
+
+#define CONFIG_MAX_LISTEN   16
+#define CONFIG_NAME_MAX     64
+#define CONFIG_ADDR_MAX     80 /* "ADDR:PORT", IPv6 as "[::1]:1080" */
+#define CONFIG_PATH_MAX     1024
+#define CONFIG_STR_MAX      256
+
+/* One [forward NAME] section: a static local port to one target. */
+struct config_forward {
+    char name[CONFIG_NAME_MAX];
+    char listen[CONFIG_ADDR_MAX];  /* required, e.g. 127.0.0.1:2222 */
+    char target[CONFIG_STR_MAX];   /* i-..., mi-... or a Name; or "direct" */
+    uint16_t port;                 /* on target, or on remote_host */
+    char remote_host[CONFIG_STR_MAX]; /* "" = the target itself */
+    char user[CONFIG_NAME_MAX];
+    char profile[CONFIG_NAME_MAX];
+    char region[CONFIG_NAME_MAX];
+};
+
+/* One [route NAME] section: SOCKS hostnames matching a glob go via. */
+struct config_route {
+    char name[CONFIG_NAME_MAX];
+    char match[CONFIG_STR_MAX]; /* fnmatch glob on the hostname */
+    char via[CONFIG_STR_MAX];   /* i-..., a Name, or "direct" */
+    char user[CONFIG_NAME_MAX];
+    char profile[CONFIG_NAME_MAX];
+    char region[CONFIG_NAME_MAX];
+};
+
+struct config {
+    int refs;
+    char path[CONFIG_PATH_MAX]; /* "" when running on defaults */
+
+    /* [gateway] */
+    char listen[CONFIG_MAX_LISTEN][CONFIG_ADDR_MAX]; /* SOCKS/HTTP ports */
+    int n_listen;
+    enum log_level log_level;
+    char runtime_dir[CONFIG_PATH_MAX]; /* default $XDG_RUNTIME_DIR/ssmgate
+                                          else /tmp/ssmgate-<uid> */
+    char default_user[CONFIG_NAME_MAX]; /* default "ec2-user" */
+    char profile[CONFIG_NAME_MAX];      /* "" = AWS_PROFILE / default */
+    char region[CONFIG_NAME_MAX];       /* "" = AWS_REGION / profile */
+    char socks_user[CONFIG_NAME_MAX];   /* both set = RFC 1929 required */
+    char socks_password[CONFIG_STR_MAX];
+    int max_connections;     /* default 1024 */
+    int request_timeout_ms;  /* idle client before its request: 10000 */
+    int connect_timeout_ms;  /* backend open: 30000 */
+    int drain_timeout_ms;    /* on SIGINT/SIGTERM: 5000 */
+    uint16_t ssh_port;       /* default 22 */
+    int key_file;            /* write the key in OpenSSH format too */
+    int key_rotation_s;      /* default 3600 */
+    int resume_budget_ms;    /* default 60000 */
+
+    struct config_forward *forwards;
+    int n_forwards;
+    struct config_route *routes;
+    int n_routes;
+};
+
+/* Command-line flags, applied on top of the file. NULL/0 = not given. */
+struct config_overrides {
+    const char *listen[CONFIG_MAX_LISTEN];
+    int n_listen;
+    const char *log_level;
+    const char *runtime_dir;
+};
+
+/*
+ * Loads path (NULL = the default path, where a missing file means
+ * defaults), applies ov (may be NULL) and returns a config with one ref.
+ * On error returns GW_ECONFIG or GW_ENOMEM with a message naming file,
+ * line and key in err.
+ */
+int config_load(const char *path, const struct config_overrides *ov,
+                struct config **out, char *err, size_t errlen);
+/* The default file path into buf; returns buf. */
+const char *config_default_path(char *buf, size_t len);
+
+struct config *config_ref(struct config *cfg);
+void config_unref(struct config *cfg);
+
+const struct config_forward *config_find_forward(const struct config *cfg,
+                                                 const char *name);
+
+#endif

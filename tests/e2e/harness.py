@@ -1,0 +1,157 @@
+"""Shared helpers for end-to-end tests: start real processes on loopback,
+wait for their readiness lines, and tear them down checking for sanitizer
+reports. Every test starts its own processes; ports come from the OS."""
+
+import os
+import re
+import select
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+SSMGATE_BIN = os.environ.get("SSMGATE_BIN", "")
+SOURCE_DIR = os.environ.get(
+    "SSMGATE_SOURCE_DIR",
+    os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+SANITIZED = os.environ.get("SSMGATE_SANITIZE", "0") in ("1", "ON", "TRUE")
+FAKE_DIR = os.path.join(SOURCE_DIR, "tests", "fake")
+PYTHON = "/usr/bin/python3"  # Debian's, with python3-websockets/botocore
+
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                     "runtime error:", "SUMMARY: UndefinedBehaviorSanitizer")
+
+LISTEN_RE = re.compile(r"ssmgate: listening on (\S+):(\d+) \((.+)\)")
+
+
+class Process:
+    """A child whose stderr is collected into a file and scanned for lines."""
+
+    def __init__(self, argv, env=None, name="proc", cwd=None):
+        self.name = name
+        self.argv = argv
+        self.logdir = tempfile.mkdtemp(prefix="ssmgate-e2e-")
+        self.errpath = os.path.join(self.logdir, name + ".stderr")
+        self.errfile = open(self.errpath, "w+b")
+        full_env = dict(os.environ)
+        if env:
+            full_env.update(env)
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE,
+                                     stderr=self.errfile, env=full_env,
+                                     cwd=cwd)
+
+    def stderr_text(self):
+        with open(self.errpath, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def wait_for(self, pattern, count=1, timeout=20.0):
+        """Waits until pattern (a regex) matched count lines of stderr;
+        returns the list of match objects."""
+        rx = re.compile(pattern)
+        deadline = time.time() + timeout
+        while True:
+            matches = [m for m in (rx.search(line) for line in
+                                   self.stderr_text().splitlines()) if m]
+            if len(matches) >= count:
+                return matches
+            if self.proc.poll() is not None:
+                raise RuntimeError("%s exited with %s before %r:\n%s" % (
+                    self.name, self.proc.returncode, pattern,
+                    self.stderr_text()))
+            if time.time() > deadline:
+                raise TimeoutError("%s: no %r within %.0fs:\n%s" % (
+                    self.name, pattern, timeout, self.stderr_text()))
+            time.sleep(0.02)
+
+    def stop(self, sig=signal.SIGTERM, timeout=15.0):
+        """Signals the process and waits; returns its exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.errfile.close()
+        return self.proc.returncode
+
+    def assert_clean(self):
+        text = self.stderr_text()
+        for marker in SANITIZER_MARKERS:
+            assert marker not in text, "%s: sanitizer report:\n%s" % (
+                self.name, text)
+
+
+class Gateway(Process):
+    """ssmgate run in the foreground with a config written to a temp file.
+    listeners maps KIND (e.g. 'socks', a [forward] name) to (host, port)."""
+
+    def __init__(self, config_text="", args=(), env=None, ready=True):
+        self.tmp = tempfile.mkdtemp(prefix="ssmgate-gw-")
+        os.chmod(self.tmp, 0o700)
+        self.config_path = os.path.join(self.tmp, "config.ini")
+        with open(self.config_path, "w") as f:
+            f.write(config_text)
+        self.runtime_dir = os.path.join(self.tmp, "run")
+        argv = [SSMGATE_BIN, "run", "--config", self.config_path,
+                "--runtime-dir", self.runtime_dir] + list(args)
+        if not any(a.startswith("--listen") for a in args) and \
+                "listen" not in config_text:
+            argv += ["--listen", "127.0.0.1:0"]
+        base_env = {"HOME": self.tmp, "XDG_CONFIG_HOME": self.tmp,
+                    "XDG_RUNTIME_DIR": self.tmp}
+        if env:
+            base_env.update(env)
+        super().__init__(argv, env=base_env, name="ssmgate")
+        self.listeners = {}
+        if ready:
+            self.wait_ready()
+
+    def wait_ready(self, count=None, timeout=20.0):
+        """Waits for the 'listening on' lines (all of them: they are
+        printed together once every listener is bound)."""
+        self.wait_for(LISTEN_RE.pattern, 1, timeout)
+        time.sleep(0.05)
+        for m in LISTEN_RE.finditer(self.stderr_text()):
+            host = m.group(1).strip("[]")
+            self.listeners[m.group(3)] = (host, int(m.group(2)))
+        return self.listeners
+
+    @property
+    def socks(self):
+        for kind in ("socks", "socks/http", "proxy"):
+            if kind in self.listeners:
+                return self.listeners[kind]
+        return next(iter(self.listeners.values()))
+
+    def close(self):
+        rc = self.stop()
+        self.assert_clean()
+        return rc
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def sha256_file(path):
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
