@@ -38,12 +38,12 @@ enum agent_msg {
 
 /* One parsed request; pointers point into the parsed bytes. */
 struct agent_request {
-    uint8_t type;           /* the wire type byte */
+    uint8_t type;            /* the wire type byte */
     const uint8_t *key_blob; /* SIGN_REQUEST */
     size_t key_blob_len;
-    const uint8_t *data;    /* SIGN_REQUEST: bytes to sign */
+    const uint8_t *data; /* SIGN_REQUEST: bytes to sign */
     size_t data_len;
-    uint32_t flags;         /* SIGN_REQUEST */
+    uint32_t flags;          /* SIGN_REQUEST */
     const uint8_t *ext_name; /* EXTENSION: name (not NUL-terminated) */
     size_t ext_name_len;
 };
@@ -57,9 +57,8 @@ struct agent_request {
  * message we implement. Unknown types parse fine (the caller answers
  * FAILURE).
  */
-int agent_parse_request(const uint8_t *p, size_t len,
-                        struct agent_request *req, size_t *consumed,
-                        size_t *need);
+int agent_parse_request(const uint8_t *p, size_t len, struct agent_request *req,
+                        size_t *consumed, size_t *need);
 
 /*
  * Builds the reply frame to req into out (cap bytes) using the ring's

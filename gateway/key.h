@@ -82,20 +82,19 @@ void key_private_file_free(char *text, size_t len);
  */
 struct key_ring {
     struct key *current;
-    struct key *previous;   /* NULL, or signable until prev_until_ms */
+    struct key *previous; /* NULL, or signable until prev_until_ms */
     uint64_t prev_until_ms;
     uint64_t grace_ms;
-    uint64_t generation;    /* 1 for the first key, +1 per rotation */
+    uint64_t generation;     /* 1 for the first key, +1 per rotation */
     char line[KEY_LINE_MAX]; /* current key's public line, comment */
     char comment[KEY_COMMENT_MAX];
 };
 
 /* Generates the first key. comment goes into the public line. */
-int key_ring_init(struct key_ring *kr, const char *comment,
-                  uint64_t grace_ms);
+int key_ring_init(struct key_ring *kr, const char *comment, uint64_t grace_ms);
 /* Same with a given first key (ownership of k transferred, even on error). */
-int key_ring_init_with(struct key_ring *kr, struct key *k,
-                       const char *comment, uint64_t grace_ms);
+int key_ring_init_with(struct key_ring *kr, struct key *k, const char *comment,
+                       uint64_t grace_ms);
 void key_ring_free(struct key_ring *kr);
 /*
  * Makes a fresh key current; the old current becomes previous until
@@ -111,11 +110,9 @@ void key_ring_expire(struct key_ring *kr, uint64_t now_ms);
  * The key whose blob is blob/len: the current one, or the previous one
  * while its grace period lasts; NULL otherwise.
  */
-const struct key *key_ring_find(const struct key_ring *kr,
-                                const uint8_t *blob, size_t len,
-                                uint64_t now_ms);
+const struct key *key_ring_find(const struct key_ring *kr, const uint8_t *blob,
+                                size_t len, uint64_t now_ms);
 /* The previous key if still in its grace period, else NULL. */
-const struct key *key_ring_previous(const struct key_ring *kr,
-                                    uint64_t now_ms);
+const struct key *key_ring_previous(const struct key_ring *kr, uint64_t now_ms);
 
 #endif

@@ -39,10 +39,10 @@
  * keypush_aws_api() (keypush_aws.c) gives the real one.
  */
 struct keypush_api {
-    struct aws_call *(*send)(void *ctx, const char *profile,
-                             const char *region, const char *instance_id,
-                             const char *os_user, const char *public_key,
-                             aws_ec2ic_done_cb *done, void *arg);
+    struct aws_call *(*send)(void *ctx, const char *profile, const char *region,
+                             const char *instance_id, const char *os_user,
+                             const char *public_key, aws_ec2ic_done_cb *done,
+                             void *arg);
     void (*cancel)(void *ctx, struct aws_call *call);
     void *ctx;
 };
@@ -69,8 +69,8 @@ typedef void keypush_done_cb(void *arg, int status,
 
 /* opts may be NULL. ring and api (copied) are borrowed. */
 int keypush_new(uv_loop_t *loop, const struct key_ring *ring,
-                const struct keypush_api *api,
-                const struct keypush_opts *opts, struct keypush **out);
+                const struct keypush_api *api, const struct keypush_opts *opts,
+                struct keypush **out);
 /* Cancels pending calls; no further callbacks. Frees once the timer
  * closed (keep the loop running). NULL is fine. */
 void keypush_free(struct keypush *kp);

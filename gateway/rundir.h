@@ -16,7 +16,7 @@
 #define RUNDIR_MAX_FILES 16
 #define RUNDIR_NAME_MAX  64
 /* The optional OpenSSH private key file (key_file = yes). */
-#define RUNDIR_KEY_NAME  "id_ed25519"
+#define RUNDIR_KEY_NAME "id_ed25519"
 
 struct rundir {
     char path[RUNDIR_PATH_MAX];
