@@ -17,7 +17,7 @@ static const char SEED_HEX[] =
 static const char PUB_HEX[] =
     "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
 #define LINE                                                                   \
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINdamAGCsQq31Uv+08lkBzoO4XLz2qYjJa8C"  \
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINdamAGCsQq31Uv+08lkBzoO4XLz2qYjJa8C" \
     "Gmj3B1Ea"
 static const char FP[] = "SHA256:bbXpuKG6zhzdmnxq256TlqzFBzRl2f6OOg722cYNbU8";
 static const char SIG_HEX[] =
@@ -69,10 +69,8 @@ static void test_public_encodings(void **state)
     /* Exactly fitting, one short, and comments that break the line. */
     assert_int_equal(key_public_line(k, "ssmgate", line, 89), 0);
     assert_int_equal(key_public_line(k, "ssmgate", line, 88), GW_ETOO_BIG);
-    assert_int_equal(key_public_line(k, "a b", line, sizeof(line)),
-                     GW_EINVAL);
-    assert_int_equal(key_public_line(k, "a\nb", line, sizeof(line)),
-                     GW_EINVAL);
+    assert_int_equal(key_public_line(k, "a b", line, sizeof(line)), GW_EINVAL);
+    assert_int_equal(key_public_line(k, "a\nb", line, sizeof(line)), GW_EINVAL);
 
     assert_int_equal(key_fingerprint(k, fp, sizeof(fp)), 0);
     assert_string_equal(fp, FP);
@@ -101,13 +99,13 @@ static void test_sign_verify(void **state)
     assert_int_equal(key_generate(&k), 0);
     assert_int_equal(key_sign(k, data, sizeof(data), blob), 0);
 
-    EVP_PKEY *pk = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL,
-                                               key_public(k), 32);
+    EVP_PKEY *pk =
+        EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, key_public(k), 32);
     assert_non_null(pk);
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     assert_int_equal(EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pk), 1);
-    assert_int_equal(
-        EVP_DigestVerify(ctx, blob + 19, 64, data, sizeof(data)), 1);
+    assert_int_equal(EVP_DigestVerify(ctx, blob + 19, 64, data, sizeof(data)),
+                     1);
     data[0] ^= 1;
     assert_int_equal(EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pk), 1);
     assert_int_not_equal(
@@ -122,9 +120,8 @@ static void test_private_file_vector(void **state)
     struct key *k = vector_key();
     char *text = NULL;
     size_t len = 0;
-    assert_int_equal(key_private_file(k, "ssmgate-test", 0x01020304, &text,
-                                      &len),
-                     0);
+    assert_int_equal(
+        key_private_file(k, "ssmgate-test", 0x01020304, &text, &len), 0);
     assert_int_equal(len, strlen(PRIV_FILE));
     assert_string_equal(text, PRIV_FILE);
     key_private_file_free(text, len);
@@ -159,14 +156,12 @@ static void test_generate_distinct(void **state)
 static void test_ring_rotation(void **state)
 {
     struct key_ring kr;
-    assert_int_equal(key_ring_init_with(&kr, vector_key(), "ssmgate", 1000),
-                     0);
+    assert_int_equal(key_ring_init_with(&kr, vector_key(), "ssmgate", 1000), 0);
     assert_int_equal(kr.generation, 1);
     assert_string_equal(kr.line, LINE " ssmgate");
     uint8_t old_blob[KEY_BLOB_LEN];
     memcpy(old_blob, key_blob(kr.current), KEY_BLOB_LEN);
-    assert_ptr_equal(key_ring_find(&kr, old_blob, KEY_BLOB_LEN, 0),
-                     kr.current);
+    assert_ptr_equal(key_ring_find(&kr, old_blob, KEY_BLOB_LEN, 0), kr.current);
     assert_null(key_ring_previous(&kr, 0));
 
     assert_int_equal(key_ring_rotate(&kr, 5000), 0);
