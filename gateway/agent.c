@@ -145,6 +145,8 @@ failure:
 /* Owner: struct agent (its list); freed in client_close_done. */
 struct agent_client {
     uv_pipe_t pipe;
+    uv_timer_t timer; /* runs while a frame is only partly in */
+    int handles;      /* open handles; freed when it reaches 0 */
     struct agent *agent;
     struct agent_client *prev, *next;
     struct buf in;
@@ -173,6 +175,7 @@ struct agent {
     unsigned next_id;
     int stopping;
     int listener_open;
+    uint64_t partial_timeout_ms;
 };
 
 static void client_close(struct agent_client *c);
@@ -190,8 +193,10 @@ static void agent_maybe_free(struct agent *a)
 
 static void client_close_done(uv_handle_t *h)
 {
-    struct agent_client *c = CONTAINER_OF(h, struct agent_client, pipe);
+    struct agent_client *c = h->data;
     struct agent *a = c->agent;
+    if (--c->handles > 0)
+        return;
     if (c->prev != NULL)
         c->prev->next = c->next;
     else
@@ -212,6 +217,15 @@ static void client_close(struct agent_client *c)
     c->closing = 1;
     log_debug("agent client %u: closed", c->id);
     uv_close((uv_handle_t *)&c->pipe, client_close_done);
+    uv_close((uv_handle_t *)&c->timer, client_close_done);
+}
+
+static void client_timeout(uv_timer_t *t)
+{
+    struct agent_client *c = t->data;
+    log_warn("agent client %u: incomplete message for %llu ms, closing", c->id,
+             (unsigned long long)c->agent->partial_timeout_ms);
+    client_close(c);
 }
 
 static void client_write_done(uv_write_t *req, int status)
@@ -314,6 +328,14 @@ static void client_process(struct agent_client *c)
         int rc = agent_parse_request(buf_rptr(&c->in), buf_len(&c->in), &req,
                                      &used, &need);
         if (rc == GW_ENEED_MORE) {
+            /* A slow or stuck peer may not pin a client forever. */
+            if (buf_len(&c->in) > 0) {
+                if (!uv_is_active((uv_handle_t *)&c->timer))
+                    uv_timer_start(&c->timer, client_timeout,
+                                   a->partial_timeout_ms, 0);
+            } else {
+                uv_timer_stop(&c->timer);
+            }
             if (need > 0 && client_grow(c, need) != 0) {
                 log_warn("agent client %u: no memory for a %zu-byte "
                          "message",
@@ -341,6 +363,7 @@ static void client_process(struct agent_client *c)
             rc = client_send(c, out, outlen);
         }
         buf_consume(&c->in, used);
+        uv_timer_stop(&c->timer); /* progress: a new deadline per frame */
         if (rc != 0) {
             log_warn_r(rc, "agent client %u: reply failed", c->id);
             client_close(c);
@@ -383,6 +406,10 @@ static void agent_on_connection(uv_stream_t *server, int status)
         return;
     }
     CHECK(uv_pipe_init(a->loop, &c->pipe, 0) == 0);
+    CHECK(uv_timer_init(a->loop, &c->timer) == 0);
+    c->pipe.data = c;
+    c->timer.data = c;
+    c->handles = 2;
     c->agent = a;
     c->id = ++a->next_id;
     c->next = a->clients;
@@ -432,6 +459,7 @@ int agent_start(uv_loop_t *loop, const char *path, const struct key_ring *ring,
         return GW_ENOMEM;
     a->loop = loop;
     a->ring = ring;
+    a->partial_timeout_ms = AGENT_PARTIAL_TIMEOUT_MS;
     snprintf(a->comment, sizeof(a->comment), "%s", comment);
     CHECK(uv_pipe_init(loop, &a->listener, 0) == 0);
     a->listener_open = 1;
@@ -468,6 +496,11 @@ void agent_stop(struct agent *a)
     uv_close((uv_handle_t *)&a->listener, agent_listener_closed);
     for (struct agent_client *c = a->clients; c != NULL; c = c->next)
         client_close(c);
+}
+
+void agent_set_partial_timeout(struct agent *a, uint64_t ms)
+{
+    a->partial_timeout_ms = ms;
 }
 
 size_t agent_client_count(const struct agent *a)

@@ -24,6 +24,8 @@
 /* Largest message body (after the uint32 length) accepted or sent; the
  * OpenSSH client's own limit. */
 #define AGENT_MAX_MSG (256 * 1024)
+/* A client that leaves a message incomplete this long is closed. */
+#define AGENT_PARTIAL_TIMEOUT_MS 10000
 
 /* Wire message numbers (RFC 9987). */
 enum agent_msg {
@@ -86,6 +88,8 @@ int agent_start(uv_loop_t *loop, const char *path, const struct key_ring *ring,
  * the socket file.
  */
 void agent_stop(struct agent *a);
+/* Changes AGENT_PARTIAL_TIMEOUT_MS (tests). */
+void agent_set_partial_timeout(struct agent *a, uint64_t ms);
 /* Clients connected right now (tests, status). */
 size_t agent_client_count(const struct agent *a);
 

@@ -650,6 +650,23 @@ static void scen_no_reader(struct env *e)
     close(fd);
 }
 
+/* A peer that stops in the middle of a frame is closed after the
+ * timeout; one that keeps its frames whole stays. */
+static void scen_slow_partial(struct env *e)
+{
+    uint8_t f[64], r[1024];
+    int idle = cl_connect(e->sock);
+    int slow = cl_connect(e->sock);
+    cl_send(slow, "\0\0", 2);
+    usleep(100 * 1000);
+    cl_send(slow, "\0", 1);
+    SCEN_CHECK(cl_is_closed(slow)); /* within the 5 s receive timeout */
+    close(slow);
+    cl_send(idle, f, frame_identities(f));
+    SCEN_CHECK(cl_recv_frame(idle, r, sizeof(r)) == 75);
+    close(idle);
+}
+
 static void run_scenario(void **state, void (*fn)(struct env *))
 {
     struct env *e = *state;
@@ -679,6 +696,13 @@ static void test_io_many(void **state)
 static void test_io_no_reader(void **state)
 {
     run_scenario(state, scen_no_reader);
+}
+
+static void test_io_slow_partial(void **state)
+{
+    struct env *e = *state;
+    agent_set_partial_timeout(e->agent, 300);
+    run_scenario(state, scen_slow_partial);
 }
 
 static void test_socket_mode(void **state)
@@ -929,6 +953,8 @@ int main(void)
                                         env_teardown),
         cmocka_unit_test_setup_teardown(test_io_many, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_io_no_reader, env_setup,
+                                        env_teardown),
+        cmocka_unit_test_setup_teardown(test_io_slow_partial, env_setup,
                                         env_teardown),
         cmocka_unit_test_setup_teardown(test_real_ssh_add, env_setup,
                                         env_teardown),
