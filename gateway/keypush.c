@@ -120,6 +120,7 @@ struct keypush {
     uint64_t reuse_ms;
     int max_inflight;
     int inflight;
+    int dead; /* keypush_free ran (maybe from inside a callback) */
     uint64_t calls;
     struct kp_link entries;
     struct kp_link queue;
@@ -148,7 +149,8 @@ static void kp_ready_cb(uv_timer_t *t)
         void *arg = w->arg;
         int status = w->status;
         free(w);
-        done(arg, status, NULL);
+        if (!kp->dead)
+            done(arg, status, NULL);
     }
 }
 
@@ -165,6 +167,7 @@ static void kp_make_ready(struct keypush *kp, struct keypush_wait *w,
 static void kp_fan_out(struct kp_entry *e, int status,
                        const struct aws_error *err)
 {
+    struct keypush *kp = e->kp; /* e may be freed by a callback */
     struct kp_link list;
     link_take(&list, &e->waiters);
     while (!link_empty(&list)) {
@@ -174,7 +177,8 @@ static void kp_fan_out(struct kp_entry *e, int status,
         keypush_done_cb *done = w->done;
         void *arg = w->arg;
         free(w);
-        done(arg, status, err);
+        if (!kp->dead)
+            done(arg, status, err);
     }
 }
 
@@ -211,7 +215,8 @@ static void kp_call_done(void *arg, int status, const struct aws_error *err)
                   err != NULL && err->code[0] ? " " : "", gw_strerror(status));
     }
     kp_fan_out(e, status, err);
-    kp_pump(kp);
+    if (!kp->dead)
+        kp_pump(kp);
 }
 
 /* Starts queued pushes while there are free slots. */
@@ -322,8 +327,9 @@ static void kp_timer_closed(uv_handle_t *h)
 
 void keypush_free(struct keypush *kp)
 {
-    if (kp == NULL)
+    if (kp == NULL || kp->dead)
         return;
+    kp->dead = 1;
     while (!link_empty(&kp->entries)) {
         struct kp_entry *e =
             CONTAINER_OF(kp->entries.next, struct kp_entry, link);

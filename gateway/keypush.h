@@ -71,8 +71,9 @@ typedef void keypush_done_cb(void *arg, int status,
 int keypush_new(uv_loop_t *loop, const struct key_ring *ring,
                 const struct keypush_api *api, const struct keypush_opts *opts,
                 struct keypush **out);
-/* Cancels pending calls; no further callbacks. Frees once the timer
- * closed (keep the loop running). NULL is fine. */
+/* Cancels pending calls; no further callbacks (also when called from
+ * inside one). Frees once the timer closed (keep the loop running). NULL
+ * is fine. */
 void keypush_free(struct keypush *kp);
 
 /*

@@ -459,6 +459,33 @@ static void test_free_pending(void **state)
     assert_int_equal(fx->done_count, 0);
 }
 
+static void free_from_cb(void *arg, int status, const struct aws_error *err)
+{
+    struct fx *fx = arg;
+    fx->done_count++;
+    keypush_free(fx->kp);
+    fx->kp = NULL;
+    uv_stop(&fx->loop);
+}
+
+/* keypush_free from inside a callback: the other waiters hear nothing. */
+static void test_free_from_callback(void **state)
+{
+    struct fx *fx = *state;
+    assert_int_equal(keypush_start(fx->kp, "prof", "eu-west-1", "i-0abc",
+                                   "ec2-user", free_from_cb, fx, NULL),
+                     0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(start(fx, "i-0abc", "ec2-user", i, NULL), 0);
+    assert_int_equal(start(fx, "i-0def", "ec2-user", 3, NULL), 0);
+    uv_run(&fx->loop, UV_RUN_DEFAULT);
+    assert_int_equal(fx->done_count, 1);
+    assert_int_equal(fx->fake.calls, 2);
+    assert_int_equal(fx->fake.cancels, 1); /* i-0def's call */
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(fx->w[i].called, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -483,6 +510,8 @@ int main(void)
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_bad_args, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_free_pending, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_free_from_callback, fx_setup,
                                         fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
