@@ -79,7 +79,16 @@ void key_private_file_free(char *text, size_t len);
  * listed after the current one) for grace_ms so such logins finish;
  * after that it is wiped. generation counts rotations (starts at 1) so
  * users of the key (the push cache) see that it changed.
+ *
+ * Wiring (main.c): one struct key_ring for the daemon's life; a uv timer
+ * every key_rotation_s calls key_ring_rotate(kr, uv_now(loop)) and, with
+ * key_file = yes, rewrites the file (key_private_file + rundir_write_key);
+ * key_ring_expire() may run on any later tick to wipe the old key early
+ * (the agent and key_ring_find already ignore it once its time is up).
  */
+/* Grace for the previous key: a push is reused for up to 40 s and lives
+ * 60 s on the instance; 120 s covers both with a margin. */
+#define KEY_GRACE_MS_DEFAULT 120000
 struct key_ring {
     struct key *current;
     struct key *previous; /* NULL, or signable until prev_until_ms */
