@@ -251,22 +251,35 @@ static int full_path(const struct rundir *rd, const char *name, char *out,
     return 0;
 }
 
-int rundir_write_key(struct rundir *rd, const char *text, size_t len,
-                     char *path_out, size_t path_len)
+int rundir_write_pubkey(struct rundir *rd, const char *line)
 {
-    char pub[RUNDIR_NAME_MAX];
+    char text[512];
+    int n = snprintf(text, sizeof(text), "%s\n", line);
+    if (n < 0 || (size_t)n >= sizeof(text))
+        return GW_ETOO_BIG;
+    return rundir_write_file(rd, RUNDIR_PUBKEY, text, (size_t)n);
+}
+
+int rundir_write_key(struct rundir *rd, const char *text, size_t len,
+                     const char *pub_line, char *path_out, size_t path_len)
+{
     int rc;
 
-    /* ssh prefers <file>.pub over the public half inside the file: one
-     * left beside a rotated key would make it offer the old key. */
-    snprintf(pub, sizeof(pub), "%s.pub", RUNDIR_KEY_NAME);
-    if (unlinkat(rd->dirfd, pub, 0) == 0)
-        log_warn("rundir: removed stale %s/%s", rd->path, pub);
-    rc = rundir_write_file(rd, RUNDIR_KEY_NAME, text, len);
+    /* ssh prefers <file>.pub over the public half inside the file: it
+     * must always be the same key, or absent. */
+    if (pub_line != NULL) {
+        rc = rundir_write_pubkey(rd, pub_line);
+        if (rc != 0)
+            return rc;
+    } else if (rd->dirfd >= 0 && unlinkat(rd->dirfd, RUNDIR_PUBKEY, 0) == 0) {
+        forget(rd, RUNDIR_PUBKEY);
+        log_info("rundir: removed %s/%s", rd->path, RUNDIR_PUBKEY);
+    }
+    rc = rundir_write_file(rd, RUNDIR_KEYFILE, text, len);
     if (rc != 0)
         return rc;
     if (path_out != NULL)
-        return full_path(rd, RUNDIR_KEY_NAME, path_out, path_len);
+        return full_path(rd, RUNDIR_KEYFILE, path_out, path_len);
     return 0;
 }
 

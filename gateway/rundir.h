@@ -15,8 +15,17 @@
 #define RUNDIR_PATH_MAX  1024
 #define RUNDIR_MAX_FILES 16
 #define RUNDIR_NAME_MAX  64
-/* The optional OpenSSH private key file (key_file = yes). */
-#define RUNDIR_KEY_NAME "id_ed25519"
+/*
+ * File names inside the runtime directory (the same definitions as in
+ * sshconfig.h, which prints them into the users' ssh config).
+ * RUNDIR_PUBKEY is the current public key line: with IdentitiesOnly yes
+ * ssh offers an agent key only when an IdentityFile names its .pub.
+ * RUNDIR_KEYFILE is the optional OpenSSH private key (key_file = yes).
+ */
+#define RUNDIR_AGENT_SOCK   "agent.sock"
+#define RUNDIR_CONTROL_SOCK "control.sock"
+#define RUNDIR_PUBKEY       "id_ed25519.pub"
+#define RUNDIR_KEYFILE      "id_ed25519"
 
 struct rundir {
     char path[RUNDIR_PATH_MAX];
@@ -47,13 +56,20 @@ int rundir_write_file(struct rundir *rd, const char *name, const void *data,
                       size_t len);
 
 /*
- * Writes the private key file RUNDIR_KEY_NAME (text from
- * key_private_file) and makes sure no "<name>.pub" sits beside it (a
- * stale .pub would make ssh offer an old key). *path_out (may be NULL)
- * gets its full path.
+ * Writes RUNDIR_PUBKEY: the public line (key_ring.line) and a newline.
+ * Call it at start and after every rotation, before anything else.
+ */
+int rundir_write_pubkey(struct rundir *rd, const char *line);
+
+/*
+ * Writes the private key file RUNDIR_KEYFILE (text from key_private_file)
+ * and makes the "<file>.pub" beside it match: rewritten with pub_line, or
+ * removed when pub_line is NULL. ssh takes the public half from that .pub
+ * before the private file, so a stale one would make it offer an old key
+ * (pitfall 18). *path_out (may be NULL) gets the private file's path.
  */
 int rundir_write_key(struct rundir *rd, const char *text, size_t len,
-                     char *path_out, size_t path_len);
+                     const char *pub_line, char *path_out, size_t path_len);
 
 /*
  * The full path for socket name into out, ready for bind(): a leftover

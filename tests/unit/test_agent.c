@@ -912,12 +912,23 @@ static void scen_sshd_login(struct env *e)
                        "true 2>/dev/null",
                        port, user_name()) != 0);
 
+    /* What `ssmgate ssh-config` prints: IdentitiesOnly yes with the
+     * .pub in the runtime dir, the private half in the agent only. */
+    char pubfile[300];
+    SCEN_CHECK(rundir_write_pubkey(&e->rd, e->kr.line) == 0);
+    snprintf(pubfile, sizeof(pubfile), "%s/%s", e->rd.path, RUNDIR_PUBKEY);
+    SCEN_CHECK(run_cmd("ssh " SSH_OPTS " -o IdentityAgent=%s "
+                       "-o IdentitiesOnly=yes -o IdentityFile=%s "
+                       "-p %d %s@127.0.0.1 true",
+                       e->sock, pubfile, port, user_name()) == 0);
+    rundir_remove(&e->rd, RUNDIR_PUBKEY);
+
     /* The optional key file: -i, agent off. */
     char *text = NULL;
     size_t len = 0;
     SCEN_CHECK(key_private_file(e->kr.current, "ssmgate", 0, &text, &len) == 0);
-    SCEN_CHECK(rundir_write_key(&e->rd, text, len, keyfile, sizeof(keyfile)) ==
-               0);
+    SCEN_CHECK(rundir_write_key(&e->rd, text, len, e->kr.line, keyfile,
+                                sizeof(keyfile)) == 0);
     key_private_file_free(text, len);
     SCEN_CHECK(run_cmd("test \"$(stat -c %%a %s)\" = 600", keyfile) == 0);
     SCEN_CHECK(run_cmd("test \"$(ssh-keygen -y -f %s)\" = '%s ssmgate'",
@@ -925,7 +936,7 @@ static void scen_sshd_login(struct env *e)
     SCEN_CHECK(run_cmd("ssh " SSH_OPTS " -o IdentityAgent=none "
                        "-o IdentitiesOnly=yes -i %s -p %d %s@127.0.0.1 true",
                        keyfile, port, user_name()) == 0);
-    rundir_remove(&e->rd, RUNDIR_KEY_NAME);
+    rundir_remove(&e->rd, RUNDIR_KEYFILE);
     sshd_stop(sshd);
 }
 

@@ -241,21 +241,49 @@ static void test_write_file(void **state)
     assert_false(exists(t->dir));
 }
 
+static int file_is(const char *path, const char *want)
+{
+    char buf[256];
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return strcmp(buf, want) == 0;
+}
+
 static void test_key_file(void **state)
 {
     struct t *t = *state;
     struct rundir rd;
     char err[256], path[256], pub[256];
     assert_int_equal(rundir_open(&rd, t->dir, err, sizeof(err)), 0);
-    /* A stale .pub from an earlier key must go. */
-    snprintf(pub, sizeof(pub), "%s/%s.pub", t->dir, RUNDIR_KEY_NAME);
+    snprintf(pub, sizeof(pub), "%s/%s", t->dir, RUNDIR_PUBKEY);
+
+    /* The public line alone (agent-only mode). */
+    assert_int_equal(rundir_write_pubkey(&rd, "ssh-ed25519 AAAA1 ssmgate"), 0);
+    assert_true(file_is(pub, "ssh-ed25519 AAAA1 ssmgate\n"));
+
+    /* A stale .pub from an earlier key is rewritten to match... */
     FILE *f = fopen(pub, "w");
-    fputs("ssh-ed25519 AAAA old\n", f);
+    fputs("ssh-ed25519 AAAAold old\n", f);
     fclose(f);
-    assert_int_equal(rundir_write_key(&rd, "KEY1\n", 5, path, sizeof(path)), 0);
-    assert_false(exists(pub));
+    assert_int_equal(rundir_write_key(&rd, "KEY1\n", 5,
+                                      "ssh-ed25519 AAAA2 ssmgate", path,
+                                      sizeof(path)),
+                     0);
+    assert_true(file_is(pub, "ssh-ed25519 AAAA2 ssmgate\n"));
+    assert_true(file_is(path, "KEY1\n"));
     assert_int_equal(mode_of(path), 0600);
-    assert_int_equal(rundir_write_key(&rd, "KEY2\n", 5, NULL, 0), 0);
+    char want[256];
+    snprintf(want, sizeof(want), "%s/%s", t->dir, RUNDIR_KEYFILE);
+    assert_string_equal(path, want);
+
+    /* ...or removed when the caller keeps no public file. */
+    assert_int_equal(rundir_write_key(&rd, "KEY2\n", 5, NULL, NULL, 0), 0);
+    assert_false(exists(pub));
+    assert_true(file_is(path, "KEY2\n"));
     assert_int_equal(count_entries(t->dir), 1);
     rundir_close(&rd);
     assert_false(exists(path));
