@@ -728,7 +728,7 @@ static int run_cmd(const char *fmt, ...)
     va_end(ap);
     int st = system(cmd);
     if (st != 0)
-        fprintf(stderr, "command failed (%d): %s\n", st, cmd);
+        fprintf(stderr, "(exit status %d) %s\n", st, cmd);
     return st == -1 ? -1 : WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
 
@@ -945,6 +945,59 @@ static void test_real_sshd_login(void **state)
     run_scenario(state, scen_sshd_login);
 }
 
+/* Rotation seen by real clients: logins started with the old key finish
+ * during the grace period; afterwards only the new key works. */
+static char g_old_line[KEY_LINE_MAX];
+static int g_expect_keys;
+static int g_expect_old_ok;
+
+static void scen_rotation(struct env *e)
+{
+    char auth[256], out[256];
+    int port = 0;
+    snprintf(auth, sizeof(auth), "%s/authorized_keys", e->tmp);
+    snprintf(out, sizeof(out), "%s/ssh-add.out", e->tmp);
+    SCEN_CHECK(run_cmd("SSH_AUTH_SOCK=%s ssh-add -L > %s", e->sock, out) == 0);
+    SCEN_CHECK(run_cmd("test $(wc -l < %s) = %d", out, g_expect_keys) == 0);
+    SCEN_CHECK(run_cmd("head -1 %s | grep -qF '%s'", out, e->kr.line) == 0);
+
+    /* Old key only on the server (a push made before the rotation). */
+    SCEN_CHECK(run_cmd("echo '%s' > %s", g_old_line, auth) == 0);
+    pid_t sshd = sshd_start(e->tmp, auth, &port);
+    SCEN_CHECK(sshd > 0);
+    int rc = run_cmd("ssh " SSH_OPTS " -o IdentityAgent=%s -p %d "
+                     "%s@127.0.0.1 true 2>/dev/null",
+                     e->sock, port, user_name());
+    SCEN_CHECK((rc == 0) == g_expect_old_ok);
+    /* New key on the server. */
+    SCEN_CHECK(run_cmd("echo '%s' > %s", e->kr.line, auth) == 0);
+    SCEN_CHECK(run_cmd("ssh " SSH_OPTS " -o IdentityAgent=%s -p %d "
+                       "%s@127.0.0.1 true",
+                       e->sock, port, user_name()) == 0);
+    sshd_stop(sshd);
+    unlink(auth);
+    char hk[256];
+    snprintf(hk, sizeof(hk), "%s/hostkey", e->tmp);
+    unlink(hk);
+    snprintf(hk, sizeof(hk), "%s/hostkey.pub", e->tmp);
+    unlink(hk);
+}
+
+static void test_real_rotation(void **state)
+{
+    struct env *e = *state;
+    snprintf(g_old_line, sizeof(g_old_line), "%s", e->kr.line);
+    assert_int_equal(key_ring_rotate(&e->kr, uv_now(&e->loop)), 0);
+    g_expect_keys = 2;
+    g_expect_old_ok = 1;
+    run_scenario(state, scen_rotation);
+
+    key_ring_expire(&e->kr, UINT64_MAX);
+    g_expect_keys = 1;
+    g_expect_old_ok = 0;
+    run_scenario(state, scen_rotation);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -972,6 +1025,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_real_keygen_sign, env_setup,
                                         env_teardown),
         cmocka_unit_test_setup_teardown(test_real_sshd_login, env_setup,
+                                        env_teardown),
+        cmocka_unit_test_setup_teardown(test_real_rotation, env_setup,
                                         env_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
