@@ -914,7 +914,7 @@ static void scen_sshd_login(struct env *e)
 
     /* What `ssmgate ssh-config` prints: IdentitiesOnly yes with the
      * .pub in the runtime dir, the private half in the agent only. */
-    char pubfile[300];
+    char pubfile[RUNDIR_PATH_MAX + 64];
     SCEN_CHECK(rundir_write_pubkey(&e->rd, e->kr.line) == 0);
     snprintf(pubfile, sizeof(pubfile), "%s/%s", e->rd.path, RUNDIR_PUBKEY);
     SCEN_CHECK(run_cmd("ssh " SSH_OPTS " -o IdentityAgent=%s "
