@@ -11,6 +11,7 @@
  */
 #include "rundir.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -80,6 +81,61 @@ static int check_dir(const struct stat *st, const char *path, char *err,
     return 0;
 }
 
+/* Is anyone accepting on the unix socket at path? */
+static int socket_is_live(const char *path)
+{
+    struct sockaddr_un sa;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int live;
+    if (fd < 0)
+        return 1; /* cannot tell: do not remove it */
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+    live = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 ||
+           (errno != ECONNREFUSED && errno != ENOENT);
+    close(fd);
+    return live;
+}
+
+/*
+ * A directory we did not just create may hold what an earlier run left
+ * behind when it died: refuse if a daemon still answers on its agent
+ * socket, else drop the old key files and temp files (private key
+ * material has no business outliving its daemon).
+ */
+static int clean_leftovers(struct rundir *rd, char *err, size_t errlen)
+{
+    char path[RUNDIR_PATH_MAX + RUNDIR_NAME_MAX];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/%s", rd->path, RUNDIR_AGENT_SOCK);
+    if (fstatat(rd->dirfd, RUNDIR_AGENT_SOCK, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        S_ISSOCK(st.st_mode) && socket_is_live(path)) {
+        set_err(err, errlen,
+                "runtime dir %s is in use: another ssmgate answers on %s",
+                rd->path, path);
+        return GW_EEXISTS;
+    }
+    static const char *const old[] = {RUNDIR_KEYFILE, RUNDIR_PUBKEY};
+    for (size_t i = 0; i < ARRAY_SIZE(old); i++)
+        if (unlinkat(rd->dirfd, old[i], 0) == 0)
+            log_info("rundir: removed %s/%s left by an earlier run", rd->path,
+                     old[i]);
+    int fd = dup(rd->dirfd);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (d == NULL) {
+        if (fd >= 0)
+            close(fd);
+        return 0;
+    }
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL)
+        if (de->d_name[0] == '.' && strstr(de->d_name, ".tmp-") != NULL)
+            unlinkat(rd->dirfd, de->d_name, 0);
+    closedir(d);
+    return 0;
+}
+
 int rundir_open(struct rundir *rd, const char *path, char *err, size_t errlen)
 {
     struct stat st;
@@ -138,6 +194,8 @@ int rundir_open(struct rundir *rd, const char *path, char *err, size_t errlen)
         goto fail;
     if (rd->created_dir)
         log_debug("rundir: created %s", rd->path);
+    else if ((rc = clean_leftovers(rd, err, errlen)) != 0)
+        goto fail;
     return 0;
 
 fail:
@@ -281,23 +339,6 @@ int rundir_write_key(struct rundir *rd, const char *text, size_t len,
     if (path_out != NULL)
         return full_path(rd, RUNDIR_KEYFILE, path_out, path_len);
     return 0;
-}
-
-/* Is anyone accepting on the unix socket at path? */
-static int socket_is_live(const char *path)
-{
-    struct sockaddr_un sa;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int live;
-    if (fd < 0)
-        return 1; /* cannot tell: do not remove it */
-    memset(&sa, 0, sizeof(sa));
-    sa.sun_family = AF_UNIX;
-    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-    live = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 ||
-           (errno != ECONNREFUSED && errno != ENOENT);
-    close(fd);
-    return live;
 }
 
 int rundir_socket_path(struct rundir *rd, const char *name, char *out,

@@ -41,9 +41,12 @@ int rundir_default_path(char *out, size_t len);
 /*
  * Creates path (0700; its parent must exist) or validates an existing one:
  * a real directory (no symlink), owned by the effective uid, mode exactly
- * 0700. path NULL or "" = rundir_default_path. Returns 0, GW_EDENIED (bad
- * owner/mode/type, with the reason in err), or a negative errno-based
- * libuv code (UV_ENOENT ...) with err filled.
+ * 0700. path NULL or "" = rundir_default_path. In an existing directory
+ * the key files and temp files of an earlier run are removed, unless a
+ * daemon still answers on its RUNDIR_AGENT_SOCK (GW_EEXISTS). Returns 0,
+ * GW_EDENIED (bad owner/mode/type, with the reason in err), GW_EEXISTS,
+ * or a negative errno-based libuv code (UV_ENOENT ...) with err filled.
+ * rd->dirfd is -1 after a failure (rundir_close is then a no-op).
  */
 int rundir_open(struct rundir *rd, const char *path, char *err, size_t errlen);
 

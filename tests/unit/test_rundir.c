@@ -362,6 +362,39 @@ static void test_sockets(void **state)
     assert_false(exists(t->dir));
 }
 
+/* Leftovers of a crashed run go; a live daemon's directory is refused. */
+static void test_leftovers(void **state)
+{
+    struct t *t = *state;
+    struct rundir rd;
+    char err[256], p[256], sock[256];
+    assert_int_equal(mkdir(t->dir, 0700), 0);
+    static const char *const names[] = {RUNDIR_KEYFILE, RUNDIR_PUBKEY,
+                                        ".id_ed25519.tmp-1234abcd", "keep"};
+    for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+        snprintf(p, sizeof(p), "%s/%s", t->dir, names[i]);
+        FILE *f = fopen(p, "w");
+        fclose(f);
+    }
+    snprintf(sock, sizeof(sock), "%s/%s", t->dir, RUNDIR_AGENT_SOCK);
+    int fd = bind_unix(sock, 1);
+    assert_int_equal(rundir_open(&rd, t->dir, err, sizeof(err)), GW_EEXISTS);
+    assert_non_null(strstr(err, "another ssmgate"));
+    assert_int_equal(rd.dirfd, -1);
+    assert_int_equal(count_entries(t->dir), 5); /* nothing touched */
+    close(fd);
+
+    /* The daemon died: its socket is stale now. */
+    assert_int_equal(rundir_open(&rd, t->dir, err, sizeof(err)), 0);
+    assert_int_equal(count_entries(t->dir), 2); /* "keep" + the socket */
+    snprintf(p, sizeof(p), "%s/keep", t->dir);
+    assert_true(exists(p));
+    assert_int_equal(
+        rundir_socket_path(&rd, RUNDIR_AGENT_SOCK, sock, sizeof(sock)), 0);
+    assert_false(exists(sock));
+    rundir_close(&rd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -373,6 +406,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_write_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sockets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_leftovers, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
