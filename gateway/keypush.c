@@ -97,9 +97,10 @@ struct kp_entry {
     struct kp_link waiters;
     struct aws_call *call; /* INFLIGHT */
     uint64_t gen_pushing;  /* INFLIGHT: generation being pushed */
+    uint64_t started_at;   /* INFLIGHT: uv_now() when the call began */
     int have_push;
     uint64_t generation; /* of the last successful push */
-    uint64_t pushed_at;  /* uv_now() when it succeeded */
+    uint64_t pushed_at;  /* uv_now() when that call began */
 };
 
 /* Owner: the caller until done runs or keypush_cancel; kept on a list. */
@@ -205,7 +206,9 @@ static void kp_call_done(void *arg, int status, const struct aws_error *err)
     if (status == 0) {
         e->have_push = 1;
         e->generation = e->gen_pushing;
-        e->pushed_at = uv_now(kp->loop);
+        /* The instance's 60 s count from when AWS took the key, which is
+         * after the call began (retries included): count from then. */
+        e->pushed_at = e->started_at;
         log_debug("keypush %s@%s: key generation %llu pushed", e->user,
                   e->instance, (unsigned long long)e->generation);
     } else {
@@ -232,6 +235,7 @@ static void kp_pump(struct keypush *kp)
         }
         kp_set_state(e, KP_INFLIGHT);
         e->gen_pushing = kp->ring->generation;
+        e->started_at = uv_now(kp->loop);
         kp->inflight++;
         kp->calls++;
         log_debug("keypush %s@%s: SendSSHPublicKey (generation %llu, "

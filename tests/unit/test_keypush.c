@@ -486,6 +486,20 @@ static void test_free_from_callback(void **state)
         assert_int_equal(fx->w[i].called, 0);
 }
 
+/* Freshness counts from when the call began, not when it answered: a
+ * slow call leaves less of the instance's 60 s. */
+static void test_window_from_call_start(void **state)
+{
+    struct fx *fx = *state; /* reuse window 60 ms */
+    fx->fake.delay_ms = 45;
+    assert_int_equal(start(fx, "i-0abc", "ec2-user", 0, NULL), 0);
+    run_until(fx, 1);
+    run_for(fx, 25); /* 25 ms after the answer, 70 after the start */
+    assert_int_equal(start(fx, "i-0abc", "ec2-user", 1, NULL), 0);
+    run_until(fx, 2);
+    assert_int_equal(fx->fake.calls, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -513,6 +527,8 @@ int main(void)
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_free_from_callback, fx_setup,
                                         fx_teardown),
+        cmocka_unit_test_setup_teardown(test_window_from_call_start,
+                                        fx_setup_short, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
