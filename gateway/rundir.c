@@ -163,6 +163,9 @@ int rundir_open(struct rundir *rd, const char *path, char *err, size_t errlen)
 
     if (mkdir(rd->path, 0700) == 0) {
         rd->created_dir = 1;
+        /* Ours: undo whatever the umask took away. Nobody else can swap
+         * it meanwhile (sticky /tmp, or our own XDG_RUNTIME_DIR). */
+        chmod(rd->path, 0700);
     } else if (errno != EEXIST) {
         rc = uv_translate_sys_error(errno);
         set_err(err, errlen, "cannot create runtime dir %s: %s", rd->path,

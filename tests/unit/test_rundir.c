@@ -109,6 +109,13 @@ static void test_create_and_remove(void **state)
     assert_false(exists(t->dir));
     rundir_close(&rd); /* twice is fine */
 
+    /* A umask that strips owner bits does not stop us. */
+    old = umask(0277);
+    assert_int_equal(rundir_open(&rd, t->dir, err, sizeof(err)), 0);
+    umask(old);
+    assert_int_equal(mode_of(t->dir), 0700);
+    rundir_close(&rd);
+
     /* Trailing slash and a missing parent. */
     char p[256];
     snprintf(p, sizeof(p), "%s/", t->dir);
