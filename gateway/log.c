@@ -48,6 +48,11 @@ const char *log_level_name(enum log_level level)
     return "?";
 }
 
+/* fmt is checked at every caller through the LOG_PRINTF attribute. */
+static void log_vwrite(enum log_level level, const char *func, int rc,
+                       int with_rc, const char *fmt, va_list ap)
+    __attribute__((format(printf, 5, 0)));
+
 static void log_vwrite(enum log_level level, const char *func, int rc,
                        int with_rc, const char *fmt, va_list ap)
 {
