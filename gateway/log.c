@@ -63,11 +63,10 @@ static void log_vwrite(enum log_level level, const char *func, int rc,
     struct tm tm;
     gettimeofday(&tv, NULL);
     gmtime_r(&tv.tv_sec, &tm);
-    int n = snprintf(line, sizeof(line),
-                     "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %-5s ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                     tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000),
-                     level_names[level]);
+    int n = snprintf(
+        line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %-5s ",
+        tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+        tm.tm_sec, (int)(tv.tv_usec / 1000), level_names[level]);
     if (func != NULL && n < (int)sizeof(line))
         n += snprintf(line + n, sizeof(line) - n, "%s: ", func);
     if (n < (int)sizeof(line))

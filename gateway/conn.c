@@ -1,0 +1,632 @@
+/*
+ * conn.c - the life of one client connection.
+ *
+ *   SNIFF --0x05--> S5_GREETING --(auth?)--> S5_AUTH --> S5_REQUEST --+
+ *         --0x04--> S4_REQUEST ----------------------------------------+
+ *         --else--> HTTP_REQUEST --------------------------------------+
+ *   [forward] port ----------------------------------------------------+
+ *                                                                      v
+ *   ROUTE --> OPENING --on_open ok--> PUMP --pump done--> CLOSING
+ *                    \--on_open error / timeout--> REFUSING --> CLOSING
+ *
+ * Libuv and backend callbacks only record what happened and call one of
+ * the conn_do_* steps; every state change goes through conn_set_state,
+ * which logs it. Nothing is freed before the last close callback.
+ */
+#include "conn.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "config.h"
+#include "httpconnect.h"
+#include "log.h"
+
+#define CONN_REQ_CAP (HTTPCONNECT_HEAD_MAX + 512)
+
+static const char *const conn_state_names[] = {
+    [CONN_SNIFF] = "sniff",
+    [CONN_S5_GREETING] = "socks5-greeting",
+    [CONN_S5_AUTH] = "socks5-auth",
+    [CONN_S5_REQUEST] = "socks5-request",
+    [CONN_S4_REQUEST] = "socks4-request",
+    [CONN_HTTP_REQUEST] = "http-request",
+    [CONN_ROUTE] = "route",
+    [CONN_OPENING] = "opening",
+    [CONN_PUMP] = "pump",
+    [CONN_REFUSING] = "refusing",
+    [CONN_CLOSING] = "closing",
+};
+
+static void conn_set_state(struct conn *c, enum conn_state next)
+{
+    log_debug("conn %llu: %s -> %s", (unsigned long long)c->id,
+              conn_state_names[c->state], conn_state_names[next]);
+    c->state = next;
+}
+
+static struct conn *conn_of_handle(uv_handle_t *h)
+{
+    return CONTAINER_OF((struct pump *)h->data, struct conn, pump);
+}
+
+/* ---- replies ---- */
+
+static uint8_t socks5_rep_for(int err)
+{
+    switch (err) {
+    case 0:
+        return SOCKS5_SUCCEEDED;
+    case GW_ENO_ROUTE:
+    case GW_EDENIED:
+        return SOCKS5_NOT_ALLOWED;
+    case GW_EUNREACHABLE:
+        return SOCKS5_HOST_UNREACHABLE;
+    case GW_EREFUSED:
+        return SOCKS5_REFUSED;
+    case GW_ETIMEOUT:
+        return SOCKS5_TTL_EXPIRED;
+    default:
+        return SOCKS5_GENERAL_FAILURE;
+    }
+}
+
+static int http_status_for(int err)
+{
+    switch (err) {
+    case 0:
+        return 200;
+    case GW_ENO_ROUTE:
+    case GW_EDENIED:
+        return 403;
+    case GW_ETIMEOUT:
+        return 504;
+    default:
+        return 502;
+    }
+}
+
+/* Queues the reply for the request outcome err (0 = success). */
+static void conn_reply(struct conn *c, int err)
+{
+    uint8_t out[16];
+    char http[256];
+    switch (c->proto) {
+    case CONN_PROTO_SOCKS5:
+        pump_reply(&c->pump, out, socks5_build_reply(out, socks5_rep_for(err)));
+        break;
+    case CONN_PROTO_SOCKS4:
+        pump_reply(&c->pump, out,
+                   socks4_build_reply(out, err == 0 ? SOCKS4_GRANTED
+                                                    : SOCKS4_REJECTED));
+        break;
+    case CONN_PROTO_HTTP:
+        pump_reply(
+            &c->pump, http,
+            httpconnect_build_reply(http, sizeof(http), http_status_for(err)));
+        break;
+    default:
+        break; /* a [forward] port has no reply */
+    }
+}
+
+/* Refuses with a wire-level reply (already encoded) and closes after it. */
+static void conn_refuse_raw(struct conn *c, const void *reply, size_t len,
+                            const char *reason)
+{
+    snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
+    uv_read_stop(conn_stream(c));
+    uv_timer_stop(&c->timer);
+    conn_set_state(c, CONN_REFUSING);
+    if (len == 0 || pump_reply(&c->pump, reply, len) != 0 ||
+        txq_pending(&c->pump.down) == 0)
+        conn_kill(c, c->close_reason);
+}
+
+static void conn_refuse(struct conn *c, int err, const char *reason)
+{
+    uint8_t out[16];
+    char http[256];
+    size_t len = 0;
+    const void *p = out;
+    switch (c->proto) {
+    case CONN_PROTO_SOCKS5:
+        len = socks5_build_reply(out, socks5_rep_for(err));
+        break;
+    case CONN_PROTO_SOCKS4:
+        len = socks4_build_reply(out, SOCKS4_REJECTED);
+        break;
+    case CONN_PROTO_HTTP:
+        len = httpconnect_build_reply(http, sizeof(http), http_status_for(err));
+        p = http;
+        break;
+    default:
+        break;
+    }
+    conn_refuse_raw(c, p, len, reason);
+}
+
+/* ---- close path ---- */
+
+static void conn_handle_closed(uv_handle_t *h)
+{
+    struct conn *c = conn_of_handle(h);
+    if (--c->handles > 0)
+        return;
+    pump_free(&c->pump);
+    buf_free(&c->req);
+    config_unref(c->cfg);
+    c->env->on_closed(c, c->env->arg);
+#ifndef NDEBUG
+    memset(c, 0xa5, sizeof(*c));
+#endif
+    free(c);
+}
+
+static uint64_t now_ms(struct conn *c)
+{
+    return uv_now(c->loop);
+}
+
+void conn_kill(struct conn *c, const char *reason)
+{
+    if (c->state == CONN_CLOSING)
+        return;
+    if (reason != NULL && reason != c->close_reason)
+        snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
+    if (c->opened_ms != 0)
+        log_info("conn %llu: closed %s after %.1fs: %llu bytes up, %llu "
+                 "bytes down: %s",
+                 (unsigned long long)c->id,
+                 c->spec.target[0] ? c->spec.target : c->spec.host,
+                 (double)(now_ms(c) - c->opened_ms) / 1000.0,
+                 (unsigned long long)c->pump.bytes_up,
+                 (unsigned long long)c->pump.bytes_down,
+                 c->close_reason[0] ? c->close_reason : "done");
+    else
+        log_info("conn %llu: %s: closed: %s", (unsigned long long)c->id,
+                 c->peer, c->close_reason[0] ? c->close_reason : "done");
+    conn_set_state(c, CONN_CLOSING);
+    if (c->stream != NULL) {
+        c->backend->ops->close(c->stream);
+        c->stream = NULL;
+    }
+    uv_close((uv_handle_t *)&c->tcp, conn_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, conn_handle_closed);
+}
+
+void conn_drain(struct conn *c)
+{
+    c->draining = 1;
+    if (c->state < CONN_PUMP)
+        conn_kill(c, "shutting down");
+}
+
+/* ---- backend callbacks ---- */
+
+static void conn_pump_done(struct pump *p, int err, const char *reason)
+{
+    struct conn *c = CONTAINER_OF(p, struct conn, pump);
+    if (err != 0 && reason != NULL)
+        snprintf(c->close_reason, sizeof(c->close_reason), "%s: %s", reason,
+                 gw_strerror(err));
+    conn_kill(c, c->close_reason[0] ? c->close_reason : "both sides closed");
+}
+
+static void conn_on_open(void *arg, int status, const char *reason)
+{
+    struct conn *c = arg;
+    if (c->state != CONN_OPENING)
+        return;
+    uv_timer_stop(&c->timer);
+    if (status != 0) {
+        char why[160];
+        snprintf(why, sizeof(why), "%s", reason ? reason : gw_strerror(status));
+        log_warn("conn %llu: %s:%u: %s", (unsigned long long)c->id,
+                 c->spec.target[0] ? c->spec.target : c->spec.host,
+                 c->spec.port, why);
+        conn_refuse(c, status, why);
+        return;
+    }
+    c->opened_ms = now_ms(c);
+    log_info("conn %llu: open %s -> %s%s%s:%u (%s%s%s)",
+             (unsigned long long)c->id, c->peer,
+             c->spec.user[0] ? c->spec.user : "", c->spec.user[0] ? "@" : "",
+             c->spec.target[0] ? c->spec.target : c->spec.host, c->spec.port,
+             tunnel_document(c->spec.kind) ? tunnel_document(c->spec.kind)
+                                           : "direct",
+             c->spec.kind == TUNNEL_SSM_REMOTE ? " to " : "",
+             c->spec.kind == TUNNEL_SSM_REMOTE ? c->spec.host : "");
+    conn_reply(c, 0);
+    conn_set_state(c, CONN_PUMP);
+    /* Bytes the client sent after its request go first. */
+    pump_start(&c->pump, c->backend->ops, c->stream, buf_rptr(&c->req),
+               buf_len(&c->req));
+    buf_reset(&c->req);
+}
+
+static void conn_on_data(void *arg, const uint8_t *p, size_t n)
+{
+    struct conn *c = arg;
+    if (c->state == CONN_PUMP)
+        pump_backend_data(&c->pump, p, n);
+}
+
+static void conn_on_eof(void *arg)
+{
+    struct conn *c = arg;
+    if (c->state == CONN_PUMP)
+        pump_backend_eof(&c->pump);
+}
+
+static void conn_on_drain(void *arg)
+{
+    struct conn *c = arg;
+    if (c->state == CONN_PUMP)
+        pump_backend_drain(&c->pump);
+}
+
+static void conn_on_error(void *arg, int err, const char *reason)
+{
+    struct conn *c = arg;
+    char why[160];
+    snprintf(why, sizeof(why), "tunnel failed: %s",
+             reason ? reason : gw_strerror(err));
+    conn_kill(c, why);
+}
+
+static const struct backend_cb conn_backend_cb = {
+    .on_open = conn_on_open,
+    .on_data = conn_on_data,
+    .on_eof = conn_on_eof,
+    .on_drain = conn_on_drain,
+    .on_error = conn_on_error,
+};
+
+/* ---- routing and opening ---- */
+
+static void conn_open_timeout(uv_timer_t *t)
+{
+    struct conn *c = conn_of_handle((uv_handle_t *)t);
+    if (c->state == CONN_OPENING) {
+        log_warn("conn %llu: %s:%u: no tunnel after %d ms",
+                 (unsigned long long)c->id,
+                 c->spec.target[0] ? c->spec.target : c->spec.host,
+                 c->spec.port, c->cfg->connect_timeout_ms);
+        conn_refuse(c, GW_ETIMEOUT, "tunnel open timed out");
+    } else if (c->state < CONN_ROUTE) {
+        conn_refuse(c, GW_ETIMEOUT, "client did not finish its request");
+    }
+}
+
+static void conn_do_open(struct conn *c)
+{
+    conn_set_state(c, CONN_OPENING);
+    uv_read_stop(conn_stream(c));
+    if (c->spec.kind == TUNNEL_DIRECT)
+        c->backend = c->env->direct;
+    else
+        c->backend = c->env->ssm;
+    if (c->backend == NULL) {
+        log_warn("conn %llu: SSM backend not available",
+                 (unsigned long long)c->id);
+        conn_refuse(c, GW_EUNSUPPORTED, "SSM backend not available");
+        return;
+    }
+    /* The backend has its own timeouts; this one bounds the whole open
+     * (key push, API calls, WebSocket, handshake) with a margin. */
+    uv_timer_start(&c->timer, conn_open_timeout,
+                   (uint64_t)c->cfg->connect_timeout_ms + 2000, 0);
+    int rc = c->backend->ops->open(c->backend->ctx, c->loop, &c->spec,
+                                   &conn_backend_cb, c, &c->stream);
+    if (rc != 0) {
+        c->stream = NULL;
+        log_warn("conn %llu: cannot open tunnel: %s", (unsigned long long)c->id,
+                 gw_strerror(rc));
+        conn_refuse(c, rc, "cannot open tunnel");
+    }
+}
+
+static void conn_do_route(struct conn *c, const char *host, uint16_t port)
+{
+    const char *reason = NULL;
+    conn_set_state(c, CONN_ROUTE);
+    int rc = route_resolve(c->cfg, host, port, &c->spec, &reason);
+    if (rc != 0) {
+        log_warn("conn %llu: route: %s:%u: %s", (unsigned long long)c->id, host,
+                 port, reason ? reason : gw_strerror(rc));
+        conn_refuse(c, GW_ENO_ROUTE, reason ? reason : "no route");
+        return;
+    }
+    conn_do_open(c);
+}
+
+/* ---- request parsing ---- */
+
+static int conn_auth_required(const struct conn *c)
+{
+    return c->cfg->socks_user[0] != '\0' && c->cfg->socks_password[0] != '\0';
+}
+
+static int conn_auth_ok(const struct conn *c, const char *user,
+                        const char *pass)
+{
+    /* Lengths first, then a constant-time compare of the secret. */
+    size_t plen = strlen(pass), want = strlen(c->cfg->socks_password);
+    unsigned diff = plen != want;
+    for (size_t i = 0; i < plen && i < want; i++)
+        diff |= (unsigned)(pass[i] ^ c->cfg->socks_password[i]);
+    return strcmp(user, c->cfg->socks_user) == 0 && diff == 0;
+}
+
+/* Runs the parser for the current state over the buffered bytes until it
+ * needs more input or the request is complete. */
+static void conn_do_request(struct conn *c)
+{
+    for (;;) {
+        struct buf_view v = buf_peek(&c->req);
+        uint8_t rep = 0;
+        int rc;
+        switch (c->state) {
+        case CONN_SNIFF: {
+            uint8_t first;
+            if (buf_get_u8(&v, &first) != 0)
+                return;
+            if (first == 5) {
+                c->proto = CONN_PROTO_SOCKS5;
+                conn_set_state(c, CONN_S5_GREETING);
+            } else if (first == 4) {
+                c->proto = CONN_PROTO_SOCKS4;
+                conn_set_state(c, CONN_S4_REQUEST);
+            } else {
+                c->proto = CONN_PROTO_HTTP;
+                conn_set_state(c, CONN_HTTP_REQUEST);
+            }
+            continue;
+        }
+        case CONN_S5_GREETING: {
+            unsigned offered;
+            rc = socks5_parse_greeting(&v, &offered, &rep);
+            if (rc == GW_ENEED_MORE)
+                return;
+            if (rc != 0) {
+                conn_refuse_raw(c, NULL, 0, "bad SOCKS5 greeting");
+                return;
+            }
+            buf_consume(&c->req, v.pos);
+            int need = conn_auth_required(c) ? SOCKS5_METHOD_USERPASS
+                                             : SOCKS5_METHOD_NONE;
+            uint8_t choice[2] = {5, (uint8_t)need};
+            if (!(offered & (1u << need))) {
+                choice[1] = SOCKS5_METHOD_UNACCEPTABLE;
+                log_warn("conn %llu: %s: SOCKS5 client offers no acceptable "
+                         "method (%s required)",
+                         (unsigned long long)c->id, c->peer,
+                         need ? "username/password" : "no-auth");
+                conn_refuse_raw(c, choice, 2, "no acceptable SOCKS5 method");
+                return;
+            }
+            pump_reply(&c->pump, choice, 2);
+            conn_set_state(c, need ? CONN_S5_AUTH : CONN_S5_REQUEST);
+            continue;
+        }
+        case CONN_S5_AUTH: {
+            char user[256], pass[256];
+            rc = socks5_parse_auth(&v, user, sizeof(user), pass, sizeof(pass),
+                                   &rep);
+            if (rc == GW_ENEED_MORE)
+                return;
+            uint8_t status[2] = {1, 0};
+            if (rc != 0 || !conn_auth_ok(c, user, pass)) {
+                status[1] = 1;
+                log_warn("conn %llu: %s: SOCKS5 authentication failed",
+                         (unsigned long long)c->id, c->peer);
+                conn_refuse_raw(c, status, 2, "SOCKS5 authentication failed");
+                return;
+            }
+            buf_consume(&c->req, v.pos);
+            pump_reply(&c->pump, status, 2);
+            conn_set_state(c, CONN_S5_REQUEST);
+            continue;
+        }
+        case CONN_S5_REQUEST:
+        case CONN_S4_REQUEST: {
+            struct socks_request r;
+            rc = c->state == CONN_S5_REQUEST
+                     ? socks5_parse_request(&v, &r, &rep)
+                     : socks4_parse_request(&v, &r, &rep);
+            if (rc == GW_ENEED_MORE)
+                return;
+            if (rc != 0) {
+                uint8_t out[10];
+                size_t len = c->proto == CONN_PROTO_SOCKS5
+                                 ? socks5_build_reply(out, rep)
+                                 : socks4_build_reply(out, rep);
+                log_warn("conn %llu: %s: malformed or unsupported SOCKS%d "
+                         "request",
+                         (unsigned long long)c->id, c->peer,
+                         r.version ? r.version
+                                   : (c->proto == CONN_PROTO_SOCKS5 ? 5 : 4));
+                conn_refuse_raw(c, out, len, "bad SOCKS request");
+                return;
+            }
+            if (c->proto == CONN_PROTO_SOCKS4 && conn_auth_required(c)) {
+                uint8_t out[8];
+                log_warn("conn %llu: %s: SOCKS4 has no password; refused "
+                         "because socks_user is set",
+                         (unsigned long long)c->id, c->peer);
+                conn_refuse_raw(c, out,
+                                socks4_build_reply(out, SOCKS4_REJECTED),
+                                "SOCKS4 without authentication");
+                return;
+            }
+            buf_consume(&c->req, v.pos);
+            conn_do_route(c, r.host, r.port);
+            return;
+        }
+        case CONN_HTTP_REQUEST: {
+            struct httpconnect_request r;
+            int status;
+            rc = httpconnect_parse(&v, &r, &status);
+            if (rc == GW_ENEED_MORE)
+                return;
+            char out[256];
+            if (rc != 0) {
+                log_warn("conn %llu: %s: bad HTTP CONNECT request (%d)",
+                         (unsigned long long)c->id, c->peer, status);
+                conn_refuse_raw(
+                    c, out, httpconnect_build_reply(out, sizeof(out), status),
+                    "bad HTTP request");
+                return;
+            }
+            if (conn_auth_required(c) &&
+                (!r.has_auth || !conn_auth_ok(c, r.user, r.pass))) {
+                log_warn("conn %llu: %s: HTTP proxy authentication %s",
+                         (unsigned long long)c->id, c->peer,
+                         r.has_auth ? "failed" : "missing");
+                conn_refuse_raw(c, out,
+                                httpconnect_build_reply(out, sizeof(out), 407),
+                                "proxy authentication required");
+                return;
+            }
+            buf_consume(&c->req, v.pos);
+            conn_do_route(c, r.host, r.port);
+            return;
+        }
+        default:
+            return;
+        }
+    }
+}
+
+/* ---- libuv callbacks ---- */
+
+/* Wraps the pump's written hook so a refusal closes once flushed. */
+
+static void conn_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+    struct conn *c = conn_of_handle(h);
+    uint8_t *w;
+    size_t room = buf_reserve_all(&c->req, &w);
+    b->base = (char *)w;
+    b->len = room;
+}
+
+static void conn_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    struct conn *c = conn_of_handle((uv_handle_t *)s);
+    if (n == 0 || c->state >= CONN_ROUTE)
+        return;
+    if (n < 0) {
+        conn_kill(c, n == UV_EOF ? "client left before its request"
+                                 : uv_strerror((int)n));
+        return;
+    }
+    buf_commit(&c->req, (size_t)n);
+    conn_do_request(c);
+    if (c->state < CONN_ROUTE && buf_room(&c->req) == 0) {
+        conn_refuse(c, GW_ETOO_BIG, "request too large");
+    }
+}
+
+static void conn_reply_written(struct txq *q, int status, void *arg)
+{
+    struct pump *p = arg;
+    struct conn *c = CONTAINER_OF(p, struct conn, pump);
+    if (c->state == CONN_REFUSING && (status < 0 || txq_pending(q) == 0))
+        conn_kill(c, c->close_reason);
+}
+
+static void conn_written(struct txq *q, int status, void *arg)
+{
+    struct conn *c = CONTAINER_OF((struct pump *)arg, struct conn, pump);
+    if (c->state == CONN_PUMP)
+        pump_down_written(q, status, arg);
+    else
+        conn_reply_written(q, status, arg);
+}
+
+struct conn *conn_new(uv_loop_t *loop, struct config *cfg,
+                      const struct conn_env *env, uint64_t id,
+                      const struct tunnel_spec *fixed)
+{
+    struct conn *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->id = id;
+    c->loop = loop;
+    c->env = env;
+    if (buf_init(&c->req, CONN_REQ_CAP) != 0 ||
+        pump_init(&c->pump, (uv_stream_t *)&c->tcp, conn_pump_done) != 0) {
+        buf_free(&c->req);
+        free(c);
+        return NULL;
+    }
+    c->pump.down.written = conn_written;
+    c->cfg = config_ref(cfg);
+    uv_tcp_init(loop, &c->tcp);
+    uv_timer_init(loop, &c->timer);
+    c->tcp.data = c->timer.data = &c->pump;
+    c->handles = 2;
+    c->started_ms = uv_now(loop);
+    if (fixed != NULL) {
+        c->spec = *fixed;
+        c->proto = CONN_PROTO_FORWARD;
+    }
+    return c;
+}
+
+uv_stream_t *conn_stream(struct conn *c)
+{
+    return (uv_stream_t *)&c->tcp;
+}
+
+void conn_start(struct conn *c)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    char ip[INET6_ADDRSTRLEN] = "?";
+    uint16_t port = 0;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+        if (ss.ss_family == AF_INET) {
+            struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+            uv_ip4_name(sin, ip, sizeof(ip));
+            port = ntohs(sin->sin_port);
+        } else if (ss.ss_family == AF_INET6) {
+            struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+            uv_ip6_name(sin6, ip, sizeof(ip));
+            port = ntohs(sin6->sin6_port);
+        }
+    }
+    snprintf(c->peer, sizeof(c->peer), "%s:%u", ip, port);
+    uv_tcp_nodelay(&c->tcp, 1);
+    if (c->proto == CONN_PROTO_FORWARD) {
+        conn_do_open(c);
+        return;
+    }
+    uv_timer_start(&c->timer, conn_open_timeout,
+                   (uint64_t)c->cfg->request_timeout_ms, 0);
+    if (uv_read_start(conn_stream(c), conn_alloc, conn_read) != 0)
+        conn_kill(c, "cannot read from the client");
+}
+
+void conn_describe(const struct conn *c, json_t *tunnels)
+{
+    if (c->state != CONN_PUMP)
+        return;
+    const char *doc = tunnel_document(c->spec.kind);
+    json_t *o =
+        json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "id",
+                  (json_int_t)c->id, "client", c->peer, "target",
+                  c->spec.target[0] ? c->spec.target : c->spec.host, "user",
+                  c->spec.user, "document", doc ? doc : "direct", "kind",
+                  tunnel_kind_name(c->spec.kind), "age_s",
+                  (json_int_t)((uv_now(c->loop) - c->opened_ms) / 1000),
+                  "bytes_up", (json_int_t)c->pump.bytes_up, "bytes_down",
+                  (json_int_t)c->pump.bytes_down);
+    if (o != NULL)
+        json_array_append_new(tunnels, o);
+}

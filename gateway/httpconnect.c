@@ -1,0 +1,229 @@
+/*
+ * httpconnect.c - a strict, small CONNECT parser: request line, header
+ * lines up to a blank line, nothing else. Only Proxy-Authorization is
+ * interpreted; other headers are skipped.
+ */
+#include "httpconnect.h"
+
+#include <ctype.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common.h"
+
+/* Finds the end of the head ("\r\n\r\n", or "\n\n" from lax clients). */
+static const uint8_t *find_head_end(const uint8_t *p, size_t len,
+                                    size_t *head_len)
+{
+    for (size_t i = 0; i + 1 < len; i++) {
+        if (p[i] != '\n')
+            continue;
+        if (p[i + 1] == '\n') {
+            *head_len = i + 2;
+            return p + i;
+        }
+        if (i + 2 < len && p[i + 1] == '\r' && p[i + 2] == '\n') {
+            *head_len = i + 3;
+            return p + i;
+        }
+    }
+    return NULL;
+}
+
+static int parse_authority(const char *s, size_t len,
+                           struct httpconnect_request *req)
+{
+    const char *colon;
+    const char *host = s;
+    size_t hostlen;
+    if (len > 0 && s[0] == '[') {
+        const char *close = memchr(s, ']', len);
+        if (close == NULL || close + 1 >= s + len || close[1] != ':')
+            return GW_EPROTO;
+        host = s + 1;
+        hostlen = (size_t)(close - host);
+        colon = close + 1;
+    } else {
+        colon = NULL;
+        for (size_t i = len; i > 0; i--)
+            if (s[i - 1] == ':') {
+                colon = s + i - 1;
+                break;
+            }
+        if (colon == NULL)
+            return GW_EPROTO;
+        hostlen = (size_t)(colon - s);
+    }
+    if (hostlen == 0 || hostlen >= sizeof(req->host))
+        return GW_EPROTO;
+    for (size_t i = 0; i < hostlen; i++)
+        if (!isgraph((unsigned char)host[i]))
+            return GW_EPROTO;
+    const char *port = colon + 1;
+    size_t portlen = (size_t)(s + len - port);
+    if (portlen == 0 || portlen > 5)
+        return GW_EPROTO;
+    unsigned long value = 0;
+    for (size_t i = 0; i < portlen; i++) {
+        if (!isdigit((unsigned char)port[i]))
+            return GW_EPROTO;
+        value = value * 10 + (unsigned long)(port[i] - '0');
+    }
+    if (value == 0 || value > 65535)
+        return GW_EPROTO;
+    memcpy(req->host, host, hostlen);
+    req->host[hostlen] = '\0';
+    req->port = (uint16_t)value;
+    return 0;
+}
+
+/* "Basic base64(user:pass)" into req->user / req->pass. */
+static void parse_basic_auth(const char *value, size_t len,
+                             struct httpconnect_request *req)
+{
+    while (len > 0 && (*value == ' ' || *value == '\t'))
+        value++, len--;
+    if (len < 6 || strncasecmp(value, "Basic ", 6) != 0)
+        return;
+    value += 6;
+    len -= 6;
+    while (len > 0 && value[len - 1] == ' ')
+        len--;
+    unsigned char decoded[2 * HTTPCONNECT_CRED_MAX];
+    if (len == 0 || len % 4 != 0 || len / 4 * 3 > sizeof(decoded) - 1)
+        return;
+    int n = EVP_DecodeBlock(decoded, (const unsigned char *)value, (int)len);
+    if (n < 0)
+        return;
+    /* EVP_DecodeBlock counts the padding as output bytes. */
+    if (value[len - 1] == '=')
+        n--;
+    if (value[len - 2] == '=')
+        n--;
+    decoded[n] = '\0';
+    char *colon = memchr(decoded, ':', (size_t)n);
+    if (colon == NULL || memchr(decoded, '\0', (size_t)n) != NULL)
+        return;
+    size_t ulen = (size_t)(colon - (char *)decoded);
+    size_t plen = (size_t)n - ulen - 1;
+    if (ulen >= sizeof(req->user) || plen >= sizeof(req->pass))
+        return;
+    memcpy(req->user, decoded, ulen);
+    req->user[ulen] = '\0';
+    memcpy(req->pass, colon + 1, plen);
+    req->pass[plen] = '\0';
+    req->has_auth = 1;
+}
+
+int httpconnect_parse(struct buf_view *v, struct httpconnect_request *req,
+                      int *status)
+{
+    const uint8_t *p = v->p + v->pos;
+    size_t left = buf_view_left(v);
+    size_t head_len;
+    *status = 400;
+    if (find_head_end(p, GW_MIN(left, HTTPCONNECT_HEAD_MAX), &head_len) ==
+        NULL) {
+        if (left >= HTTPCONNECT_HEAD_MAX) {
+            *status = 431;
+            return GW_EPROTO;
+        }
+        return GW_ENEED_MORE;
+    }
+    memset(req, 0, sizeof(*req));
+    const char *s = (const char *)p;
+    const char *end = s + head_len;
+    const char *eol = memchr(s, '\n', head_len);
+    size_t line_len = (size_t)(eol - s);
+    if (line_len > 0 && s[line_len - 1] == '\r')
+        line_len--;
+    /* METHOD SP authority SP HTTP/1.x */
+    const char *sp1 = memchr(s, ' ', line_len);
+    if (sp1 == NULL)
+        return GW_EPROTO;
+    const char *target = sp1 + 1;
+    const char *sp2 = memchr(target, ' ', line_len - (size_t)(target - s));
+    if (sp2 == NULL)
+        return GW_EPROTO;
+    size_t version_len = line_len - (size_t)(sp2 + 1 - s);
+    if (version_len != 8 || memcmp(sp2 + 1, "HTTP/1.", 7) != 0 ||
+        !isdigit((unsigned char)sp2[8])) {
+        *status = 505;
+        return GW_EPROTO;
+    }
+    req->minor = sp2[8] - '0';
+    if ((size_t)(sp1 - s) != 7 || memcmp(s, "CONNECT", 7) != 0) {
+        *status = 405;
+        return GW_EPROTO;
+    }
+    if (parse_authority(target, (size_t)(sp2 - target), req) != 0)
+        return GW_EPROTO;
+    /* Headers: only Proxy-Authorization matters. */
+    for (const char *line = eol + 1; line < end;) {
+        const char *nl = memchr(line, '\n', (size_t)(end - line));
+        size_t len = (size_t)(nl - line);
+        if (len > 0 && line[len - 1] == '\r')
+            len--;
+        if (len == 0)
+            break;
+        const char *colon = memchr(line, ':', len);
+        if (colon == NULL)
+            return GW_EPROTO;
+        size_t name_len = (size_t)(colon - line);
+        if (name_len == 19 && strncasecmp(line, "Proxy-Authorization", 19) == 0)
+            parse_basic_auth(colon + 1, len - name_len - 1, req);
+        line = nl + 1;
+    }
+    v->pos += head_len;
+    return 0;
+}
+
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 200:
+        return "Connection established";
+    case 400:
+        return "Bad Request";
+    case 403:
+        return "Forbidden";
+    case 405:
+        return "Method Not Allowed";
+    case 407:
+        return "Proxy Authentication Required";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "Error";
+    }
+}
+
+size_t httpconnect_build_reply(char *out, size_t len, int status)
+{
+    int n;
+    if (status == 200)
+        n = snprintf(out, len, "HTTP/1.1 200 %s\r\n\r\n", reason_phrase(200));
+    else if (status == 407)
+        n = snprintf(out, len,
+                     "HTTP/1.1 407 %s\r\nProxy-Authenticate: Basic "
+                     "realm=\"ssmgate\"\r\nContent-Length: 0\r\nConnection: "
+                     "close\r\n\r\n",
+                     reason_phrase(407));
+    else
+        n = snprintf(out, len,
+                     "HTTP/1.1 %d %s\r\nContent-Length: 0\r\nConnection: "
+                     "close\r\n\r\n",
+                     status, reason_phrase(status));
+    return n < 0 ? 0 : GW_MIN((size_t)n, len - 1);
+}

@@ -1,0 +1,77 @@
+/*
+ * pump.h - moves bytes between a client socket and a backend stream, both
+ * ways, with backpressure and half-close.
+ *
+ *   client -> up (struct buf) -> backend write()   read the client only
+ *                                                  while the backend takes
+ *   backend on_data -> down (struct txq) -> client pause the backend while
+ *                                                  down is over high water
+ *
+ * Each direction ends on its own: client EOF -> backend shutdown() once up
+ * is flushed; backend EOF -> uv_shutdown(client) once down is flushed.
+ * When both are done (or on any error) the owner's done callback runs.
+ * Buffers are allocated once per pump; nothing is allocated per read.
+ */
+#ifndef SSMGATE_PUMP_H
+#define SSMGATE_PUMP_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "backend.h"
+#include "buf.h"
+#include "txq.h"
+
+#define PUMP_UP_CAP   (64 * 1024)
+#define PUMP_DOWN_CAP (256 * 1024) /* per txq buffer (two of them) */
+
+struct pump;
+
+/* err 0: both directions finished cleanly. Otherwise err/reason say why. */
+typedef void pump_done_cb(struct pump *p, int err, const char *reason);
+
+struct pump {
+    uv_stream_t *client;
+    const struct backend_ops *ops;
+    struct backend_stream *stream; /* NULL until pump_start */
+    struct buf up;
+    struct txq down;
+    uv_shutdown_t shutdown_req;
+    pump_done_cb *done;
+    int reading;    /* uv_read_start is active on the client */
+    int up_blocked; /* backend took less than offered; wait on_drain */
+    int client_eof; /* no more bytes from the client */
+    int up_shut;    /* backend shutdown() called */
+    int remote_eof; /* no more bytes from the backend */
+    int down_shut;  /* uv_shutdown(client) issued */
+    int down_shut_done;
+    int remote_paused; /* we called ops->pause */
+    int finished;      /* done was reported */
+    uint64_t bytes_up, bytes_down;
+};
+
+/* Allocates the buffers. The down queue can carry a reply before start. */
+int pump_init(struct pump *p, uv_stream_t *client, pump_done_cb *done);
+void pump_free(struct pump *p);
+
+/* Writes raw bytes to the client (SOCKS/HTTP replies). 0 or error. */
+int pump_reply(struct pump *p, const void *data, size_t len);
+
+/* Starts pumping; early holds client bytes already read past the request. */
+void pump_start(struct pump *p, const struct backend_ops *ops,
+                struct backend_stream *stream, const uint8_t *early,
+                size_t early_len);
+
+/* Client side, from the owner's libuv read callbacks. */
+void pump_alloc(struct pump *p, uv_buf_t *b);
+void pump_client_read(struct pump *p, ssize_t n);
+
+/* Backend side, from the owner's backend_cb. */
+void pump_backend_data(struct pump *p, const uint8_t *data, size_t n);
+void pump_backend_eof(struct pump *p);
+void pump_backend_drain(struct pump *p);
+
+/* The down queue's written hook (an owner that wraps the hook calls it). */
+void pump_down_written(struct txq *q, int status, void *arg);
+
+#endif

@@ -1,0 +1,39 @@
+/*
+ * server.h - the listeners (the SOCKS/HTTP ports and one per [forward]),
+ * accepting into conns, the list of live conns, the connection limit,
+ * graceful drain and config reload with listener reconciliation.
+ */
+#ifndef SSMGATE_SERVER_H
+#define SSMGATE_SERVER_H
+
+#include <jansson.h>
+#include <uv.h>
+
+#include "backend.h"
+
+struct config;
+struct server;
+
+/* Takes a ref on cfg. */
+int server_new(uv_loop_t *loop, struct config *cfg, struct server **out);
+/* The backend for SSM tunnels (borrowed; outlives the server). */
+void server_set_ssm_backend(struct server *s, const struct backend *b);
+/* Binds every listener, then prints one "ssmgate: listening on ADDR:PORT
+ * (KIND)" line per listener to stderr. 0 or the first bind error. */
+int server_listen(struct server *s);
+/* Swaps in a new config (takes a ref); live conns keep theirs. Listeners
+ * that did not change stay open; new ones are bound (and printed). */
+int server_reload(struct server *s, struct config *cfg);
+
+/* Stops accepting and lets tunnels drain for the config's
+ * drain_timeout_ms, then closes what is left; done runs once every conn
+ * and listener is closed. */
+void server_shutdown(struct server *s, void (*done)(void *arg), void *arg);
+/* Frees after server_shutdown finished. */
+void server_free(struct server *s);
+
+/* control_list_fn: appends the live tunnels. arg is the server. */
+void server_list(void *arg, json_t *tunnels);
+size_t server_conn_count(const struct server *s);
+
+#endif
