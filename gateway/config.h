@@ -68,6 +68,8 @@ struct config {
     int key_file;            /* write the key in OpenSSH format too */
     int key_rotation_s;      /* default 3600 */
     int resume_budget_ms;    /* default 60000 */
+    int message_rate;        /* data messages/s per session: 990; 0 = off */
+    int payload_size;        /* bytes per data message: 1024 */
 
     struct config_forward *forwards;
     int n_forwards;
@@ -96,6 +98,12 @@ const char *config_default_path(char *buf, size_t len);
 
 struct config *config_ref(struct config *cfg);
 void config_unref(struct config *cfg);
+
+/* Same as config_load, from text in memory (tests, fuzzing); name is
+ * used in error messages. */
+int config_load_string(const char *text, size_t len, const char *name,
+                       const struct config_overrides *ov, struct config **out,
+                       char *err, size_t errlen);
 
 const struct config_forward *config_find_forward(const struct config *cfg,
                                                  const char *name);

@@ -20,7 +20,7 @@ enum tunnel_kind {
     TUNNEL_SSM_REMOTE, /* ...ToRemoteHost: host:port through target */
 };
 
-#define TUNNEL_TARGET_MAX  128 /* instance id or Name */
+#define TUNNEL_TARGET_MAX  256 /* instance id or Name */
 #define TUNNEL_HOST_MAX    256
 #define TUNNEL_USER_MAX    33  /* EIC InstanceOSUser is 1-32 chars */
 #define TUNNEL_PROFILE_MAX 128
