@@ -243,6 +243,7 @@ struct loader {
     void *sec_obj; /* current forward/route, or cfg */
     char section[CONFIG_NAME_MAX + 16];
     int line;
+    int new_section; /* the reader saw a [header] since the last key */
 };
 
 static void loader_error(struct loader *ld, int line, const char *key,
@@ -281,12 +282,14 @@ static int open_section(struct loader *ld, const char *section, int line)
         return 0;
     }
     const char *name = NULL;
-    if (strncmp(section, "forward ", 8) == 0) {
+    if (strncmp(section, "forward", 7) == 0 &&
+        (section[7] == ' ' || section[7] == '\0')) {
         ld->sec = SEC_FORWARD;
-        name = section + 8;
-    } else if (strncmp(section, "route ", 6) == 0) {
+        name = section + 7;
+    } else if (strncmp(section, "route", 5) == 0 &&
+               (section[5] == ' ' || section[5] == '\0')) {
         ld->sec = SEC_ROUTE;
-        name = section + 6;
+        name = section + 5;
     } else {
         loader_error(ld, line, NULL,
                      "unknown section (expected gateway, forward NAME or "
@@ -338,7 +341,9 @@ static int config_ini_line(void *user, const char *section, const char *key,
     int line = ld->line;
     if (ld->failed)
         return 1;
-    if (strcmp(section, ld->section) != 0 || ld->sec_obj == NULL) {
+    if (ld->new_section || strcmp(section, ld->section) != 0 ||
+        ld->sec_obj == NULL) {
+        ld->new_section = 0;
         if (section[0] == '\0') {
             snprintf(ld->section, sizeof(ld->section), "%s", "");
             loader_error(ld, line, key, "key outside any section");
@@ -395,6 +400,10 @@ static char *read_line(char *str, int num, void *stream)
     }
     memcpy(str, src->p, len);
     str[len] = '\0';
+    /* A header line, even one repeating the current section's name. */
+    const char *t = str + strspn(str, " \t");
+    if (*t == '[')
+        src->ld->new_section = 1;
     src->p += nl ? (size_t)(nl - src->p) + 1 : (size_t)(src->end - src->p);
     /* NUL bytes would end the line early inside inih: refuse them. */
     if (strlen(str) != len)

@@ -280,8 +280,12 @@ def test_connection_limit(echo):
         held = [socks5_connect(g.socks[1], "127.0.0.1", echo.port)[0]
                 for _ in range(5)]
         s = socket.create_connection(g.socks, timeout=10)
-        s.sendall(b"\x05\x01\x00")
-        assert s.recv(16) == b""  # closed at once
+        try:
+            s.sendall(b"\x05\x01\x00")
+            got = s.recv(16)
+        except ConnectionResetError:
+            got = b""  # closed before our greeting was read
+        assert got == b""  # closed at once, no reply
         g.wait_for("connection limit|max_connections")
         for h in held:
             h.close()

@@ -1,0 +1,209 @@
+/* Unit tests for config.c: defaults, every key, errors naming file:line:key,
+ * overrides, and the shipped example file. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "common.h"
+#include "config.h"
+
+static struct config *load(const char *text, char *err, size_t errlen)
+{
+    struct config *cfg = NULL;
+    int rc = config_load_string(text, strlen(text), "t.ini", NULL, &cfg, err,
+                                errlen);
+    return rc == 0 ? cfg : NULL;
+}
+
+static void test_defaults(void **state)
+{
+    char err[256];
+    struct config *c = load("", err, sizeof(err));
+    assert_non_null(c);
+    assert_int_equal(c->n_listen, 1);
+    assert_string_equal(c->listen[0], "127.0.0.1:1080");
+    assert_int_equal(c->log_level, LOG_INFO);
+    assert_string_equal(c->default_user, "ec2-user");
+    assert_int_equal(c->max_connections, 1024);
+    assert_int_equal(c->ssh_port, 22);
+    assert_int_equal(c->message_rate, 990);
+    assert_int_equal(c->payload_size, 1024);
+    assert_int_equal(c->key_file, 0);
+    assert_true(c->runtime_dir[0] == '/');
+    config_unref(c);
+}
+
+static void test_every_key(void **state)
+{
+    char err[256];
+    struct config *c = load(
+        "[gateway]\nlisten = 127.0.0.1:0, [::1]:1081\nlisten = 0.0.0.0:9\n"
+        "log_level = debug\nruntime_dir = /run/x\ndefault_user = ubuntu\n"
+        "profile = dev\nregion = eu-west-1\nsocks_user = u\n"
+        "socks_password = p w\nmax_connections = 7\n"
+        "request_timeout_ms = 100\nconnect_timeout_ms = 200\n"
+        "drain_timeout_ms = 0\nssh_port = 2022\nkey_file = yes\n"
+        "key_rotation_s = 60\nresume_budget_ms = 5\nmessage_rate = 0\n"
+        "payload_size = 4096\n"
+        "[forward web]\nlisten = 127.0.0.1:2222\ntarget = i-0123456789abcdef0\n"
+        "port = 22\nuser = admin\nprofile = p\nregion = us-gov-west-1\n"
+        "[forward db]\nlisten = 127.0.0.1:5432\ntarget = web-1\n"
+        "remote_host = db.internal\nport = 5432\n"
+        "[route internal]\nmatch = *.internal\nvia = i-0123456789abcdef0\n"
+        "user = root\nprofile = q\nregion = cn-north-1\n",
+        err, sizeof(err));
+    assert_non_null(c);
+    assert_int_equal(c->n_listen, 3);
+    assert_string_equal(c->listen[1], "[::1]:1081");
+    assert_string_equal(c->listen[2], "0.0.0.0:9");
+    assert_int_equal(c->log_level, LOG_DEBUG);
+    assert_string_equal(c->runtime_dir, "/run/x");
+    assert_string_equal(c->socks_password, "p w");
+    assert_int_equal(c->ssh_port, 2022);
+    assert_int_equal(c->key_file, 1);
+    assert_int_equal(c->message_rate, 0);
+    assert_int_equal(c->n_forwards, 2);
+    assert_string_equal(c->forwards[0].name, "web");
+    assert_int_equal(c->forwards[0].port, 22);
+    assert_string_equal(c->forwards[1].remote_host, "db.internal");
+    assert_non_null(config_find_forward(c, "db"));
+    assert_null(config_find_forward(c, "nope"));
+    assert_int_equal(c->n_routes, 1);
+    assert_string_equal(c->routes[0].match, "*.internal");
+    assert_string_equal(c->routes[0].region, "cn-north-1");
+    config_unref(c);
+}
+
+static const struct {
+    const char *text;
+    const char *want;
+} bad_configs[] = {
+    {"[gateway]\nbogus = 1\n", "t.ini:2: [gateway] bogus: unknown key"},
+    {"[gateway]\n\nlisten = nope\n", "t.ini:3: [gateway] listen: expected"},
+    {"[gateway]\nlisten = 1.2.3.4:70000\n", "t.ini:2: [gateway] listen"},
+    {"[gateway]\nlog_level = loud\n", "t.ini:2: [gateway] log_level"},
+    {"[gateway]\nmax_connections = 0\n", "max_connections: out of range"},
+    {"[gateway]\nmax_connections = 12x\n", "not a whole number"},
+    {"[gateway]\nkey_file = maybe\n", "key_file: expected yes or no"},
+    {"[gateway]\ndefault_user = 1root\n", "default_user: not a valid OS user"},
+    {"[gateway]\nregion = Europe\n", "region: not a region"},
+    {"[gateway]\nsocks_user = u\n", "socks_user and socks_password"},
+    {"[gatway]\nlisten = 1.2.3.4:1\n", "t.ini:2: [gatway]: unknown section"},
+    {"[forward]\nlisten = 127.0.0.1:1\n", "bad or missing section name"},
+    {"[forward a]\nlisten = 127.0.0.1:1\ntarget = i-0123456789abcdef0\n",
+     "[forward a] port: required key is missing"},
+    {"[forward a]\nlisten = 127.0.0.1:1\ntarget = i-0123456789abcdef0\nport = "
+     "22\n[forward a]\nlisten = 127.0.0.1:2\n",
+     "t.ini:6: [forward a]: duplicate forward name"},
+    {"[forward a]\nlisten = x\n", "t.ini:2: [forward a] listen"},
+    {"[forward a]\nport = 0\n", "[forward a] port: out of range"},
+    {"[forward a]\nlisten = 127.0.0.1:1\ntarget = direct\nport = 1\n",
+     "target = direct needs remote_host"},
+    {"[route r]\nmatch = *.x\n", "[route r] via: required key is missing"},
+    {"listen = 127.0.0.1:1\n", "t.ini:1: [] listen: key outside any section"},
+    {"[gateway]\nthis is not ini\n", "t.ini:2: syntax error"},
+};
+
+static void test_errors_name_file_line_key(void **state)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(bad_configs); i++) {
+        char err[256] = "";
+        struct config *c = load(bad_configs[i].text, err, sizeof(err));
+        if (c != NULL || strstr(err, bad_configs[i].want) == NULL)
+            fail_msg("case %zu: want '%s', got '%s'", i, bad_configs[i].want,
+                     err);
+    }
+}
+
+static void test_long_line_refused(void **state)
+{
+    char text[400], err[256];
+    snprintf(text, sizeof(text), "[gateway]\nprofile = %0300d\n", 1);
+    assert_null(load(text, err, sizeof(err)));
+    assert_non_null(strstr(err, "t.ini:2"));
+    assert_non_null(strstr(err, "line too long"));
+}
+
+static void test_overrides(void **state)
+{
+    struct config_overrides ov = {{"127.0.0.1:0"}, 1, "warn", "/tmp/rd"};
+    struct config *c = NULL;
+    char err[256];
+    const char *text = "[gateway]\nlisten = 127.0.0.1:5\nlog_level = debug\n";
+    assert_int_equal(
+        config_load_string(text, strlen(text), "t", &ov, &c, err, sizeof(err)),
+        0);
+    assert_int_equal(c->n_listen, 1);
+    assert_string_equal(c->listen[0], "127.0.0.1:0");
+    assert_int_equal(c->log_level, LOG_WARN);
+    assert_string_equal(c->runtime_dir, "/tmp/rd");
+    config_unref(c);
+    ov.listen[0] = "bad";
+    assert_int_equal(
+        config_load_string(text, strlen(text), "t", &ov, &c, err, sizeof(err)),
+        GW_ECONFIG);
+    assert_non_null(strstr(err, "--listen bad"));
+}
+
+static void test_missing_files(void **state)
+{
+    struct config *c = NULL;
+    char err[256];
+    assert_int_equal(
+        config_load("/nonexistent/x.ini", NULL, &c, err, sizeof(err)),
+        GW_ECONFIG);
+    assert_non_null(strstr(err, "/nonexistent/x.ini"));
+    /* No file at the default path means defaults. */
+    setenv("XDG_CONFIG_HOME", "/nonexistent-xdg", 1);
+    assert_int_equal(config_load(NULL, NULL, &c, err, sizeof(err)), 0);
+    assert_string_equal(c->path, "");
+    config_unref(c);
+}
+
+static void test_example_file_is_the_defaults(void **state)
+{
+    const char *src = getenv("SSMGATE_SOURCE_DIR");
+    char path[1024], err[256];
+    snprintf(path, sizeof(path), "%s/config/example.ini", src ? src : "..");
+    struct config *ex = NULL, *def = NULL;
+    assert_int_equal(config_load(path, NULL, &ex, err, sizeof(err)), 0);
+    def = load("", err, sizeof(err));
+    assert_non_null(def);
+    assert_int_equal(ex->n_listen, def->n_listen);
+    assert_string_equal(ex->listen[0], def->listen[0]);
+    assert_int_equal(ex->log_level, def->log_level);
+    assert_string_equal(ex->default_user, def->default_user);
+    assert_int_equal(ex->max_connections, def->max_connections);
+    assert_int_equal(ex->request_timeout_ms, def->request_timeout_ms);
+    assert_int_equal(ex->connect_timeout_ms, def->connect_timeout_ms);
+    assert_int_equal(ex->drain_timeout_ms, def->drain_timeout_ms);
+    assert_int_equal(ex->ssh_port, def->ssh_port);
+    assert_int_equal(ex->key_file, def->key_file);
+    assert_int_equal(ex->key_rotation_s, def->key_rotation_s);
+    assert_int_equal(ex->resume_budget_ms, def->resume_budget_ms);
+    assert_int_equal(ex->message_rate, def->message_rate);
+    assert_int_equal(ex->payload_size, def->payload_size);
+    assert_int_equal(ex->n_forwards, 0);
+    assert_int_equal(ex->n_routes, 0);
+    config_unref(ex);
+    config_unref(def);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_every_key),
+        cmocka_unit_test(test_errors_name_file_line_key),
+        cmocka_unit_test(test_long_line_refused),
+        cmocka_unit_test(test_overrides),
+        cmocka_unit_test(test_missing_files),
+        cmocka_unit_test(test_example_file_is_the_defaults),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
