@@ -25,7 +25,7 @@ struct http_client {
     uv_loop_t *loop;
     CURLM *multi;
     uv_timer_t timer;
-    struct http_req *reqs; /* live requests */
+    struct http_req *reqs;   /* live requests */
     struct http_sock *socks; /* polls not yet closing */
     int closing;
     int handles_open;
@@ -111,8 +111,7 @@ static int curl_timer_cb(CURLM *multi, long timeout_ms, void *userp)
         uv_timer_stop(&c->timer);
         return 0;
     }
-    uv_timer_start(&c->timer, on_timeout, timeout_ms == 0 ? 1 : timeout_ms,
-                   0);
+    uv_timer_start(&c->timer, on_timeout, timeout_ms == 0 ? 1 : timeout_ms, 0);
     return 0;
 }
 
@@ -146,8 +145,8 @@ static void sock_closed(uv_handle_t *h)
         free(c);
 }
 
-static int curl_socket_cb(CURL *easy, curl_socket_t fd, int action,
-                          void *userp, void *socketp)
+static int curl_socket_cb(CURL *easy, curl_socket_t fd, int action, void *userp,
+                          void *socketp)
 {
     struct http_client *c = userp;
     struct http_sock *s = socketp;
@@ -221,8 +220,8 @@ static void take_header(const char *line, size_t len, const char *name,
     size_t vlen = len - nlen - 1;
     while (vlen > 0 && (*v == ' ' || *v == '\t'))
         v++, vlen--;
-    while (vlen > 0 && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' ||
-                        v[vlen - 1] == ' '))
+    while (vlen > 0 &&
+           (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' || v[vlen - 1] == ' '))
         vlen--;
     if (vlen >= outlen)
         vlen = outlen - 1;
@@ -278,10 +277,10 @@ static void http_check_done(struct http_client *c)
         memset(&resp, 0, sizeof(resp));
         curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &resp.status);
         if (result != CURLE_OK) {
-            resp.transport_error = r->too_big ? GW_ETOO_BIG
-                                              : map_curl_error(result);
-            resp.error_text = r->errbuf[0] ? r->errbuf
-                                           : curl_easy_strerror(result);
+            resp.transport_error =
+                r->too_big ? GW_ETOO_BIG : map_curl_error(result);
+            resp.error_text =
+                r->errbuf[0] ? r->errbuf : curl_easy_strerror(result);
             if (r->too_big)
                 resp.error_text = "response body too large";
         }

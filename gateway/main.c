@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "agent.h"
+#include "cli_aws.h"
 #include "cli_proxy.h"
 #include "common.h"
 #include "config.h"
@@ -53,6 +54,9 @@ static void usage(FILE *out)
             "  proxy HOST PORT       stdio ProxyCommand through the running "
             "daemon\n"
             "  status [--json]       list the daemon's live tunnels\n"
+            "  aws-call [--profile P] [--region R] SERVICE ACTION [JSON]\n"
+            "                        one AWS API call through ssmgate's AWS "
+            "layer\n"
             "\n"
             "options:\n"
             "  --config FILE         config file (default "
@@ -251,7 +255,11 @@ enum {
     OPT_VERSION,
     OPT_HELP,
     OPT_NAMED,
-    OPT_JSON
+    OPT_JSON,
+    OPT_PROFILE,
+    OPT_REGION,
+    OPT_REPEAT,
+    OPT_CONCURRENCY,
 };
 
 int main(int argc, char **argv)
@@ -265,12 +273,17 @@ int main(int argc, char **argv)
         {"help", no_argument, NULL, OPT_HELP},
         {"named", no_argument, NULL, OPT_NAMED},
         {"json", no_argument, NULL, OPT_JSON},
+        {"profile", required_argument, NULL, OPT_PROFILE},
+        {"region", required_argument, NULL, OPT_REGION},
+        {"repeat", required_argument, NULL, OPT_REPEAT},
+        {"concurrency", required_argument, NULL, OPT_CONCURRENCY},
         {NULL, 0, NULL, 0},
     };
     struct daemon d;
     memset(&d, 0, sizeof(d));
     d.rundir.dirfd = -1;
     int check_only = 0, named = 0, json = 0, opt;
+    struct cli_aws_opts aws_opts = {NULL, NULL, 1, 1};
     const char *command = "run";
 
     signal(SIGPIPE, SIG_IGN);
@@ -281,7 +294,7 @@ int main(int argc, char **argv)
         argv++;
         argc--;
     }
-    while ((opt = getopt_long(argc, argv, "+t", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "t", longopts, NULL)) != -1) {
         switch (opt) {
         case 't':
             check_only = 1;
@@ -324,6 +337,18 @@ int main(int argc, char **argv)
         case OPT_JSON:
             json = 1;
             break;
+        case OPT_PROFILE:
+            aws_opts.profile = optarg;
+            break;
+        case OPT_REGION:
+            aws_opts.region = optarg;
+            break;
+        case OPT_REPEAT:
+            aws_opts.repeat = atoi(optarg);
+            break;
+        case OPT_CONCURRENCY:
+            aws_opts.concurrency = atoi(optarg);
+            break;
         default:
             usage(stderr);
             return 2;
@@ -358,6 +383,12 @@ int main(int argc, char **argv)
                    self);
     } else if (strcmp(command, "proxy") == 0) {
         status = cli_proxy(d.cfg, argc, argv);
+    } else if (strcmp(command, "aws-call") == 0) {
+        if (aws_opts.profile == NULL && d.cfg->profile[0] != '\0')
+            aws_opts.profile = d.cfg->profile;
+        if (aws_opts.region == NULL && d.cfg->region[0] != '\0')
+            aws_opts.region = d.cfg->region;
+        status = cli_aws_call(argc, argv, &aws_opts);
     } else if (strcmp(command, "status") == 0) {
         char *args[1] = {"--json"};
         status = cli_status(d.cfg, json ? 1 : 0, args);
