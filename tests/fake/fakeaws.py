@@ -133,7 +133,7 @@ class FakeAws:
                                endpoint_url=self.api_url, verify=self.ca,
                                aws_access_key_id=akid, aws_secret_access_key=secret,
                                aws_session_token=token,
-                               config=Config(retries={"max_attempts": 1}))
+                               config=Config(retries={"mode": "standard", "total_max_attempts": 1}))
 
     # -- control ------------------------------------------------------------------
 
