@@ -154,6 +154,7 @@ class Client:
         self.hs_done = asyncio.get_event_loop().create_future()
         self.reader = None
         self.resender = None
+        LIVE_CLIENTS.append(self)
         self.acked_by_agent = 0
 
     async def open(self):
@@ -326,8 +327,24 @@ def fake(echo):
         yield f
 
 
+LIVE_CLIENTS = []
+
+
 def run(coro, timeout=40):
-    return asyncio.run(asyncio.wait_for(coro, timeout))
+    async def wrapped():
+        try:
+            return await asyncio.wait_for(coro, timeout)
+        finally:
+            # Drop sockets at once: a closing handshake with a peer that already
+            # went away would wait close_timeout (10 s).
+            for c in LIVE_CLIENTS:
+                for t in (c.reader, c.resender):
+                    if t:
+                        t.cancel()
+                if c.ws is not None:
+                    c.ws.transport.abort()
+            LIVE_CLIENTS.clear()
+    return asyncio.run(wrapped())
 
 
 # ---------------------------------------------------------------------------
