@@ -176,6 +176,8 @@ class Session:
         self.smux_room.set()
         self.streams = {}
         self.rate_win = collections.deque()
+        self.inq = asyncio.Queue(maxsize=100000)
+        self.proc_task = None
         self.cut_base = 0
         self.stats = collections.defaultdict(int)
         self.stats.update({"resume_calls": 0, "max_client_msgs_per_s": 0,
@@ -415,26 +417,37 @@ class Session:
                     self.terminate("Session terminated: client exceeded the message rate "
                                    "limit."))
 
-    async def on_frame(self, frame):
+    def on_wire(self, frame):
+        """What MGS sees: count, rate-check and queue every client frame at once, so a
+        destination that blocks the agent never stops the WebSocket from being read
+        (MGS buffers between client and agent)."""
         self.stats["frames_from_client"] += 1
         self.stats["bytes_from_client_ws"] += len(frame)
+        self._rate(frame[4:21] == b"input_stream_data")
+        self.inq.put_nowait(frame)
+        if self.proc_task is None:
+            self.proc_task = asyncio.get_event_loop().create_task(self.processor())
+            self.tasks.append(self.proc_task)
         self._check_cut(len(frame))
+
+    async def processor(self):
+        while not self.terminated:
+            frame = await self.inq.get()
+            await self.on_frame(frame)
+
+    async def on_frame(self, frame):
         try:
             mtype, seq, flags, mid, pt, payload, cd = parse_msg(frame)
         except BadFrame as e:
             self.stats["bad_frames"] += 1
             self.violation("bad frame dropped: %s" % e)
-            self._rate(False)
             return
         if mtype == "acknowledge":
-            self._rate(False)
             self.on_ack(payload)
             return
         if mtype != "input_stream_data":
-            self._rate(False)
             self.violation("unexpected MessageType %r from the client" % mtype)
             return
-        self._rate(True)
         if self.paused:
             self.paused = False
             self._update_flow()
@@ -1068,7 +1081,9 @@ async def serve(state, ssl_ctx, port):
                 if isinstance(frame, str):
                     sess.violation("text frame after OpenDataChannel")
                     continue
-                await sess.on_frame(frame)
+                while sess.inq.full():          # bounded: stop reading, like a full MGS
+                    await asyncio.sleep(0.01)
+                sess.on_wire(frame)
         except websockets.ConnectionClosed:
             pass
         finally:
