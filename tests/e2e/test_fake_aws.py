@@ -647,5 +647,82 @@ def test_sshd_accepts_pushed_key_only(fake, tmp_path):
                                     SSHPublicKey=f.read().strip())
         ok = sd.ssh(keys[0], "echo", "hello-from-sshd")
         assert ok.returncode == 0 and "hello-from-sshd" in ok.stdout, ok.stderr
+        calls = sd.eic_calls()
+        assert len(calls) == 2 and all(c["user"] == user for c in calls)
         bad = sd.ssh(keys[1], "true")
         assert bad.returncode != 0
+        # a push for another instance or another user does not let the key in
+        with open(keys[1] + ".pub") as f:
+            eic.send_ssh_public_key(InstanceId="i-0fedcba9876543210", InstanceOSUser=user,
+                                    SSHPublicKey=f.read().strip())
+        assert sd.ssh(keys[1], "true").returncode != 0
+
+
+def test_web_identity_sso_and_expired_temp_creds(fake):
+    import botocore.session
+    from botocore import UNSIGNED
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+    s = botocore.session.get_session()
+    unsigned = Config(signature_version=UNSIGNED, retries={"mode": "standard",
+                                                          "total_max_attempts": 1})
+    sts = s.create_client("sts", region_name="us-east-1", endpoint_url=fake.api_url,
+                          verify=fake.ca, config=unsigned)
+    r = sts.assume_role_with_web_identity(
+        RoleArn="arn:aws:iam::123456789012:role/web", RoleSessionName="wi",
+        WebIdentityToken="fake-web-identity-token", DurationSeconds=900)
+    assert r["Credentials"]["AccessKeyId"].startswith("ASIA")
+    with pytest.raises(ClientError) as ei:
+        sts.assume_role_with_web_identity(RoleArn="arn:aws:iam::123456789012:role/web",
+                                          RoleSessionName="wi", WebIdentityToken="bad-token")
+    assert ei.value.response["Error"]["Code"] == "InvalidIdentityToken"
+    sso = s.create_client("sso", region_name="us-east-1", endpoint_url=fake.api_url,
+                          verify=fake.ca, config=unsigned)
+    rc = sso.get_role_credentials(roleName="ReadOnly", accountId="123456789012",
+                                  accessToken="fake-sso-bearer-token")["roleCredentials"]
+    assert rc["expiration"] > time.time() * 1000 + 3000 * 1000
+    with pytest.raises(ClientError) as ei:
+        sso.get_role_credentials(roleName="ReadOnly", accountId="123456789012",
+                                 accessToken="wrong")
+    assert ei.value.response["Error"]["Code"] == "UnauthorizedException"
+    assert ei.value.response["ResponseMetadata"]["HTTPStatusCode"] == 401
+    # SSO credentials work for SSM; an expired temporary key is refused
+    ssm = fake.boto_client("ssm", akid=rc["accessKeyId"], secret=rc["secretAccessKey"],
+                           token=rc["sessionToken"])
+    assert ssm.describe_instance_information()["InstanceInformationList"]
+    fake.add_credentials({"ASIAEXPIREDKEY000001": {"secret": "x" * 40, "token": "tok" * 40,
+                                                   "caller": "old", "expires": 1.0}})
+    with pytest.raises(ClientError) as ei:
+        fake.boto_client("ssm", akid="ASIAEXPIREDKEY000001", secret="x" * 40,
+                         token="tok" * 40).describe_instance_information()
+    assert ei.value.response["Error"]["Code"] == "ExpiredTokenException"
+    with pytest.raises(ClientError) as ei:
+        fake.boto_client("ssm", token="not-the-token").describe_instance_information()
+    assert ei.value.response["Error"]["Code"] == "UnrecognizedClientException"
+    wi = fake.calls("AssumeRoleWithWebIdentity")
+    assert wi[0]["params"]["WebIdentityToken"].startswith("<redacted")
+
+
+def test_normal_close_pause_and_idle_channel_closed(fake):
+    fake.set_faults({"dc": {"close_after_s": 0.5, "pause_after_messages": 3,
+                            "start_after_ms": 50, "channel_closed_after_s": 3.0}})
+
+    async def go():
+        c = start(fake, "AWS-StartSSHSession", {"portNumber": ["22"]})
+        await c.open()
+        await asyncio.wait_for(c.hs_done, 10)
+        await c.send_data(b"x" * 3000)
+        assert await c.recv_exactly(3000) == b"x" * 3000
+        await asyncio.wait_for(c.reader, 5)      # the fake closed the socket normally
+        assert c.ws.close_code == 1000
+        await c.resume()
+        await c.send_data(b"after-close")
+        assert await c.recv_exactly(11) == b"after-close"
+        closed = await asyncio.wait_for(c.closed, 10)
+        assert "idle" in closed["Output"]
+        r = c.ssm.resume_session(SessionId=c.sid)
+        assert not r.get("TokenValue")
+        return c.sid
+    s = fake.session(run(go()))
+    assert s["stats"]["resumes"] == 1 and s["terminated"]
+    assert any(e["what"] == "sent_pause_publication" for e in s["events"])
