@@ -726,3 +726,28 @@ def test_normal_close_pause_and_idle_channel_closed(fake):
     s = fake.session(run(go()))
     assert s["stats"]["resumes"] == 1 and s["terminated"]
     assert any(e["what"] == "sent_pause_publication" for e in s["events"])
+
+
+def test_destination_close_ends_stream_session(fake):
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+
+    def banner():
+        c, _ = srv.accept()
+        c.sendall(b"SSH-2.0-fake\r\n")
+        c.close()
+    threading.Thread(target=banner, daemon=True).start()
+    fake.set_instances({IID: {"ports": {"2022": srv.getsockname()[1]}}})
+
+    async def go():
+        c = start(fake, "AWS-StartSSHSession", {"portNumber": ["2022"]})
+        await c.open()
+        await asyncio.wait_for(c.hs_done, 10)
+        assert await c.recv_exactly(14) == b"SSH-2.0-fake\r\n"
+        closed = await asyncio.wait_for(c.closed, 10)
+        assert c.sid in closed["Output"]
+        return c.sid
+    s = fake.session(run(go()))
+    srv.close()
+    assert s["terminated"] and any(e["what"] == "dest_eof" for e in s["events"])
