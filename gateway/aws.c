@@ -116,6 +116,7 @@ static void call_deliver(uv_timer_t *t)
 {
     struct aws_call *k = t->data;
     k->err.attempts = k->attempt;
+    call_unlink(k);
     if (k->status != 0 && k->done != NULL)
         k->done(k->arg, k->status, NULL, &k->err);
     else if (k->status != 0 && k->creds_done != NULL)
@@ -314,6 +315,8 @@ static void call_http_done(struct http_req *req, const struct http_response *r,
             k->c->quota = AWS_QUOTA_MAX;
         k->err.attempts = k->attempt;
         k->finished = 1;
+        /* Off the client's list first: the callback may free the client. */
+        call_unlink(k);
         k->done(k->arg, 0, doc, NULL);
         json_decref(doc);
         call_free(k);
@@ -352,6 +355,7 @@ static void call_creds_ready(void *arg, int status,
     }
     if (k->creds_done != NULL) {
         k->finished = 1;
+        call_unlink(k);
         k->creds_done(k->arg, 0, creds, k->region, NULL);
         call_free(k);
         return;

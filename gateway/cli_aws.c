@@ -18,6 +18,7 @@
 
 struct run {
     uv_loop_t *loop;
+    uv_timer_t end; /* frees the client outside any of its callbacks */
     struct aws_client *client;
     const char *service, *action;
     json_t *input;
@@ -33,6 +34,13 @@ struct one {
 };
 
 static void start_one(struct run *r);
+
+static void run_end(uv_timer_t *t)
+{
+    struct run *r = CONTAINER_OF(t, struct run, end);
+    aws_client_free(r->client);
+    uv_close((uv_handle_t *)&r->end, NULL);
+}
 
 static void one_done(void *arg, int status, json_t *resp,
                      const struct aws_error *err)
@@ -60,7 +68,7 @@ static void one_done(void *arg, int status, json_t *resp,
     if (r->started < r->opts->repeat)
         start_one(r);
     else if (r->finished == r->opts->repeat)
-        aws_client_free(r->client);
+        uv_timer_start(&r->end, run_end, 0, 0);
 }
 
 static void start_one(struct run *r)
@@ -81,7 +89,7 @@ static void start_one(struct run *r)
         free(o);
         r->started = r->finished = r->opts->repeat;
         r->status = 2;
-        aws_client_free(r->client);
+        uv_timer_start(&r->end, run_end, 0, 0);
     }
 }
 
@@ -121,6 +129,7 @@ int cli_aws_call(int argc, char **argv, const struct cli_aws_opts *opts_in)
                     .print = opts.repeat == 1};
     struct aws_client_opts copts = {opts.profile, opts.region};
     r.client = aws_client_new(&loop, &copts);
+    uv_timer_init(&loop, &r.end);
     r.lat_us = calloc((size_t)opts.repeat, sizeof(*r.lat_us));
     if (r.client == NULL || r.lat_us == NULL) {
         fprintf(stderr, "ssmgate aws-call: out of memory\n");
