@@ -1,0 +1,402 @@
+/*
+ * ws.c - libwebsockets client glue.
+ *
+ * lws owns the wsi; we own struct ws. They are tied through the wsi's
+ * opaque user data. Closing from our side detaches struct ws (no more
+ * callbacks) and asks lws to drop the connection; lws frees the wsi later
+ * from the loop. Lines lws logs go to our log at debug level.
+ */
+#include "ws.h"
+
+#include <libwebsockets.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "log.h"
+
+#define WS_SLOTS        64
+#define WS_SLOT_DATA    (16 * 1024) /* a data message is ~1.1 KiB */
+#define WS_RX_MAX       (1 << 20)
+#define WS_PING_MS      (5 * 60 * 1000)
+#define WS_MAX_HEADERS  4
+
+struct ws_ctx {
+    struct lws_context *lws;
+    uv_loop_t *loop;
+    char *ca_file;
+};
+
+struct ws_slot {
+    size_t len;
+    int binary;
+    uint8_t data[LWS_PRE + WS_SLOT_DATA];
+};
+
+struct ws {
+    struct ws_ctx *ctx;
+    struct lws *wsi;
+    const struct ws_cb *cb;
+    void *arg;
+    struct ws_slot *slots; /* ring of WS_SLOTS */
+    unsigned head, count;
+    uint8_t *rx;
+    size_t rx_len;
+    int rx_binary;
+    int open;
+    int want_writable;
+    int want_ping;
+    int closing;
+    int in_connect; /* inside lws_client_connect_via_info */
+    uv_timer_t ping_timer;
+    char *hdr_name[WS_MAX_HEADERS];
+    char *hdr_value[WS_MAX_HEADERS];
+    size_t n_headers;
+    char host[256];
+    char path[2048];
+};
+
+static void ws_free(struct ws *w);
+
+static void ws_ping_closed(uv_handle_t *h)
+{
+    struct ws *w = h->data;
+    for (size_t i = 0; i < w->n_headers; i++) {
+        free(w->hdr_name[i]);
+        if (w->hdr_value[i] != NULL)
+            OPENSSL_cleanse(w->hdr_value[i], strlen(w->hdr_value[i]));
+        free(w->hdr_value[i]);
+    }
+    free(w->slots);
+    free(w->rx);
+    free(w);
+}
+
+static void ws_free(struct ws *w)
+{
+    uv_close((uv_handle_t *)&w->ping_timer, ws_ping_closed);
+}
+
+/* Reports the end once and detaches from the wsi. */
+static void ws_report_close(struct ws *w, const char *reason)
+{
+    if (w->closing)
+        return;
+    w->closing = 1;
+    if (w->wsi != NULL)
+        lws_set_opaque_user_data(w->wsi, NULL);
+    w->wsi = NULL;
+    uv_timer_stop(&w->ping_timer);
+    if (w->in_connect) {
+        /* ws_connect reports this one itself, as its return value. */
+        log_debug("ws %s: %s", w->host, reason);
+        return;
+    }
+    w->cb->on_close(w->arg, reason);
+    ws_free(w);
+}
+
+static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
+                       void *user, void *in, size_t len)
+{
+    struct ws *w = lws_get_opaque_user_data(wsi);
+    switch (reason) {
+    case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER: {
+        if (w == NULL)
+            break;
+        unsigned char **p = in, *end = *p + len;
+        for (size_t i = 0; i < w->n_headers; i++) {
+            char name[96];
+            snprintf(name, sizeof(name), "%s:", w->hdr_name[i]);
+            if (lws_add_http_header_by_name(
+                    wsi, (const unsigned char *)name,
+                    (const unsigned char *)w->hdr_value[i],
+                    (int)strlen(w->hdr_value[i]), p, end) != 0)
+                return -1;
+        }
+        break;
+    }
+    case LWS_CALLBACK_CLIENT_ESTABLISHED:
+        if (w == NULL)
+            return -1;
+        w->wsi = wsi;
+        w->open = 1;
+        w->want_ping = 1; /* a ping right after open, as the plugin does */
+        lws_callback_on_writable(wsi);
+        w->cb->on_open(w->arg);
+        break;
+    case LWS_CALLBACK_CLIENT_RECEIVE: {
+        if (w == NULL)
+            return -1;
+        if (lws_is_first_fragment(wsi)) {
+            w->rx_len = 0;
+            w->rx_binary = lws_frame_is_binary(wsi);
+        }
+        if (w->rx_len + len > WS_RX_MAX) {
+            ws_report_close(w, "WebSocket message too large");
+            return -1;
+        }
+        if (lws_is_final_fragment(wsi) && w->rx_len == 0) {
+            w->cb->on_message(w->arg, in, len, w->rx_binary); /* no copy */
+            break;
+        }
+        if (w->rx == NULL && (w->rx = malloc(WS_RX_MAX)) == NULL) {
+            ws_report_close(w, "out of memory");
+            return -1;
+        }
+        memcpy(w->rx + w->rx_len, in, len);
+        w->rx_len += len;
+        if (lws_is_final_fragment(wsi)) {
+            size_t n = w->rx_len;
+            w->rx_len = 0;
+            w->cb->on_message(w->arg, w->rx, n, w->rx_binary);
+        }
+        break;
+    }
+    case LWS_CALLBACK_CLIENT_WRITEABLE: {
+        if (w == NULL)
+            return -1;
+        if (w->want_ping) {
+            static const char ka[] = "keepalive";
+            uint8_t ping[LWS_PRE + sizeof(ka)];
+            memcpy(ping + LWS_PRE, ka, sizeof(ka) - 1);
+            w->want_ping = 0;
+            if (lws_write(wsi, ping + LWS_PRE, sizeof(ka) - 1,
+                          LWS_WRITE_PING) < 0)
+                return -1;
+            if (w->count > 0)
+                lws_callback_on_writable(wsi);
+            break;
+        }
+        if (w->count == 0)
+            break;
+        struct ws_slot *s = &w->slots[w->head];
+        int rc = lws_write(wsi, s->data + LWS_PRE, s->len,
+                           s->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
+        if (rc < (int)s->len) {
+            ws_report_close(w, "WebSocket write failed");
+            return -1;
+        }
+        w->head = (w->head + 1) % WS_SLOTS;
+        w->count--;
+        if (w->count > 0)
+            lws_callback_on_writable(wsi);
+        if (w->want_writable) {
+            w->want_writable = 0;
+            w->cb->on_writable(w->arg);
+        }
+        break;
+    }
+    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR: {
+        char why[256];
+        snprintf(why, sizeof(why), "WebSocket connect failed: %s",
+                 in ? (const char *)in : "unknown error");
+        if (w != NULL)
+            ws_report_close(w, why);
+        break;
+    }
+    case LWS_CALLBACK_CLIENT_CLOSED:
+        if (w != NULL)
+            ws_report_close(w, "WebSocket closed by the server");
+        break;
+    case LWS_CALLBACK_WSI_DESTROY:
+        if (w != NULL)
+            ws_report_close(w, "WebSocket connection lost");
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+static const struct lws_protocols ws_protocols[] = {
+    {"ssmgate-dc", ws_callback, 0, 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static void ws_lws_log(int level, const char *line)
+{
+    /* lws lines end in a newline; ours add their own. */
+    char copy[512];
+    snprintf(copy, sizeof(copy), "%s", line);
+    copy[strcspn(copy, "\n")] = '\0';
+    if (level & LLL_ERR)
+        log_debug("lws: %s", copy);
+    else
+        log_debug("lws: %s", copy);
+}
+
+int ws_ctx_new(uv_loop_t *loop, const char *ca_file, struct ws_ctx **out)
+{
+    struct ws_ctx *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return GW_ENOMEM;
+    lws_set_log_level(log_enabled(LOG_DEBUG) ? LLL_ERR | LLL_WARN : 0,
+                      ws_lws_log);
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof(info));
+    void *loops[1] = {loop};
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    info.protocols = ws_protocols;
+    info.options = LWS_SERVER_OPTION_LIBUV |
+                   LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    info.foreign_loops = loops;
+    if (ca_file != NULL && ca_file[0] != '\0') {
+        c->ca_file = strdup(ca_file);
+        info.client_ssl_ca_filepath = c->ca_file;
+    }
+    c->loop = loop;
+    c->lws = lws_create_context(&info);
+    if (c->lws == NULL) {
+        free(c->ca_file);
+        free(c);
+        return GW_EIO;
+    }
+    *out = c;
+    return 0;
+}
+
+void ws_ctx_free(struct ws_ctx *c)
+{
+    if (c == NULL)
+        return;
+    lws_context_destroy(c->lws);
+    free(c->ca_file);
+    free(c);
+}
+
+static void ws_ping_due(uv_timer_t *t)
+{
+    struct ws *w = t->data;
+    if (w->wsi != NULL && w->open) {
+        w->want_ping = 1;
+        lws_callback_on_writable(w->wsi);
+    }
+}
+
+int ws_connect(struct ws_ctx *ctx, const char *url,
+               const struct ws_header *headers, size_t n_headers,
+               const struct ws_cb *cb, void *arg, struct ws **out)
+{
+    int tls;
+    if (strncmp(url, "wss://", 6) == 0)
+        tls = 1;
+    else if (strncmp(url, "ws://", 5) == 0)
+        tls = 0;
+    else
+        return GW_EINVAL;
+    if (n_headers > WS_MAX_HEADERS)
+        return GW_EINVAL;
+    const char *auth = url + (tls ? 6 : 5);
+    size_t alen = strcspn(auth, "/?");
+    struct ws *w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        return GW_ENOMEM;
+    if (alen == 0 || alen >= sizeof(w->host) ||
+        strlen(auth + alen) >= sizeof(w->path) - 1) {
+        free(w);
+        return GW_EINVAL;
+    }
+    memcpy(w->host, auth, alen);
+    snprintf(w->path, sizeof(w->path), "%s%s",
+             auth[alen] == '/' ? "" : "/", auth + alen);
+    /* host:port, [v6]:port */
+    char address[256];
+    int port = tls ? 443 : 80;
+    snprintf(address, sizeof(address), "%s", w->host);
+    char *colon = strrchr(address, ':');
+    if (colon != NULL && strchr(colon, ']') == NULL) {
+        port = atoi(colon + 1);
+        *colon = '\0';
+    }
+    if (address[0] == '[') {
+        memmove(address, address + 1, strlen(address));
+        address[strcspn(address, "]")] = '\0';
+    }
+    w->ctx = ctx;
+    w->cb = cb;
+    w->arg = arg;
+    w->slots = calloc(WS_SLOTS, sizeof(*w->slots));
+    for (size_t i = 0; i < n_headers; i++) {
+        w->hdr_name[i] = strdup(headers[i].name);
+        w->hdr_value[i] = strdup(headers[i].value);
+        w->n_headers++;
+    }
+    uv_timer_init(ctx->loop, &w->ping_timer);
+    w->ping_timer.data = w;
+    if (w->slots == NULL) {
+        ws_free(w);
+        return GW_ENOMEM;
+    }
+    struct lws_client_connect_info ci;
+    memset(&ci, 0, sizeof(ci));
+    ci.context = ctx->lws;
+    ci.address = address;
+    ci.port = port;
+    ci.path = w->path;
+    ci.host = w->host;
+    ci.origin = NULL;
+    ci.ssl_connection = tls ? LCCSCF_USE_SSL : 0;
+    ci.local_protocol_name = ws_protocols[0].name;
+    ci.opaque_user_data = w;
+    w->in_connect = 1;
+    struct lws *wsi = lws_client_connect_via_info(&ci);
+    w->in_connect = 0;
+    if (wsi == NULL || w->closing) {
+        if (wsi != NULL)
+            lws_set_opaque_user_data(wsi, NULL);
+        ws_free(w);
+        return GW_EIO;
+    }
+    w->wsi = wsi;
+    uv_timer_start(&w->ping_timer, ws_ping_due, WS_PING_MS, WS_PING_MS);
+    *out = w;
+    return 0;
+}
+
+int ws_send(struct ws *w, const void *data, size_t len, int binary)
+{
+    if (w->closing || w->wsi == NULL || !w->open)
+        return GW_ECLOSED;
+    if (len > WS_SLOT_DATA)
+        return GW_ETOO_BIG;
+    if (w->count == WS_SLOTS) {
+        w->want_writable = 1;
+        return GW_EAGAIN;
+    }
+    struct ws_slot *s = &w->slots[(w->head + w->count) % WS_SLOTS];
+    memcpy(s->data + LWS_PRE, data, len);
+    s->len = len;
+    s->binary = binary;
+    w->count++;
+    lws_callback_on_writable(w->wsi);
+    return 0;
+}
+
+int ws_can_send(const struct ws *w)
+{
+    return !w->closing && w->open && w->count < WS_SLOTS;
+}
+
+void ws_rx_pause(struct ws *w, int paused)
+{
+    if (w->wsi != NULL)
+        lws_rx_flow_control(w->wsi, paused ? 0 : 1);
+}
+
+void ws_close(struct ws *w)
+{
+    if (w == NULL || w->closing)
+        return;
+    w->closing = 1;
+    uv_timer_stop(&w->ping_timer);
+    if (w->wsi != NULL) {
+        lws_set_opaque_user_data(w->wsi, NULL);
+        /* Drop the TCP connection without a close frame, as the plugin
+         * does; lws frees the wsi from the loop. */
+        lws_set_timeout(w->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    }
+    w->wsi = NULL;
+    ws_free(w);
+}
