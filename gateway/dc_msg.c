@@ -170,10 +170,10 @@ char *dc_open_json(const char *token, const char *client_id,
     char rids[37];
     dc_uuid_new(rid);
     dc_uuid_str(rid, rids);
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s}", "MessageSchemaVersion",
-                          "1.0", "RequestId", rids, "TokenValue", token,
-                          "ClientId", client_id, "ClientVersion",
-                          client_version);
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:s, s:s}", "MessageSchemaVersion", "1.0",
+                  "RequestId", rids, "TokenValue", token, "ClientId", client_id,
+                  "ClientVersion", client_version);
     char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(o);
     return s;
@@ -215,9 +215,9 @@ int dc_handshake_request_parse(const uint8_t *p, size_t len,
             json_t *params = json_object_get(a, "ActionParameters");
             copy_json_str(out->session_type, sizeof(out->session_type),
                           json_object_get(params, "SessionType"));
-            copy_json_str(out->properties_type, sizeof(out->properties_type),
-                          json_object_get(json_object_get(params, "Properties"),
-                                          "type"));
+            copy_json_str(
+                out->properties_type, sizeof(out->properties_type),
+                json_object_get(json_object_get(params, "Properties"), "type"));
         }
         out->n_actions++;
     }

@@ -15,16 +15,20 @@
 #include <uv.h>
 
 #include "agent.h"
+#include "aws.h"
+#include "backend_ssm.h"
 #include "cli_aws.h"
 #include "cli_proxy.h"
 #include "common.h"
 #include "config.h"
 #include "control.h"
 #include "key.h"
+#include "keypush.h"
 #include "log.h"
 #include "rundir.h"
 #include "server.h"
 #include "sshconfig.h"
+#include "ws.h"
 
 struct daemon {
     uv_loop_t *loop;
@@ -37,6 +41,10 @@ struct daemon {
     struct agent *agent;
     struct control *control;
     struct server *server;
+    struct aws_client *aws;
+    struct ws_ctx *ws;
+    struct keypush *keypush;
+    struct backend_ssm *ssm;
     uv_signal_t sigint, sigterm, sighup;
     uv_timer_t rotate_timer;
     int stopping;
@@ -104,6 +112,54 @@ static void on_rotate(uv_timer_t *t)
                  (unsigned long long)d->keys.generation);
 }
 
+/* ---- the SSM backend ---- */
+
+static void daemon_stop_backends(struct daemon *d)
+{
+    backend_ssm_free(d->ssm);
+    d->ssm = NULL;
+    keypush_free(d->keypush);
+    d->keypush = NULL;
+    aws_client_free(d->aws);
+    d->aws = NULL;
+    ws_ctx_free(d->ws);
+    d->ws = NULL;
+}
+
+static int daemon_start_backends(struct daemon *d)
+{
+    struct aws_client_opts ao = {d->cfg->profile, d->cfg->region};
+    d->aws = aws_client_new(d->loop, &ao);
+    if (d->aws == NULL)
+        return GW_ENOMEM;
+    int rc =
+        ws_ctx_new(d->loop, aws_ca_bundle(d->aws, d->cfg->profile), &d->ws);
+    if (rc != 0) {
+        fprintf(stderr, "ssmgate: cannot start libwebsockets (is "
+                        "libwebsockets-evlib-uv installed?)\n");
+        return rc;
+    }
+    struct keypush_api api = keypush_aws_api(d->aws);
+    rc = keypush_new(d->loop, &d->keys, &api, NULL, &d->keypush);
+    if (rc != 0)
+        return rc;
+    char reason[128];
+    const char *user = getenv("USER");
+    snprintf(reason, sizeof(reason), "ssmgate %s by %s", SSMGATE_VERSION,
+             user && user[0] ? user : "unknown user");
+    struct backend_ssm_opts so = {
+        .message_rate = d->cfg->message_rate,
+        .payload_size = d->cfg->payload_size,
+        .resume_budget_ms = d->cfg->resume_budget_ms,
+        .handshake_timeout_ms = 20000,
+        .reason_prefix = reason,
+    };
+    rc = backend_ssm_new(d->loop, d->aws, d->ws, d->keypush, &so, &d->ssm);
+    if (rc == 0)
+        server_set_ssm_backend(d->server, backend_ssm_backend(d->ssm));
+    return rc;
+}
+
 /* ---- signals ---- */
 
 static void shutdown_done(void *arg)
@@ -117,6 +173,7 @@ static void shutdown_done(void *arg)
     d->agent = NULL;
     control_stop(d->control);
     d->control = NULL;
+    daemon_stop_backends(d);
 }
 
 static void on_stop_signal(uv_signal_t *h, int signum)
@@ -197,6 +254,12 @@ static int daemon_start(struct daemon *d)
                 gw_strerror(rc));
         return rc;
     }
+    rc = daemon_start_backends(d);
+    if (rc != 0) {
+        fprintf(stderr, "ssmgate: cannot start the SSM backend: %s\n",
+                gw_strerror(rc));
+        return rc;
+    }
     rc = server_listen(d->server);
     if (rc != 0) {
         fprintf(stderr, "ssmgate: cannot listen: %s\n", gw_strerror(rc));
@@ -232,6 +295,7 @@ static int cmd_run(struct daemon *d)
         control_stop(d->control);
         d->agent = NULL;
         d->control = NULL;
+        daemon_stop_backends(d);
     }
     uv_run(d->loop, UV_RUN_DEFAULT);
     server_free(d->server);

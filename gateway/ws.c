@@ -16,11 +16,11 @@
 #include "common.h"
 #include "log.h"
 
-#define WS_SLOTS        64
-#define WS_SLOT_DATA    (16 * 1024) /* a data message is ~1.1 KiB */
-#define WS_RX_MAX       (1 << 20)
-#define WS_PING_MS      (5 * 60 * 1000)
-#define WS_MAX_HEADERS  4
+#define WS_SLOTS       64
+#define WS_SLOT_DATA   (16 * 1024) /* a data message is ~1.1 KiB */
+#define WS_RX_MAX      (1 << 20)
+#define WS_PING_MS     (5 * 60 * 1000)
+#define WS_MAX_HEADERS 4
 
 struct ws_ctx {
     struct lws_context *lws;
@@ -162,8 +162,8 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
             uint8_t ping[LWS_PRE + sizeof(ka)];
             memcpy(ping + LWS_PRE, ka, sizeof(ka) - 1);
             w->want_ping = 0;
-            if (lws_write(wsi, ping + LWS_PRE, sizeof(ka) - 1,
-                          LWS_WRITE_PING) < 0)
+            if (lws_write(wsi, ping + LWS_PRE, sizeof(ka) - 1, LWS_WRITE_PING) <
+                0)
                 return -1;
             if (w->count > 0)
                 lws_callback_on_writable(wsi);
@@ -239,8 +239,8 @@ int ws_ctx_new(uv_loop_t *loop, const char *ca_file, struct ws_ctx **out)
     void *loops[1] = {loop};
     info.port = CONTEXT_PORT_NO_LISTEN;
     info.protocols = ws_protocols;
-    info.options = LWS_SERVER_OPTION_LIBUV |
-                   LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    info.options =
+        LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
     info.foreign_loops = loops;
     if (ca_file != NULL && ca_file[0] != '\0') {
         c->ca_file = strdup(ca_file);
@@ -299,8 +299,8 @@ int ws_connect(struct ws_ctx *ctx, const char *url,
         return GW_EINVAL;
     }
     memcpy(w->host, auth, alen);
-    snprintf(w->path, sizeof(w->path), "%s%s",
-             auth[alen] == '/' ? "" : "/", auth + alen);
+    snprintf(w->path, sizeof(w->path), "%s%s", auth[alen] == '/' ? "" : "/",
+             auth + alen);
     /* host:port, [v6]:port */
     char address[256];
     int port = tls ? 443 : 80;

@@ -1,0 +1,36 @@
+/*
+ * backend_ssm.h - the SSM backend: a tunnel_spec becomes a Session Manager
+ * session (StartSession, the data channel, the handshake) whose byte
+ * stream the pump drives through backend.h.
+ */
+#ifndef SSMGATE_BACKEND_SSM_H
+#define SSMGATE_BACKEND_SSM_H
+
+#include <uv.h>
+
+#include "backend.h"
+
+struct aws_client;
+struct keypush;
+struct ws_ctx;
+
+struct backend_ssm_opts {
+    int message_rate;
+    int payload_size;
+    int resume_budget_ms;
+    int handshake_timeout_ms;
+    const char *reason_prefix; /* "ssmgate: alice" for StartSession Reason */
+};
+
+struct backend_ssm;
+
+/* aws, ws and keys (may be NULL: no key push) are borrowed. */
+int backend_ssm_new(uv_loop_t *loop, struct aws_client *aws, struct ws_ctx *ws,
+                    struct keypush *keys, const struct backend_ssm_opts *opts,
+                    struct backend_ssm **out);
+/* The struct backend to register with the server. */
+const struct backend *backend_ssm_backend(struct backend_ssm *b);
+/* Call once no stream is open any more (after the server drained). */
+void backend_ssm_free(struct backend_ssm *b);
+
+#endif

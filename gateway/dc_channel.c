@@ -1,0 +1,641 @@
+/*
+ * dc_channel.c - see dc_channel.h.
+ *
+ * Outgoing: every sequenced message (handshake response, data, flags)
+ * lives in a ring slot, encoded once, from its send until its ack; the
+ * ring is the window, so a full ring is backpressure, never eviction.
+ * Slots are allocated once per channel. Acks are selective; the oldest
+ * unacked message is resent per 100 ms tick once its RTO (RFC 6298 style:
+ * 1/8 and 1/4 gains, 10 ms granularity, 1 s cap) has passed.
+ * Incoming: in-order messages are processed at once; later ones wait in a
+ * bounded reorder buffer (acked when stored); duplicates are re-acked so a
+ * lost ack cannot make the agent resend forever.
+ * Pacing: a token bucket over data messages only; acks never wait.
+ */
+#include "dc_channel.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "buf.h"
+#include "log.h"
+#include <openssl/crypto.h>
+
+#define DC_WINDOW      256
+#define DC_REORDER     256
+#define DC_TICK_MS     100
+#define DC_RTO_INIT_MS 200.0
+#define DC_RTT_INIT_MS 100.0
+#define DC_RTO_MAX_MS  1000.0
+#define DC_CLOCK_G_MS  10.0
+
+enum dc_state {
+    DC_IDLE,      /* no socket yet */
+    DC_OPENING,   /* WebSocket connecting */
+    DC_HANDSHAKE, /* OpenDataChannel sent; waiting for the agent */
+    DC_READY,     /* HandshakeComplete received */
+    DC_LOST,      /* socket dropped; state kept for a resume */
+    DC_CLOSED,    /* ended for good */
+};
+
+struct dc_slot {
+    int64_t seq;
+    size_t len;
+    uint64_t last_sent_ms;
+    int sent;
+    int acked;
+    int resent;
+};
+
+struct dc_reorder {
+    int64_t seq; /* -1 = empty */
+    uint8_t *frame;
+    size_t len;
+};
+
+struct dc_channel {
+    uv_loop_t *loop;
+    struct ws_ctx *ws_ctx;
+    struct ws *ws;
+    const struct dc_channel_cb *cb;
+    void *arg;
+    struct dc_channel_opts opts;
+    enum dc_state state;
+    int ready_once;
+    uint8_t client_id[16];
+    char *token;
+
+    /* outgoing */
+    uint8_t *frames; /* DC_WINDOW * frame_cap */
+    size_t frame_cap;
+    struct dc_slot slots[DC_WINDOW];
+    int64_t tail_seq; /* oldest unacked */
+    int64_t send_seq; /* next to hand to the socket */
+    int64_t next_seq; /* next to assign */
+    int want_writable;
+    double rtt, rttv, rto;
+    double tokens;
+    uint64_t tokens_at_ns;
+
+    /* incoming */
+    int64_t expected;
+    struct dc_reorder reorder[DC_REORDER];
+    struct dc_handshake_request hs;
+
+    uv_timer_t tick, pace, hs_timer;
+    int handles;
+    int rx_paused;
+    struct dc_channel_stats stats;
+};
+
+static uint64_t now_ms(struct dc_channel *ch)
+{
+    return uv_now(ch->loop);
+}
+
+static uint64_t wall_ms(void)
+{
+    uv_timeval64_t tv;
+    uv_gettimeofday(&tv);
+    return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+static struct dc_slot *slot_of(struct dc_channel *ch, int64_t seq)
+{
+    return &ch->slots[seq % DC_WINDOW];
+}
+
+static uint8_t *frame_of(struct dc_channel *ch, int64_t seq)
+{
+    return ch->frames + (size_t)(seq % DC_WINDOW) * ch->frame_cap;
+}
+
+static void dc_close_for_good(struct dc_channel *ch, const char *reason)
+{
+    if (ch->state == DC_CLOSED)
+        return;
+    ch->state = DC_CLOSED;
+    uv_timer_stop(&ch->tick);
+    uv_timer_stop(&ch->pace);
+    uv_timer_stop(&ch->hs_timer);
+    if (ch->ws != NULL) {
+        ws_close(ch->ws);
+        ch->ws = NULL;
+    }
+    ch->cb->on_closed(ch->arg, reason);
+}
+
+/* ---- sending ---- */
+
+static void dc_send_ack(struct dc_channel *ch, const struct dc_msg *m)
+{
+    char *json = dc_ack_json(m->type, m->id, m->seq);
+    if (json == NULL || ch->ws == NULL) {
+        free(json);
+        return;
+    }
+    size_t jlen = strlen(json);
+    uint8_t frame[DC_MSG_OVERHEAD + 512];
+    if (jlen <= 512) {
+        uint8_t id[16];
+        dc_uuid_new(id);
+        size_t n = dc_msg_encode(frame, DC_TYPE_ACK, 0, 3, id, wall_ms(), 0,
+                                 (const uint8_t *)json, (uint32_t)jlen);
+        /* A full socket queue drops the ack: the agent resends the message
+         * and the duplicate is acked again. */
+        ws_send(ch->ws, frame, n, 1);
+    }
+    free(json);
+}
+
+static void dc_flush(struct dc_channel *ch);
+
+static void dc_pace_fired(uv_timer_t *t)
+{
+    dc_flush(t->data);
+}
+
+/* Takes one pacing token for a data message; 0 when none is left (a
+ * timer then restarts the flush when one will be). */
+static int dc_take_token(struct dc_channel *ch)
+{
+    int rate = ch->opts.message_rate;
+    if (rate <= 0)
+        return 1;
+    uint64_t now = uv_hrtime();
+    double burst = rate / 50.0 > 1.0 ? rate / 50.0 : 1.0; /* 20 ms */
+    ch->tokens += (double)(now - ch->tokens_at_ns) * rate / 1e9;
+    ch->tokens_at_ns = now;
+    if (ch->tokens > burst)
+        ch->tokens = burst;
+    if (ch->tokens >= 1.0) {
+        ch->tokens -= 1.0;
+        return 1;
+    }
+    uint64_t wait = (uint64_t)((1.0 - ch->tokens) * 1000.0 / rate) + 1;
+    uv_timer_start(&ch->pace, dc_pace_fired, wait, 0);
+    return 0;
+}
+
+/* Hands queued messages to the socket, as pacing and the socket allow. */
+static void dc_flush(struct dc_channel *ch)
+{
+    while (ch->ws != NULL && ch->send_seq < ch->next_seq &&
+           (ch->state == DC_READY || ch->state == DC_HANDSHAKE)) {
+        struct dc_slot *s = slot_of(ch, ch->send_seq);
+        if (s->acked) {
+            ch->send_seq++;
+            continue;
+        }
+        /* Only the handshake answer may go out before HandshakeComplete:
+         * the agent would ack and drop anything else. */
+        if (ch->state != DC_READY && s->seq != 0)
+            break;
+        int data = !s->sent; /* resends are not paced */
+        if (data && !dc_take_token(ch))
+            break;
+        int rc = ws_send(ch->ws, frame_of(ch, ch->send_seq), s->len, 1);
+        if (rc != 0) {
+            ch->tokens += data ? 1.0 : 0.0;
+            break; /* the socket's on_writable restarts us */
+        }
+        if (s->sent)
+            ch->stats.resends++;
+        s->sent = 1;
+        s->last_sent_ms = now_ms(ch);
+        ch->stats.msgs_out++;
+        ch->send_seq++;
+    }
+}
+
+/* Puts one sequenced message into the ring; 0 or GW_EAGAIN when full. */
+static int dc_queue(struct dc_channel *ch, uint32_t payload_type,
+                    const uint8_t *p, size_t n)
+{
+    if (ch->next_seq - ch->tail_seq >= DC_WINDOW)
+        return GW_EAGAIN;
+    if (DC_MSG_OVERHEAD + n > ch->frame_cap)
+        return GW_ETOO_BIG;
+    int64_t seq = ch->next_seq++;
+    struct dc_slot *s = slot_of(ch, seq);
+    uint8_t id[16];
+    dc_uuid_new(id);
+    memset(s, 0, sizeof(*s));
+    s->seq = seq;
+    s->len = dc_msg_encode(frame_of(ch, seq), DC_TYPE_INPUT, seq, 0, id,
+                           wall_ms(), payload_type, p, (uint32_t)n);
+    int unacked = (int)(ch->next_seq - ch->tail_seq);
+    if (unacked > ch->stats.max_unacked)
+        ch->stats.max_unacked = unacked;
+    return 0;
+}
+
+ssize_t dc_channel_write(struct dc_channel *ch, const uint8_t *p, size_t n)
+{
+    if (ch->state == DC_CLOSED)
+        return GW_ECLOSED;
+    size_t taken = 0;
+    size_t chunk_max = (size_t)ch->opts.payload_size;
+    while (taken < n) {
+        size_t chunk = GW_MIN(n - taken, chunk_max);
+        if (dc_queue(ch, DC_PT_OUTPUT, p + taken, chunk) != 0)
+            break;
+        taken += chunk;
+    }
+    ch->stats.bytes_out += taken;
+    if (taken < n)
+        ch->want_writable = 1;
+    dc_flush(ch);
+    return (ssize_t)taken;
+}
+
+int dc_channel_send_flag(struct dc_channel *ch, uint32_t flag)
+{
+    uint8_t p[4];
+    p[0] = (uint8_t)(flag >> 24);
+    p[1] = (uint8_t)(flag >> 16);
+    p[2] = (uint8_t)(flag >> 8);
+    p[3] = (uint8_t)flag;
+    int rc = dc_queue(ch, DC_PT_FLAG, p, 4);
+    if (rc == 0)
+        dc_flush(ch);
+    return rc;
+}
+
+/* ---- acks and retransmission ---- */
+
+static void dc_on_ack(struct dc_channel *ch, int64_t seq)
+{
+    if (seq < ch->tail_seq || seq >= ch->next_seq)
+        return;
+    struct dc_slot *s = slot_of(ch, seq);
+    if (s->acked || s->seq != seq)
+        return;
+    s->acked = 1;
+    if (s->sent) {
+        double r = (double)(now_ms(ch) - s->last_sent_ms);
+        ch->rttv =
+            0.75 * ch->rttv + 0.25 * (ch->rtt > r ? ch->rtt - r : r - ch->rtt);
+        ch->rtt = 0.875 * ch->rtt + 0.125 * r;
+        double var =
+            4.0 * ch->rttv > DC_CLOCK_G_MS ? 4.0 * ch->rttv : DC_CLOCK_G_MS;
+        ch->rto = ch->rtt + var;
+        if (ch->rto > DC_RTO_MAX_MS)
+            ch->rto = DC_RTO_MAX_MS;
+    }
+    while (ch->tail_seq < ch->next_seq && slot_of(ch, ch->tail_seq)->acked)
+        ch->tail_seq++;
+    if (ch->send_seq < ch->tail_seq)
+        ch->send_seq = ch->tail_seq;
+    if (ch->want_writable && ch->next_seq - ch->tail_seq < DC_WINDOW) {
+        ch->want_writable = 0;
+        ch->cb->on_writable(ch->arg);
+    }
+}
+
+static void dc_tick(uv_timer_t *t)
+{
+    struct dc_channel *ch = t->data;
+    if (ch->ws == NULL || ch->tail_seq >= ch->send_seq)
+        return;
+    /* Only the oldest unacked message, as both official sides do. */
+    struct dc_slot *s = slot_of(ch, ch->tail_seq);
+    if (s->acked || !s->sent ||
+        (double)(now_ms(ch) - s->last_sent_ms) <= ch->rto)
+        return;
+    if (ws_send(ch->ws, frame_of(ch, ch->tail_seq), s->len, 1) == 0) {
+        s->last_sent_ms = now_ms(ch);
+        s->resent++;
+        ch->stats.resends++;
+        log_debug("dc: resent seq %lld (rto %.0f ms)", (long long)s->seq,
+                  ch->rto);
+    }
+}
+
+/* ---- receiving ---- */
+
+static void dc_handshake_timeout(uv_timer_t *t)
+{
+    struct dc_channel *ch = t->data;
+    dc_close_for_good(ch, "the agent did not complete the handshake in "
+                          "time (is the SSM Agent running and current?)");
+}
+
+static void dc_deliver(struct dc_channel *ch, const struct dc_msg *m)
+{
+    const char *why = NULL;
+    switch (m->payload_type) {
+    case DC_PT_HANDSHAKE_REQUEST: {
+        if (dc_handshake_request_parse(m->payload, m->payload_len, &ch->hs,
+                                       &why) != 0) {
+            dc_close_for_good(ch, why);
+            return;
+        }
+        int port = strcmp(ch->hs.session_type, "Port") == 0;
+        int unsupported = !port;
+        for (int i = 0; i < ch->hs.n_actions; i++)
+            if (strcmp(ch->hs.action_types[i], "SessionType") != 0)
+                unsupported = 1;
+        char *json =
+            dc_handshake_response_json(&ch->hs, DC_CLIENT_VERSION, port);
+        if (json != NULL) {
+            dc_queue(ch, DC_PT_HANDSHAKE_RESPONSE, (const uint8_t *)json,
+                     strlen(json));
+            free(json);
+            dc_flush(ch);
+        }
+        if (unsupported) {
+            char reason[160];
+            const char *what = !port ? ch->hs.session_type : "KMSEncryption";
+            for (int i = 0; port && i < ch->hs.n_actions; i++)
+                if (strcmp(ch->hs.action_types[i], "SessionType") != 0)
+                    what = ch->hs.action_types[i];
+            snprintf(reason, sizeof(reason),
+                     "the agent asked for %s, which ssmgate does not support",
+                     what);
+            dc_close_for_good(ch, reason);
+        }
+        return;
+    }
+    case DC_PT_HANDSHAKE_COMPLETE: {
+        char msg[256];
+        dc_handshake_complete_parse(m->payload, m->payload_len, msg,
+                                    sizeof(msg));
+        if (msg[0] != '\0')
+            log_info("dc: agent says: %s", msg);
+        uv_timer_stop(&ch->hs_timer);
+        ch->state = DC_READY;
+        if (!ch->ready_once) {
+            ch->ready_once = 1;
+            ch->cb->on_ready(ch->arg, &ch->hs);
+        }
+        dc_flush(ch);
+        return;
+    }
+    case DC_PT_OUTPUT:
+        ch->stats.bytes_in += m->payload_len;
+        if (m->payload_len > 0)
+            ch->cb->on_data(ch->arg, m->payload, m->payload_len);
+        return;
+    case DC_PT_FLAG:
+        if (m->payload_len == 4)
+            ch->cb->on_flag(ch->arg, buf_load_u32(m->payload));
+        return;
+    default:
+        return; /* stderr, exit codes: not used by port sessions */
+    }
+}
+
+static void dc_on_output(struct dc_channel *ch, const struct dc_msg *m,
+                         const uint8_t *frame, size_t len)
+{
+    if (m->seq < ch->expected) {
+        dc_send_ack(ch, m); /* a duplicate: our ack was lost */
+        return;
+    }
+    if (m->seq > ch->expected) {
+        if (m->seq - ch->expected >= DC_REORDER)
+            return; /* too far ahead: no ack, the agent resends */
+        struct dc_reorder *r = &ch->reorder[m->seq % DC_REORDER];
+        if (r->seq != m->seq) {
+            uint8_t *copy = malloc(len);
+            if (copy == NULL)
+                return;
+            free(r->frame);
+            memcpy(copy, frame, len);
+            r->frame = copy;
+            r->len = len;
+            r->seq = m->seq;
+        }
+        dc_send_ack(ch, m);
+        return;
+    }
+    /* In order. Handshake messages are acked before processing. */
+    dc_send_ack(ch, m);
+    ch->expected++;
+    ch->stats.msgs_in++;
+    dc_deliver(ch, m);
+    /* Then whatever waited for this one. */
+    while (ch->state != DC_CLOSED) {
+        struct dc_reorder *r = &ch->reorder[ch->expected % DC_REORDER];
+        if (r->seq != ch->expected)
+            break;
+        struct dc_msg next;
+        const char *why;
+        uint8_t *f = r->frame;
+        size_t flen = r->len;
+        r->frame = NULL;
+        r->seq = -1;
+        ch->expected++;
+        if (dc_msg_decode(f, flen, &next, &why) == 0) {
+            ch->stats.msgs_in++;
+            dc_deliver(ch, &next);
+        }
+        free(f);
+    }
+}
+
+static void dc_ws_message(void *arg, const uint8_t *data, size_t len,
+                          int binary)
+{
+    struct dc_channel *ch = arg;
+    struct dc_msg m;
+    const char *why;
+    if (dc_msg_decode(data, len, &m, &why) != 0) {
+        log_debug("dc: dropped a bad message: %s", why);
+        return;
+    }
+    if (strcmp(m.type, DC_TYPE_OUTPUT) == 0) {
+        dc_on_output(ch, &m, data, len);
+    } else if (strcmp(m.type, DC_TYPE_ACK) == 0) {
+        int64_t seq;
+        if (dc_ack_parse(m.payload, m.payload_len, &seq) == 0)
+            dc_on_ack(ch, seq);
+    } else if (strcmp(m.type, DC_TYPE_CLOSED) == 0) {
+        char out[512], reason[600];
+        dc_channel_closed_parse(m.payload, m.payload_len, out, sizeof(out));
+        snprintf(reason, sizeof(reason), "the service closed the session%s%s",
+                 out[0] ? ": " : "", out);
+        dc_close_for_good(ch, reason);
+    } else if (strcmp(m.type, DC_TYPE_PAUSE_PUB) == 0 ||
+               strcmp(m.type, DC_TYPE_START_PUB) == 0) {
+        log_debug("dc: %s", m.type);
+    }
+}
+
+/* ---- the socket ---- */
+
+static void dc_ws_open(void *arg)
+{
+    struct dc_channel *ch = arg;
+    char ids[37];
+    dc_uuid_str(ch->client_id, ids);
+    char *open = dc_open_json(ch->token, ids, DC_CLIENT_VERSION);
+    if (open == NULL || ws_send(ch->ws, open, strlen(open), 0) != 0) {
+        free(open);
+        dc_close_for_good(ch, "cannot send OpenDataChannel");
+        return;
+    }
+    OPENSSL_cleanse(open, strlen(open));
+    free(open);
+    ch->state = ch->ready_once ? DC_READY : DC_HANDSHAKE;
+    /* Resend everything not acknowledged, in order. */
+    ch->send_seq = ch->tail_seq;
+    for (int64_t s = ch->tail_seq; s < ch->next_seq; s++)
+        if (slot_of(ch, s)->sent)
+            slot_of(ch, s)->resent++;
+    if (ch->rx_paused)
+        ws_rx_pause(ch->ws, 1);
+    dc_flush(ch);
+}
+
+static void dc_ws_writable(void *arg)
+{
+    dc_flush(arg);
+}
+
+static void dc_ws_close(void *arg, const char *reason)
+{
+    struct dc_channel *ch = arg;
+    ch->ws = NULL;
+    if (ch->state == DC_CLOSED)
+        return;
+    ch->state = DC_LOST;
+    uv_timer_stop(&ch->pace);
+    ch->cb->on_lost(ch->arg, reason);
+}
+
+static const struct ws_cb dc_ws_cb = {
+    .on_open = dc_ws_open,
+    .on_message = dc_ws_message,
+    .on_writable = dc_ws_writable,
+    .on_close = dc_ws_close,
+};
+
+int dc_channel_connect(struct dc_channel *ch, const char *url,
+                       const struct ws_header *headers, size_t n_headers,
+                       const char *token)
+{
+    if (ch->state == DC_CLOSED)
+        return GW_ECLOSED;
+    if (ch->ws != NULL) {
+        ws_close(ch->ws);
+        ch->ws = NULL;
+    }
+    if (ch->token != NULL) {
+        OPENSSL_cleanse(ch->token, strlen(ch->token));
+        free(ch->token);
+    }
+    ch->token = strdup(token);
+    if (ch->token == NULL)
+        return GW_ENOMEM;
+    ch->state = DC_OPENING;
+    int rc =
+        ws_connect(ch->ws_ctx, url, headers, n_headers, &dc_ws_cb, ch, &ch->ws);
+    if (rc != 0) {
+        ch->ws = NULL;
+        ch->state = DC_LOST;
+        return rc;
+    }
+    if (!ch->ready_once)
+        uv_timer_start(&ch->hs_timer, dc_handshake_timeout,
+                       (uint64_t)ch->opts.handshake_timeout_ms, 0);
+    uv_timer_start(&ch->tick, dc_tick, DC_TICK_MS, DC_TICK_MS);
+    return 0;
+}
+
+int dc_channel_new(uv_loop_t *loop, struct ws_ctx *ws,
+                   const struct dc_channel_opts *opts,
+                   const struct dc_channel_cb *cb, void *arg,
+                   struct dc_channel **out)
+{
+    struct dc_channel *ch = calloc(1, sizeof(*ch));
+    if (ch == NULL)
+        return GW_ENOMEM;
+    ch->opts = *opts;
+    if (ch->opts.payload_size <= 0)
+        ch->opts.payload_size = 1024;
+    if (ch->opts.handshake_timeout_ms <= 0)
+        ch->opts.handshake_timeout_ms = 20000;
+    /* Room for our data messages and for the handshake answer. */
+    ch->frame_cap =
+        DC_MSG_OVERHEAD + GW_MAX((size_t)ch->opts.payload_size, (size_t)4096);
+    ch->frames = malloc(DC_WINDOW * ch->frame_cap);
+    if (ch->frames == NULL) {
+        free(ch);
+        return GW_ENOMEM;
+    }
+    ch->loop = loop;
+    ch->ws_ctx = ws;
+    ch->cb = cb;
+    ch->arg = arg;
+    ch->rtt = DC_RTT_INIT_MS;
+    ch->rto = DC_RTO_INIT_MS;
+    ch->tokens = 1.0;
+    ch->tokens_at_ns = uv_hrtime();
+    dc_uuid_new(ch->client_id);
+    for (int i = 0; i < DC_REORDER; i++)
+        ch->reorder[i].seq = -1;
+    uv_timer_init(loop, &ch->tick);
+    uv_timer_init(loop, &ch->pace);
+    uv_timer_init(loop, &ch->hs_timer);
+    ch->tick.data = ch->pace.data = ch->hs_timer.data = ch;
+    ch->handles = 3;
+    *out = ch;
+    return 0;
+}
+
+void dc_channel_pause_rx(struct dc_channel *ch, int paused)
+{
+    ch->rx_paused = paused;
+    if (ch->ws != NULL)
+        ws_rx_pause(ch->ws, paused);
+}
+
+size_t dc_channel_room(const struct dc_channel *ch)
+{
+    int64_t free_slots = DC_WINDOW - (ch->next_seq - ch->tail_seq);
+    return free_slots > 0 ? (size_t)free_slots * (size_t)ch->opts.payload_size
+                          : 0;
+}
+
+int dc_channel_unacked(const struct dc_channel *ch)
+{
+    return (int)(ch->next_seq - ch->tail_seq);
+}
+
+void dc_channel_stats(const struct dc_channel *ch, struct dc_channel_stats *o)
+{
+    *o = ch->stats;
+}
+
+static void dc_handle_closed(uv_handle_t *h)
+{
+    struct dc_channel *ch = h->data;
+    if (--ch->handles > 0)
+        return;
+    for (int i = 0; i < DC_REORDER; i++)
+        free(ch->reorder[i].frame);
+    if (ch->token != NULL) {
+        OPENSSL_cleanse(ch->token, strlen(ch->token));
+        free(ch->token);
+    }
+    free(ch->frames);
+    free(ch);
+}
+
+void dc_channel_free(struct dc_channel *ch)
+{
+    if (ch == NULL)
+        return;
+    ch->state = DC_CLOSED;
+    if (ch->ws != NULL) {
+        ws_close(ch->ws);
+        ch->ws = NULL;
+    }
+    uv_close((uv_handle_t *)&ch->tick, dc_handle_closed);
+    uv_close((uv_handle_t *)&ch->pace, dc_handle_closed);
+    uv_close((uv_handle_t *)&ch->hs_timer, dc_handle_closed);
+}

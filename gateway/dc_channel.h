@@ -1,0 +1,79 @@
+/*
+ * dc_channel.h - one Session Manager data channel: the WebSocket, the
+ * OpenDataChannel token, the handshake, and the reliability layer
+ * (sequence numbers, acks, retransmission with an RTT-based timeout, an
+ * ordered incoming buffer) with pacing under the service's message limit.
+ *
+ * The state survives a dropped WebSocket: dc_channel_connect() on a new
+ * URL/token (after ResumeSession) reopens, sends a new OpenDataChannel and
+ * retransmits what was not acknowledged.
+ */
+#ifndef SSMGATE_DC_CHANNEL_H
+#define SSMGATE_DC_CHANNEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "dc_msg.h"
+#include "ws.h"
+
+/* Reported to the agent; >= 1.1.70 selects smux for port forwards,
+ * > 1.2.331.0 turns the agent's smux keepalive off, and 1.2.764.0 is the
+ * oldest plugin AWS still supports. */
+#define DC_CLIENT_VERSION "1.2.779.0"
+
+struct dc_channel;
+
+struct dc_channel_cb {
+    /* Handshake complete: hs says what the agent runs. */
+    void (*on_ready)(void *arg, const struct dc_handshake_request *hs);
+    /* Output payload bytes, in order. */
+    void (*on_data)(void *arg, const uint8_t *p, size_t n);
+    void (*on_flag)(void *arg, uint32_t flag);
+    /* dc_channel_write returned short earlier; there is room now. */
+    void (*on_writable)(void *arg);
+    /* The WebSocket dropped; the channel keeps its state for a resume. */
+    void (*on_lost)(void *arg, const char *reason);
+    /* The channel ended for good (channel_closed, handshake failure). */
+    void (*on_closed)(void *arg, const char *reason);
+};
+
+struct dc_channel_opts {
+    int message_rate; /* data messages per second; 0 = unpaced */
+    int payload_size; /* bytes per data message */
+    int handshake_timeout_ms;
+};
+
+struct dc_channel_stats {
+    uint64_t msgs_out, msgs_in, bytes_out, bytes_in, resends;
+    int max_unacked;
+};
+
+int dc_channel_new(uv_loop_t *loop, struct ws_ctx *ws,
+                   const struct dc_channel_opts *opts,
+                   const struct dc_channel_cb *cb, void *arg,
+                   struct dc_channel **out);
+/* Opens (or reopens) the WebSocket and sends OpenDataChannel with token. */
+int dc_channel_connect(struct dc_channel *ch, const char *url,
+                       const struct ws_header *headers, size_t n_headers,
+                       const char *token);
+/*
+ * Queues up to n bytes as Output messages. Returns the bytes taken (less
+ * than n when the unacknowledged window is full: wait for on_writable),
+ * or GW_ECLOSED.
+ */
+ssize_t dc_channel_write(struct dc_channel *ch, const uint8_t *p, size_t n);
+int dc_channel_send_flag(struct dc_channel *ch, uint32_t flag);
+/* Stops/starts reading from the WebSocket (local side backpressure). */
+void dc_channel_pause_rx(struct dc_channel *ch, int paused);
+/* Bytes dc_channel_write would take right now (whole messages). */
+size_t dc_channel_room(const struct dc_channel *ch);
+/* Messages sent but not acknowledged yet. */
+int dc_channel_unacked(const struct dc_channel *ch);
+void dc_channel_stats(const struct dc_channel *ch,
+                      struct dc_channel_stats *out);
+/* Closes the WebSocket and frees; no callbacks after this returns. */
+void dc_channel_free(struct dc_channel *ch);
+
+#endif
