@@ -4,18 +4,15 @@ the protocol of ssm-data-channel.md to a small client written here on its own
 (own codec, own SigV4 for the upgrade) rather than reusing the fake's code."""
 
 import asyncio
-import datetime
 import hashlib
 import hmac
 import json
 import os
-import shutil
 import socket
 import ssl
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.parse
@@ -751,3 +748,14 @@ def test_destination_close_ends_stream_session(fake):
     s = fake.session(run(go()))
     srv.close()
     assert s["terminated"] and any(e["what"] == "dest_eof" for e in s["events"])
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/sbin/sshd"), reason="no sshd")
+def test_sshd_fixed_key_mode(tmp_path):
+    p = str(tmp_path / "own")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", p], check=True)
+    with open(p + ".pub") as f:
+        pub = f.read()
+    with sshd_harness.Sshd(None, authorized_keys=pub) as sd:
+        r = sd.ssh(p, "echo", "own-key")
+        assert r.returncode == 0 and "own-key" in r.stdout, r.stderr + sd.log()

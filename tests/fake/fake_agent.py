@@ -23,7 +23,6 @@ import collections
 import hashlib
 import http
 import json
-import os
 import re
 import secrets
 import struct
@@ -111,8 +110,6 @@ def parse_msg(frame):
     mtype = mt.strip(b"\x00").strip().decode("ascii", "replace")
     if not mtype:
         raise BadFrame("empty MessageType")
-    if mt.rstrip(b" \x00") != mt.rstrip(b" ").rstrip(b"\x00").rstrip(b" ") and False:
-        pass
     payload = frame[120:]
     if plen != len(payload):
         raise BadFrame("PayloadLength %d but %d payload bytes" % (plen, len(payload)))
@@ -612,7 +609,7 @@ class Session:
              "CustomerMessage": ""}).encode())
         self.handshake_done = True
         self.event("handshake_complete")
-        typ = self.props.get("type") if False else self.handshake_properties().get("type")
+        typ = self.handshake_properties().get("type")
         if typ == "LocalPortForwarding":
             mux = vkey(cv) >= vkey("1.1.70") and vkey(agent_version) > vkey("3.0.196.0")
             self.mode = "mux" if mux else "basic"
