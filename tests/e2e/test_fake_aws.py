@@ -759,3 +759,37 @@ def test_sshd_fixed_key_mode(tmp_path):
     with sshd_harness.Sshd(None, authorized_keys=pub) as sd:
         r = sd.ssh(p, "echo", "own-key")
         assert r.returncode == 0 and "own-key" in r.stdout, r.stderr + sd.log()
+
+
+def test_ec2_describe_instances_and_oidc_refresh(fake):
+    from botocore.exceptions import ClientError
+    ec2 = fake.boto_client("ec2")
+    r = ec2.describe_instances(Filters=[{"Name": "tag:Name", "Values": ["web"]},
+                                        {"Name": "instance-state-name", "Values": ["running"]}])
+    insts = [i for res in r["Reservations"] for i in res["Instances"]]
+    assert [i["InstanceId"] for i in insts] == [IID]
+    assert insts[0]["State"]["Name"] == "running"
+    with pytest.raises(ClientError) as ei:
+        ec2.describe_instances(InstanceIds=["i-0000000000000dead"])
+    assert ei.value.response["Error"]["Code"] == "InvalidInstanceID.NotFound"
+    with pytest.raises(ClientError) as ei:
+        fake.boto_client("ec2", secret="nope").describe_instances()
+    assert ei.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
+    import botocore.session
+    from botocore import UNSIGNED
+    from botocore.config import Config
+    oidc = botocore.session.get_session().create_client(
+        "sso-oidc", region_name="us-east-1", endpoint_url=fake.api_url, verify=fake.ca,
+        config=Config(signature_version=UNSIGNED))
+    t = oidc.create_token(clientId="fake-oidc-client", clientSecret="fake-oidc-secret",
+                          grantType="refresh_token", refreshToken="fake-refresh-token")
+    assert t["accessToken"] and t["refreshToken"] != "fake-refresh-token"
+    with pytest.raises(ClientError) as ei:
+        oidc.create_token(clientId="fake-oidc-client", clientSecret="fake-oidc-secret",
+                          grantType="refresh_token", refreshToken="fake-refresh-token")
+    assert ei.value.response["Error"]["Code"] == "InvalidGrantException"
+    sso = botocore.session.get_session().create_client(
+        "sso", region_name="us-east-1", endpoint_url=fake.api_url, verify=fake.ca,
+        config=Config(signature_version=UNSIGNED))
+    assert sso.get_role_credentials(roleName="R", accountId="123456789012",
+                                    accessToken=t["accessToken"])["roleCredentials"]
