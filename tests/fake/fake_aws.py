@@ -496,7 +496,13 @@ async def http_serve(reader, writer, handler):
                     req.body = await reader.readexactly(n)
                 except (asyncio.IncompleteReadError, ConnectionError):
                     return
-            resp = await handler(req)
+            try:
+                resp = await handler(req)
+            except Exception as e:  # noqa: BLE001 - a fake bug: answer 500, keep serving
+                import traceback
+                log("http: handler error %r\n%s" % (e, traceback.format_exc()))
+                resp = HttpResponse(500, json.dumps({"__type": "InternalFailure",
+                                                     "message": "fake_aws bug: %r" % (e,)}))
             if resp is None:          # fault: drop the connection without answering
                 writer.transport.abort()
                 return
@@ -1439,6 +1445,17 @@ async def amain(args):
     if args.faults:
         with open(args.faults) as f:
             state.set_faults(json.load(f))
+    for kv in args.dc_fault:
+        k, _, v = kv.partition("=")
+        try:
+            state.dc_faults[k] = json.loads(v)
+        except ValueError:
+            state.dc_faults[k] = v
+    for spec in args.api_fault:
+        parts = spec.split(":")
+        state.api_faults.append({"action": parts[0], "kind": parts[1] if len(parts) > 1
+                                 else "throttle", "count": int(parts[2]) if len(parts) > 2
+                                 else 1})
     fake_agent.VERIFY = verify_sigv4
     ctx, ca_path = make_tls(args.state_dir)
     api = Api(state)
@@ -1488,6 +1505,12 @@ def main():
                     "web_identity_tokens, eic_deny, regions, faults")
     ap.add_argument("--instances", help="JSON: {instance id: spec} (or {'instances': ...})")
     ap.add_argument("--faults", help="JSON fault spec (same as POST /_fake/faults)")
+    ap.add_argument("--dc-fault", action="append", default=[], metavar="KEY=VALUE",
+                    help="data channel fault for new sessions (VALUE parsed as JSON if it "
+                    "can be), e.g. --dc-fault cut_after_bytes=100000")
+    ap.add_argument("--api-fault", action="append", default=[],
+                    metavar="ACTION:KIND[:COUNT]",
+                    help="API fault rule, e.g. --api-fault StartSession:throttle:2")
     ap.add_argument("--region", default="us-east-1",
                     help="comma-separated signing regions accepted")
     ap.add_argument("--api-port", type=int, default=0)
