@@ -793,3 +793,33 @@ def test_ec2_describe_instances_and_oidc_refresh(fake):
         config=Config(signature_version=UNSIGNED))
     assert sso.get_role_credentials(roleName="R", accountId="123456789012",
                                     accessToken=t["accessToken"])["roleCredentials"]
+
+
+def test_at_sign_session_id_signed_upgrade_and_session_token(fake):
+    """Caller 'user@example.com': '@' stays raw in the request line and is %40 in the
+    canonical URI; temporary credentials sign x-amz-security-token too."""
+    akid2, secret2 = "AKIDFAKEEXAMPLE00002", "fakeSecretKey/Example+second-user-secret00"
+    fake.add_credentials({"ASIAWSTOKENTEST00001": {
+        "secret": "tmpsecret/abc+def", "token": "tok/en+with=chars" * 20, "caller": "tmp"}})
+
+    async def go():
+        ctx = ssl.create_default_context(cafile=fake.ca)
+        ssm = fake.boto_client("ssm", akid=akid2, secret=secret2)
+        r = ssm.start_session(Target=IID, DocumentName="AWS-StartSSHSession")
+        assert r["SessionId"].startswith("user@example.com-")
+        assert "/data-channel/user@example.com-" in r["StreamUrl"]
+        ws = await websockets.connect(r["StreamUrl"], ssl=ctx, extra_headers=sign_ws(
+            r["StreamUrl"], akid2, secret2, "us-east-1"))
+        ws.transport.abort()
+        h = sign_ws(r["StreamUrl"], "ASIAWSTOKENTEST00001", "tmpsecret/abc+def", "us-east-1",
+                    token="tok/en+with=chars" * 20)
+        ws = await websockets.connect(r["StreamUrl"], ssl=ctx, extra_headers=h)
+        ws.transport.abort()
+        h["X-Amz-Security-Token"] = "other"
+        with pytest.raises(websockets.InvalidStatusCode):
+            await websockets.connect(r["StreamUrl"], ssl=ctx, extra_headers=h)
+    run(go())
+    log = fake.ws_log()
+    assert [e["signed_by"] for e in log if e.get("signed_by")] == \
+        ["AKIDFAKEEXAMPLE00002", "ASIAWSTOKENTEST00001"]
+    assert log[-1]["error"] == "bad signature"
