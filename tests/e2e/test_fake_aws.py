@@ -823,3 +823,31 @@ def test_at_sign_session_id_signed_upgrade_and_session_token(fake):
     assert [e["signed_by"] for e in log if e.get("signed_by")] == \
         ["AKIDFAKEEXAMPLE00002", "ASIAWSTOKENTEST00001"]
     assert log[-1]["error"] == "bad signature"
+
+
+def test_smux_keepalive_for_old_client(fake):
+    fake.set_faults({"dc": {"smux_keepalive_interval_s": 0.2,
+                            "smux_keepalive_timeout_s": 0.8}})
+
+    async def go(cv, send_nops):
+        c = start(fake, "AWS-StartPortForwardingSession", {"portNumber": ["80"]},
+                  client_version=cv)
+        await c.open()
+        await asyncio.wait_for(c.hs_done, 10)
+        m = SmuxReader(c)
+        t_end = time.time() + 2.0
+        while time.time() < t_end and not c.closed.done():
+            if send_nops:
+                await c.send_data(smux(3, 0))
+            await asyncio.sleep(0.2)
+        if c.closed.done():
+            return c.sid, c.closed.result(), m
+        return c.sid, None, m
+    sid, closed, _ = run(go("1.2.300.0", False))
+    assert closed and "keepalive" in closed["Output"]
+    s = fake.session(sid)
+    assert s["smux_keepalive"] and s["stats"]["smux_nop_out"] >= 1
+    sid, closed, _ = run(go("1.2.300.0", True))
+    assert closed is None
+    sid, closed, _ = run(go("1.2.694.0", False))
+    assert closed is None and not fake.session(sid)["smux_keepalive"]
