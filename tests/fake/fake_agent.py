@@ -1048,7 +1048,12 @@ async def serve(state, ssl_ctx, port):
         signed, ok, info = check_sig(path, ws.request_headers)
         entry = {"time": time.time(), "sid": sid, "path": path, "signed": signed,
                  "signed_by": info if ok else None,
-                 "query": m.group(2) or ""}
+                 "query": m.group(2) or "",
+                 # header names (+ values of the harmless ones) the client sent
+                 "headers": {n.lower(): (v if n.lower() in (
+                     "host", "origin", "sec-websocket-protocol", "sec-websocket-extensions",
+                     "user-agent", "x-amz-date") else "<%d chars>" % len(v))
+                     for n, v in ws.request_headers.raw_items()}}
         state.ws_log.append(entry)
         try:
             first = await asyncio.wait_for(ws.recv(), 30)
