@@ -826,8 +826,8 @@ def test_at_sign_session_id_signed_upgrade_and_session_token(fake):
 
 
 def test_smux_keepalive_for_old_client(fake):
-    fake.set_faults({"dc": {"smux_keepalive_interval_s": 0.2,
-                            "smux_keepalive_timeout_s": 0.8}})
+    fake.set_faults({"dc": {"smux_keepalive_interval_s": 0.15,
+                            "smux_keepalive_timeout_s": 0.5}})
 
     async def go(cv, send_nops):
         c = start(fake, "AWS-StartPortForwardingSession", {"portNumber": ["80"]},
@@ -835,11 +835,11 @@ def test_smux_keepalive_for_old_client(fake):
         await c.open()
         await asyncio.wait_for(c.hs_done, 10)
         m = SmuxReader(c)
-        t_end = time.time() + 2.0
+        t_end = time.time() + 1.3
         while time.time() < t_end and not c.closed.done():
             if send_nops:
                 await c.send_data(smux(3, 0))
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.1)
         if c.closed.done():
             return c.sid, c.closed.result(), m
         return c.sid, None, m
@@ -851,3 +851,18 @@ def test_smux_keepalive_for_old_client(fake):
     assert closed is None
     sid, closed, _ = run(go("1.2.694.0", False))
     assert closed is None and not fake.session(sid)["smux_keepalive"]
+
+
+def test_rate_limit_close_action(fake):
+    fake.set_faults({"dc": {"rate_limit": 50, "rate_action": "close"}})
+
+    async def go():
+        c = start(fake, "AWS-StartSSHSession", {"portNumber": ["22"]})
+        await c.open()
+        await asyncio.wait_for(c.hs_done, 10)
+        await c.send_data(os.urandom(100 * 100), chunk=100)
+        closed = await asyncio.wait_for(c.closed, 10)
+        assert "rate limit" in closed["Output"]
+        return c.sid
+    s = fake.session(run(go()))
+    assert s["terminated"] and s["stats"]["rate_violations"] > 0
