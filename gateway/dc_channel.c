@@ -131,23 +131,21 @@ static void dc_close_for_good(struct dc_channel *ch, const char *reason)
 
 static void dc_send_ack(struct dc_channel *ch, const struct dc_msg *m)
 {
-    char *json = dc_ack_json(m->type, m->id, m->seq);
-    if (json == NULL || ch->ws == NULL) {
-        free(json);
+    uint8_t frame[DC_MSG_OVERHEAD + 256];
+    if (ch->ws == NULL)
         return;
-    }
-    size_t jlen = strlen(json);
-    uint8_t frame[DC_MSG_OVERHEAD + 512];
-    if (jlen <= 512) {
-        uint8_t id[16];
-        dc_uuid_new(id);
-        size_t n = dc_msg_encode(frame, DC_TYPE_ACK, 0, 3, id, wall_ms(), 0,
-                                 (const uint8_t *)json, (uint32_t)jlen);
-        /* A full socket queue drops the ack: the agent resends the message
-         * and the duplicate is acked again. */
-        ws_send(ch->ws, frame, n, 1);
-    }
-    free(json);
+    /* Acks go to output_stream_data only; the type comes from our list. */
+    size_t jlen = dc_ack_format((char *)frame + DC_MSG_OVERHEAD, 256,
+                                DC_TYPE_OUTPUT, m->id, m->seq);
+    if (jlen == 0)
+        return;
+    uint8_t id[16];
+    dc_uuid_new(id);
+    size_t n = dc_msg_encode(frame, DC_TYPE_ACK, 0, 3, id, wall_ms(), 0,
+                             frame + DC_MSG_OVERHEAD, (uint32_t)jlen);
+    /* A full socket queue drops the ack: the agent resends the message
+     * and the duplicate is acked again. */
+    ws_send(ch->ws, frame, n, 1);
 }
 
 static void dc_flush(struct dc_channel *ch);

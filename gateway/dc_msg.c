@@ -151,6 +151,21 @@ char *dc_ack_json(const char *acked_type, const uint8_t id[16], int64_t seq)
     return s;
 }
 
+size_t dc_ack_format(char *out, size_t len, const char *acked_type,
+                     const uint8_t id[16], int64_t seq)
+{
+    char ids[37];
+    dc_uuid_str(id, ids);
+    /* The type is one of our fixed strings, never outside input. */
+    int n = snprintf(out, len,
+                     "{\"AcknowledgedMessageType\":\"%s\","
+                     "\"AcknowledgedMessageId\":\"%s\","
+                     "\"AcknowledgedMessageSequenceNumber\":%lld,"
+                     "\"IsSequentialMessage\":true}",
+                     acked_type, ids, (long long)seq);
+    return n > 0 && (size_t)n < len ? (size_t)n : 0;
+}
+
 int dc_ack_parse(const uint8_t *p, size_t len, int64_t *seq)
 {
     json_error_t err;

@@ -91,6 +91,10 @@ int dc_uuid_parse(const char *s, uint8_t id[16]);
 
 /* The acknowledge payload for (type, id, seq). */
 char *dc_ack_json(const char *acked_type, const uint8_t id[16], int64_t seq);
+/* The same into out (no allocation: acks are sent for every message).
+ * Returns the length, or 0 when out is too small. */
+size_t dc_ack_format(char *out, size_t len, const char *acked_type,
+                     const uint8_t id[16], int64_t seq);
 /* AcknowledgedMessageSequenceNumber from an acknowledge payload. */
 int dc_ack_parse(const uint8_t *p, size_t len, int64_t *seq);
 

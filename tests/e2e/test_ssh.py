@@ -1,0 +1,271 @@
+"""Keyless SSH and port forwards end to end: real ssh/scp/sftp/rsync/curl
+through ssmgate, the fake AWS (API + data channel agent) and a real sshd
+whose AuthorizedKeysCommand accepts only keys pushed in the last 60 s."""
+
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from harness import Gateway, SANITIZED, FAKE_DIR, SSMGATE_BIN
+
+sys.path.insert(0, FAKE_DIR)
+from fakeaws import FakeAws  # noqa: E402
+from sshd import Sshd  # noqa: E402
+
+WEB = ["i-0123456789abcdef0", "i-0123456789abcdef1", "i-0123456789abcdef2"]
+OFFLINE = "i-0aaaaaaaaaaaaaaa0"
+STOPPED = "i-0bbbbbbbbbbbbbbb0"
+DENIED = "i-0ccccccccccccccc0"
+BIG = (50 if SANITIZED else 200) * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("world")
+    web = subprocess.Popen(["/usr/bin/python3", "-m", "http.server", "0",
+                            "--bind", "127.0.0.1"], cwd=FAKE_DIR,
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    wport = int(web.stdout.readline().decode().split("port ")[1].split()[0])
+    with FakeAws(pace_ms=0) as fake, Sshd(fake.state_dir,
+                                          instance_id="*") as sd:
+        inst = {}
+        for i, iid in enumerate(WEB):
+            inst[iid] = {"name": "web-%d" % (i + 1), "ports": {"22": sd.port},
+                         "hosts": {"web.internal": "127.0.0.1:%d" % wport}}
+        inst[OFFLINE] = {"name": "sleepy", "ping_status": "ConnectionLost",
+                         "ports": {"22": sd.port}}
+        inst[STOPPED] = {"name": "stopped", "state": "stopped"}
+        inst[DENIED] = {"name": "locked", "ports": {"22": sd.port},
+                        "eic_deny": [{"user": sd.user}]}
+        fake.set_instances(inst)
+        cfg = ("[gateway]\nmessage_rate = 0\n"
+               "[forward ide]\nlisten = 127.0.0.1:0\ntarget = %s\nport = 22\n"
+               "user = %s\n"
+               "[route web]\nmatch = *.internal\nvia = web-1\n") % (WEB[0],
+                                                                    sd.user)
+        gw = Gateway(cfg, env=fake.env())
+        try:
+            yield {"fake": fake, "sshd": sd, "gw": gw, "tmp": tmp,
+                   "wport": wport}
+        finally:
+            rc = gw.stop()
+            web.kill()
+            web.wait()
+            gw.assert_clean()
+            assert rc == 0
+
+
+def ssh_opts(w):
+    host, port = w["gw"].socks
+    agent = os.path.join(w["gw"].runtime_dir, "agent.sock")
+    return ["-F", "/dev/null", "-o", "StrictHostKeyChecking=no",
+            "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+            "-o", "BatchMode=yes", "-o", "IdentityAgent=" + agent,
+            "-o", "IdentitiesOnly=no",
+            "-o", "ProxyCommand=nc -X 5 -x %s:%d %%r@%%h %%p" % (host, port)]
+
+
+def ssh(w, target, *cmd, timeout=60):
+    return subprocess.run(["ssh"] + ssh_opts(w) + [
+        "%s@%s" % (w["sshd"].user, target)] + list(cmd),
+        capture_output=True, text=True, timeout=timeout)
+
+
+def sha(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def test_ssh_true_with_no_key_file(world):
+    fake = world["fake"]
+    fake.clear_calls()
+    t0 = time.time()
+    r = ssh(world, WEB[0], "true")
+    elapsed = time.time() - t0
+    assert r.returncode == 0, r.stderr + world["gw"].stderr_text()[-3000:]
+    print("ssh start to remote true: %.3f s" % elapsed)
+    pushes = fake.calls("SendSSHPublicKey")
+    assert len(pushes) == 1
+    # The pushed key is the daemon's own (the .pub it keeps for ssh).
+    with open(os.path.join(world["gw"].runtime_dir, "id_ed25519.pub")) as f:
+        daemon_key = f.read().split()[1]
+    keys = fake.eic_keys()
+    assert any(daemon_key in json.dumps(k) for k in keys)
+    # No private key anywhere in the runtime dir (key_file = no).
+    assert not os.path.exists(os.path.join(world["gw"].runtime_dir,
+                                           "id_ed25519"))
+    # A second connect within 60 s reuses the push.
+    r = ssh(world, WEB[0], "true")
+    assert r.returncode == 0, r.stderr
+    assert len(fake.calls("SendSSHPublicKey")) == 1
+    # Every session was signed on the WebSocket upgrade and terminated.
+    starts = fake.calls("StartSession")
+    assert len(starts) == 2
+    assert "ssmgate" in json.dumps(starts[-1]["params"])  # the Reason
+    time.sleep(0.5)
+    assert len(fake.calls("TerminateSession")) >= 2
+
+
+def test_scp_big_each_way_and_sftp_rsync(world):
+    tmp = world["tmp"]
+    src = tmp / "src.bin"
+    with open(src, "wb") as f:
+        f.write(os.urandom(BIG))
+    up = tmp / "up.bin"
+    down = tmp / "down.bin"
+    user, opts = world["sshd"].user, ssh_opts(world)
+    t0 = time.time()
+    r = subprocess.run(["scp", "-q"] + opts + [str(src), "%s@%s:%s" % (
+        user, WEB[1], up)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    t_up = time.time() - t0
+    t0 = time.time()
+    r = subprocess.run(["scp", "-q"] + opts + ["%s@%s:%s" % (user, WEB[1], up),
+                                               str(down)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    t_down = time.time() - t0
+    assert sha(src) == sha(up) == sha(down)
+    print("scp %d MB: up %.1f MB/s, down %.1f MB/s" % (
+        BIG >> 20, BIG / t_up / 1e6, BIG / t_down / 1e6))
+    # sftp
+    batch = tmp / "batch"
+    batch.write_text("put %s %s\nget %s %s\n" % (src, tmp / "sftp.bin",
+                                                 tmp / "sftp.bin",
+                                                 tmp / "sftp2.bin"))
+    r = subprocess.run(["sftp", "-q", "-b", str(batch)] + opts + [
+        "%s@%s" % (user, WEB[1])], capture_output=True, text=True,
+        timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert sha(tmp / "sftp2.bin") == sha(src)
+    # rsync over ssh
+    small = tmp / "tree"
+    small.mkdir()
+    for i in range(20):
+        (small / ("f%d" % i)).write_bytes(os.urandom(1000 + i))
+    rsh = "ssh " + " ".join("'%s'" % o for o in opts)
+    r = subprocess.run(["rsync", "-a", "-e", rsh, str(small) + "/",
+                        "%s@%s:%s/" % (user, WEB[2], tmp / "tree2")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    for i in range(20):
+        assert (tmp / "tree2" / ("f%d" % i)).read_bytes() == \
+            (small / ("f%d" % i)).read_bytes()
+
+
+def test_20_parallel_sessions_to_3_instances(world):
+    results = []
+
+    def one(i):
+        r = ssh(world, WEB[i % 3], "echo", "n%d" % i, timeout=120)
+        results.append(r.returncode == 0 and r.stdout.strip() == "n%d" % i)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(180)
+    assert len(results) == 20 and all(results), world["gw"].stderr_text()[-3000:]
+
+
+def test_forward_port_as_an_ide_would(world):
+    host, port = world["gw"].listeners["ide"]
+    agent = os.path.join(world["gw"].runtime_dir, "agent.sock")
+    r = subprocess.run(["ssh", "-F", "/dev/null", "-p", str(port),
+                        "-o", "StrictHostKeyChecking=no",
+                        "-o", "UserKnownHostsFile=/dev/null",
+                        "-o", "BatchMode=yes", "-o", "IdentityAgent=" + agent,
+                        "%s@%s" % (world["sshd"].user, host), "echo", "ide"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "ide"
+
+
+def test_curl_through_routed_hostname_over_smux(world):
+    host, port = world["gw"].socks
+    r = subprocess.run(["curl", "-sS", "--socks5-hostname",
+                        "%s:%d" % (host, port),
+                        "http://web.internal:80/README.md"],
+                       capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    with open(os.path.join(FAKE_DIR, "README.md"), "rb") as f:
+        assert r.stdout == f.read()
+    sessions = world["fake"].sessions()
+    assert any(s.get("mode") == "mux" for s in sessions.values())
+
+
+def socks_reply(w, host, port):
+    s = socket.create_connection(w["gw"].socks, timeout=60)
+    s.sendall(b"\x05\x01\x00")
+    assert s.recv(2) == b"\x05\x00"
+    name = host.encode()
+    s.sendall(b"\x05\x01\x00\x03" + bytes([len(name)]) + name +
+              port.to_bytes(2, "big"))
+    rep = s.recv(10)
+    s.close()
+    return rep[1] if len(rep) > 1 else None
+
+
+@pytest.mark.parametrize("target,code,log", [
+    ("i-0fffffffffffffff0", 4, "TargetNotConnected"),
+    ("sleepy", 4, "ping status is ConnectionLost"),
+    ("nosuchname", 4, "no managed instance is named nosuchname"),
+    (DENIED, 2, "SendSSHPublicKey"),
+    # StartSession or the push may fail first; both name the cause.
+    (STOPPED, 4, "TargetNotConnected|EC2InstanceStateInvalidException"),
+])
+def test_error_paths_get_socks_codes_and_log_lines(world, target, code, log):
+    assert socks_reply(world, "%s@%s" % (world["sshd"].user, target),
+                       22) == code
+    world["gw"].wait_for(log, timeout=10)
+    r = ssh(world, target, "true")
+    assert r.returncode != 0
+
+
+def test_resume_after_websocket_cut(world):
+    fake = world["fake"]
+    fake.set_faults({"dc": {"cut_after_bytes": 4 * 1024 * 1024}})
+    try:
+        tmp = world["tmp"]
+        src = tmp / "cut.bin"
+        src.write_bytes(os.urandom(16 * 1024 * 1024))
+        r = subprocess.run(["scp", "-q"] + ssh_opts(world) + [
+            str(src), "%s@%s:%s" % (world["sshd"].user, WEB[0],
+                                    tmp / "cut-up.bin")],
+            capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr + world["gw"].stderr_text()[-3000:]
+        assert sha(src) == sha(tmp / "cut-up.bin")
+        assert len(fake.calls("ResumeSession")) >= 1
+        world["gw"].wait_for("resumed", timeout=5)
+    finally:
+        fake.set_faults({"dc": {}})
+
+
+def test_status_lists_live_ssh_tunnel(world):
+    p = subprocess.Popen(["ssh"] + ssh_opts(world) + [
+        "%s@%s" % (world["sshd"].user, WEB[0]), "sleep", "3"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 20
+        tunnels = []
+        while time.time() < deadline and not tunnels:
+            r = subprocess.run([SSMGATE_BIN, "status", "--json",
+                                "--config", world["gw"].config_path,
+                                "--runtime-dir", world["gw"].runtime_dir],
+                               capture_output=True, text=True, timeout=10)
+            tunnels = json.loads(r.stdout)["tunnels"] if r.returncode == 0 \
+                else []
+            time.sleep(0.2)
+        assert tunnels and tunnels[0]["document"] == "AWS-StartSSHSession"
+    finally:
+        p.wait(30)
