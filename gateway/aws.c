@@ -63,6 +63,7 @@ struct aws_call {
     struct aws_error err;
     int status; /* final, for the delivery timer */
     int finished;
+    void *owned; /* the caller's context, freed if done never runs */
 };
 
 const char *aws_error_str(const struct aws_error *err, char *buf, size_t len)
@@ -94,6 +95,7 @@ static void call_unlink(struct aws_call *k)
 static void call_timer_closed(uv_handle_t *h)
 {
     struct aws_call *k = h->data;
+    free(k->owned);
     free(k->body);
     free(k);
 }
@@ -117,6 +119,7 @@ static void call_deliver(uv_timer_t *t)
     struct aws_call *k = t->data;
     k->err.attempts = k->attempt;
     call_unlink(k);
+    k->owned = NULL; /* the callback frees it */
     if (k->status != 0 && k->done != NULL)
         k->done(k->arg, k->status, NULL, &k->err);
     else if (k->status != 0 && k->creds_done != NULL)
@@ -317,6 +320,7 @@ static void call_http_done(struct http_req *req, const struct http_response *r,
         k->finished = 1;
         /* Off the client's list first: the callback may free the client. */
         call_unlink(k);
+        k->owned = NULL;
         k->done(k->arg, 0, doc, NULL);
         json_decref(doc);
         call_free(k);
@@ -356,6 +360,7 @@ static void call_creds_ready(void *arg, int status,
     if (k->creds_done != NULL) {
         k->finished = 1;
         call_unlink(k);
+        k->owned = NULL;
         k->creds_done(k->arg, 0, creds, k->region, NULL);
         call_free(k);
         return;
@@ -586,6 +591,20 @@ void aws_call_cancel(struct aws_call *call)
 {
     if (call != NULL)
         call_free(call);
+}
+
+void aws_call_own(struct aws_call *call, void *ptr)
+{
+    if (call != NULL)
+        call->owned = ptr;
+}
+
+int aws_client_pending(const struct aws_client *c)
+{
+    int n = 0;
+    for (const struct aws_call *k = c->calls; k != NULL; k = k->next)
+        n++;
+    return n;
 }
 
 const char *aws_ca_bundle(struct aws_client *c, const char *profile)

@@ -70,6 +70,13 @@ struct aws_call *aws_call_start(struct aws_client *c, const char *service,
 /* done will not run. */
 void aws_call_cancel(struct aws_call *call);
 
+/* Makes call own ptr (a wrapper's context): it is freed with the call
+ * when the call ends without running its callback (cancel, client free).
+ * The callback, when it runs, owns ptr again. */
+void aws_call_own(struct aws_call *call, void *ptr);
+/* Calls still pending (shutdown waits for TerminateSession). */
+int aws_client_pending(const struct aws_client *c);
+
 /* Resolved credentials for signing something else (the data channel's
  * WebSocket upgrade). Valid during the callback only; copy what you keep. */
 typedef void aws_creds_cb(void *arg, int status,

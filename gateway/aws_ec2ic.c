@@ -40,5 +40,6 @@ aws_ec2ic_send_ssh_public_key(struct aws_client *c, const char *profile,
     json_decref(in);
     if (call == NULL)
         free(x);
+    aws_call_own(call, x);
     return call;
 }

@@ -60,6 +60,7 @@ static struct aws_call *start(struct aws_client *c, const char *profile,
     json_decref(in);
     if (call == NULL)
         free(x);
+    aws_call_own(call, x);
     return call;
 }
 
@@ -141,6 +142,7 @@ static struct aws_call *describe_page(struct ssm_ctx *x, const char *key,
         call = aws_call_start(x->client, "ssm", "DescribeInstanceInformation",
                               in, x->profile, x->region, on_instances, x);
     json_decref(in);
+    aws_call_own(call, x);
     return call;
 }
 
@@ -209,8 +211,10 @@ static struct aws_call *describe(struct aws_client *c, const char *profile,
     x->instances_done = done;
     x->arg = arg;
     struct aws_call *call = describe_page(x, key, value, NULL);
-    if (call == NULL)
+    if (call == NULL) {
         free(x);
+        return NULL;
+    }
     return call;
 }
 

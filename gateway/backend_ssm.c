@@ -640,8 +640,10 @@ static ssize_t ssm_write(struct backend_stream *s, const uint8_t *p, size_t n)
     /* One PSH frame that fits the window whole, so frames never split
      * between what was taken and what was not. */
     size_t room = dc_channel_room(s->ch);
-    if (room <= 8)
-        return dc_channel_write(s->ch, p, 0) < 0 ? GW_ECLOSED : 0;
+    if (room <= 8) {
+        dc_channel_want_writable(s->ch);
+        return 0;
+    }
     size_t k = GW_MIN(GW_MIN(n, room - 8), (size_t)SMUX_MAX_PSH);
     uint8_t frame[8 + SMUX_MAX_PSH];
     frame[0] = 1;
@@ -655,8 +657,6 @@ static ssize_t ssm_write(struct backend_stream *s, const uint8_t *p, size_t n)
     if (taken < 0)
         return taken;
     CHECK((size_t)taken == 8 + k);
-    if (k < n)
-        dc_channel_write(s->ch, p, 0); /* arms on_writable */
     return (ssize_t)k;
 }
 

@@ -163,7 +163,9 @@ static int dc_take_token(struct dc_channel *ch)
     if (rate <= 0)
         return 1;
     uint64_t now = uv_hrtime();
-    double burst = rate / 50.0 > 1.0 ? rate / 50.0 : 1.0; /* 20 ms */
+    /* Any 1 s window sees at most rate + burst messages: a 5 ms burst
+     * keeps the default 990/s under the service's ~1000/s. */
+    double burst = rate / 200.0 > 1.0 ? rate / 200.0 : 1.0;
     ch->tokens += (double)(now - ch->tokens_at_ns) * rate / 1e9;
     ch->tokens_at_ns = now;
     if (ch->tokens > burst)
@@ -590,6 +592,11 @@ void dc_channel_pause_rx(struct dc_channel *ch, int paused)
     ch->rx_paused = paused;
     if (ch->ws != NULL)
         ws_rx_pause(ch->ws, paused);
+}
+
+void dc_channel_want_writable(struct dc_channel *ch)
+{
+    ch->want_writable = 1;
 }
 
 size_t dc_channel_room(const struct dc_channel *ch)

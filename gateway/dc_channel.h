@@ -67,6 +67,8 @@ ssize_t dc_channel_write(struct dc_channel *ch, const uint8_t *p, size_t n);
 int dc_channel_send_flag(struct dc_channel *ch, uint32_t flag);
 /* Stops/starts reading from the WebSocket (local side backpressure). */
 void dc_channel_pause_rx(struct dc_channel *ch, int paused);
+/* Asks for on_writable once the window has room again. */
+void dc_channel_want_writable(struct dc_channel *ch);
 /* Bytes dc_channel_write would take right now (whole messages). */
 size_t dc_channel_room(const struct dc_channel *ch);
 /* Messages sent but not acknowledged yet. */

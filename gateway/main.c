@@ -45,6 +45,8 @@ struct daemon {
     struct ws_ctx *ws;
     struct keypush *keypush;
     struct backend_ssm *ssm;
+    uv_timer_t settle; /* lets TerminateSession calls finish at exit */
+    uint64_t settle_until;
     uv_signal_t sigint, sigterm, sighup;
     uv_timer_t rotate_timer;
     int stopping;
@@ -122,8 +124,7 @@ static void daemon_stop_backends(struct daemon *d)
     d->keypush = NULL;
     aws_client_free(d->aws);
     d->aws = NULL;
-    ws_ctx_free(d->ws);
-    d->ws = NULL;
+    ws_ctx_free(d->ws); /* finished after the loop: ws_ctx_finish */
 }
 
 static int daemon_start_backends(struct daemon *d)
@@ -162,6 +163,18 @@ static int daemon_start_backends(struct daemon *d)
 
 /* ---- signals ---- */
 
+/* Closed tunnels send TerminateSession; give those calls a moment so no
+ * session lingers on the AWS side, then stop the backends. */
+static void settle_check(uv_timer_t *t)
+{
+    struct daemon *d = t->data;
+    if (d->aws != NULL && aws_client_pending(d->aws) > 0 &&
+        uv_now(d->loop) < d->settle_until)
+        return;
+    uv_close((uv_handle_t *)&d->settle, NULL);
+    daemon_stop_backends(d);
+}
+
 static void shutdown_done(void *arg)
 {
     struct daemon *d = arg;
@@ -173,7 +186,10 @@ static void shutdown_done(void *arg)
     d->agent = NULL;
     control_stop(d->control);
     d->control = NULL;
-    daemon_stop_backends(d);
+    uv_timer_init(d->loop, &d->settle);
+    d->settle.data = d;
+    d->settle_until = uv_now(d->loop) + 3000;
+    uv_timer_start(&d->settle, settle_check, 0, 50);
 }
 
 static void on_stop_signal(uv_signal_t *h, int signum)
@@ -297,6 +313,9 @@ static int cmd_run(struct daemon *d)
         d->control = NULL;
         daemon_stop_backends(d);
     }
+    uv_run(d->loop, UV_RUN_DEFAULT);
+    ws_ctx_finish(d->ws);
+    d->ws = NULL;
     uv_run(d->loop, UV_RUN_DEFAULT);
     server_free(d->server);
     if (d->keys_ready)

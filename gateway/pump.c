@@ -88,7 +88,9 @@ static void pump_flush_up(struct pump *p)
         }
         buf_consume(&p->up, (size_t)taken);
         p->bytes_up += (uint64_t)taken;
-        if (buf_len(&p->up) > 0) {
+        /* A backend may take a message's worth at a time; only a call
+         * that takes nothing means it is full (it will call on_drain). */
+        if (taken == 0) {
             p->up_blocked = 1;
             pump_set_reading(p, 0);
             return;

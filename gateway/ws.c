@@ -259,6 +259,14 @@ int ws_ctx_new(uv_loop_t *loop, const char *ca_file, struct ws_ctx **out)
 
 void ws_ctx_free(struct ws_ctx *c)
 {
+    if (c != NULL)
+        lws_context_destroy(c->lws);
+}
+
+/* With a foreign loop the first destroy only closes lws's uv handles;
+ * the second, after the loop ran their close callbacks, frees the rest. */
+void ws_ctx_finish(struct ws_ctx *c)
+{
     if (c == NULL)
         return;
     lws_context_destroy(c->lws);

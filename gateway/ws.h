@@ -36,9 +36,11 @@ struct ws_header {
 
 /* ca_file: PEM bundle replacing the system roots (NULL = system). */
 int ws_ctx_new(uv_loop_t *loop, const char *ca_file, struct ws_ctx **out);
-/* Destroys the context; keep running the loop afterwards so libwebsockets
- * can close its handles. */
+/* Starts destroying the context: libwebsockets closes its handles while
+ * the loop keeps running; call ws_ctx_finish once the loop has stopped. */
 void ws_ctx_free(struct ws_ctx *ctx);
+/* Completes the destruction after the loop ran (frees everything). */
+void ws_ctx_finish(struct ws_ctx *ctx);
 
 /*
  * Connects to url (wss:// or ws://; path and query sent verbatim) with

@@ -1,0 +1,224 @@
+"""The data channel under faults the real service and agent produce:
+duplicated / reordered / dropped messages, lost acks, pause_publication,
+agents that never handshake or ask for KMS, ConnectToPortError, the normal
+close of the socket (the hourly close), and the paced upload rate."""
+
+import hashlib
+import os
+import socket
+import sys
+import threading
+import time
+
+import pytest
+
+from harness import Gateway, FAKE_DIR, SANITIZED
+
+sys.path.insert(0, FAKE_DIR)
+from fakeaws import FakeAws  # noqa: E402
+
+INST = "i-0123456789abcdef0"
+
+
+class Echo:
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.echo, args=(c,), daemon=True).start()
+
+    @staticmethod
+    def echo(c):
+        try:
+            while True:
+                d = c.recv(65536)
+                if not d:
+                    break
+                c.sendall(d)
+        except OSError:
+            pass
+        c.close()
+
+
+def run_gateway(fake, extra=""):
+    cfg = ("[gateway]\nmessage_rate = 0\n%s\n"
+           "[forward echo]\nlisten = 127.0.0.1:0\ntarget = %s\nport = 7\n"
+           % (extra, INST))
+    return Gateway(cfg, env=fake.env())
+
+
+def roundtrip(gw, size, timeout=120):
+    """Sends size random bytes through the echo forward; returns True when
+    the echo matches."""
+    data = os.urandom(size)
+    s = socket.create_connection(gw.listeners["echo"], timeout=timeout)
+    got = []
+
+    def reader():
+        while True:
+            try:
+                d = s.recv(65536)
+            except OSError:
+                break
+            if not d:
+                break
+            got.append(d)
+            if sum(map(len, got)) >= size:
+                break
+
+    t = threading.Thread(target=reader)
+    t.start()
+    s.sendall(data)
+    t.join(timeout)
+    s.close()
+    return hashlib.sha256(b"".join(got)).digest() == \
+        hashlib.sha256(data).digest()
+
+
+@pytest.fixture(scope="module")
+def echo():
+    return Echo()
+
+
+@pytest.fixture
+def fake(echo):
+    with FakeAws(pace_ms=0) as f:
+        f.set_instances({INST: {"name": "web", "ports": {"7": echo.port}}})
+        yield f
+
+
+@pytest.mark.parametrize("faults", [
+    {"duplicate_every": 7},
+    {"reorder_every": 5},
+    {"drop_out_every": 97},
+    {"drop_ack_nth": 3},
+    {"delay_ms": 2},
+    {"pause_after_messages": 20, "start_after_ms": 200},
+])
+def test_transfer_survives_agent_faults(fake, faults):
+    fake.set_faults({"dc": faults})
+    gw = run_gateway(fake)
+    try:
+        assert roundtrip(gw, 1024 * 1024), gw.stderr_text()[-3000:]
+    finally:
+        assert gw.close() == 0
+    stats = list(fake.sessions().values())[0]["stats"]
+    assert stats.get("bad_frames", 0) == 0
+
+
+def test_agent_that_never_handshakes_fails_cleanly(fake):
+    fake.set_faults({"dc": {"no_handshake": True}})
+    gw = run_gateway(fake)
+    try:
+        s = socket.create_connection(gw.listeners["echo"], timeout=60)
+        t0 = time.time()
+        assert s.recv(16) == b""  # closed once the bounded wait ends
+        assert time.time() - t0 < 40
+        gw.wait_for("did not complete the handshake")
+    finally:
+        assert gw.close() == 0
+
+
+def test_unsupported_handshake_action_is_refused(fake):
+    fake.set_faults({"dc": {"request_kms": True}})
+    gw = run_gateway(fake)
+    try:
+        s = socket.create_connection(gw.listeners["echo"], timeout=60)
+        assert s.recv(16) == b""
+        gw.wait_for("KMSEncryption, which ssmgate does not support")
+    finally:
+        assert gw.close() == 0
+
+
+def test_connect_to_port_error_is_connection_refused(fake):
+    fake.set_faults({"dc": {"dial_fail": True}})
+    gw = Gateway("[gateway]\nmessage_rate = 0\n[route r]\nmatch = *.internal\n"
+                 "via = %s\n" % INST, env=fake.env())
+    fake.set_instances({INST: {"hosts": {"db.internal": "127.0.0.1:9"}}})
+    try:
+        s = socket.create_connection(gw.socks, timeout=60)
+        s.sendall(b"\x05\x01\x00")
+        assert s.recv(2) == b"\x05\x00"
+        s.sendall(b"\x05\x01\x00\x03\x0bdb.internal\x00\x50")
+        rep = s.recv(10)
+        # smux has no SYN-ACK: the agent's ConnectToPortError can come after
+        # the success reply, and then it closes the connection at once.
+        if rep[:2] != b"\x05\x05":
+            assert rep[:2] == b"\x05\x00", rep
+            assert s.recv(16) == b""
+        gw.wait_for("could not connect to the destination port")
+    finally:
+        assert gw.close() == 0
+
+
+def test_normal_socket_close_is_resumed_on_a_long_lived_forward(fake):
+    fake.set_faults({"dc": {"close_after_s": 1}})
+    gw = run_gateway(fake)
+    try:
+        s = socket.create_connection(gw.listeners["echo"], timeout=60)
+        s.sendall(b"before\n")
+        assert s.recv(7) == b"before\n"
+        time.sleep(2.5)  # the service closes the socket "after an hour"
+        s.sendall(b"after\n")
+        got = b""
+        while len(got) < 6:
+            got += s.recv(6 - len(got))
+        assert got == b"after\n"
+        s.close()
+        assert len(fake.calls("ResumeSession")) >= 1
+    finally:
+        assert gw.close() == 0
+
+
+def test_paced_upload_rate_stays_under_the_service_limit(echo):
+    """Like the real agent (1 ms between messages) and with ssmgate's own
+    pacing at its default (990 messages/s): upload at >= 0.95 MB/s without
+    ever passing 1000 client messages in a second."""
+    with FakeAws(pace_ms=1) as fake:
+        sink = socket.socket()
+        sink.bind(("127.0.0.1", 0))
+        sink.listen(1)
+        received = []
+
+        def drain():
+            c, _ = sink.accept()
+            while True:
+                d = c.recv(65536)
+                if not d:
+                    break
+                received.append(len(d))
+            c.close()
+
+        threading.Thread(target=drain, daemon=True).start()
+        fake.set_instances({INST: {"ports": {"9": sink.getsockname()[1]}}})
+        gw = Gateway("[forward up]\nlisten = 127.0.0.1:0\ntarget = %s\n"
+                     "port = 9\n" % INST, env=fake.env())
+        try:
+            size = 3 * 1000 * 1000
+            s = socket.create_connection(gw.listeners["up"], timeout=60)
+            time.sleep(0.5)  # session up
+            t0 = time.time()
+            s.sendall(os.urandom(size))
+            while sum(received) < size and time.time() - t0 < 30:
+                time.sleep(0.01)
+            elapsed = time.time() - t0
+            s.close()
+            rate = size / elapsed / 1e6
+            stats = list(fake.sessions().values())[0]["stats"]
+            print("paced upload %.3f MB/s, max %s client msgs/s" % (
+                rate, stats.get("max_client_msgs_per_s")))
+            assert stats.get("max_client_msgs_per_s", 0) <= 1000
+            assert stats.get("rate_violations", 0) == 0
+            if not SANITIZED:
+                assert rate >= 0.95
+        finally:
+            assert gw.close() == 0
