@@ -2,8 +2,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli_aws.h"
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "aws-call") == 0)
+        return cli_aws_call(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "--version") == 0) {
         printf("ssmgate %s\n", SSMGATE_VERSION);
         return 0;
