@@ -936,10 +936,7 @@ static void call_http_done(struct http_req *req,
             return;
         }
         /* Quota: +1 for a first-try success, else give back the retry. */
-        c->quota +=
-            call->last_cost ? call->last_cost : AWS_RETRY_NO_RETRY_REFUND;
-        if (c->quota > AWS_RETRY_QUOTA_MAX)
-            c->quota = AWS_RETRY_QUOTA_MAX;
+        aws_retry_quota_release(&c->quota, call->last_cost);
         call_finish(call, 0, out);
         json_decref(out);
         return;
@@ -982,10 +979,6 @@ static void call_http_done(struct http_req *req,
     }
     if (kind != AWS_RETRY_NO && call->attempt < c->max_attempts) {
         long delay;
-        cost =
-            kind == AWS_RETRY_TIMEOUT ? AWS_RETRY_COST_TIMEOUT : AWS_RETRY_COST;
-        if (c->new_retries && kind != AWS_RETRY_THROTTLE)
-            cost = 14;
         delay =
             aws_retry_delay_ms(call->attempt, kind, c->new_retries, rand01());
         if (c->new_retries && resp->retry_after && resp->retry_after[0]) {
@@ -993,12 +986,12 @@ static void call_http_done(struct http_req *req,
             if (ra >= 0 && ra <= delay + 5000)
                 delay = ra;
         }
-        if (c->quota < cost) {
-            log_warn("aws: %s: retry quota exhausted", call->action);
-        } else if (uv_now(c->loop) + (uint64_t)delay >= call->deadline) {
+        if (uv_now(c->loop) + (uint64_t)delay >= call->deadline) {
             log_debug("aws: %s: no time left to retry", call->action);
+        } else if (!(cost = aws_retry_quota_take(&c->quota, kind,
+                                                 c->new_retries))) {
+            log_warn("aws: %s: retry quota exhausted", call->action);
         } else {
-            c->quota -= cost;
             call->last_cost = cost;
             log_debug("aws: %s attempt %d failed (%s); retry in %ld ms",
                       call->action, call->attempt,

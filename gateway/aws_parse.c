@@ -447,6 +447,29 @@ long aws_retry_delay_ms(int n, enum aws_retry_kind kind, int new_retries,
     return (long)(rand01 * d);
 }
 
+int aws_retry_quota_take(int *quota, enum aws_retry_kind kind, int new_retries)
+{
+    int cost =
+        kind == AWS_RETRY_TIMEOUT ? AWS_RETRY_COST_TIMEOUT : AWS_RETRY_COST;
+
+    if (kind == AWS_RETRY_NO)
+        return 0;
+    /* The 2026 opt-in charges 14 for transient errors, 5 for throttles. */
+    if (new_retries)
+        cost = kind == AWS_RETRY_THROTTLE ? AWS_RETRY_COST : 14;
+    if (*quota < cost)
+        return 0;
+    *quota -= cost;
+    return cost;
+}
+
+void aws_retry_quota_release(int *quota, int last_cost)
+{
+    *quota += last_cost > 0 ? last_cost : AWS_RETRY_NO_RETRY_REFUND;
+    if (*quota > AWS_RETRY_QUOTA_MAX)
+        *quota = AWS_RETRY_QUOTA_MAX;
+}
+
 /* ---- time --------------------------------------------------------------- */
 
 static int digits(const char **p, int n, int *out)

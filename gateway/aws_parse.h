@@ -54,6 +54,13 @@ long aws_retry_delay_ms(int n, enum aws_retry_kind kind, int new_retries,
 #define AWS_RETRY_COST_TIMEOUT    10
 #define AWS_RETRY_NO_RETRY_REFUND 1
 
+/* Takes the cost of one retry of this kind from *quota. Returns the cost
+ * taken, or 0 (nothing taken) when the quota cannot pay for it. */
+int aws_retry_quota_take(int *quota, enum aws_retry_kind kind, int new_retries);
+/* A call succeeded: give back last_cost (its latest retry), or the
+ * no-retry refund when it never retried. Capped at the maximum. */
+void aws_retry_quota_release(int *quota, int last_cost);
+
 /* ISO 8601 (Z, +00:00, UTC suffix, fractional seconds) into *out.
  * Returns 0 or GW_EINVAL. */
 int aws_parse_iso8601(const char *s, time_t *out);
