@@ -3,7 +3,9 @@
  * stdout (exit 0); an AWS error as "CODE: message" on stderr (exit 1);
  * any other failure as one line on stderr (exit 1). With --repeat it
  * also prints "aws-call: N calls, C concurrent: p50 X ms p95 Y ms max Z
- * ms" on stderr.
+ * ms" on stderr. Service "ssmgate" runs the typed wrappers instead
+ * (start-session, resume-session, terminate-session, find-by-name,
+ * describe-instance, send-ssh-public-key) with a JSON of their arguments.
  */
 #include "cli_aws.h"
 
@@ -14,6 +16,8 @@
 #include <uv.h>
 
 #include "aws.h"
+#include "aws_ec2ic.h"
+#include "aws_ssm.h"
 #include "common.h"
 #include "log.h"
 
@@ -34,6 +38,107 @@ struct cli_one {
 };
 
 static void start_one(struct cli_run *run);
+
+/* ---- typed wrappers: `aws-call ssmgate OP '{...}'` ------------------------
+ */
+
+static void report_err(struct cli_run *run, int status,
+                       const struct aws_error *err)
+{
+    run->exit_code = 1;
+    if (status == GW_EAWS && err && err->code[0])
+        fprintf(stderr, "%s: %s\n", err->code, err->message);
+    else
+        fprintf(stderr, "aws-call: %s: %s\n", gw_strerror(status),
+                err && err->message[0] ? err->message : "failed");
+}
+
+static void w_session(void *arg, int status, const struct aws_ssm_session *s,
+                      const struct aws_error *err)
+{
+    struct cli_run *run = arg;
+
+    if (status < 0) {
+        report_err(run, status, err);
+        return;
+    }
+    /* The token is a secret: say only whether there is one. */
+    printf("{\"session_id\":\"%s\",\"has_token\":%s,\"stream_url\":\"%s\"}\n",
+           s->session_id, s->token[0] ? "true" : "false", s->stream_url);
+}
+
+static void w_done(void *arg, int status, const struct aws_error *err)
+{
+    struct cli_run *run = arg;
+
+    if (status < 0)
+        report_err(run, status, err);
+    else
+        printf("{\"ok\":true}\n");
+}
+
+static void w_instances(void *arg, int status,
+                        const struct aws_ssm_instance *in, size_t n,
+                        const struct aws_error *err)
+{
+    struct cli_run *run = arg;
+    json_t *arr;
+    char *txt;
+
+    if (status < 0) {
+        report_err(run, status, err);
+        return;
+    }
+    arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(
+            arr,
+            json_pack("{s:s, s:s, s:s, s:s, s:s}", "instance_id",
+                      in[i].instance_id, "ping_status", in[i].ping_status,
+                      "agent_version", in[i].agent_version, "platform_type",
+                      in[i].platform_type, "name", in[i].name));
+    txt = json_dumps(arr, JSON_COMPACT);
+    printf("%s\n", txt ? txt : "[]");
+    free(txt);
+    json_decref(arr);
+}
+
+static const char *jstr(json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
+/* Starts one typed wrapper call; 0 or -1 (unknown op / bad input). */
+static int start_wrapper(struct cli_run *run)
+{
+    const char *op = run->action, *p = run->profile, *r = run->region;
+    json_t *in = run->input;
+    struct aws_call *call = NULL;
+
+    if (strcmp(op, "start-session") == 0) {
+        struct aws_ssm_start st = {jstr(in, "target"), jstr(in, "document"),
+                                   jstr(in, "port"), jstr(in, "host"),
+                                   jstr(in, "reason")};
+        call = aws_ssm_start_session(run->client, p, r, &st, w_session, run);
+    } else if (strcmp(op, "resume-session") == 0) {
+        call = aws_ssm_resume_session(run->client, p, r, jstr(in, "session_id"),
+                                      w_session, run);
+    } else if (strcmp(op, "terminate-session") == 0) {
+        call = aws_ssm_terminate_session(run->client, p, r,
+                                         jstr(in, "session_id"), w_done, run);
+    } else if (strcmp(op, "find-by-name") == 0) {
+        call = aws_ssm_find_by_name(run->client, p, r, jstr(in, "name"),
+                                    w_instances, run);
+    } else if (strcmp(op, "describe-instance") == 0) {
+        call = aws_ssm_describe_instance(
+            run->client, p, r, jstr(in, "instance_id"), w_instances, run);
+    } else if (strcmp(op, "send-ssh-public-key") == 0) {
+        call = aws_ec2ic_send_ssh_public_key(
+            run->client, p, r, jstr(in, "instance_id"), jstr(in, "os_user"),
+            jstr(in, "public_key"), w_done, run);
+    }
+    return call ? 0 : -1;
+}
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -161,8 +266,18 @@ int cli_aws_call(int argc, char **argv)
         run.exit_code = 1;
         goto out;
     }
-    for (long i = 0; i < run.concurrency && run.started < run.repeat; i++)
-        start_one(&run);
+    if (strcmp(run.service, "ssmgate") == 0) {
+        if (start_wrapper(&run) < 0) {
+            fprintf(stderr,
+                    "aws-call: unknown ssmgate operation %s or bad "
+                    "input\n",
+                    run.action);
+            run.exit_code = 2;
+        }
+    } else {
+        for (long i = 0; i < run.concurrency && run.started < run.repeat; i++)
+            start_one(&run);
+    }
     uv_run(&loop, UV_RUN_DEFAULT);
     if (run.repeat > 1) {
         qsort(run.lat_us, (size_t)run.finished, sizeof(*run.lat_us), cmp_u64);

@@ -1,0 +1,169 @@
+"""End to end: the typed AWS wrappers (aws_ssm.c, aws_ec2ic.c) and the
+refresh / retry edges of aws.c and aws_creds.c, driven through
+`ssmgate aws-call ssmgate OP JSON` against tests/fake/fake_aws.py."""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from test_aws_layer import (IID, PUBKEY, TEMP_AKID, TEMP_SECRET, TEMP_TOKEN,
+                            base_env, no_keys_env, run, write)
+from harness import SOURCE_DIR
+import sys
+sys.path.insert(0, os.path.join(SOURCE_DIR, "tests", "fake"))
+from fakeaws import FakeAws  # noqa: E402
+
+FLEET = {"i-%017x" % (0xa000 + i): {"name": "fleet"} for i in range(60)}
+
+
+@pytest.fixture
+def fake():
+    inst = dict(FLEET)
+    inst[IID] = {"name": "web"}
+    with FakeAws(instances=inst, pace_ms=0) as f:
+        yield f
+
+
+def w(op, args, env, extra=()):
+    return run(["ssmgate", op, json.dumps(args)] + list(extra), env)
+
+
+def test_session_wrappers(fake):
+    env = base_env(fake)
+    p = w("start-session", {"target": IID, "document": "AWS-StartSSHSession",
+                            "port": "22", "reason": "e2e"}, env)
+    assert p.returncode == 0, p.stderr
+    s = json.loads(p.stdout)
+    assert s["has_token"] and s["stream_url"].startswith("wss://")
+    call = fake.calls("StartSession")[-1]
+    assert call["params"]["Parameters"] == {"portNumber": ["22"]}
+    assert call["params"]["Reason"] == "e2e"
+    p = w("resume-session", {"session_id": s["session_id"]}, env)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["session_id"] == s["session_id"]
+    p = w("terminate-session", {"session_id": s["session_id"]}, env)
+    assert p.returncode == 0, p.stderr
+    p = w("resume-session", {"session_id": s["session_id"]}, env)
+    # Terminated: either an error or an empty token (session gone).
+    assert p.returncode == 1 or json.loads(p.stdout)["has_token"] is False
+
+
+def test_port_forward_to_remote_host_parameters(fake):
+    p = w("start-session", {"target": IID,
+                            "document": "AWS-StartPortForwardingSessionToRemoteHost",
+                            "port": "5432", "host": "db.internal"}, base_env(fake))
+    assert p.returncode == 0, p.stderr
+    assert fake.calls("StartSession")[-1]["params"]["Parameters"] == {
+        "portNumber": ["5432"], "host": ["db.internal"]}
+
+
+def test_find_by_name_paginates(fake):
+    p = w("find-by-name", {"name": "fleet"}, base_env(fake))
+    assert p.returncode == 0, p.stderr
+    got = json.loads(p.stdout)
+    assert sorted(i["instance_id"] for i in got) == sorted(FLEET)
+    calls = fake.calls("DescribeInstanceInformation")
+    assert len(calls) == 2  # 50 + 10
+    assert calls[0]["params"]["Filters"] == [{"Key": "tag:Name", "Values": ["fleet"]}]
+    assert "NextToken" in calls[1]["params"]
+    p = w("describe-instance", {"instance_id": IID}, base_env(fake))
+    assert p.returncode == 0, p.stderr
+    got = json.loads(p.stdout)
+    assert [i["instance_id"] for i in got] == [IID]
+    assert got[0]["ping_status"] == "Online"
+    assert fake.calls("DescribeInstanceInformation")[-1]["params"]["Filters"] == [
+        {"Key": "InstanceIds", "Values": [IID]}]
+
+
+def test_send_ssh_public_key(fake):
+    p = w("send-ssh-public-key", {"instance_id": IID, "os_user": "ec2-user",
+                                  "public_key": PUBKEY}, base_env(fake))
+    assert p.returncode == 0, p.stderr
+    c = fake.calls("SendSSHPublicKey")[-1]
+    assert "AvailabilityZone" not in c["params"]
+    assert c["params"]["InstanceOSUser"] == "ec2-user"
+
+
+def counting_process(home, expiration):
+    """A credential_process that appends a line to runs.log on each run."""
+    script = os.path.join(home, "creds.py")
+    log = os.path.join(home, "runs.log")
+    write(script, "import json, datetime\n"
+          "open(%r, 'a').write('run\\n')\n"
+          "exp = %s\n"
+          "d = {'Version': 1, 'AccessKeyId': %r, 'SecretAccessKey': %r, "
+          "'SessionToken': %r}\n"
+          "if exp is not None:\n"
+          "    d['Expiration'] = (datetime.datetime.now(datetime.timezone.utc) + "
+          "datetime.timedelta(seconds=exp)).isoformat()\n"
+          "print(json.dumps(d))\n"
+          % (log, repr(expiration), TEMP_AKID, TEMP_SECRET, TEMP_TOKEN), 0o700)
+    write(os.path.join(home, "config"),
+          "[profile p]\nregion = us-east-1\ncredential_process = /usr/bin/python3 %s\n"
+          % script)
+
+    def runs():
+        try:
+            return len(open(log).read().splitlines())
+        except FileNotFoundError:
+            return 0
+    return runs
+
+
+def test_one_refresh_shared_by_concurrent_callers(fake, tmp_path):
+    runs = counting_process(str(tmp_path), 3600)
+    p = run(["ssm", "DescribeInstanceInformation", "{}", "--profile", "p",
+             "--repeat", "40", "--concurrency", "40"], no_keys_env(fake, str(tmp_path)))
+    assert p.returncode == 0, p.stderr
+    assert runs() == 1
+    assert len(fake.calls("DescribeInstanceInformation")) == 40
+
+
+def test_mandatory_refresh_when_close_to_expiry(fake, tmp_path):
+    # 5 minutes left (< 10): every call must wait for fresh keys.
+    runs = counting_process(str(tmp_path), 300)
+    p = run(["ssm", "DescribeInstanceInformation", "{}", "--profile", "p",
+             "--repeat", "3", "--concurrency", "1"], no_keys_env(fake, str(tmp_path)))
+    assert p.returncode == 0, p.stderr
+    assert runs() == 3
+
+
+def test_advisory_refresh_keeps_serving(fake, tmp_path):
+    # 12 minutes left (10..15): served from cache, one background refresh.
+    runs = counting_process(str(tmp_path), 720)
+    p = run(["ssm", "DescribeInstanceInformation", "{}", "--profile", "p",
+             "--repeat", "5", "--concurrency", "1"], no_keys_env(fake, str(tmp_path)))
+    assert p.returncode == 0, p.stderr
+    assert 2 <= runs() <= 5
+    assert len(fake.calls("DescribeInstanceInformation")) == 5
+
+
+def test_expired_token_refreshes_once(fake, tmp_path):
+    runs = counting_process(str(tmp_path), None)
+    fake.set_faults({"api": [{"action": "DescribeInstanceInformation",
+                              "kind": "error", "code": "ExpiredTokenException",
+                              "message": "The security token included in the "
+                              "request is expired", "count": 1}]})
+    p = run(["ssm", "DescribeInstanceInformation", "--profile", "p"],
+            no_keys_env(fake, str(tmp_path)))
+    assert p.returncode == 0, p.stderr
+    assert runs() == 2
+    assert [c["status"] for c in fake.calls("DescribeInstanceInformation")] == [400, 200]
+
+
+def test_transport_errors_retried_then_reported(fake):
+    env = base_env(fake)
+    env["AWS_ENDPOINT_URL_SSM"] = "https://127.0.0.1:1"
+    p = run(["ssm", "DescribeInstanceInformation"], env)
+    assert p.returncode == 1
+    assert "3 attempts" in p.stderr or "connection refused" in p.stderr, p.stderr
+
+
+def test_tls_verification_is_on(fake):
+    env = base_env(fake)
+    env.pop("AWS_CA_BUNDLE")
+    p = run(["ssm", "DescribeInstanceInformation"], env)
+    assert p.returncode == 1
+    assert fake.calls() == []
