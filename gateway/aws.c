@@ -121,10 +121,13 @@ const char *aws_error_str(const struct aws_error *err, char *buf, size_t len)
                  err->message[0] ? err->message : "(no message)",
                  err->http_status, err->attempts, err->attempts == 1 ? "" : "s",
                  err->request_id[0] ? ", request id " : "", err->request_id);
-    } else if (err->transport) {
+    } else if (err->transport && err->attempts > 0) {
         snprintf(buf, len, "%s%s%s (%d attempt%s)", gw_strerror(err->transport),
                  err->message[0] ? ": " : "", err->message, err->attempts,
                  err->attempts == 1 ? "" : "s");
+    } else if (err->transport) {
+        snprintf(buf, len, "%s%s%s", gw_strerror(err->transport),
+                 err->message[0] ? ": " : "", err->message);
     } else {
         snprintf(buf, len, "%s", err->message[0] ? err->message : "error");
     }
@@ -807,6 +810,7 @@ static void call_creds_ready(void *arg, int status,
 static void call_get_creds(struct aws_call *call)
 {
     const struct aws_creds *now = NULL;
+    char why[700] = "";
     int rc;
 
     if (call->fixed_creds) {
@@ -819,11 +823,11 @@ static void call_get_creds(struct aws_call *call)
     }
     rc = aws_creds_get(call->c->creds, call->profile, call->explicit_profile,
                        call->force_refresh, &now, &call->wait, call_creds_ready,
-                       call);
+                       call, why, sizeof(why));
     call->force_refresh = 0;
     if (rc < 0) {
-        set_msg(&call->err, "no credentials for profile %s: %s", call->profile,
-                gw_strerror(rc));
+        set_msg(&call->err, "%s",
+                why[0] ? why : "no credentials for this profile");
         call_finish(call, GW_ENO_CREDS, NULL);
         return;
     }

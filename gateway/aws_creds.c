@@ -101,6 +101,7 @@ struct entry {
     int have;
     struct job *refresh;
     struct aws_creds_wait *waiters;
+    char why[700]; /* last failure */
 };
 
 struct aws_creds_wait {
@@ -241,8 +242,8 @@ static void entry_job_done(struct job *j, int status,
                       ? (long long)(e->creds.expiration - time(NULL))
                       : -1LL);
     } else {
-        log_warn("aws: credentials for profile %s: %s", e->profile,
-                 why ? why : gw_strerror(status));
+        snprintf(e->why, sizeof(e->why), "%s", why ? why : gw_strerror(status));
+        log_debug("aws: credentials for profile %s: %s", e->profile, e->why);
         /* Advisory failure: keys still valid for > 10 min stay. */
         if (e->have && e->creds.expiration &&
             e->creds.expiration - time(NULL) > MANDATORY_S)
@@ -266,7 +267,7 @@ static void entry_job_done(struct job *j, int status,
 int aws_creds_get(struct aws_creds_cache *cc, const char *profile,
                   int explicit_profile, int force, const struct aws_creds **now,
                   struct aws_creds_wait **wait, aws_creds_ready_cb *cb,
-                  void *arg)
+                  void *arg, char *why, size_t why_len)
 {
     struct entry *e;
     struct aws_creds_wait *w;
@@ -316,8 +317,10 @@ int aws_creds_get(struct aws_creds_cache *cc, const char *profile,
         *now = &e->creds; /* advisory: refresh runs in the background */
         return 0;
     }
-    if (!e->refresh && !e->have)
-        return GW_ENO_CREDS; /* chain failed at once; reason was logged */
+    if (!e->refresh && !e->have) {
+        snprintf(why, why_len, "%s", e->why); /* chain failed at once */
+        return GW_ENO_CREDS;
+    }
     w = calloc(1, sizeof(*w));
     if (!w)
         return GW_ENOMEM;

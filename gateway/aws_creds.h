@@ -50,7 +50,7 @@ void aws_creds_cache_free(struct aws_creds_cache *cc);
 int aws_creds_get(struct aws_creds_cache *cc, const char *profile,
                   int explicit_profile, int force, const struct aws_creds **now,
                   struct aws_creds_wait **wait, aws_creds_ready_cb *cb,
-                  void *arg);
+                  void *arg, char *why, size_t why_len);
 /* cb will not run. */
 void aws_creds_wait_cancel(struct aws_creds_wait *w);
 

@@ -45,12 +45,15 @@ static void start_one(struct cli_run *run);
 static void report_err(struct cli_run *run, int status,
                        const struct aws_error *err)
 {
+    char eb[1600];
+
     run->exit_code = 1;
     if (status == GW_EAWS && err && err->code[0])
         fprintf(stderr, "%s: %s\n", err->code, err->message);
+    else if (err)
+        fprintf(stderr, "aws-call: %s\n", aws_error_str(err, eb, sizeof(eb)));
     else
-        fprintf(stderr, "aws-call: %s: %s\n", gw_strerror(status),
-                err && err->message[0] ? err->message : "failed");
+        fprintf(stderr, "aws-call: %s\n", gw_strerror(status));
 }
 
 static void w_session(void *arg, int status, const struct aws_ssm_session *s,
@@ -151,6 +154,7 @@ static void one_done(void *arg, int status, json_t *resp,
 {
     struct cli_one *one = arg;
     struct cli_run *run = one->run;
+    char eb[1600];
 
     run->lat_us[run->finished++] = (uv_hrtime() - one->t0) / 1000;
     free(one);
@@ -168,9 +172,11 @@ static void one_done(void *arg, int status, json_t *resp,
             run->printed = 1;
             if (status == GW_EAWS && err && err->code[0])
                 fprintf(stderr, "%s: %s\n", err->code, err->message);
+            else if (err)
+                fprintf(stderr, "aws-call: %s\n",
+                        aws_error_str(err, eb, sizeof(eb)));
             else
-                fprintf(stderr, "aws-call: %s: %s\n", gw_strerror(status),
-                        err && err->message[0] ? err->message : "failed");
+                fprintf(stderr, "aws-call: %s\n", gw_strerror(status));
         }
     }
     if (run->started < run->repeat)
