@@ -49,9 +49,11 @@ struct aws_endpoint {
 /*
  * Resolves svc for region (the resolved Region, required) with profile
  * settings from p / profile (p may be NULL). Returns 0, GW_ENO_REGION
- * (region NULL/empty), GW_EINVAL (region not a valid host label),
- * GW_ECONFIG (an override that is not an http(s) URL with a host, or a
- * FIPS/dual-stack combination with an override set) or GW_ETOO_BIG.
+ * (region NULL/empty), GW_EINVAL (region not a lower-case host label),
+ * GW_ECONFIG (an override that is not an http(s) URL with a host, or FIPS
+ * / dual-stack switched on together with an override, which the SDK rule
+ * sets refuse too), GW_EUNSUPPORTED (dual-stack in a partition without a
+ * dual-stack suffix: the iso partitions) or GW_ETOO_BIG.
  */
 int aws_endpoint_resolve(enum aws_service svc, const char *region,
                          const struct aws_profiles *p, const char *profile,
