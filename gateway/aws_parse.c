@@ -106,11 +106,10 @@ void aws_parse_error(enum aws_proto proto, long status, const char *body,
         }
         msg = json_message(doc);
     }
-    if (code && code[0]) {
+    if (code && code[0])
         set_code(err, code);
-    } else {
+    if (!err->code[0]) /* none, or "#" / ":x" shapes that leave nothing */
         snprintf(err->code, sizeof(err->code), "%ld", status);
-    }
     if (msg) {
         copy_str(err->message, sizeof(err->message), msg, strlen(msg));
     } else if (!doc && body_len) {
