@@ -108,6 +108,7 @@ struct aws_call {
 };
 
 static void call_begin(uv_timer_t *t);
+static void call_destroy(struct aws_call *call);
 static void call_retry_timer(uv_timer_t *t);
 static int build_body(struct aws_call *call);
 static void call_get_creds(struct aws_call *call);
@@ -231,8 +232,12 @@ void aws_client_free(struct aws_client *c)
     /* Providers first: they own calls of their own. */
     aws_creds_cache_free(c->creds);
     c->creds = NULL;
-    while (c->calls)
-        aws_call_cancel(c->calls);
+    for (struct aws_call *call = c->calls, *next; call; call = next) {
+        next = call->next;
+        /* A call inside its own callback is destroyed when it returns. */
+        if (!call->in_callback && !call->finished)
+            call_destroy(call);
+    }
     client_maybe_free(c);
 }
 
