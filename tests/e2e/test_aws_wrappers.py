@@ -167,3 +167,27 @@ def test_tls_verification_is_on(fake):
     p = run(["ssm", "DescribeInstanceInformation"], env)
     assert p.returncode == 1
     assert fake.calls() == []
+
+
+def test_aws_cli_export_credentials_fallback(fake, tmp_path):
+    """A profile with nothing ssmgate understands: the last resort runs
+    `aws configure export-credentials --profile P --format process`."""
+    home = str(tmp_path)
+    bindir = os.path.join(home, "bin")
+    write(os.path.join(bindir, "aws"),
+          "#!/bin/sh\n"
+          "[ \"$*\" = 'configure export-credentials --profile cli --format process' ]"
+          " || { echo \"unexpected: $*\" >&2; exit 9; }\n"
+          "cat <<'X'\n{\n  \"Version\": 1,\n  \"AccessKeyId\": \"%s\",\n"
+          "  \"SecretAccessKey\": \"%s\",\n  \"SessionToken\": \"%s\",\n"
+          "  \"Expiration\": \"2099-01-01T00:00:00+00:00\"\n}\nX\n"
+          % (TEMP_AKID, TEMP_SECRET, TEMP_TOKEN), 0o755)
+    write(os.path.join(home, "config"), "[profile cli]\nregion = us-east-1\n"
+          "login_session = arn:aws:iam::123456789012:user/alice\n")
+    env = no_keys_env(fake, home)
+    env["PATH"] = bindir + ":/usr/bin:/bin"
+    p = run(["ssm", "DescribeInstanceInformation", "--profile", "cli"], env)
+    assert p.returncode == 0, p.stderr
+    assert fake.calls("DescribeInstanceInformation")[-1]["access_key"] == TEMP_AKID
+    assert_no = [s for s in (TEMP_SECRET, TEMP_TOKEN) if s in p.stderr]
+    assert assert_no == []
