@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "aws_endpoint.h"
@@ -586,6 +587,35 @@ static void container_done(struct http_req *req,
     metadata_creds_done(j, resp, "container");
 }
 
+/* botocore's rule: https to any host; plain http only to loopback and
+ * the ECS / EKS link-local addresses. */
+static int container_url_allowed(const char *url)
+{
+    static const char *const hosts[] = {
+        "127.0.0.1",     "localhost",      "[::1]",
+        "169.254.170.2", "169.254.170.23", "[fd00:ec2::23]",
+    };
+    const char *h, *end;
+    size_t hl;
+
+    if (strncasecmp(url, "https://", 8) == 0)
+        return 1;
+    if (strncasecmp(url, "http://", 7) != 0)
+        return 0;
+    h = url + 7;
+    if (*h == '[')
+        end = strchr(h, ']') ? strchr(h, ']') + 1 : h;
+    else
+        end = h + strcspn(h, ":/?#");
+    hl = (size_t)(end - h);
+    if (hl >= 4 && strncmp(h, "127.", 4) == 0)
+        return 1;
+    for (size_t i = 0; i < ARRAY_SIZE(hosts); i++)
+        if (strlen(hosts[i]) == hl && strncasecmp(h, hosts[i], hl) == 0)
+            return 1;
+    return 0;
+}
+
 static int container_start(struct job *j, const char *rel, const char *full)
 {
     char url[1024], auth[2100], tok[2048];
@@ -596,8 +626,10 @@ static int container_start(struct job *j, const char *rel, const char *full)
 
     if (rel)
         snprintf(url, sizeof(url), "http://169.254.170.2%s", rel);
-    else
+    else if (container_url_allowed(full))
         snprintf(url, sizeof(url), "%s", full);
+    else
+        return GW_EDENIED;
     tok[0] = '\0';
     if (tfile) {
         FILE *f = fopen(tfile, "rb");
@@ -1152,8 +1184,12 @@ static void job_next(struct job *j)
             j->step++;
             rc = container_start(j, rel, full);
             if (rc < 0) {
-                snprintf(why, sizeof(why), "container credentials: %s",
-                         gw_strerror(rc));
+                snprintf(why, sizeof(why), "container credentials: %s%s",
+                         gw_strerror(rc),
+                         rc == GW_EDENIED
+                             ? " (AWS_CONTAINER_CREDENTIALS_FULL_URI must be "
+                               "https, or http to loopback / 169.254.170.2)"
+                             : "");
                 j->done(j, GW_ENO_CREDS, NULL, why);
             }
             return;

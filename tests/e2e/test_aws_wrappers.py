@@ -191,3 +191,12 @@ def test_aws_cli_export_credentials_fallback(fake, tmp_path):
     assert fake.calls("DescribeInstanceInformation")[-1]["access_key"] == TEMP_AKID
     assert_no = [s for s in (TEMP_SECRET, TEMP_TOKEN) if s in p.stderr]
     assert assert_no == []
+
+
+def test_container_full_uri_http_must_be_local(fake, tmp_path):
+    env = no_keys_env(fake, str(tmp_path))
+    env["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = "http://example.com/creds"
+    p = run(["ssm", "DescribeInstanceInformation"], env)
+    assert p.returncode == 1
+    assert "FULL_URI must be https" in p.stderr, p.stderr
+    assert fake.calls() == []
