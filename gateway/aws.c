@@ -46,6 +46,7 @@ static const struct svc_info services[] = {
     {"sts", AWS_SVC_STS, AWS_PROTO_QUERY, NULL, "2011-06-15"},
     {"ec2", AWS_SVC_EC2, AWS_PROTO_QUERY, NULL, "2016-11-15"},
     {"sso", AWS_SVC_SSO, AWS_PROTO_REST_JSON, NULL, NULL},
+    {"sso-oidc", AWS_SVC_SSO_OIDC, AWS_PROTO_REST_JSON, NULL, NULL},
 };
 
 struct aws_client {
@@ -436,8 +437,9 @@ struct aws_call *aws_call_start_with(struct aws_client *c, const char *service,
         return NULL;
     /* Called through aws_call_start: creds come from the chain. SSO and
      * web identity are always unsigned. */
-    if (done && (strcmp(service, "sso") == 0 ||
-                 strcmp(action, "AssumeRoleWithWebIdentity") == 0)) {
+    if (done &&
+        (strcmp(service, "sso") == 0 || strcmp(service, "sso-oidc") == 0 ||
+         strcmp(action, "AssumeRoleWithWebIdentity") == 0)) {
         call->fixed_creds = 1;
         call->unsigned_call = 1;
     }
@@ -579,7 +581,13 @@ static int build_body(struct aws_call *call)
         call->body_len = len;
         return 0;
     case AWS_PROTO_REST_JSON:
-        return 0; /* SSO GET: no body */
+        if (call->svc->svc != AWS_SVC_SSO_OIDC)
+            return 0; /* SSO portal GET: no body */
+        call->body = json_dumps(call->input, JSON_COMPACT);
+        if (!call->body)
+            return GW_ENOMEM;
+        call->body_len = strlen(call->body);
+        return 0;
     default:
         return GW_EINVAL;
     }
@@ -591,8 +599,17 @@ static int build_url(struct aws_call *call)
     size_t bl = strlen(base);
     int trail = bl && base[bl - 1] == '/';
 
+    if (call->svc->svc == AWS_SVC_SSO_OIDC) {
+        /* SSO OIDC CreateToken: POST /token. */
+        if (strcmp(call->action, "CreateToken") != 0)
+            return GW_EINVAL;
+        if ((size_t)snprintf(call->url, sizeof(call->url), "%s%stoken", base,
+                             trail ? "" : "/") >= sizeof(call->url))
+            return GW_ETOO_BIG;
+        return 0;
+    }
     if (call->svc->proto == AWS_PROTO_REST_JSON) {
-        /* SSO GetRoleCredentials: the only REST call made here. */
+        /* SSO GetRoleCredentials: the only portal call made here. */
         const char *role =
             json_string_value(json_object_get(call->input, "roleName"));
         const char *acct =
@@ -704,7 +721,9 @@ static int call_send(struct aws_call *call, const struct aws_creds *cr)
         sh[nsh].name = "content-type";
         sh[nsh++].value = ctype;
     }
-    if (call->svc->proto == AWS_PROTO_REST_JSON) {
+    if (call->svc->svc == AWS_SVC_SSO_OIDC)
+        headers[nh++] = "Content-Type: application/json";
+    if (call->svc->svc == AWS_SVC_SSO) {
         const char *tok =
             json_string_value(json_object_get(call->input, "accessToken"));
         if (!tok ||
@@ -720,7 +739,7 @@ static int call_send(struct aws_call *call, const struct aws_creds *cr)
                                      cr->session_token};
         struct aws_sigv4_request sr;
         memset(&sr, 0, sizeof(sr));
-        sr.method = call->svc->proto == AWS_PROTO_REST_JSON ? "GET" : "POST";
+        sr.method = call->svc->svc == AWS_SVC_SSO ? "GET" : "POST";
         sr.url = call->url;
         sr.headers = sh;
         sr.n_headers = nsh;
@@ -748,7 +767,7 @@ static int call_send(struct aws_call *call, const struct aws_creds *cr)
     }
     headers[nh] = NULL;
     left = call->deadline > now ? call->deadline - now : 1;
-    o.method = call->svc->proto == AWS_PROTO_REST_JSON ? "GET" : "POST";
+    o.method = call->svc->svc == AWS_SVC_SSO ? "GET" : "POST";
     o.url = call->url;
     o.headers = headers;
     o.body = call->body;

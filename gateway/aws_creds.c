@@ -92,6 +92,9 @@ struct job {
     char imds_token[256];
     char role_name[256];
     int cli_fallback;
+    struct aws_sso_token sso_tok;
+    struct aws_sso_refresh_req sso_ref;
+    const char *sso_region, *sso_acct, *sso_role; /* live as long as p */
 };
 
 struct entry {
@@ -969,6 +972,43 @@ static int web_identity_start(struct job *j)
     return 1;
 }
 
+/* GetRoleCredentials with the (maybe refreshed) cached token. */
+static void sso_get_role(struct job *j)
+{
+    char why[400];
+
+    if (j->sso_tok.expires_at <= time(NULL)) {
+        snprintf(why, sizeof(why),
+                 "SSO token for profile %s has expired; run `aws sso login "
+                 "--profile %s`",
+                 j->profile, j->profile);
+        j->done(j, GW_ENO_CREDS, NULL, why);
+        return;
+    }
+    j->sts.done = sts_creds_done;
+    j->sts.arg = j;
+    j->call = aws_sso_get_role_credentials(j->cc->c, j->profile, j->sso_region,
+                                           j->sso_tok.access_token, j->sso_acct,
+                                           j->sso_role, &j->sts);
+    if (!j->call)
+        j->done(j, GW_ENOMEM, NULL, "cannot start GetRoleCredentials");
+}
+
+static void sso_refresh_done(void *arg, int status, const struct aws_error *err)
+{
+    struct job *j = arg;
+    char eb[1300];
+
+    j->call = NULL;
+    if (status < 0)
+        log_warn("aws: profile %s: SSO token refresh failed: %s", j->profile,
+                 err ? aws_error_str(err, eb, sizeof(eb))
+                     : gw_strerror(status));
+    else
+        log_info("aws: profile %s: SSO token refreshed", j->profile);
+    sso_get_role(j);
+}
+
 static int sso_start(struct job *j)
 {
     const char *acct = pget(j, "sso_account_id");
@@ -977,8 +1017,6 @@ static int sso_start(struct job *j)
     const char *url = pget(j, "sso_start_url");
     const char *region = pget(j, "sso_region");
     char why[700];
-    char *token = NULL;
-    time_t exp = 0;
     int rc;
 
     if (!acct && !role && !sess && !url)
@@ -1005,15 +1043,8 @@ static int sso_start(struct job *j)
         j->done(j, GW_ECONFIG, NULL, why);
         return 1;
     }
-    rc = aws_sso_load_token(NULL, sess ? sess : url, &token, &exp, why,
+    rc = aws_sso_load_token(NULL, sess ? sess : url, &j->sso_tok, why,
                             sizeof(why));
-    if (rc == 0 && exp <= time(NULL)) {
-        rc = GW_ENO_CREDS;
-        free(token);
-        token = NULL;
-        snprintf(why, sizeof(why), "SSO token for profile %s has expired",
-                 j->profile);
-    }
     if (rc < 0) {
         char w2[900];
         snprintf(w2, sizeof(w2), "%s; run `aws sso login --profile %s`", why,
@@ -1021,14 +1052,22 @@ static int sso_start(struct job *j)
         j->done(j, GW_ENO_CREDS, NULL, w2);
         return 1;
     }
-    j->sts.done = sts_creds_done;
-    j->sts.arg = j;
-    j->call = aws_sso_get_role_credentials(j->cc->c, j->profile, region, token,
-                                           acct, role, &j->sts);
-    memset(token, 0, strlen(token));
-    free(token);
-    if (!j->call)
-        j->done(j, GW_ENOMEM, NULL, "cannot start GetRoleCredentials");
+    j->sso_region = region;
+    j->sso_acct = acct;
+    j->sso_role = role;
+    /* Refresh through SSO OIDC when under 15 minutes remain and the file
+     * allows it (botocore's rule); else use the token as it is. */
+    if (j->sso_tok.expires_at - time(NULL) < ADVISORY_S &&
+        aws_sso_token_refreshable(&j->sso_tok)) {
+        j->sso_ref.done = sso_refresh_done;
+        j->sso_ref.arg = j;
+        j->sso_ref.token = &j->sso_tok;
+        j->call =
+            aws_sso_refresh_token(j->cc->c, j->profile, region, &j->sso_ref);
+        if (j->call)
+            return 1;
+    }
+    sso_get_role(j);
     return 1;
 }
 
@@ -1245,5 +1284,6 @@ static void job_free(struct job *j)
     if (j->proc)
         proc_abandon(j->proc);
     memset(j->imds_token, 0, sizeof(j->imds_token));
+    aws_sso_token_clear(&j->sso_tok);
     free(j);
 }

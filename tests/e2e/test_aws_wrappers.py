@@ -2,9 +2,13 @@
 refresh / retry edges of aws.c and aws_creds.c, driven through
 `ssmgate aws-call ssmgate OP JSON` against tests/fake/fake_aws.py."""
 
+import hashlib
+import http.server
 import json
 import os
 import subprocess
+import threading
+import time
 
 import pytest
 
@@ -200,3 +204,63 @@ def test_container_full_uri_http_must_be_local(fake, tmp_path):
     assert p.returncode == 1
     assert "FULL_URI must be https" in p.stderr, p.stderr
     assert fake.calls() == []
+
+
+class _Oidc(http.server.BaseHTTPRequestHandler):
+    seen = []
+
+    def log_message(self, *a):
+        pass
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        _Oidc.seen.append((self.path, self.headers.get("Content-Type"),
+                           json.loads(body)))
+        out = json.dumps({"accessToken": "fresh-token", "tokenType": "Bearer",
+                          "expiresIn": 3600, "refreshToken": "refresh-2"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+
+def test_sso_token_refreshed_through_oidc(tmp_path):
+    home = str(tmp_path)
+    _Oidc.seen = []
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Oidc)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    soon = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 300))
+    write(os.path.join(home, "config"),
+          "[profile sso]\nregion = us-east-1\nsso_session = corp\n"
+          "sso_account_id = 123456789012\nsso_role_name = Admin\n\n"
+          "[sso-session corp]\nsso_start_url = https://corp.awsapps.com/start\n"
+          "sso_region = us-east-1\n")
+    cache = os.path.join(home, ".aws", "sso", "cache",
+                         hashlib.sha1(b"corp").hexdigest() + ".json")
+    write(cache, json.dumps({
+        "startUrl": "https://corp.awsapps.com/start", "region": "us-east-1",
+        "accessToken": "old-token", "expiresAt": soon, "refreshToken": "refresh-1",
+        "clientId": "cid", "clientSecret": "csecret",
+        "registrationExpiresAt": "2099-01-01T00:00:00Z"}))
+    try:
+        with FakeAws(instances={IID: {"name": "web"}}, pace_ms=0,
+                     config={"sso_tokens": {"fresh-token": {}}}) as fake:
+            env = no_keys_env(fake, home)
+            env["AWS_ENDPOINT_URL_SSO_OIDC"] = "http://127.0.0.1:%d" % srv.server_address[1]
+            p = run(["ssm", "DescribeInstanceInformation", "--profile", "sso"], env)
+            assert p.returncode == 0, p.stderr
+            assert fake.calls("GetRoleCredentials")[-1]["status"] == 200
+            assert "SSO token refreshed" in p.stderr
+            for s in ("fresh-token", "old-token", "refresh-1", "refresh-2", "csecret"):
+                assert s not in p.stderr
+    finally:
+        srv.shutdown()
+    path, ctype, body = _Oidc.seen[0]
+    assert path == "/token" and ctype == "application/json"
+    assert body == {"clientId": "cid", "clientSecret": "csecret",
+                    "grantType": "refresh_token", "refreshToken": "refresh-1"}
+    new = json.load(open(cache))
+    assert new["accessToken"] == "fresh-token" and new["refreshToken"] == "refresh-2"
+    assert new["clientId"] == "cid"
+    assert oct(os.stat(cache).st_mode & 0o777) == "0o600"
