@@ -230,15 +230,16 @@ void aws_client_free(struct aws_client *c)
     if (!c || c->free_requested)
         return;
     c->free_requested = 1;
-    /* Providers first: they own calls of their own. */
-    aws_creds_cache_free(c->creds);
-    c->creds = NULL;
+    /* Calls first (they cancel their credential waits), then the cache
+     * (its providers' own calls are already stopped by then). */
     for (struct aws_call *call = c->calls, *next; call; call = next) {
         next = call->next;
         /* A call inside its own callback is destroyed when it returns. */
         if (!call->in_callback && !call->finished)
             call_destroy(call);
     }
+    aws_creds_cache_free(c->creds);
+    c->creds = NULL;
     client_maybe_free(c);
 }
 

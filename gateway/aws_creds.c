@@ -113,6 +113,8 @@ struct aws_creds_wait {
     struct entry *e;
     aws_creds_ready_cb *cb;
     void *arg;
+    int delivering; /* detached; entry_job_done frees it */
+    int cancelled;
 };
 
 struct aws_creds_cache {
@@ -200,6 +202,10 @@ void aws_creds_wait_cancel(struct aws_creds_wait *w)
 {
     if (!w)
         return;
+    if (w->delivering) {
+        w->cancelled = 1;
+        return;
+    }
     if (w->prev)
         w->prev->next = w->next;
     else
@@ -256,9 +262,15 @@ static void entry_job_done(struct job *j, int status,
     /* Take the whole list first: a callback may add a waiter. */
     w = e->waiters;
     e->waiters = NULL;
+    for (struct aws_creds_wait *x = w; x; x = x->next)
+        x->delivering = 1;
+    /* A callback may free the whole cache (aws_client_free); it cancels
+     * the remaining waiters first, so e is not read after that. */
     while (w) {
         struct aws_creds_wait *n = w->next;
-        if (status == 0)
+        if (w->cancelled)
+            ;
+        else if (status == 0)
             w->cb(w->arg, 0, &e->creds, NULL);
         else
             w->cb(w->arg, status, NULL, why);

@@ -6,9 +6,11 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "aws.h"
@@ -288,13 +290,60 @@ static void test_get_credentials(void **state)
     finish_loop(&loop);
 }
 
+static void free_timer(uv_timer_t *t)
+{
+    aws_client_free(t->data);
+    uv_close((uv_handle_t *)t, NULL);
+}
+
+/* Calls waiting on a slow credential_process when the client goes: no
+ * callbacks, the child is killed, the loop drains. */
+static void test_free_while_waiting_for_process(void **state)
+{
+    char path[] = "/tmp/ssmgate-test-config-XXXXXX";
+    const char *cfg = "[profile slow]\nregion = us-east-1\n"
+                      "credential_process = /bin/sleep 30\n";
+    uv_loop_t loop;
+    struct aws_client *c;
+    uv_timer_t t;
+    uint64_t t0;
+    int fd;
+
+    (void)state;
+    fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, cfg, strlen(cfg)), (int)strlen(cfg));
+    close(fd);
+    uv_loop_init(&loop);
+    setup_env(1);
+    setenv("AWS_CONFIG_FILE", path, 1);
+    c = aws_client_new(&loop, NULL);
+    for (int i = 0; i < 3; i++)
+        assert_non_null(
+            aws_call_start(c, "ssm", "X", NULL, "slow", NULL, never_cb, NULL));
+    assert_non_null(aws_get_credentials(c, "slow", NULL, NULL, NULL) == NULL
+                        ? (void *)1
+                        : NULL);
+    uv_timer_init(&loop, &t);
+    t.data = c;
+    uv_timer_start(&t, free_timer, 200, 0);
+    t0 = uv_hrtime();
+    finish_loop(&loop);
+    assert_true(uv_hrtime() - t0 < 5000000000ull);
+    unlink(path);
+    setenv("AWS_CONFIG_FILE", "/nonexistent/config", 1);
+}
+
 int main(void)
 {
+    /* The flooding peer writes into a socket curl has closed. */
+    signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cancel_and_free_in_flight),
         cmocka_unit_test(test_free_from_callback),
         cmocka_unit_test(test_body_cap),
         cmocka_unit_test(test_get_credentials),
+        cmocka_unit_test(test_free_while_waiting_for_process),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
