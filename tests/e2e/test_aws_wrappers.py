@@ -264,3 +264,29 @@ def test_sso_token_refreshed_through_oidc(tmp_path):
     assert new["accessToken"] == "fresh-token" and new["refreshToken"] == "refresh-2"
     assert new["clientId"] == "cid"
     assert oct(os.stat(cache).st_mode & 0o777) == "0o600"
+
+
+def test_credential_source_environment_and_profile_web_identity(fake, tmp_path):
+    home = str(tmp_path)
+    tok = os.path.join(home, "token")
+    write(tok, "fake-web-identity-token")
+    write(os.path.join(home, "config"),
+          "[profile envrole]\nregion = us-east-1\n"
+          "role_arn = arn:aws:iam::123456789012:role/fromenv\n"
+          "credential_source = Environment\n\n"
+          "[profile wi]\nregion = us-east-1\n"
+          "role_arn = arn:aws:iam::123456789012:role/wi\n"
+          "web_identity_token_file = %s\nrole_session_name = wis\n" % tok)
+    env = no_keys_env(fake, home)
+    env["AWS_ACCESS_KEY_ID"] = "AKIDFAKEEXAMPLE00002"
+    env["AWS_SECRET_ACCESS_KEY"] = "fakeSecretKey/Example+second-user-secret00"
+    p = run(["sts", "GetCallerIdentity", "--profile", "envrole"], env)
+    assert p.returncode == 0, p.stderr
+    ar = fake.calls("AssumeRole")[-1]
+    assert ar["access_key"] == "AKIDFAKEEXAMPLE00002"
+    assert json.loads(p.stdout)["Arn"].endswith(":assumed-role/fromenv/" +
+                                                ar["params"]["RoleSessionName"])
+    p = run(["sts", "GetCallerIdentity", "--profile", "wi"], env)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["Arn"].endswith(":assumed-role/wi/wis")
+    assert fake.calls("AssumeRoleWithWebIdentity")[-1]["access_key"] is None
