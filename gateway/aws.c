@@ -687,7 +687,7 @@ static int call_send(struct aws_call *call, const struct aws_creds *cr)
     struct aws_sigv4_header sh[2];
     struct aws_sigv4_result sig;
     char h_target[160], h_date[64], h_auth[AWS_SIGV4_AUTH_MAX + 32];
-    char h_req[64], h_inv[80], h_tok[64];
+    char h_req[64], h_inv[80];
     char *h_token = NULL, *h_bearer = NULL;
     const char *headers[12];
     const char *ctype = NULL;
@@ -696,7 +696,6 @@ static int call_send(struct aws_call *call, const struct aws_creds *cr)
     uint64_t now = uv_now(c->loop), left;
     int rc;
 
-    (void)h_tok;
     memset(&o, 0, sizeof(o));
     call->attempt++;
     snprintf(h_inv, sizeof(h_inv), "amz-sdk-invocation-id: %s",
@@ -903,32 +902,6 @@ static json_t *query_result(const struct aws_call *call, const char *body,
     return res;
 }
 
-/* Clock skew from a Date header ("Sun, 06 Nov 1994 08:49:37 GMT"). */
-static int skew_from_date(const char *date, long *skew)
-{
-    struct tm tm;
-    const char *end;
-
-    memset(&tm, 0, sizeof(tm));
-    end = date && date[0] ? strptime(date, "%a, %d %b %Y %H:%M:%S", &tm) : NULL;
-    if (!end)
-        return -1;
-    *skew = (long)(timegm(&tm) - time(NULL));
-    return 0;
-}
-
-static int is_skew_error(const struct aws_error *e)
-{
-    if (strcmp(e->code, "RequestTimeTooSkewed") == 0 ||
-        strcmp(e->code, "RequestExpired") == 0)
-        return 1;
-    if ((strcmp(e->code, "InvalidSignatureException") == 0 ||
-         strcmp(e->code, "SignatureDoesNotMatch") == 0) &&
-        strstr(e->message, "Signature expired"))
-        return 1;
-    return 0;
-}
-
 static void call_retry_timer(uv_timer_t *t)
 {
     call_get_creds(CONTAINER_OF(t, struct aws_call, timer));
@@ -942,6 +915,7 @@ static void call_http_done(struct http_req *req,
     enum aws_retry_kind kind;
     json_t *out = NULL;
     long skew;
+    time_t server_now;
     int cost;
 
     (void)req;
@@ -997,8 +971,9 @@ static void call_http_done(struct http_req *req,
         call_get_creds(call);
         return;
     }
-    if (!call->skew_fixed && is_skew_error(&call->err) &&
-        skew_from_date(resp->date, &skew) == 0) {
+    if (!call->skew_fixed && aws_is_skew_error(&call->err) &&
+        aws_parse_http_date(resp->date, &server_now) == 0) {
+        skew = (long)(server_now - time(NULL));
         log_warn("aws: clock differs from %s by %ld s; correcting",
                  call->ep.url, skew);
         c->skew = skew;

@@ -566,6 +566,38 @@ number:
     return 0;
 }
 
+int aws_parse_http_date(const char *date, time_t *out)
+{
+    struct tm tm;
+    const char *end;
+
+    if (!date || !date[0])
+        return GW_EINVAL;
+    memset(&tm, 0, sizeof(tm));
+    end = strptime(date, "%a, %d %b %Y %H:%M:%S", &tm);
+    if (!end)
+        return GW_EINVAL;
+    while (*end == ' ')
+        end++;
+    if (strcmp(end, "GMT") != 0 && strcmp(end, "UTC") != 0 &&
+        strcmp(end, "+0000") != 0)
+        return GW_EINVAL;
+    *out = timegm(&tm);
+    return 0;
+}
+
+int aws_is_skew_error(const struct aws_error *e)
+{
+    if (strcmp(e->code, "RequestTimeTooSkewed") == 0 ||
+        strcmp(e->code, "RequestExpired") == 0)
+        return 1;
+    if ((strcmp(e->code, "InvalidSignatureException") == 0 ||
+         strcmp(e->code, "SignatureDoesNotMatch") == 0) &&
+        strstr(e->message, "Signature expired"))
+        return 1;
+    return 0;
+}
+
 /* ---- credentials JSON -----------------------------------------------------
  */
 

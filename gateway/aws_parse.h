@@ -68,6 +68,12 @@ int aws_parse_iso8601(const char *s, time_t *out);
  * fractional or exponent form) or ISO 8601 string. */
 int aws_parse_json_time(const json_t *v, int ms, time_t *out);
 
+/* An HTTP Date header ("Sun, 06 Nov 1994 08:49:37 GMT"). 0 or GW_EINVAL. */
+int aws_parse_http_date(const char *date, time_t *out);
+/* The error says our clock is off (RequestTimeTooSkewed, RequestExpired,
+ * a signature error saying "Signature expired"). */
+int aws_is_skew_error(const struct aws_error *e);
+
 /* Credentials as the parsers deliver them (all strings malloc'd). */
 struct aws_creds_parsed {
     char *access_key_id;

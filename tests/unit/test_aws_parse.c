@@ -269,6 +269,31 @@ static void test_timestamps(void **state)
     json_decref(v);
 }
 
+static void test_skew(void **state)
+{
+    struct aws_error e;
+    time_t t;
+
+    (void)state;
+    assert_int_equal(aws_parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT", &t),
+                     0);
+    assert_int_equal((long long)t, 784111777);
+    assert_int_equal(aws_parse_http_date("Sun, 06 Nov 1994 08:49:37", &t),
+                     GW_EINVAL);
+    assert_int_equal(aws_parse_http_date("", &t), GW_EINVAL);
+    assert_int_equal(aws_parse_http_date(NULL, &t), GW_EINVAL);
+    assert_int_equal(aws_parse_http_date("yesterday", &t), GW_EINVAL);
+    memset(&e, 0, sizeof(e));
+    strcpy(e.code, "InvalidSignatureException");
+    strcpy(e.message, "Signature expired: 20260101T000000Z is now earlier "
+                      "than 20260101T000500Z");
+    assert_true(aws_is_skew_error(&e));
+    strcpy(e.message, "The request signature we calculated does not match");
+    assert_false(aws_is_skew_error(&e));
+    strcpy(e.code, "RequestTimeTooSkewed");
+    assert_true(aws_is_skew_error(&e));
+}
+
 static void test_process_json(void **state)
 {
     static const struct {
@@ -388,6 +413,7 @@ int main(void)
         cmocka_unit_test(test_backoff_bounds),
         cmocka_unit_test(test_quota),
         cmocka_unit_test(test_timestamps),
+        cmocka_unit_test(test_skew),
         cmocka_unit_test(test_process_json),
         cmocka_unit_test(test_shell_split),
     };
