@@ -405,3 +405,24 @@ def test_env_keys_with_session_token_and_expired_token_refresh(fake):
     # An explicit --profile skips the environment keys (CLI v2 rule).
     p = run(["ssm", "DescribeInstanceInformation", "--profile", "nope"], env)
     assert p.returncode == 1
+
+
+def test_aws_profile_does_not_beat_env_keys(fake, tmp_path):
+    """CLI v2 rule: AWS_PROFILE does not skip environment keys; --profile does."""
+    home = str(tmp_path)
+    script = os.path.join(home, "creds.py")
+    write(script, "import json\nprint(json.dumps({'Version': 1, 'AccessKeyId': %r, "
+          "'SecretAccessKey': %r, 'SessionToken': %r}))\n"
+          % (TEMP_AKID, TEMP_SECRET, TEMP_TOKEN), 0o700)
+    write(os.path.join(home, "config"), "[profile proc]\nregion = us-east-1\n"
+          "credential_process = /usr/bin/python3 %s\n" % script)
+    env = no_keys_env(fake, home)
+    env["AWS_ACCESS_KEY_ID"] = DEFAULT_AKID
+    env["AWS_SECRET_ACCESS_KEY"] = DEFAULT_SECRET
+    env["AWS_PROFILE"] = "proc"
+    p = run(["ssm", "DescribeInstanceInformation"], env)
+    assert p.returncode == 0, p.stderr
+    assert fake.calls()[-1]["access_key"] == DEFAULT_AKID
+    p = run(["ssm", "DescribeInstanceInformation", "--profile", "proc"], env)
+    assert p.returncode == 0, p.stderr
+    assert fake.calls()[-1]["access_key"] == TEMP_AKID
