@@ -112,6 +112,16 @@ static const struct get_case get_cases[] = {
      "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
      "k", "v"},
     {"unknown profile", "[default]\nk = v\n", NULL, "nope", "k", NULL},
+    {"DEFAULT shows through", "[DEFAULT]\nregion = d\n[profile a]\nk = v\n",
+     NULL, "a", "region", "d"},
+    {"DEFAULT loses to own key", "[DEFAULT]\nk = d\n[profile a]\nk = v\n", NULL,
+     "a", "k", "v"},
+    {"DEFAULT is not a profile", "[DEFAULT]\nregion = d\n", NULL, "DEFAULT",
+     "region", NULL},
+    {"blank lines inside a continuation",
+     "[default]\nk = a\n\n  b\n# c\n\nj = c\n", NULL, "default", "k", "a\n\nb"},
+    {"ignored section swallows its continuation",
+     "[other]\nk = a\n  b = c\n[default]\nk = v\n", NULL, "default", "k", "v"},
 };
 
 static void test_get(void **state)
@@ -305,13 +315,16 @@ static void test_region(void **state)
 static void test_expand_path(void **state)
 {
     (void)state;
-    const char *env[] = {"HOME", "/home/u", "D", "dir", NULL};
+    const char *env[] = {"HOME", "/home/u", "D", "dir", "T", "~/t", NULL};
     struct aws_env e = {fake_get, env};
     char out[256];
     assert_int_equal(aws_expand_path(&e, "~/.aws/config", out, sizeof(out)), 0);
     assert_string_equal(out, "/home/u/.aws/config");
     assert_int_equal(aws_expand_path(&e, "/x/$D/${D}/$NOPE/~", out, 256), 0);
     assert_string_equal(out, "/x/dir/dir/$NOPE/~");
+    /* Variables first, then "~" (os.path.expandvars, then expanduser). */
+    assert_int_equal(aws_expand_path(&e, "$T/c", out, sizeof(out)), 0);
+    assert_string_equal(out, "/home/u/t/c");
     assert_int_equal(aws_expand_path(&e, "~/.aws/config", out, 8), GW_ETOO_BIG);
 }
 
