@@ -283,7 +283,9 @@ static int rd_section(struct rd *r, const char *hdr)
                                    : SECT_SERVICES;
         }
     }
-    idx = section_open(r->p, kind, kind == SECT_IGNORED ? "" : name, !r->creds);
+    /* configparser merges repeated [DEFAULT] headers. */
+    idx = section_open(r->p, kind, kind == SECT_IGNORED ? "" : name,
+                       !r->creds && kind != SECT_CFG_DEFAULTS);
     for (int k = 0; k < nw && k < 3; k++)
         free(words[k]);
     if (idx < 0)
@@ -600,7 +602,9 @@ int aws_profiles_load_mem(const char *config, size_t config_len,
             0)
         goto out;
     for (size_t i = 0; i < p->n; i++) {
-        if (p->s[i].kind != SECT_SERVICES)
+        /* botocore nests in every section; only services blocks (and the
+         * [DEFAULT] keys they inherit) are looked up nested. */
+        if (p->s[i].kind != SECT_SERVICES && p->s[i].kind != SECT_CFG_DEFAULTS)
             continue;
         for (size_t k = 0; k < p->s[i].n; k++)
             if ((rc = kv_parse_nested(&p->s[i].kv[k])) < 0)
