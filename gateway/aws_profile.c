@@ -41,11 +41,13 @@
 #include "common.h"
 
 enum sect_kind {
-    SECT_PROFILE,  /* config [default] / [profile x] */
-    SECT_SSO,      /* config [sso-session x] */
-    SECT_SERVICES, /* config [services x] */
-    SECT_CRED,     /* credentials [x] */
-    SECT_IGNORED,  /* any other config section */
+    SECT_PROFILE,       /* config [default] / [profile x] */
+    SECT_SSO,           /* config [sso-session x] */
+    SECT_SERVICES,      /* config [services x] */
+    SECT_CRED,          /* credentials [x] */
+    SECT_IGNORED,       /* any other config section */
+    SECT_CFG_DEFAULTS,  /* config [DEFAULT]: configparser defaults */
+    SECT_CRED_DEFAULTS, /* credentials [DEFAULT] */
 };
 
 struct kv {
@@ -95,6 +97,7 @@ struct rd {
     size_t val_len;
     /* configparser state */
     int have_key;      /* a key line since the section header */
+    size_t blanks;     /* blank lines since, kept if a continuation follows */
     size_t key_indent; /* its indentation */
     long cur;          /* current section index, -1 = none */
     long last_kv;      /* index of the last key in cur, -1 = none */
@@ -261,7 +264,11 @@ static int rd_section(struct rd *r, const char *hdr)
     int nw = 0;
     long idx;
 
-    if (r->creds) {
+    if (strcmp(hdr, "DEFAULT") == 0) {
+        /* configparser's default section: its keys show through in every
+         * other section of the same file. */
+        kind = r->creds ? SECT_CRED_DEFAULTS : SECT_CFG_DEFAULTS;
+    } else if (r->creds) {
         kind = SECT_CRED;
     } else if (strcmp(hdr, "default") == 0) {
         kind = SECT_PROFILE;
@@ -276,7 +283,9 @@ static int rd_section(struct rd *r, const char *hdr)
                                    : SECT_SERVICES;
         }
     }
-    idx = section_open(r->p, kind, kind == SECT_IGNORED ? "" : name, !r->creds);
+    /* configparser merges repeated [DEFAULT] headers. */
+    idx = section_open(r->p, kind, kind == SECT_IGNORED ? "" : name,
+                       !r->creds && kind != SECT_CFG_DEFAULTS);
     for (int k = 0; k < nw && k < 3; k++)
         free(words[k]);
     if (idx < 0)
@@ -327,14 +336,18 @@ static int rd_add_cont(struct rd *r)
     if (r->cur < 0 || r->last_kv < 0)
         return 0;
     struct kv *kv = &r->p->s[r->cur].kv[r->last_kv];
-    char *nv = realloc(kv->val, kv->vlen + r->val_len + 2);
+    size_t nl = r->blanks + 1;
+    if (r->val_len > AWS_PROFILE_FILE_MAX || nl > AWS_PROFILE_FILE_MAX)
+        return GW_ETOO_BIG;
+    char *nv = realloc(kv->val, kv->vlen + nl + r->val_len + 1);
     if (!nv)
         return GW_ENOMEM;
-    nv[kv->vlen] = '\n';
-    memcpy(nv + kv->vlen + 1, r->val, r->val_len);
-    kv->vlen += r->val_len + 1;
+    memset(nv + kv->vlen, '\n', nl);
+    memcpy(nv + kv->vlen + nl, r->val, r->val_len);
+    kv->vlen += nl + r->val_len;
     nv[kv->vlen] = '\0';
     kv->val = nv;
+    r->blanks = 0;
     return 0;
 }
 
@@ -352,6 +365,7 @@ static void rd_classify(struct rd *r, const char *line, size_t n)
     r->sect_name = NULL;
     if (sl == 0) {
         r->kind = LINE_BLANK;
+        r->blanks++;
         return;
     }
     if (s[0] == '#' || s[0] == ';') {
@@ -359,6 +373,7 @@ static void rd_classify(struct rd *r, const char *line, size_t n)
         return;
     }
     if (r->have_key && indent > r->key_indent) {
+        /* The blanks stay in the value (empty_lines_in_values). */
         r->kind = LINE_CONT;
         r->val = s;
         r->val_len = sl;
@@ -378,6 +393,7 @@ static void rd_classify(struct rd *r, const char *line, size_t n)
             if (!r->sect_name && !r->err)
                 r->err = GW_ENOMEM;
             r->have_key = 0;
+            r->blanks = 0;
             return;
         }
     }
@@ -396,6 +412,7 @@ static void rd_classify(struct rd *r, const char *line, size_t n)
     strip_span(&r->val, &r->val_len);
     r->kind = LINE_KEY;
     r->have_key = 1;
+    r->blanks = 0;
     r->key_indent = indent;
 }
 
@@ -463,6 +480,7 @@ static int rd_handler(void *user, const char *section, const char *name,
         if (r->cur < 0)
             return 0; /* key before any section header */
         if (r->p->s[r->cur].kind == SECT_IGNORED) {
+            /* Still a key for continuation purposes; nothing stored. */
             r->last_kv = -1;
             return 1;
         }
@@ -584,7 +602,9 @@ int aws_profiles_load_mem(const char *config, size_t config_len,
             0)
         goto out;
     for (size_t i = 0; i < p->n; i++) {
-        if (p->s[i].kind != SECT_SERVICES)
+        /* botocore nests in every section; only services blocks (and the
+         * [DEFAULT] keys they inherit) are looked up nested. */
+        if (p->s[i].kind != SECT_SERVICES && p->s[i].kind != SECT_CFG_DEFAULTS)
             continue;
         for (size_t k = 0; k < p->s[i].n; k++)
             if ((rc = kv_parse_nested(&p->s[i].kv[k])) < 0)
@@ -676,26 +696,14 @@ out:
     return rc;
 }
 
-int aws_expand_path(const struct aws_env *env, const char *in, char *out,
-                    size_t outlen)
+/* os.path.expandvars: $VAR and ${VAR}; unset variables stay as written. */
+static int expand_vars(const struct aws_env *env, const char *p, char *out,
+                       size_t outlen)
 {
     size_t o = 0;
-    const char *p = in;
-#define PUT(str, n)                                                            \
-    do {                                                                       \
-        if (o + (n) >= outlen)                                                 \
-            return GW_ETOO_BIG;                                                \
-        memcpy(out + o, (str), (n));                                           \
-        o += (n);                                                              \
-    } while (0)
-    if (p[0] == '~' && (p[1] == '/' || p[1] == '\0')) {
-        const char *home = aws_env_get(env, "HOME");
-        if (home) {
-            PUT(home, strlen(home));
-            p++;
-        }
-    }
     while (*p) {
+        const char *put = p;
+        size_t n = 1;
         if (*p == '$') {
             const char *nm = p + 1;
             int brace = *nm == '{';
@@ -710,19 +718,38 @@ int aws_expand_path(const struct aws_env *env, const char *in, char *out,
                 var[nl] = '\0';
                 const char *v = aws_env_get(env, var);
                 if (v) {
-                    PUT(v, strlen(v));
-                    p = nm + nl + (brace ? 1 : 0);
-                    continue;
+                    put = v;
+                    n = strlen(v);
+                    p = nm + nl + (brace ? 1 : 0) - 1;
                 }
             }
         }
-        PUT(p, 1);
+        if (o + n >= outlen)
+            return GW_ETOO_BIG;
+        memcpy(out + o, put, n);
+        o += n;
         p++;
     }
-    if (o >= outlen)
-        return GW_ETOO_BIG;
     out[o] = '\0';
-#undef PUT
+    return 0;
+}
+
+int aws_expand_path(const struct aws_env *env, const char *in, char *out,
+                    size_t outlen)
+{
+    /* botocore: expandvars first, then expanduser. */
+    char tmp[4096];
+    int rc = expand_vars(env, in, tmp, sizeof(tmp));
+    if (rc < 0)
+        return rc;
+    const char *home = aws_env_get(env, "HOME");
+    const char *rest = tmp;
+    if (home && tmp[0] == '~' && (tmp[1] == '/' || tmp[1] == '\0'))
+        rest = tmp + 1;
+    else
+        home = "";
+    if ((size_t)snprintf(out, outlen, "%s%s", home, rest) >= outlen)
+        return GW_ETOO_BIG;
     return 0;
 }
 
@@ -743,6 +770,16 @@ int aws_profiles_load(const struct aws_env *env, struct aws_profiles **out,
     return aws_profiles_load_files(cfg, cred, out, err, errlen);
 }
 
+static const struct kv *kv_in(const struct section *s, const char *key)
+{
+    for (size_t k = 0; k < s->n; k++)
+        if (strcmp(s->kv[k].key, key) == 0)
+            return &s->kv[k];
+    return NULL;
+}
+
+/* key of section (kind, name), else of that file's [DEFAULT] when the
+ * section exists (configparser defaults). */
 static const struct kv *section_kv(const struct aws_profiles *p,
                                    enum sect_kind kind, const char *name,
                                    const char *key)
@@ -752,11 +789,13 @@ static const struct kv *section_kv(const struct aws_profiles *p,
     long i = section_find(p, kind, name);
     if (i < 0)
         return NULL;
-    const struct section *s = &p->s[i];
-    for (size_t k = 0; k < s->n; k++)
-        if (strcmp(s->kv[k].key, key) == 0)
-            return &s->kv[k];
-    return NULL;
+    const struct kv *kv = kv_in(&p->s[i], key);
+    if (kv)
+        return kv;
+    i = section_find(p,
+                     kind == SECT_CRED ? SECT_CRED_DEFAULTS : SECT_CFG_DEFAULTS,
+                     "DEFAULT");
+    return i < 0 ? NULL : kv_in(&p->s[i], key);
 }
 
 int aws_profile_exists(const struct aws_profiles *p, const char *profile)

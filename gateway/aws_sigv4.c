@@ -535,6 +535,31 @@ static int path_as_is(const struct aws_sigv4_request *req, const char *service)
     }
 }
 
+int aws_sigv4_url_is_presigned(const char *url)
+{
+    static const char *const names[] = {
+        "X-Amz-Algorithm",     "X-Amz-Credential",    "X-Amz-Date",
+        "X-Amz-Expires",       "X-Amz-SignedHeaders", "X-Amz-Signature",
+        "X-Amz-Security-Token"};
+    const char *q = url ? strpbrk(url, "?#") : NULL;
+    if (!q || *q == '#')
+        return 0;
+    size_t len = strcspn(++q, "#");
+    for (size_t i = 0; i < len;) {
+        size_t j = i;
+        while (j < len && q[j] != '&')
+            j++;
+        size_t nl = 0;
+        while (i + nl < j && q[i + nl] != '=')
+            nl++;
+        for (size_t k = 0; k < ARRAY_SIZE(names); k++)
+            if (strlen(names[k]) == nl && strncmp(q + i, names[k], nl) == 0)
+                return 1;
+        i = j + 1;
+    }
+    return 0;
+}
+
 int aws_sigv4_sign(const struct aws_sigv4_request *req,
                    const struct aws_sigv4_creds *creds, const char *region,
                    const char *service, time_t now,

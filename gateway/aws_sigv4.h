@@ -93,6 +93,14 @@ int aws_sigv4_signing_key(const char *secret, const char *date8,
                           const char *region, const char *service,
                           unsigned char out[32]);
 
+/*
+ * 1 when url's query already carries a presigned-URL parameter
+ * (X-Amz-Algorithm, -Credential, -Date, -Expires, -SignedHeaders,
+ * -Signature, -Security-Token): such a StreamUrl is used as is, unsigned
+ * (ssm-data-channel.md 2.2 item 1). 0 otherwise.
+ */
+int aws_sigv4_url_is_presigned(const char *url);
+
 /* Lower-case hex SHA-256 of data into out[65]. */
 void aws_sha256_hex(const void *data, size_t len, char out[65]);
 

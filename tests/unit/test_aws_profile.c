@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "aws_profile.h"
 #include "common.h"
@@ -112,6 +113,16 @@ static const struct get_case get_cases[] = {
      "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
      "k", "v"},
     {"unknown profile", "[default]\nk = v\n", NULL, "nope", "k", NULL},
+    {"DEFAULT shows through", "[DEFAULT]\nregion = d\n[profile a]\nk = v\n",
+     NULL, "a", "region", "d"},
+    {"DEFAULT loses to own key", "[DEFAULT]\nk = d\n[profile a]\nk = v\n", NULL,
+     "a", "k", "v"},
+    {"DEFAULT is not a profile", "[DEFAULT]\nregion = d\n", NULL, "DEFAULT",
+     "region", NULL},
+    {"blank lines inside a continuation",
+     "[default]\nk = a\n\n  b\n# c\n\nj = c\n", NULL, "default", "k", "a\n\nb"},
+    {"ignored section swallows its continuation",
+     "[other]\nk = a\n  b = c\n[default]\nk = v\n", NULL, "default", "k", "v"},
 };
 
 static void test_get(void **state)
@@ -305,13 +316,16 @@ static void test_region(void **state)
 static void test_expand_path(void **state)
 {
     (void)state;
-    const char *env[] = {"HOME", "/home/u", "D", "dir", NULL};
+    const char *env[] = {"HOME", "/home/u", "D", "dir", "T", "~/t", NULL};
     struct aws_env e = {fake_get, env};
     char out[256];
     assert_int_equal(aws_expand_path(&e, "~/.aws/config", out, sizeof(out)), 0);
     assert_string_equal(out, "/home/u/.aws/config");
     assert_int_equal(aws_expand_path(&e, "/x/$D/${D}/$NOPE/~", out, 256), 0);
     assert_string_equal(out, "/x/dir/dir/$NOPE/~");
+    /* Variables first, then "~" (os.path.expandvars, then expanduser). */
+    assert_int_equal(aws_expand_path(&e, "$T/c", out, sizeof(out)), 0);
+    assert_string_equal(out, "/home/u/t/c");
     assert_int_equal(aws_expand_path(&e, "~/.aws/config", out, 8), GW_ETOO_BIG);
 }
 
@@ -353,6 +367,82 @@ static void test_load_files(void **state)
     rmdir(dir);
 }
 
+static int same(const char *got, json_t *want)
+{
+    if (json_is_null(want))
+        return got == NULL;
+    return got && strcmp(got, json_string_value(want)) == 0;
+}
+
+/*
+ * The botocore cross-check: AWS_PROFILE_VECTORS names a JSON file written
+ * by tests/e2e/test_aws_profile_botocore.py; each vector is a config and a
+ * credentials text plus the lookups botocore answered for them.
+ */
+static void test_vectors_file(void **state)
+{
+    (void)state;
+    const char *path = getenv("AWS_PROFILE_VECTORS");
+    if (!path || !*path) {
+        print_message("AWS_PROFILE_VECTORS not set: skipping\n");
+        return;
+    }
+    json_error_t jerr;
+    json_t *root = json_load_file(path, 0, &jerr);
+    assert_non_null(root);
+    size_t i, bad = 0, checks = 0;
+    json_t *v;
+    json_array_foreach(root, i, v)
+    {
+        const char *cfg = json_string_value(json_object_get(v, "config"));
+        const char *cred = json_string_value(json_object_get(v, "credentials"));
+        struct aws_profiles *p = NULL;
+        char err[256];
+        int rc = aws_profiles_load_mem(cfg, strlen(cfg), cred, strlen(cred), &p,
+                                       err, sizeof(err));
+        if (rc != 0) {
+            bad++;
+            print_error("vector %zu: load failed: %s\n", i, err);
+            continue;
+        }
+        size_t k;
+        json_t *q;
+        json_array_foreach(json_object_get(v, "queries"), k, q)
+        {
+            const char *kind = json_string_value(json_array_get(q, 0));
+            const char *a = json_string_value(json_array_get(q, 1));
+            const char *b = json_string_value(json_array_get(q, 2));
+            const char *c = json_string_value(json_array_get(q, 3));
+            json_t *want = json_array_get(q, 4);
+            const char *got = NULL;
+            int ok;
+            if (strcmp(kind, "exists") == 0) {
+                ok = aws_profile_exists(p, a) == json_is_true(want);
+            } else {
+                got = strcmp(kind, "profile") == 0 ? aws_profile_get(p, a, b)
+                      : strcmp(kind, "sso") == 0 ? aws_sso_session_get(p, a, b)
+                                                 : aws_services_get(p, a, b, c);
+                ok = same(got, want);
+            }
+            checks++;
+            if (!ok) {
+                bad++;
+                print_error("vector %zu: %s [%s] %s %s: got %s, want %s\n", i,
+                            kind, a, b, c ? c : "", got ? got : "(null)",
+                            json_is_string(want) ? json_string_value(want)
+                                                 : "(null/bool)");
+            }
+        }
+        aws_profiles_free(p);
+    }
+    print_message("checked %zu botocore profile vectors, %zu lookups, %zu "
+                  "mismatches\n",
+                  json_array_size(root), checks, bad);
+    assert_true(checks > 0);
+    assert_int_equal(bad, 0);
+    json_decref(root);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -360,7 +450,7 @@ int main(void)
         cmocka_unit_test(test_long_lines),  cmocka_unit_test(test_services),
         cmocka_unit_test(test_sso_session), cmocka_unit_test(test_profile_name),
         cmocka_unit_test(test_region),      cmocka_unit_test(test_expand_path),
-        cmocka_unit_test(test_load_files),
+        cmocka_unit_test(test_load_files),  cmocka_unit_test(test_vectors_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

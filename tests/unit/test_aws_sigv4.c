@@ -342,6 +342,22 @@ static void test_uri_encode(void **state)
     free(e);
 }
 
+static void test_presigned(void **state)
+{
+    (void)state;
+    assert_false(aws_sigv4_url_is_presigned(
+        "wss://h/v1/data-channel/s?role=publish_subscribe&cell-number=a+b=="));
+    assert_true(aws_sigv4_url_is_presigned(
+        "wss://h/v1/data-channel/s?role=x&X-Amz-Signature=abc"));
+    assert_true(aws_sigv4_url_is_presigned("wss://h/?X-Amz-Date"));
+    assert_true(
+        aws_sigv4_url_is_presigned("wss://h/?a=1&X-Amz-Security-Token=t&b"));
+    assert_false(aws_sigv4_url_is_presigned("wss://h/?X-Amz-Target=1"));
+    assert_false(aws_sigv4_url_is_presigned("wss://h/x#?X-Amz-Date=1"));
+    assert_false(aws_sigv4_url_is_presigned("wss://h/x"));
+    assert_false(aws_sigv4_url_is_presigned(NULL));
+}
+
 static int hexbytes(const char *hex, unsigned char **out, size_t *len)
 {
     size_t n = strlen(hex);
@@ -444,6 +460,7 @@ int main(void)
         cmocka_unit_test(test_host_and_headers),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_uri_encode),
+        cmocka_unit_test(test_presigned),
         cmocka_unit_test(test_vectors_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
