@@ -4,18 +4,15 @@ the protocol of ssm-data-channel.md to a small client written here on its own
 (own codec, own SigV4 for the upgrade) rather than reusing the fake's code."""
 
 import asyncio
-import datetime
 import hashlib
 import hmac
 import json
 import os
-import shutil
 import socket
 import ssl
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.parse
@@ -373,9 +370,6 @@ def test_aws_cli_calls(fake):
     keys = fake.eic_keys()
     assert keys[-1]["instance"] == IID and keys[-1]["user"] == "ec2-user"
 
-    r = aws_cli(fake, "ec2-instance-connect", "send-ssh-public-key", "--instance-id",
-                STOPPED, "--instance-os-user", "ec2-user", "--ssh-public-key", ED_KEY)
-    assert r.returncode != 0 and "EC2InstanceStateInvalidException" in r.stderr
 
     r = aws_cli(fake, "sts", "get-caller-identity")
     assert r.returncode == 0, r.stderr
@@ -387,18 +381,16 @@ def test_aws_cli_calls(fake):
     assert r.returncode == 0, r.stderr
     c = json.loads(r.stdout)["Credentials"]
     assert c["AccessKeyId"].startswith("ASIA") and c["SessionToken"]
-    env2 = fake.env(akid=c["AccessKeyId"], secret=c["SecretAccessKey"],
-                    token=c["SessionToken"])
-    r2 = subprocess.run([AWS, "--endpoint-url", fake.api_url, "sts", "get-caller-identity"],
-                        env=dict(os.environ, **env2), capture_output=True, text=True)
-    assert r2.returncode == 0 and "assumed-role/ops/e2e" in r2.stdout, r2.stderr
+    sts2 = fake.boto_client("sts", akid=c["AccessKeyId"], secret=c["SecretAccessKey"],
+                            token=c["SessionToken"])
+    assert sts2.get_caller_identity()["Arn"].endswith("assumed-role/ops/e2e")
 
     r = aws_cli(fake, "ssm", "describe-instance-information", secret="wrong-secret")
     assert r.returncode != 0 and "InvalidSignatureException" in r.stderr
     r = aws_cli(fake, "sts", "get-caller-identity", secret="wrong-secret")
     assert r.returncode != 0 and "SignatureDoesNotMatch" in r.stderr
     calls = fake.calls("SendSSHPublicKey")
-    assert len(calls) == 2 and calls[0]["access_key"] == DEFAULT_AKID
+    assert len(calls) == 1 and calls[0]["access_key"] == DEFAULT_AKID
 
 
 def test_api_errors_and_faults(fake):
@@ -427,6 +419,10 @@ def test_api_errors_and_faults(fake):
     assert code(eic.send_ssh_public_key, InstanceId=IID, InstanceOSUser="ec2-user",
                 SSHPublicKey="sk-ssh-ed25519@openssh.com " + "A" * 90)[0] \
         == "InvalidArgsException"
+    assert code(eic.send_ssh_public_key, InstanceId=STOPPED, InstanceOSUser="ec2-user",
+                SSHPublicKey=ED_KEY)[0] == "EC2InstanceStateInvalidException"
+    assert code(eic.send_ssh_public_key, InstanceId="mi-0123456789abcdef0",
+                InstanceOSUser="ec2-user", SSHPublicKey=ED_KEY)[0] == "ValidationException"
 
     # pagination
     seen, tok = [], None
@@ -647,5 +643,225 @@ def test_sshd_accepts_pushed_key_only(fake, tmp_path):
                                     SSHPublicKey=f.read().strip())
         ok = sd.ssh(keys[0], "echo", "hello-from-sshd")
         assert ok.returncode == 0 and "hello-from-sshd" in ok.stdout, ok.stderr
+        calls = sd.eic_calls()
+        assert len(calls) == 2 and all(c["user"] == user for c in calls)
         bad = sd.ssh(keys[1], "true")
         assert bad.returncode != 0
+        # a push for another instance or another user does not let the key in
+        with open(keys[1] + ".pub") as f:
+            eic.send_ssh_public_key(InstanceId="i-0fedcba9876543210", InstanceOSUser=user,
+                                    SSHPublicKey=f.read().strip())
+        assert sd.ssh(keys[1], "true").returncode != 0
+
+
+def test_web_identity_sso_and_expired_temp_creds(fake):
+    import botocore.session
+    from botocore import UNSIGNED
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+    s = botocore.session.get_session()
+    unsigned = Config(signature_version=UNSIGNED, retries={"mode": "standard",
+                                                          "total_max_attempts": 1})
+    sts = s.create_client("sts", region_name="us-east-1", endpoint_url=fake.api_url,
+                          verify=fake.ca, config=unsigned)
+    r = sts.assume_role_with_web_identity(
+        RoleArn="arn:aws:iam::123456789012:role/web", RoleSessionName="wi",
+        WebIdentityToken="fake-web-identity-token", DurationSeconds=900)
+    assert r["Credentials"]["AccessKeyId"].startswith("ASIA")
+    with pytest.raises(ClientError) as ei:
+        sts.assume_role_with_web_identity(RoleArn="arn:aws:iam::123456789012:role/web",
+                                          RoleSessionName="wi", WebIdentityToken="bad-token")
+    assert ei.value.response["Error"]["Code"] == "InvalidIdentityToken"
+    sso = s.create_client("sso", region_name="us-east-1", endpoint_url=fake.api_url,
+                          verify=fake.ca, config=unsigned)
+    rc = sso.get_role_credentials(roleName="ReadOnly", accountId="123456789012",
+                                  accessToken="fake-sso-bearer-token")["roleCredentials"]
+    assert rc["expiration"] > time.time() * 1000 + 3000 * 1000
+    with pytest.raises(ClientError) as ei:
+        sso.get_role_credentials(roleName="ReadOnly", accountId="123456789012",
+                                 accessToken="wrong")
+    assert ei.value.response["Error"]["Code"] == "UnauthorizedException"
+    assert ei.value.response["ResponseMetadata"]["HTTPStatusCode"] == 401
+    # SSO credentials work for SSM; an expired temporary key is refused
+    ssm = fake.boto_client("ssm", akid=rc["accessKeyId"], secret=rc["secretAccessKey"],
+                           token=rc["sessionToken"])
+    assert ssm.describe_instance_information()["InstanceInformationList"]
+    fake.add_credentials({"ASIAEXPIREDKEY000001": {"secret": "x" * 40, "token": "tok" * 40,
+                                                   "caller": "old", "expires": 1.0}})
+    with pytest.raises(ClientError) as ei:
+        fake.boto_client("ssm", akid="ASIAEXPIREDKEY000001", secret="x" * 40,
+                         token="tok" * 40).describe_instance_information()
+    assert ei.value.response["Error"]["Code"] == "ExpiredTokenException"
+    with pytest.raises(ClientError) as ei:
+        fake.boto_client("ssm", token="not-the-token").describe_instance_information()
+    assert ei.value.response["Error"]["Code"] == "UnrecognizedClientException"
+    wi = fake.calls("AssumeRoleWithWebIdentity")
+    assert wi[0]["params"]["WebIdentityToken"].startswith("<redacted")
+
+
+def test_normal_close_pause_and_idle_channel_closed(fake):
+    fake.set_faults({"dc": {"close_after_s": 0.5, "pause_after_messages": 3,
+                            "start_after_ms": 50, "channel_closed_after_s": 3.0}})
+
+    async def go():
+        c = start(fake, "AWS-StartSSHSession", {"portNumber": ["22"]})
+        await c.open()
+        await asyncio.wait_for(c.hs_done, 10)
+        await c.send_data(b"x" * 3000)
+        assert await c.recv_exactly(3000) == b"x" * 3000
+        await asyncio.wait_for(c.reader, 5)      # the fake closed the socket normally
+        assert c.ws.close_code == 1000
+        await c.resume()
+        await c.send_data(b"after-close")
+        assert await c.recv_exactly(11) == b"after-close"
+        closed = await asyncio.wait_for(c.closed, 10)
+        assert "idle" in closed["Output"]
+        r = c.ssm.resume_session(SessionId=c.sid)
+        assert not r.get("TokenValue")
+        return c.sid
+    s = fake.session(run(go()))
+    assert s["stats"]["resumes"] == 1 and s["terminated"]
+    assert any(e["what"] == "sent_pause_publication" for e in s["events"])
+
+
+def test_destination_close_ends_stream_session(fake):
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+
+    def banner():
+        c, _ = srv.accept()
+        c.sendall(b"SSH-2.0-fake\r\n")
+        c.close()
+    threading.Thread(target=banner, daemon=True).start()
+    fake.set_instances({IID: {"ports": {"2022": srv.getsockname()[1]}}})
+
+    async def go():
+        c = start(fake, "AWS-StartSSHSession", {"portNumber": ["2022"]})
+        await c.open()
+        await asyncio.wait_for(c.hs_done, 10)
+        assert await c.recv_exactly(14) == b"SSH-2.0-fake\r\n"
+        closed = await asyncio.wait_for(c.closed, 10)
+        assert c.sid in closed["Output"]
+        return c.sid
+    s = fake.session(run(go()))
+    srv.close()
+    assert s["terminated"] and any(e["what"] == "dest_eof" for e in s["events"])
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/sbin/sshd"), reason="no sshd")
+def test_sshd_fixed_key_mode(tmp_path):
+    p = str(tmp_path / "own")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", p], check=True)
+    with open(p + ".pub") as f:
+        pub = f.read()
+    with sshd_harness.Sshd(None, authorized_keys=pub) as sd:
+        r = sd.ssh(p, "echo", "own-key")
+        assert r.returncode == 0 and "own-key" in r.stdout, r.stderr + sd.log()
+
+
+def test_ec2_describe_instances_and_oidc_refresh(fake):
+    from botocore.exceptions import ClientError
+    ec2 = fake.boto_client("ec2")
+    r = ec2.describe_instances(Filters=[{"Name": "tag:Name", "Values": ["web"]},
+                                        {"Name": "instance-state-name", "Values": ["running"]}])
+    insts = [i for res in r["Reservations"] for i in res["Instances"]]
+    assert [i["InstanceId"] for i in insts] == [IID]
+    assert insts[0]["State"]["Name"] == "running"
+    with pytest.raises(ClientError) as ei:
+        ec2.describe_instances(InstanceIds=["i-0000000000000dead"])
+    assert ei.value.response["Error"]["Code"] == "InvalidInstanceID.NotFound"
+    with pytest.raises(ClientError) as ei:
+        fake.boto_client("ec2", secret="nope").describe_instances()
+    assert ei.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
+    import botocore.session
+    from botocore import UNSIGNED
+    from botocore.config import Config
+    oidc = botocore.session.get_session().create_client(
+        "sso-oidc", region_name="us-east-1", endpoint_url=fake.api_url, verify=fake.ca,
+        config=Config(signature_version=UNSIGNED))
+    t = oidc.create_token(clientId="fake-oidc-client", clientSecret="fake-oidc-secret",
+                          grantType="refresh_token", refreshToken="fake-refresh-token")
+    assert t["accessToken"] and t["refreshToken"] != "fake-refresh-token"
+    with pytest.raises(ClientError) as ei:
+        oidc.create_token(clientId="fake-oidc-client", clientSecret="fake-oidc-secret",
+                          grantType="refresh_token", refreshToken="fake-refresh-token")
+    assert ei.value.response["Error"]["Code"] == "InvalidGrantException"
+    sso = botocore.session.get_session().create_client(
+        "sso", region_name="us-east-1", endpoint_url=fake.api_url, verify=fake.ca,
+        config=Config(signature_version=UNSIGNED))
+    assert sso.get_role_credentials(roleName="R", accountId="123456789012",
+                                    accessToken=t["accessToken"])["roleCredentials"]
+
+
+def test_at_sign_session_id_signed_upgrade_and_session_token(fake):
+    """Caller 'user@example.com': '@' stays raw in the request line and is %40 in the
+    canonical URI; temporary credentials sign x-amz-security-token too."""
+    akid2, secret2 = "AKIDFAKEEXAMPLE00002", "fakeSecretKey/Example+second-user-secret00"
+    fake.add_credentials({"ASIAWSTOKENTEST00001": {
+        "secret": "tmpsecret/abc+def", "token": "tok/en+with=chars" * 20, "caller": "tmp"}})
+
+    async def go():
+        ctx = ssl.create_default_context(cafile=fake.ca)
+        ssm = fake.boto_client("ssm", akid=akid2, secret=secret2)
+        r = ssm.start_session(Target=IID, DocumentName="AWS-StartSSHSession")
+        assert r["SessionId"].startswith("user@example.com-")
+        assert "/data-channel/user@example.com-" in r["StreamUrl"]
+        ws = await websockets.connect(r["StreamUrl"], ssl=ctx, extra_headers=sign_ws(
+            r["StreamUrl"], akid2, secret2, "us-east-1"))
+        ws.transport.abort()
+        h = sign_ws(r["StreamUrl"], "ASIAWSTOKENTEST00001", "tmpsecret/abc+def", "us-east-1",
+                    token="tok/en+with=chars" * 20)
+        ws = await websockets.connect(r["StreamUrl"], ssl=ctx, extra_headers=h)
+        ws.transport.abort()
+        h["X-Amz-Security-Token"] = "other"
+        with pytest.raises(websockets.InvalidStatusCode):
+            await websockets.connect(r["StreamUrl"], ssl=ctx, extra_headers=h)
+    run(go())
+    log = fake.ws_log()
+    assert [e["signed_by"] for e in log if e.get("signed_by")] == \
+        ["AKIDFAKEEXAMPLE00002", "ASIAWSTOKENTEST00001"]
+    assert log[-1]["error"] == "bad signature"
+
+
+def test_smux_keepalive_for_old_client(fake):
+    fake.set_faults({"dc": {"smux_keepalive_interval_s": 0.15,
+                            "smux_keepalive_timeout_s": 0.5}})
+
+    async def go(cv, send_nops):
+        c = start(fake, "AWS-StartPortForwardingSession", {"portNumber": ["80"]},
+                  client_version=cv)
+        await c.open()
+        await asyncio.wait_for(c.hs_done, 10)
+        m = SmuxReader(c)
+        t_end = time.time() + 1.3
+        while time.time() < t_end and not c.closed.done():
+            if send_nops:
+                await c.send_data(smux(3, 0))
+            await asyncio.sleep(0.1)
+        if c.closed.done():
+            return c.sid, c.closed.result(), m
+        return c.sid, None, m
+    sid, closed, _ = run(go("1.2.300.0", False))
+    assert closed and "keepalive" in closed["Output"]
+    s = fake.session(sid)
+    assert s["smux_keepalive"] and s["stats"]["smux_nop_out"] >= 1
+    sid, closed, _ = run(go("1.2.300.0", True))
+    assert closed is None
+    sid, closed, _ = run(go("1.2.694.0", False))
+    assert closed is None and not fake.session(sid)["smux_keepalive"]
+
+
+def test_rate_limit_close_action(fake):
+    fake.set_faults({"dc": {"rate_limit": 50, "rate_action": "close"}})
+
+    async def go():
+        c = start(fake, "AWS-StartSSHSession", {"portNumber": ["22"]})
+        await c.open()
+        await asyncio.wait_for(c.hs_done, 10)
+        await c.send_data(os.urandom(100 * 100), chunk=100)
+        closed = await asyncio.wait_for(c.closed, 10)
+        assert "rate limit" in closed["Output"]
+        return c.sid
+    s = fake.session(run(go()))
+    assert s["terminated"] and s["stats"]["rate_violations"] > 0

@@ -23,7 +23,6 @@ import collections
 import hashlib
 import http
 import json
-import os
 import re
 import secrets
 import struct
@@ -111,8 +110,6 @@ def parse_msg(frame):
     mtype = mt.strip(b"\x00").strip().decode("ascii", "replace")
     if not mtype:
         raise BadFrame("empty MessageType")
-    if mt.rstrip(b" \x00") != mt.rstrip(b" ").rstrip(b"\x00").rstrip(b" ") and False:
-        pass
     payload = frame[120:]
     if plen != len(payload):
         raise BadFrame("PayloadLength %d but %d payload bytes" % (plen, len(payload)))
@@ -175,7 +172,11 @@ class Session:
         self.smux_room = asyncio.Event()
         self.smux_room.set()
         self.streams = {}
+        self.smux_last_in = 0.0
+        self.smux_keepalive_on = False
         self.rate_win = collections.deque()
+        self.inq = asyncio.Queue(maxsize=100000)
+        self.proc_task = None
         self.cut_base = 0
         self.stats = collections.defaultdict(int)
         self.stats.update({"resume_calls": 0, "max_client_msgs_per_s": 0,
@@ -218,6 +219,7 @@ class Session:
                 "client_version": self.client_version, "terminated": self.terminated,
                 "end_reason": self.end_reason, "connected": self.ws is not None,
                 "handshake_done": self.handshake_done, "opens": self.opens,
+                "smux_keepalive": self.smux_keepalive_on,
                 "out_seq": self.out_seq, "expected_in": self.expected,
                 "unacked": len(self.unacked), "rto": self.rto,
                 "stats": dict(self.stats), "violations": self.violations,
@@ -415,26 +417,37 @@ class Session:
                     self.terminate("Session terminated: client exceeded the message rate "
                                    "limit."))
 
-    async def on_frame(self, frame):
+    def on_wire(self, frame):
+        """What MGS sees: count, rate-check and queue every client frame at once, so a
+        destination that blocks the agent never stops the WebSocket from being read
+        (MGS buffers between client and agent)."""
         self.stats["frames_from_client"] += 1
         self.stats["bytes_from_client_ws"] += len(frame)
+        self._rate(frame[4:21] == b"input_stream_data")
+        self.inq.put_nowait(frame)
+        if self.proc_task is None:
+            self.proc_task = asyncio.get_event_loop().create_task(self.processor())
+            self.tasks.append(self.proc_task)
         self._check_cut(len(frame))
+
+    async def processor(self):
+        while not self.terminated:
+            frame = await self.inq.get()
+            await self.on_frame(frame)
+
+    async def on_frame(self, frame):
         try:
             mtype, seq, flags, mid, pt, payload, cd = parse_msg(frame)
         except BadFrame as e:
             self.stats["bad_frames"] += 1
             self.violation("bad frame dropped: %s" % e)
-            self._rate(False)
             return
         if mtype == "acknowledge":
-            self._rate(False)
             self.on_ack(payload)
             return
         if mtype != "input_stream_data":
-            self._rate(False)
             self.violation("unexpected MessageType %r from the client" % mtype)
             return
-        self._rate(True)
         if self.paused:
             self.paused = False
             self._update_flow()
@@ -599,7 +612,7 @@ class Session:
              "CustomerMessage": ""}).encode())
         self.handshake_done = True
         self.event("handshake_complete")
-        typ = self.props.get("type") if False else self.handshake_properties().get("type")
+        typ = self.handshake_properties().get("type")
         if typ == "LocalPortForwarding":
             mux = vkey(cv) >= vkey("1.1.70") and vkey(agent_version) > vkey("3.0.196.0")
             self.mode = "mux" if mux else "basic"
@@ -609,7 +622,15 @@ class Session:
         if self.mode == "mux":
             self.ready = True
             self.tasks.append(asyncio.get_event_loop().create_task(self.smux_pump()))
-            if vkey(cv) <= vkey("1.2.331.0"):
+            av = vkey(agent_version)
+            if av < vkey("3.1.1446.0"):
+                keepalive = True            # always on in old agents
+            elif av <= vkey("3.1.1511.0"):
+                keepalive = False           # always off in this range
+            else:
+                keepalive = vkey(cv) <= vkey("1.2.331.0")
+            self.smux_keepalive_on = keepalive
+            if keepalive:
                 self.tasks.append(asyncio.get_event_loop().create_task(self.smux_keepalive()))
         else:
             await self.plugin_start()
@@ -757,6 +778,7 @@ class Session:
             data = bytes(rx[pos + 8:pos + 8 + ln])
             pos += 8 + ln
             self.stats["smux_frames_in"] += 1
+            self.smux_last_in = time.monotonic()
             if cmd == SMUX_SYN:
                 if sid not in self.streams:
                     st = MuxStream(self, sid)
@@ -820,9 +842,27 @@ class Session:
                 await asyncio.sleep(self.pace)
 
     async def smux_keepalive(self):
+        """smux keepalive as enabled (doc 10.5): NOP every 10 s; every 30 s the session
+        dies if no frame at all arrived from the client since the previous check."""
+        iv = float(self.faults.get("smux_keepalive_interval_s", 10.0))
+        to = float(self.faults.get("smux_keepalive_timeout_s", 30.0))
+        last_check = time.monotonic()
+        seen_at_check = self.smux_last_in
+        next_nop = time.monotonic() + iv
         while not self.terminated:
-            await asyncio.sleep(10)
-            self.smux_emit(SMUX_NOP, 0)
+            await asyncio.sleep(min(iv, to) / 4)
+            now = time.monotonic()
+            if now >= next_nop:
+                self.smux_emit(SMUX_NOP, 0)
+                self.stats["smux_nop_out"] += 1
+                next_nop = now + iv
+            if now - last_check >= to:
+                if self.smux_last_in == seen_at_check:
+                    self.event("smux_keepalive_timeout")
+                    await self.terminate("Session failed: smux keepalive timeout (no frame "
+                                         "from the client in %.0f s)" % to)
+                    return
+                last_check, seen_at_check = now, self.smux_last_in
 
     # -- end of session -------------------------------------------------------------------
 
@@ -1008,7 +1048,12 @@ async def serve(state, ssl_ctx, port):
         signed, ok, info = check_sig(path, ws.request_headers)
         entry = {"time": time.time(), "sid": sid, "path": path, "signed": signed,
                  "signed_by": info if ok else None,
-                 "query": m.group(2) or ""}
+                 "query": m.group(2) or "",
+                 # header names (+ values of the harmless ones) the client sent
+                 "headers": {n.lower(): (v if n.lower() in (
+                     "host", "origin", "sec-websocket-protocol", "sec-websocket-extensions",
+                     "user-agent", "x-amz-date") else "<%d chars>" % len(v))
+                     for n, v in ws.request_headers.raw_items()}}
         state.ws_log.append(entry)
         try:
             first = await asyncio.wait_for(ws.recv(), 30)
@@ -1068,7 +1113,9 @@ async def serve(state, ssl_ctx, port):
                 if isinstance(frame, str):
                     sess.violation("text frame after OpenDataChannel")
                     continue
-                await sess.on_frame(frame)
+                while sess.inq.full():          # bounded: stop reading, like a full MGS
+                    await asyncio.sleep(0.01)
+                sess.on_wire(frame)
         except websockets.ConnectionClosed:
             pass
         finally:

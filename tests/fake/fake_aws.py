@@ -321,6 +321,9 @@ class State:
         self.roles = {}
         self.sso_tokens = {"fake-sso-bearer-token": {}}
         self.web_identity_tokens = ["fake-web-identity-token"]
+        # SSO OIDC clients for CreateToken refresh: clientId -> secret, refresh tokens
+        self.oidc_clients = {"fake-oidc-client": {"secret": "fake-oidc-secret",
+                                                  "refresh_tokens": ["fake-refresh-token"]}}
         self.eic_deny = []   # list of {"instance": id or "*", "user": name or "*"}
         self.calls = []
         self.api_faults = []
@@ -345,6 +348,8 @@ class State:
             self.sso_tokens = dict(cfg["sso_tokens"])
         if "web_identity_tokens" in cfg:
             self.web_identity_tokens = list(cfg["web_identity_tokens"])
+        if "oidc_clients" in cfg:
+            self.oidc_clients = dict(cfg["oidc_clients"])
         if "eic_deny" in cfg:
             self.eic_deny = list(cfg["eic_deny"])
         if "regions" in cfg:
@@ -491,7 +496,13 @@ async def http_serve(reader, writer, handler):
                     req.body = await reader.readexactly(n)
                 except (asyncio.IncompleteReadError, ConnectionError):
                     return
-            resp = await handler(req)
+            try:
+                resp = await handler(req)
+            except Exception as e:  # noqa: BLE001 - a fake bug: answer 500, keep serving
+                import traceback
+                log("http: handler error %r\n%s" % (e, traceback.format_exc()))
+                resp = HttpResponse(500, json.dumps({"__type": "InternalFailure",
+                                                     "message": "fake_aws bug: %r" % (e,)}))
             if resp is None:          # fault: drop the connection without answering
                 writer.transport.abort()
                 return
@@ -551,6 +562,8 @@ class Api:
         path = urllib.parse.urlsplit(req.target).path
         if path.startswith("/_fake/"):
             return await self.control(req, path)
+        if req.method == "POST" and path == "/token":
+            return await self.oidc(req, rid)
         if req.method == "GET" and path == "/federation/credentials":
             return await self.sso(req, rid)
         if req.method != "POST" or path != "/":
@@ -976,6 +989,8 @@ class Api:
             form = []
         params = dict(form)
         action = params.get("Action", "")
+        if params.get("Version") == "2016-11-15":
+            return await self.ec2_call(req, rid, params)
         entry = {"protocol": "query", "service": "sts", "action": action, "request_id": rid,
                  "access_key": None, "params": redact(params), "status": None, "error": None}
         try:
@@ -1164,6 +1179,192 @@ class Api:
             "expiration": int(exp * 1000)}}), ctype="application/json",
             headers=[("x-amzn-RequestId", rid)])
 
+    # -- EC2 (Query variant) ------------------------------------------------
+
+    def ec2_err(self, e, rid):
+        body = ('<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>%s'
+                '</Code><Message>%s</Message></Error></Errors><RequestID>%s</RequestID>'
+                '</Response>' % (xml_escape(e.code), xml_escape(e.message or ""), rid))
+        return HttpResponse(e.status, body, ctype="text/xml;charset=UTF-8")
+
+    async def ec2_call(self, req, rid, params):
+        st = self.state
+        action = params.get("Action", "")
+        entry = {"protocol": "ec2", "service": "ec2", "action": action, "request_id": rid,
+                 "access_key": None, "params": params, "status": None, "error": None}
+        try:
+            try:
+                sres = verify_sigv4(st, req.method, req.target, req.headers, req.body, ["ec2"])
+            except ApiError as e:
+                m = {"Missing": ("MissingAuthenticationToken", 401),
+                     "Incomplete": ("IncompleteSignature", 400),
+                     "Unrecognized": ("AuthFailure", 401),
+                     "ExpiredToken": ("RequestExpired", 400),
+                     "Signature": ("SignatureDoesNotMatch", 403),
+                     "SigExpired": ("RequestExpired", 400),
+                     "Scope": ("SignatureDoesNotMatch", 403)}[e.code]
+                raise ApiError(m[0], "AWS was not able to validate the provided access "
+                               "credentials" if m[0] == "AuthFailure" else e.message, m[1])
+            entry["access_key"] = sres.access_key
+            entry["region"] = sres.region
+            f = await self.apply_fault(action, "ec2", rid, sres.entry.get("arn", ""))
+            if f == "drop":
+                return None
+            if f:
+                if f.code == "ThrottlingException":
+                    f = ApiError("RequestLimitExceeded", "Request limit exceeded.", 503)
+                elif f.code == "InternalServerError":
+                    f = ApiError("InternalError", "An internal error has occurred", 500)
+                elif f.code == "AccessDeniedException":
+                    f = ApiError("UnauthorizedOperation", "You are not authorized to "
+                                 "perform this operation.", 403)
+                raise f
+            if action != "DescribeInstances":
+                raise ApiError("InvalidAction", "The action %s is not valid for this web "
+                               "service." % action, 400)
+            xml = self.ec2_describe(params)
+        except ApiError as e:
+            entry["status"], entry["error"] = e.status, e.code
+            st.record(entry)
+            log("call ec2 %s -> %d %s" % (action, e.status, e.code))
+            return self.ec2_err(e, rid)
+        entry["status"] = 200
+        st.record(entry)
+        body = ('<?xml version="1.0" encoding="UTF-8"?>\n<DescribeInstancesResponse '
+                'xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">\n    <requestId>%s'
+                '</requestId>\n%s</DescribeInstancesResponse>' % (rid, xml))
+        return HttpResponse(200, body, ctype="text/xml;charset=UTF-8")
+
+    def ec2_describe(self, params):
+        st = self.state
+        filters = {}
+        ids = []
+        for k, v in params.items():
+            m = re.match(r"^Filter\.(\d+)\.Name$", k)
+            if m:
+                filters.setdefault(m.group(1), [v, []])[0] = v
+            m = re.match(r"^Filter\.(\d+)\.Value\.(\d+)$", k)
+            if m:
+                filters.setdefault(m.group(1), [None, []])[1].append(v)
+            if re.match(r"^InstanceId\.\d+$", k):
+                ids.append(v)
+        maxr = params.get("MaxResults")
+        if maxr is not None and ids:
+            raise ApiError("InvalidParameterCombination", "The parameter instancesSet cannot "
+                           "be used with the parameter maxResults", 400)
+        for i in ids:
+            if not re.match(r"^i-[0-9a-f]{8,17}$", i):
+                raise ApiError("InvalidInstanceID.Malformed", "Invalid id: \"%s\"" % i, 400)
+            if i not in st.instances:
+                raise ApiError("InvalidInstanceID.NotFound", "The instance ID '%s' does not "
+                               "exist" % i, 400)
+        states = {"pending": 0, "running": 16, "shutting-down": 32, "terminated": 48,
+                  "stopping": 64, "stopped": 80}
+        out = []
+        for iid in sorted(st.instances):
+            inst = st.instances[iid]
+            if not iid.startswith("i-") or (ids and iid not in ids):
+                continue
+            ok = True
+            for name, vals in filters.values():
+                if name == "instance-state-name":
+                    ok = inst.get("state", "running") in vals
+                elif name == "instance-id":
+                    ok = iid in vals
+                elif name == "tag-key":
+                    ok = any(t in inst["tags"] for t in vals)
+                elif name and name.startswith("tag:"):
+                    ok = inst["tags"].get(name[4:]) in vals
+                elif name == "private-ip-address":
+                    ok = inst.get("ip") in vals
+                else:
+                    raise ApiError("InvalidParameterValue", "The filter '%s' is invalid"
+                                   % name, 400)
+                if not ok:
+                    break
+            if ok:
+                out.append((iid, inst))
+        start = 0
+        if params.get("NextToken"):
+            try:
+                start = int(base64.b64decode(params["NextToken"]).decode())
+            except Exception:  # noqa: BLE001
+                raise ApiError("InvalidParameterValue", "Invalid NextToken", 400)
+        n = int(maxr) if maxr and maxr.isdigit() else 1000
+        if not 5 <= n <= 1000:
+            raise ApiError("InvalidParameterValue", "Value ( %d ) for parameter maxResults "
+                           "is invalid. Expecting a value greater than 5." % n, 400)
+        page = out[start:start + n]
+        items = []
+        for iid, inst in page:
+            st_name = inst.get("state", "running")
+            tags = "".join("<item><key>%s</key><value>%s</value></item>"
+                           % (xml_escape(k), xml_escape(v)) for k, v in inst["tags"].items())
+            ip = inst.get("ip", "10.0.0.1")
+            items.append(
+                "        <item>\n            <reservationId>r-%s</reservationId>\n"
+                "            <ownerId>%s</ownerId>\n            <instancesSet>\n"
+                "                <item>\n                    <instanceId>%s</instanceId>\n"
+                "                    <instanceState><code>%d</code><name>%s</name>"
+                "</instanceState>\n"
+                "                    <privateDnsName>ip-%s.ec2.internal</privateDnsName>\n"
+                "                    <privateIpAddress>%s</privateIpAddress>\n"
+                "                    <placement><availabilityZone>%sa</availabilityZone>"
+                "<tenancy>default</tenancy></placement>\n"
+                "                    <platformDetails>%s</platformDetails>\n"
+                "                    <tagSet>%s</tagSet>\n                </item>\n"
+                "            </instancesSet>\n        </item>\n"
+                % (iid[2:], ACCOUNT, iid, states.get(st_name, 16), st_name,
+                   ip.replace(".", "-"), ip, self.state.regions[0],
+                   "Windows" if inst.get("platform") == "Windows" else "Linux/UNIX", tags))
+        xml = "    <reservationSet>\n%s    </reservationSet>\n" % "".join(items)
+        if start + n < len(out):
+            xml += "    <nextToken>%s</nextToken>\n" % base64.b64encode(
+                str(start + n).encode()).decode()
+        return xml
+
+    # -- SSO OIDC CreateToken (refresh) -------------------------------------------
+
+    async def oidc(self, req, rid):
+        st = self.state
+        entry = {"protocol": "rest-json", "service": "sso-oidc", "action": "CreateToken",
+                 "request_id": rid, "status": None, "error": None}
+
+        def err(code, oauth, desc, status=400):
+            entry["status"], entry["error"] = status, code
+            st.record(entry)
+            return HttpResponse(status, json.dumps({"error": oauth, "error_description": desc}),
+                                ctype="application/json",
+                                headers=[("x-amzn-RequestId", rid), ("x-amzn-ErrorType", code)])
+        f = await self.apply_fault("CreateToken", "sso", rid)
+        if f == "drop":
+            return None
+        if f:
+            return err(f.code, "slow_down", f.message, f.status)
+        try:
+            b = json.loads(req.body.decode())
+        except (ValueError, UnicodeDecodeError):
+            return err("InvalidRequestException", "invalid_request", "bad JSON")
+        entry["params"] = {"clientId": b.get("clientId"), "grantType": b.get("grantType")}
+        clients = st.oidc_clients
+        c = clients.get(b.get("clientId"))
+        if c is None or c.get("secret") != b.get("clientSecret"):
+            return err("InvalidClientException", "invalid_client", "Invalid client")
+        if b.get("grantType") != "refresh_token":
+            return err("UnsupportedGrantTypeException", "unsupported_grant_type",
+                       "Unsupported grant type")
+        if b.get("refreshToken") not in c.get("refresh_tokens", []):
+            return err("InvalidGrantException", "invalid_grant", "Invalid refresh token")
+        access = "fake-sso-access-" + secrets.token_hex(16)
+        new_refresh = "fake-refresh-" + secrets.token_hex(8)
+        c["refresh_tokens"] = [new_refresh]
+        st.sso_tokens[access] = {}
+        entry["status"] = 200
+        st.record(entry)
+        return HttpResponse(200, json.dumps({"accessToken": access, "tokenType": "Bearer",
+                                             "expiresIn": 28800, "refreshToken": new_refresh}),
+                            ctype="application/json", headers=[("x-amzn-RequestId", rid)])
+
     # -- control endpoints ----------------------------------------------------
 
     async def control(self, req, path):
@@ -1244,6 +1445,17 @@ async def amain(args):
     if args.faults:
         with open(args.faults) as f:
             state.set_faults(json.load(f))
+    for kv in args.dc_fault:
+        k, _, v = kv.partition("=")
+        try:
+            state.dc_faults[k] = json.loads(v)
+        except ValueError:
+            state.dc_faults[k] = v
+    for spec in args.api_fault:
+        parts = spec.split(":")
+        state.api_faults.append({"action": parts[0], "kind": parts[1] if len(parts) > 1
+                                 else "throttle", "count": int(parts[2]) if len(parts) > 2
+                                 else 1})
     fake_agent.VERIFY = verify_sigv4
     ctx, ca_path = make_tls(args.state_dir)
     api = Api(state)
@@ -1293,6 +1505,12 @@ def main():
                     "web_identity_tokens, eic_deny, regions, faults")
     ap.add_argument("--instances", help="JSON: {instance id: spec} (or {'instances': ...})")
     ap.add_argument("--faults", help="JSON fault spec (same as POST /_fake/faults)")
+    ap.add_argument("--dc-fault", action="append", default=[], metavar="KEY=VALUE",
+                    help="data channel fault for new sessions (VALUE parsed as JSON if it "
+                    "can be), e.g. --dc-fault cut_after_bytes=100000")
+    ap.add_argument("--api-fault", action="append", default=[],
+                    metavar="ACTION:KIND[:COUNT]",
+                    help="API fault rule, e.g. --api-fault StartSession:throttle:2")
     ap.add_argument("--region", default="us-east-1",
                     help="comma-separated signing regions accepted")
     ap.add_argument("--api-port", type=int, default=0)

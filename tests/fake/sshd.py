@@ -20,7 +20,6 @@ program path (root-owned /usr/bin/python3), so the script may live in a checkout
 
 import getpass
 import os
-import re
 import socket
 import subprocess
 import tempfile
