@@ -92,6 +92,7 @@ struct job {
     char imds_token[256];
     char role_name[256];
     int cli_fallback;
+    const char *source; /* provider that took over, for the log */
     struct aws_sso_token sso_tok;
     struct aws_sso_refresh_req sso_ref;
     const char *sso_region, *sso_acct, *sso_role; /* live as long as p */
@@ -245,12 +246,13 @@ static void entry_job_done(struct job *j, int status,
         e->creds.expiration = pc->expiration;
         memset(pc, 0, sizeof(*pc)); /* transferred */
         e->have = 1;
-        log_debug("aws: credentials for profile %s refreshed (expire in "
-                  "%lld s)",
-                  e->profile,
-                  e->creds.expiration
-                      ? (long long)(e->creds.expiration - time(NULL))
-                      : -1LL);
+        if (e->creds.expiration)
+            log_info("aws: profile %s: credentials from %s, expire in %lld s",
+                     e->profile, j->source ? j->source : "?",
+                     (long long)(e->creds.expiration - time(NULL)));
+        else
+            log_info("aws: profile %s: credentials from %s", e->profile,
+                     j->source ? j->source : "?");
     } else {
         snprintf(e->why, sizeof(e->why), "%s", why ? why : gw_strerror(status));
         log_debug("aws: credentials for profile %s: %s", e->profile, e->why);
@@ -1148,8 +1150,15 @@ static void job_next(struct job *j)
 {
     char why[600], path[1024];
 
+    static const char *const names[] = {
+        "environment", "assume role",       "web identity",
+        "SSO",         "shared files",      "credential_process",
+        "container",   "instance metadata", "aws configure export-credentials",
+    };
+
     for (; j->step < STEP_END; j->step++) {
         enum step s = j->step;
+        j->source = names[s];
         if (j->forced && s != STEP_ENV && s != STEP_IMDS && s != STEP_CONTAINER)
             break;
         switch (s) {

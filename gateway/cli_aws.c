@@ -211,7 +211,7 @@ static int usage(void)
 {
     fprintf(stderr, "usage: ssmgate aws-call SERVICE ACTION [JSON] "
                     "[--profile P] [--region R] [--repeat N] "
-                    "[--concurrency C] [--debug]\n");
+                    "[--concurrency C] [--verbose] [--debug]\n");
     return 2;
 }
 
@@ -224,6 +224,8 @@ int cli_aws_call(int argc, char **argv)
     json_error_t jerr;
 
     memset(&run, 0, sizeof(run));
+    /* stderr carries the one error line; --verbose / --debug for more. */
+    log_set_level(LOG_WARN);
     run.repeat = 1;
     run.concurrency = 1;
     for (int i = 1; i < argc; i++) {
@@ -237,6 +239,8 @@ int cli_aws_call(int argc, char **argv)
             run.concurrency = atol(argv[++i]);
         } else if (strcmp(argv[i], "--debug") == 0) {
             log_set_level(LOG_DEBUG);
+        } else if (strcmp(argv[i], "--verbose") == 0) {
+            log_set_level(LOG_INFO);
         } else if (argv[i][0] == '-' && argv[i][1] == '-') {
             return usage();
         } else if (pos == 0) {

@@ -248,9 +248,11 @@ def test_sso_token_refreshed_through_oidc(tmp_path):
                      config={"sso_tokens": {"fresh-token": {}}}) as fake:
             env = no_keys_env(fake, home)
             env["AWS_ENDPOINT_URL_SSO_OIDC"] = "http://127.0.0.1:%d" % srv.server_address[1]
-            p = run(["ssm", "DescribeInstanceInformation", "--profile", "sso"], env)
+            p = run(["ssm", "DescribeInstanceInformation", "--profile", "sso",
+                     "--verbose"], env)
             assert p.returncode == 0, p.stderr
             assert fake.calls("GetRoleCredentials")[-1]["status"] == 200
+            assert "credentials from SSO, expire in" in p.stderr
             assert "SSO token refreshed" in p.stderr
             for s in ("fresh-token", "old-token", "refresh-1", "refresh-2", "csecret"):
                 assert s not in p.stderr
