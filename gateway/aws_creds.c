@@ -246,13 +246,16 @@ static void entry_job_done(struct job *j, int status,
         e->creds.expiration = pc->expiration;
         memset(pc, 0, sizeof(*pc)); /* transferred */
         e->have = 1;
+        char kid[64];
+        log_redact(e->creds.access_key_id, 1, kid, sizeof(kid));
         if (e->creds.expiration)
-            log_info("aws: profile %s: credentials from %s, expire in %lld s",
-                     e->profile, j->source ? j->source : "?",
+            log_info("aws: profile %s: credentials from %s (key %s), expire "
+                     "in %lld s",
+                     e->profile, j->source ? j->source : "?", kid,
                      (long long)(e->creds.expiration - time(NULL)));
         else
-            log_info("aws: profile %s: credentials from %s", e->profile,
-                     j->source ? j->source : "?");
+            log_info("aws: profile %s: credentials from %s (key %s)",
+                     e->profile, j->source ? j->source : "?", kid);
     } else {
         snprintf(e->why, sizeof(e->why), "%s", why ? why : gw_strerror(status));
         log_debug("aws: credentials for profile %s: %s", e->profile, e->why);

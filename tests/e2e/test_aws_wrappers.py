@@ -252,7 +252,7 @@ def test_sso_token_refreshed_through_oidc(tmp_path):
                      "--verbose"], env)
             assert p.returncode == 0, p.stderr
             assert fake.calls("GetRoleCredentials")[-1]["status"] == 200
-            assert "credentials from SSO, expire in" in p.stderr
+            assert "credentials from SSO (key ASIA" in p.stderr
             assert "SSO token refreshed" in p.stderr
             for s in ("fresh-token", "old-token", "refresh-1", "refresh-2", "csecret"):
                 assert s not in p.stderr
