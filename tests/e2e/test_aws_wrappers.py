@@ -292,3 +292,21 @@ def test_credential_source_environment_and_profile_web_identity(fake, tmp_path):
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["Arn"].endswith(":assumed-role/wi/wis")
     assert fake.calls("AssumeRoleWithWebIdentity")[-1]["access_key"] is None
+
+
+@pytest.mark.parametrize("cmd,expect", [
+    ("/usr/bin/python3 -c \"print('x' * 200000)\"", "output too big"),
+    ("/bin/echo not-json", "not a JSON object"),
+    ("/bin/echo '{\"Version\":2}'", "unsupported Version"),
+    ("/nonexistent/helper", "cannot run /nonexistent/helper"),
+    ("'unbalanced", "cannot be split"),
+])
+def test_credential_process_hostile_output(fake, tmp_path, cmd, expect):
+    home = str(tmp_path)
+    write(os.path.join(home, "config"),
+          "[profile p]\nregion = us-east-1\ncredential_process = %s\n" % cmd)
+    p = run(["ssm", "DescribeInstanceInformation", "--profile", "p"],
+            no_keys_env(fake, home))
+    assert p.returncode == 1
+    assert expect in p.stderr, p.stderr
+    assert fake.calls() == []
