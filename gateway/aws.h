@@ -20,6 +20,7 @@
 
 struct aws_client;
 struct aws_call;
+struct http_client;
 
 struct aws_client_opts {
     const char *default_profile; /* NULL/"" = AWS_PROFILE, then "default" */
@@ -29,13 +30,13 @@ struct aws_client_opts {
 /* A failed call. code/message come from the AWS error body; for transport
  * failures code is "" and transport holds a gw_err. */
 struct aws_error {
-    char code[128];        /* e.g. "AccessDeniedException" */
-    char message[1024];    /* AWS's message; never holds a secret */
+    char code[128];     /* e.g. "AccessDeniedException" */
+    char message[1024]; /* AWS's message; never holds a secret */
     char request_id[128];
-    long http_status;      /* 0 when no response */
-    int transport;         /* 0 or gw_err (GW_ETIMEOUT, GW_EIO, ...) */
-    int attempts;          /* how many attempts were made */
-    int retryable;         /* would the SDKs retry it */
+    long http_status; /* 0 when no response */
+    int transport;    /* 0 or gw_err (GW_ETIMEOUT, GW_EIO, ...) */
+    int attempts;     /* how many attempts were made */
+    int retryable;    /* would the SDKs retry it */
 };
 
 /* One line a person understands: "CODE: message (HTTP 400, 3 attempts)". */
@@ -70,10 +71,6 @@ struct aws_call *aws_call_start(struct aws_client *c, const char *service,
 /* done will not run. */
 void aws_call_cancel(struct aws_call *call);
 
-/* Makes call own ptr (a wrapper's context): it is freed with the call
- * when the call ends without running its callback (cancel, client free).
- * The callback, when it runs, owns ptr again. */
-void aws_call_own(struct aws_call *call, void *ptr);
 /* Calls still pending (shutdown waits for TerminateSession). */
 int aws_client_pending(const struct aws_client *c);
 
@@ -92,5 +89,30 @@ struct aws_call *aws_get_credentials(struct aws_client *c, const char *profile,
 /* The CA bundle (AWS_CA_BUNDLE / profile ca_bundle) for profile, or NULL,
  * so the WebSocket client trusts the same roots as the API client. */
 const char *aws_ca_bundle(struct aws_client *c, const char *profile);
+
+/*
+ * For the credential providers (aws_sts.c, aws_sso.c): a call signed with
+ * the given credentials (creds NULL = unsigned: AssumeRoleWithWebIdentity,
+ * SSO) instead of the profile's chain. region must be set. Otherwise as
+ * aws_call_start.
+ */
+struct aws_call *aws_call_start_with(struct aws_client *c, const char *service,
+                                     const char *action, json_t *input,
+                                     const char *profile, const char *region,
+                                     const struct aws_sigv4_creds *creds,
+                                     aws_done_cb *done, void *arg);
+
+/* Runs cleanup(arg) when the call ends without its callback (cancelled),
+ * so wrappers can free their per-call state. */
+void aws_call_set_cleanup(struct aws_call *call, void (*cleanup)(void *arg));
+
+/* From inside the call's own done callback only: run the same call again
+ * (same handle, same callback) with new input, e.g. the next page.
+ * Takes a reference to input. Returns 0 or GW_EINVAL. */
+int aws_call_again(struct aws_call *call, json_t *input);
+
+/* The loop and HTTP client of c (for the credential providers). */
+uv_loop_t *aws_client_loop(struct aws_client *c);
+struct http_client *aws_client_http(struct aws_client *c);
 
 #endif

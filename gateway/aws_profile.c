@@ -1,437 +1,869 @@
 /*
- * aws_profile.c - shared files through inih with a custom line reader.
+ * aws_profile.c - the AWS shared config and credentials files.
  *
- * Debian's libinih reads into a fixed 200-byte buffer and strips inline
- * ';' comments; botocore has no line limit and strips no inline comments.
- * The reader bridges both without replacing inih:
- *   - a ';' that does not start a comment line is sent as CHR_SEMI and
- *     turned back into ';' in the handler;
- *   - a line longer than fits is sent as its first chunk ending in
- *     CHR_MORE, then continuation lines " CHR_CONT<chunk>[CHR_MORE]",
- *     which inih delivers as repeated values of the same key; the handler
- *     joins them byte for byte. Real continuation lines (the nested
- *     [services] form) carry no marker, so the two never mix.
+ * Model: each file is read whole into memory and driven through inih's
+ * ini_parse_stream with our own reader. botocore reads these files with
+ * Python's configparser, which differs from inih in ways that matter
+ * here (aws-and-local-protocols.md 4.3, 8 pitfalls 1-2):
+ *  - Debian's libinih cuts lines at 200 bytes (INI_MAX_LINE compiled in)
+ *    while session tokens run past 1,000;
+ *  - inih strips "; comment" after whitespace, configparser does not;
+ *  - inih keeps only 50 bytes of a section or key name;
+ *  - configparser continues a value only on lines indented deeper than
+ *    the key line, inih on any indented line.
+ * Feeding an over-long line to inih in chunks would still lose bytes
+ * (inih strips whitespace at chunk edges, drops chunks that start with
+ * ';' or '#', and strips inline comments inside them). So the reader
+ * classifies each physical line itself, the way configparser does, keeps
+ * a view of it, and hands inih a short stand-in line of the same kind
+ * ("[s]", "k=v", " c", "#", or "!" for a line configparser rejects). inih
+ * then calls the handler once per key or continuation line, in order, and
+ * reports the first bad line; the handler copies the exact name and value
+ * bytes from the physical line. No line length limit remains and values
+ * match botocore byte for byte.
+ *
+ * Storage: one flat list of sections (config profiles, sso-sessions,
+ * services blocks, credentials-file profiles), each a list of key/value
+ * pairs. Values of [services] keys that start on the next line are split
+ * into nested pairs after loading. Everything is immutable afterwards.
  */
 #include "aws_profile.h"
 
 #include <ctype.h>
 #include <errno.h>
-#include <ini.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <ini.h>
+
 #include "common.h"
 
-#define CHR_SEMI '\x03'
-#define CHR_CONT '\x01'
-#define CHR_MORE '\x02'
-#define CHUNK    150 /* well below inih's 200-byte line buffer */
+enum sect_kind {
+    SECT_PROFILE,       /* config [default] / [profile x] */
+    SECT_SSO,           /* config [sso-session x] */
+    SECT_SERVICES,      /* config [services x] */
+    SECT_CRED,          /* credentials [x] */
+    SECT_IGNORED,       /* any other config section */
+    SECT_CFG_DEFAULTS,  /* config [DEFAULT]: configparser defaults */
+    SECT_CRED_DEFAULTS, /* credentials [DEFAULT] */
+};
 
-enum entry_kind { E_CONFIG, E_CREDS };
+struct kv {
+    char *key;
+    char *val;
+    size_t vlen;
+    struct kv *sub; /* nested pairs (services blocks) */
+    size_t nsub;
+};
 
-struct entry {
-    enum entry_kind from;
-    char *section; /* "profile dev", "default", "sso-session x", ... */
-    char *key;     /* lower-case; "svc.key" for nested services keys */
-    char *value;
+struct section {
+    enum sect_kind kind;
+    char *name;
+    struct kv *kv;
+    size_t n;
+    size_t cap;
 };
 
 struct aws_profiles {
-    struct entry *entries;
-    size_t n, cap;
+    struct section *s;
+    size_t n;
+    size_t cap;
 };
 
-struct parse_state {
+enum line_kind {
+    LINE_BLANK,
+    LINE_COMMENT,
+    LINE_SECTION,
+    LINE_KEY,
+    LINE_CONT,
+    LINE_BAD,
+};
+
+/* Reader + handler state for one file. */
+struct rd {
     struct aws_profiles *p;
-    enum entry_kind from;
-    struct entry *last; /* for chunk joins and nested keys */
-    int last_more;      /* the last value ended with CHR_MORE */
-    char nested[64];    /* services: the open sub-section key */
-    int failed;
-};
-
-struct line_source {
-    const char *p, *end;
-    char *pending; /* rest of a long line still to send */
-    size_t pending_len;
-};
-
-/* Emits one physical line, or the next chunk of a long one. */
-static char *aws_read_line(char *str, int num, void *stream)
-{
-    struct line_source *src = stream;
-    size_t room = (size_t)num - 4; /* marker, space, newline, NUL */
-    const char *line;
+    int creds; /* credentials file: [x] is profile x */
+    const char *buf;
     size_t len;
-    int continuation = src->pending != NULL;
-    if (continuation) {
-        line = src->pending;
-        len = src->pending_len;
-    } else {
-        if (src->p >= src->end)
-            return NULL;
-        const char *nl = memchr(src->p, '\n', (size_t)(src->end - src->p));
-        line = src->p;
-        len = nl ? (size_t)(nl - src->p) : (size_t)(src->end - src->p);
-        src->p = nl ? nl + 1 : src->end;
-        if (len > 0 && line[len - 1] == '\r')
-            len--;
-    }
-    size_t take = len;
-    if (take > CHUNK && take > room - 2)
-        take = CHUNK;
-    if (take > room - 2)
-        take = room - 2;
-    size_t o = 0;
-    if (continuation) {
-        str[o++] = ' ';
-        str[o++] = CHR_CONT;
-    }
-    const char *t = line;
-    while (t < line + len && (*t == ' ' || *t == '\t'))
-        t++;
-    int comment_line =
-        !continuation && t < line + len && (*t == ';' || *t == '#');
-    for (size_t i = 0; i < take; i++) {
-        char c = line[i];
-        if (c == '\0')
-            c = ' ';
-        str[o++] = (c == ';' && !comment_line) ? CHR_SEMI : c;
-    }
-    if (take < len) {
-        str[o++] = CHR_MORE;
-        src->pending = (char *)line + take;
-        src->pending_len = len - take;
-    } else {
-        src->pending = NULL;
-    }
-    str[o++] = '\n';
-    str[o] = '\0';
-    return str;
+    size_t pos;
+    int err; /* first failure that is not a syntax error */
+    /* The physical line inih is looking at. */
+    enum line_kind kind;
+    const char *name; /* KEY: name span; SECTION: decoded name (owned) */
+    size_t name_len;
+    const char *val; /* KEY / CONT: value span, stripped */
+    size_t val_len;
+    /* configparser state */
+    int have_key;      /* a key line since the section header */
+    size_t blanks;     /* blank lines since, kept if a continuation follows */
+    size_t key_indent; /* its indentation */
+    long cur;          /* current section index, -1 = none */
+    long last_kv;      /* index of the last key in cur, -1 = none */
+    int before_section;
+    char *sect_name; /* owned decoded name of the last header */
+};
+
+const char *aws_env_get(const struct aws_env *env, const char *name)
+{
+    if (env && env->get)
+        return env->get(name, env->arg);
+    return getenv(name);
 }
 
-static char *unmark(const char *v, size_t len)
+int aws_env_is_true(const char *value)
 {
-    char *out = malloc(len + 1);
-    if (out == NULL)
+    return value && strcasecmp(value, "true") == 0;
+}
+
+/* Python's str.strip() set, restricted to ASCII. */
+static int py_space(unsigned char c)
+{
+    return c == ' ' || c == '\t' || c == '\v' || c == '\f' || c == '\r' ||
+           c == '\n' || (c >= 0x1c && c <= 0x1f);
+}
+
+static void strip_span(const char **s, size_t *n)
+{
+    while (*n && py_space((unsigned char)**s)) {
+        (*s)++;
+        (*n)--;
+    }
+    while (*n && py_space((unsigned char)(*s)[*n - 1]))
+        (*n)--;
+}
+
+static char *dup_span(const char *s, size_t n)
+{
+    char *o = malloc(n + 1);
+    if (!o)
         return NULL;
-    for (size_t i = 0; i < len; i++)
-        out[i] = v[i] == CHR_SEMI ? ';' : v[i];
-    out[len] = '\0';
-    return out;
+    memcpy(o, s, n);
+    o[n] = '\0';
+    return o;
 }
 
-static struct entry *add_entry(struct parse_state *st, const char *section,
-                               const char *key, const char *value, size_t vlen)
+/*
+ * shlex.split() (POSIX mode, no comments) of s; stores up to 3 words.
+ * Returns the word count, or -1 for an unterminated quote / escape.
+ */
+static int shlex_split(const char *s, char *words[3])
 {
-    struct aws_profiles *p = st->p;
+    int nw = 0;
+    size_t n = strlen(s);
+    char *cur = NULL;
+    size_t cl = 0;
+    for (size_t i = 0; i <= n; i++) {
+        char c = s[i];
+        if (c == '\0' || py_space((unsigned char)c)) {
+            if (cur) {
+                cur[cl] = '\0';
+                if (nw < 3)
+                    words[nw] = cur;
+                else
+                    free(cur);
+                nw++;
+                cur = NULL;
+            }
+            continue;
+        }
+        if (!cur) {
+            cur = malloc(n + 1);
+            if (!cur)
+                goto fail;
+            cl = 0;
+        }
+        if (c == '\\') {
+            if (++i >= n)
+                goto fail;
+            cur[cl++] = s[i];
+        } else if (c == '\'') {
+            for (i++; i < n && s[i] != '\''; i++)
+                cur[cl++] = s[i];
+            if (i >= n)
+                goto fail;
+        } else if (c == '"') {
+            for (i++; i < n && s[i] != '"'; i++) {
+                if (s[i] == '\\' && i + 1 < n &&
+                    (s[i + 1] == '"' || s[i + 1] == '\\'))
+                    i++;
+                cur[cl++] = s[i];
+            }
+            if (i >= n)
+                goto fail;
+        } else {
+            cur[cl++] = c;
+        }
+    }
+    return nw;
+fail:
+    free(cur);
+    for (int k = 0; k < nw && k < 3; k++)
+        free(words[k]);
+    return -1;
+}
+
+static long section_find(const struct aws_profiles *p, enum sect_kind kind,
+                         const char *name)
+{
+    for (size_t i = 0; i < p->n; i++)
+        if (p->s[i].kind == kind && strcmp(p->s[i].name, name) == 0)
+            return (long)i;
+    return -1;
+}
+
+static void kv_free(struct kv *kv)
+{
+    free(kv->key);
+    free(kv->val);
+    for (size_t i = 0; i < kv->nsub; i++)
+        kv_free(&kv->sub[i]);
+    free(kv->sub);
+}
+
+/* Opens (kind, name). A header naming an existing config section replaces
+ * its keys, like botocore's dict assignment ([default] vs
+ * [profile default]); the credentials file merges. */
+static long section_open(struct aws_profiles *p, enum sect_kind kind,
+                         const char *name, int replace)
+{
+    long i = section_find(p, kind, name);
+    if (i >= 0) {
+        struct section *s = &p->s[i];
+        if (replace) {
+            for (size_t k = 0; k < s->n; k++)
+                kv_free(&s->kv[k]);
+            s->n = 0;
+        }
+        return i;
+    }
     if (p->n == p->cap) {
-        size_t cap = p->cap ? p->cap * 2 : 32;
-        struct entry *e = realloc(p->entries, cap * sizeof(*e));
-        if (e == NULL)
-            return NULL;
-        p->entries = e;
+        size_t cap = p->cap ? p->cap * 2 : 8;
+        struct section *ns = realloc(p->s, cap * sizeof(*ns));
+        if (!ns)
+            return GW_ENOMEM;
+        p->s = ns;
         p->cap = cap;
     }
-    struct entry *e = &p->entries[p->n];
-    e->from = st->from;
-    e->section = strdup(section);
-    e->key = strdup(key);
-    e->value = unmark(value, vlen);
-    if (e->section == NULL || e->key == NULL || e->value == NULL) {
-        free(e->section);
-        free(e->key);
-        free(e->value);
-        return NULL;
-    }
-    for (char *k = e->key; *k; k++)
-        *k = (char)tolower((unsigned char)*k);
-    p->n++;
-    return e;
+    struct section *s = &p->s[p->n];
+    memset(s, 0, sizeof(*s));
+    s->kind = kind;
+    s->name = strdup(name);
+    if (!s->name)
+        return GW_ENOMEM;
+    return (long)p->n++;
 }
 
-static int append_value(struct entry *e, const char *v, size_t len)
+/* Maps a header to a section (botocore build_profile_map rules). */
+static int rd_section(struct rd *r, const char *hdr)
 {
-    size_t old = strlen(e->value);
-    char *add = unmark(v, len);
-    char *n = add ? realloc(e->value, old + len + 1) : NULL;
-    if (n == NULL) {
-        free(add);
-        return -1;
+    enum sect_kind kind = SECT_IGNORED;
+    char *words[3] = {NULL, NULL, NULL};
+    const char *name = hdr;
+    int nw = 0;
+    long idx;
+
+    if (strcmp(hdr, "DEFAULT") == 0) {
+        /* configparser's default section: its keys show through in every
+         * other section of the same file. */
+        kind = r->creds ? SECT_CRED_DEFAULTS : SECT_CFG_DEFAULTS;
+    } else if (r->creds) {
+        kind = SECT_CRED;
+    } else if (strcmp(hdr, "default") == 0) {
+        kind = SECT_PROFILE;
+    } else if (strncmp(hdr, "profile", 7) == 0 ||
+               strncmp(hdr, "sso-session", 11) == 0 ||
+               strncmp(hdr, "services", 8) == 0) {
+        nw = shlex_split(hdr, words);
+        if (nw == 2) {
+            name = words[1];
+            kind = hdr[1] == 'r'   ? SECT_PROFILE
+                   : hdr[1] == 's' ? SECT_SSO
+                                   : SECT_SERVICES;
+        }
     }
-    memcpy(n + old, add, len + 1);
-    free(add);
-    e->value = n;
+    /* configparser merges repeated [DEFAULT] headers. */
+    idx = section_open(r->p, kind, kind == SECT_IGNORED ? "" : name,
+                       !r->creds && kind != SECT_CFG_DEFAULTS);
+    for (int k = 0; k < nw && k < 3; k++)
+        free(words[k]);
+    if (idx < 0)
+        return (int)idx;
+    r->cur = idx;
+    r->last_kv = -1;
     return 0;
 }
 
-static int profile_handler(void *user, const char *section, const char *name,
-                           const char *value)
+static int rd_add_key(struct rd *r)
 {
-    struct parse_state *st = user;
-    size_t vlen = strlen(value);
-    int more = vlen > 0 && value[vlen - 1] == CHR_MORE;
-    if (more)
-        vlen--;
-    if (value[0] == CHR_CONT) {
-        /* The next chunk of a long line. */
-        if (st->last != NULL && st->last_more &&
-            append_value(st->last, value + 1, vlen - 1) != 0)
-            st->failed = 1;
-        st->last_more = more;
-        return 1;
+    struct section *s = &r->p->s[r->cur];
+    char *key = dup_span(r->name, r->name_len);
+    char *val = dup_span(r->val, r->val_len);
+    if (!key || !val)
+        goto nomem;
+    for (char *c = key; *c; c++)
+        *c = (char)tolower((unsigned char)*c);
+    for (size_t i = 0; i < s->n; i++) {
+        if (strcmp(s->kv[i].key, key) == 0) {
+            /* Later wins (configparser would refuse the file). */
+            kv_free(&s->kv[i]);
+            s->kv[i] = (struct kv){.key = key, .val = val, .vlen = r->val_len};
+            r->last_kv = (long)i;
+            return 0;
+        }
     }
-    st->last_more = more;
-    int is_services = strncmp(section, "services ", 9) == 0;
-    if (is_services && st->last != NULL && strcmp(st->nested, name) == 0 &&
-        strcmp(st->last->section, section) == 0) {
-        /* "  endpoint_url = http://..." under "ssm =". */
-        char tmp[512];
-        const char *eq = memchr(value, '=', vlen);
-        if (eq == NULL)
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 8;
+        struct kv *nk = realloc(s->kv, cap * sizeof(*nk));
+        if (!nk)
+            goto nomem;
+        s->kv = nk;
+        s->cap = cap;
+    }
+    s->kv[s->n] = (struct kv){.key = key, .val = val, .vlen = r->val_len};
+    r->last_kv = (long)s->n++;
+    return 0;
+nomem:
+    free(key);
+    free(val);
+    return GW_ENOMEM;
+}
+
+/* An indented line continues the value: "\n" + the stripped line. */
+static int rd_add_cont(struct rd *r)
+{
+    if (r->cur < 0 || r->last_kv < 0)
+        return 0;
+    struct kv *kv = &r->p->s[r->cur].kv[r->last_kv];
+    size_t nl = r->blanks + 1;
+    if (r->val_len > AWS_PROFILE_FILE_MAX || nl > AWS_PROFILE_FILE_MAX)
+        return GW_ETOO_BIG;
+    char *nv = realloc(kv->val, kv->vlen + nl + r->val_len + 1);
+    if (!nv)
+        return GW_ENOMEM;
+    memset(nv + kv->vlen, '\n', nl);
+    memcpy(nv + kv->vlen + nl, r->val, r->val_len);
+    kv->vlen += nl + r->val_len;
+    nv[kv->vlen] = '\0';
+    kv->val = nv;
+    r->blanks = 0;
+    return 0;
+}
+
+/* Classifies one physical line like configparser and records its spans. */
+static void rd_classify(struct rd *r, const char *line, size_t n)
+{
+    size_t indent = 0;
+    while (indent < n && py_space((unsigned char)line[indent]))
+        indent++;
+    const char *s = line + indent;
+    size_t sl = n - indent;
+    strip_span(&s, &sl);
+
+    free(r->sect_name);
+    r->sect_name = NULL;
+    if (sl == 0) {
+        r->kind = LINE_BLANK;
+        r->blanks++;
+        return;
+    }
+    if (s[0] == '#' || s[0] == ';') {
+        r->kind = LINE_COMMENT;
+        return;
+    }
+    if (r->have_key && indent > r->key_indent) {
+        /* The blanks stay in the value (empty_lines_in_values). */
+        r->kind = LINE_CONT;
+        r->val = s;
+        r->val_len = sl;
+        return;
+    }
+    if (s[0] == '[') {
+        /* configparser: "\[(.+)\]" matched greedily at the start. */
+        const char *rb = NULL;
+        for (size_t i = sl; i-- > 1;)
+            if (s[i] == ']') {
+                rb = s + i;
+                break;
+            }
+        if (rb && rb > s + 1) {
+            r->kind = LINE_SECTION;
+            r->sect_name = dup_span(s + 1, (size_t)(rb - s - 1));
+            if (!r->sect_name && !r->err)
+                r->err = GW_ENOMEM;
+            r->have_key = 0;
+            r->blanks = 0;
+            return;
+        }
+    }
+    size_t d = 0;
+    while (d < sl && s[d] != '=' && s[d] != ':')
+        d++;
+    r->name = s;
+    r->name_len = d;
+    strip_span(&r->name, &r->name_len);
+    if (d == sl || r->name_len == 0) {
+        r->kind = LINE_BAD;
+        return;
+    }
+    r->val = s + d + 1;
+    r->val_len = sl - d - 1;
+    strip_span(&r->val, &r->val_len);
+    r->kind = LINE_KEY;
+    r->have_key = 1;
+    r->blanks = 0;
+    r->key_indent = indent;
+}
+
+/* ini_reader: next physical line as a short stand-in of the same kind. */
+static char *rd_read(char *str, int num, void *stream)
+{
+    struct rd *r = stream;
+    if (r->pos >= r->len || r->err || num < 8)
+        return NULL;
+    const char *line = r->buf + r->pos;
+    size_t n = 0;
+    while (r->pos + n < r->len && line[n] != '\n' && line[n] != '\r')
+        n++;
+    if (memchr(line, '\0', n)) {
+        r->err = GW_ECONFIG;
+        return NULL;
+    }
+    /* Line ends: "\r\n", "\n" or a lone "\r" (Python's universal
+     * newlines). */
+    r->pos += n;
+    if (r->pos < r->len && r->buf[r->pos] == '\r')
+        r->pos++;
+    else if (r->pos < r->len && r->buf[r->pos] == '\n')
+        r->pos++;
+    if (r->pos < r->len && r->buf[r->pos] == '\n' && r->buf[r->pos - 1] == '\r')
+        r->pos++;
+    rd_classify(r, line, n);
+    const char *stand_in;
+    switch (r->kind) {
+    case LINE_BLANK:
+        stand_in = "\n";
+        break;
+    case LINE_COMMENT:
+        stand_in = "#\n";
+        break;
+    case LINE_SECTION:
+        stand_in = "[s]\n";
+        if (r->sect_name && rd_section(r, r->sect_name) < 0 && !r->err)
+            r->err = GW_ENOMEM;
+        break;
+    case LINE_KEY:
+        stand_in = "k=v\n";
+        break;
+    case LINE_CONT:
+        stand_in = " c\n";
+        break;
+    case LINE_BAD:
+    default:
+        stand_in = "!\n";
+        break;
+    }
+    snprintf(str, (size_t)num, "%s", stand_in);
+    return str;
+}
+
+static int rd_handler(void *user, const char *section, const char *name,
+                      const char *value)
+{
+    struct rd *r = user;
+    int rc;
+    if (r->err)
+        return 0;
+    switch (r->kind) {
+    case LINE_KEY:
+        if (r->cur < 0)
+            return 0; /* key before any section header */
+        if (r->p->s[r->cur].kind == SECT_IGNORED) {
+            /* Still a key for continuation purposes; nothing stored. */
+            r->last_kv = -1;
             return 1;
-        size_t klen = (size_t)(eq - value);
-        while (klen > 0 && isspace((unsigned char)value[klen - 1]))
-            klen--;
-        const char *v = eq + 1;
-        while (*v == ' ' || *v == '\t')
-            v++;
-        snprintf(tmp, sizeof(tmp), "%s.%.*s", name, (int)klen, value);
-        st->last = add_entry(st, section, tmp, v, vlen - (size_t)(v - value));
-        if (st->last == NULL)
-            st->failed = 1;
-        return 1; /* the sub-section stays open for its next key */
+        }
+        rc = rd_add_key(r);
+        break;
+    case LINE_CONT:
+        rc = rd_add_cont(r);
+        break;
+    default:
+        return 0;
     }
-    st->last = add_entry(st, section, name, value, vlen);
-    if (st->last == NULL)
-        st->failed = 1;
-    snprintf(st->nested, sizeof(st->nested), "%s",
-             is_services && vlen == 0 ? name : "");
+    if (rc < 0) {
+        r->err = rc;
+        return 0;
+    }
     return 1;
 }
 
-static int parse_into(struct aws_profiles *p, enum entry_kind from,
-                      const char *text, size_t len)
+/* botocore _parse_nested: "k = v" lines of a value that starts with
+ * "\n"; lines without '=' are skipped. */
+static int kv_parse_nested(struct kv *kv)
 {
-    struct parse_state st = {p, from, NULL, 0, "", 0};
-    struct line_source src = {text, text + len, NULL, 0};
-    /* Malformed lines are skipped as botocore would reject the file; we
-     * keep what parsed so one bad line does not hide every profile. */
-    ini_parse_stream(aws_read_line, &src, profile_handler, &st);
-    return st.failed ? GW_ENOMEM : 0;
+    if (kv->vlen == 0 || kv->val[0] != '\n')
+        return 0;
+    size_t max = 1;
+    for (size_t i = 0; i < kv->vlen; i++)
+        max += kv->val[i] == '\n';
+    kv->sub = calloc(max, sizeof(*kv->sub));
+    if (!kv->sub)
+        return GW_ENOMEM;
+    const char *p = kv->val, *end = kv->val + kv->vlen;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *le = nl ? nl : end;
+        const char *eq = memchr(p, '=', (size_t)(le - p));
+        if (eq) {
+            const char *k = p, *v = eq + 1;
+            size_t kl = (size_t)(eq - p), vl = (size_t)(le - eq - 1);
+            strip_span(&k, &kl);
+            strip_span(&v, &vl);
+            struct kv *s = &kv->sub[kv->nsub];
+            s->key = dup_span(k, kl);
+            s->val = dup_span(v, vl);
+            s->vlen = vl;
+            kv->nsub++;
+            if (!s->key || !s->val)
+                return GW_ENOMEM;
+        }
+        p = le + 1;
+    }
+    return 0;
+}
+
+static int parse_one(struct aws_profiles *p, const char *text, size_t len,
+                     int creds, const char *what, char *err, size_t errlen)
+{
+    struct rd r = {.p = p,
+                   .creds = creds,
+                   .buf = text,
+                   .len = len,
+                   .cur = -1,
+                   .last_kv = -1};
+    if (!text || !len)
+        return 0;
+    if (len > AWS_PROFILE_FILE_MAX) {
+        snprintf(err, errlen, "%s: larger than %u bytes", what,
+                 AWS_PROFILE_FILE_MAX);
+        return GW_ETOO_BIG;
+    }
+    if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0)
+        r.pos = 3;
+    int line = ini_parse_stream(rd_read, &r, rd_handler, &r);
+    free(r.sect_name);
+    if (r.err == GW_ECONFIG) {
+        snprintf(err, errlen, "%s: NUL byte in the file", what);
+        return GW_ECONFIG;
+    }
+    if (r.err) {
+        snprintf(err, errlen, "%s: %s", what, gw_strerror(r.err));
+        return r.err;
+    }
+    if (line != 0) {
+        snprintf(err, errlen,
+                 "%s: line %d: not a section, key = value, "
+                 "comment or indented continuation",
+                 what, line);
+        return GW_ECONFIG;
+    }
+    return 0;
 }
 
 void aws_profiles_free(struct aws_profiles *p)
 {
-    if (p == NULL)
+    if (!p)
         return;
     for (size_t i = 0; i < p->n; i++) {
-        free(p->entries[i].section);
-        free(p->entries[i].key);
-        /* Values hold secret keys and tokens. */
-        memset(p->entries[i].value, 0, strlen(p->entries[i].value));
-        free(p->entries[i].value);
+        for (size_t k = 0; k < p->s[i].n; k++)
+            kv_free(&p->s[i].kv[k]);
+        free(p->s[i].kv);
+        free(p->s[i].name);
     }
-    free(p->entries);
+    free(p->s);
     free(p);
 }
 
-struct aws_profiles *aws_profiles_load_mem(const char *config, size_t clen,
-                                           const char *creds, size_t crlen,
-                                           char *err, size_t errlen)
+int aws_profiles_load_mem(const char *config, size_t config_len,
+                          const char *creds, size_t creds_len,
+                          struct aws_profiles **out, char *err, size_t errlen)
 {
+    int rc;
     struct aws_profiles *p = calloc(1, sizeof(*p));
-    if (p == NULL ||
-        (config != NULL && parse_into(p, E_CONFIG, config, clen) != 0) ||
-        (creds != NULL && parse_into(p, E_CREDS, creds, crlen) != 0)) {
-        snprintf(err, errlen, "out of memory reading AWS profiles");
-        aws_profiles_free(p);
-        return NULL;
-    }
-    return p;
-}
-
-/* ~ and $HOME expansion of the default and env paths. */
-static void shared_path(const char *env, const char *dflt, char *out,
-                        size_t len)
-{
-    const char *v = getenv(env);
-    const char *home = getenv("HOME");
-    if (v == NULL || v[0] == '\0')
-        v = dflt;
-    if (v[0] == '~' && (v[1] == '/' || v[1] == '\0'))
-        snprintf(out, len, "%s%s", home ? home : "", v + 1);
-    else
-        snprintf(out, len, "%s", v);
-}
-
-static char *read_file(const char *path, size_t *len, int *missing)
-{
-    *missing = 0;
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        *missing = errno == ENOENT;
-        return NULL;
-    }
-    char *buf = NULL;
-    size_t cap = 0;
-    for (;;) {
-        if (*len + 4096 > cap) {
-            char *b =
-                cap < (8u << 20) ? realloc(buf, cap = cap * 2 + 4096) : NULL;
-            if (b == NULL) {
-                free(buf);
-                fclose(f);
-                return NULL;
-            }
-            buf = b;
-        }
-        size_t n = fread(buf + *len, 1, cap - *len, f);
-        if (n == 0)
-            break;
-        *len += n;
-    }
-    fclose(f);
-    return buf ? buf : calloc(1, 1);
-}
-
-struct aws_profiles *aws_profiles_load(char *err, size_t errlen)
-{
-    char cpath[1024], kpath[1024];
-    shared_path("AWS_CONFIG_FILE", "~/.aws/config", cpath, sizeof(cpath));
-    shared_path("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials", kpath,
-                sizeof(kpath));
-    size_t clen, klen;
-    int cmiss, kmiss;
-    char *config = read_file(cpath, &clen, &cmiss);
-    char *creds = read_file(kpath, &klen, &kmiss);
-    if ((config == NULL && !cmiss) || (creds == NULL && !kmiss)) {
-        snprintf(err, errlen, "cannot read %s: %s",
-                 config == NULL && !cmiss ? cpath : kpath, strerror(errno));
-        free(config);
-        free(creds);
-        return NULL;
-    }
-    struct aws_profiles *p =
-        aws_profiles_load_mem(config, clen, creds, klen, err, errlen);
-    if (creds != NULL)
-        memset(creds, 0, klen);
-    free(config);
-    free(creds);
-    return p;
-}
-
-/* Config-file section names for a profile: [profile x], and [default]
- * (or [profile default]) for "default". */
-static int config_section_is(const char *section, const char *profile)
-{
-    if (strcmp(profile, "default") == 0 && strcmp(section, "default") == 0)
-        return 1;
-    if (strncmp(section, "profile", 7) != 0 ||
-        (section[7] != ' ' && section[7] != '\t'))
-        return 0;
-    const char *name = section + 8;
-    while (*name == ' ' || *name == '\t')
-        name++;
-    size_t n = strlen(name);
-    if (n >= 2 && name[0] == '"' && name[n - 1] == '"')
-        return n - 2 == strlen(profile) &&
-               strncmp(name + 1, profile, n - 2) == 0;
-    return strcmp(name, profile) == 0;
-}
-
-static const char *find(const struct aws_profiles *p, enum entry_kind from,
-                        const char *section_profile, const char *key)
-{
-    const char *found = NULL;
-    for (size_t i = 0; p != NULL && i < p->n; i++) {
-        const struct entry *e = &p->entries[i];
-        if (e->from != from || strcmp(e->key, key) != 0)
+    *out = NULL;
+    if (errlen)
+        err[0] = '\0';
+    if (!p)
+        return GW_ENOMEM;
+    if ((rc = parse_one(p, config, config_len, 0, "config", err, errlen)) < 0 ||
+        (rc = parse_one(p, creds, creds_len, 1, "credentials", err, errlen)) <
+            0)
+        goto out;
+    for (size_t i = 0; i < p->n; i++) {
+        /* botocore nests in every section; only services blocks (and the
+         * [DEFAULT] keys they inherit) are looked up nested. */
+        if (p->s[i].kind != SECT_SERVICES && p->s[i].kind != SECT_CFG_DEFAULTS)
             continue;
-        int match = from == E_CREDS
-                        ? strcmp(e->section, section_profile) == 0
-                        : config_section_is(e->section, section_profile);
-        if (match)
-            found = e->value; /* the last one wins, as in configparser */
+        for (size_t k = 0; k < p->s[i].n; k++)
+            if ((rc = kv_parse_nested(&p->s[i].kv[k])) < 0)
+                goto out;
     }
-    return found;
+    *out = p; /* transferred */
+    p = NULL;
+    rc = 0; /* success */
+out:
+    aws_profiles_free(p);
+    return rc;
+}
+
+/* Reads a whole file; a missing file is empty (*buf NULL). */
+static int read_file(const char *path, char **buf, size_t *len, char *err,
+                     size_t errlen)
+{
+    *buf = NULL;
+    *len = 0;
+    if (!path)
+        return 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return 0;
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return GW_EIO;
+    }
+    int rc = 0;
+    size_t cap = 4096, n = 0;
+    char *b = malloc(cap);
+    while (b) {
+        if (n == cap) {
+            if (cap > AWS_PROFILE_FILE_MAX) {
+                snprintf(err, errlen, "%s: larger than %u bytes", path,
+                         AWS_PROFILE_FILE_MAX);
+                rc = GW_ETOO_BIG;
+                goto out;
+            }
+            char *nb = realloc(b, cap * 2);
+            if (!nb)
+                break;
+            b = nb;
+            cap *= 2;
+        }
+        size_t got = fread(b + n, 1, cap - n, f);
+        n += got;
+        if (got == 0) {
+            if (ferror(f)) {
+                snprintf(err, errlen, "%s: read error", path);
+                rc = GW_EIO;
+                goto out;
+            }
+            *buf = b; /* transferred */
+            *len = n;
+            b = NULL;
+            goto out;
+        }
+    }
+    rc = GW_ENOMEM;
+out:
+    free(b);
+    fclose(f);
+    return rc;
+}
+
+int aws_profiles_load_files(const char *config_path, const char *creds_path,
+                            struct aws_profiles **out, char *err, size_t errlen)
+{
+    char *cb = NULL, *kb = NULL;
+    size_t cl = 0, kl = 0;
+    char sub[256];
+    int rc;
+    *out = NULL;
+    if ((rc = read_file(config_path, &cb, &cl, err, errlen)) < 0 ||
+        (rc = read_file(creds_path, &kb, &kl, err, errlen)) < 0)
+        goto out;
+    rc = aws_profiles_load_mem(cb, cl, kb, kl, out, sub, sizeof(sub));
+    if (rc < 0) {
+        /* Name the file rather than "config" / "credentials". */
+        const char *colon = strchr(sub, ':');
+        int is_creds = strncmp(sub, "credentials", 11) == 0;
+        snprintf(err, errlen, "%s%s", is_creds ? creds_path : config_path,
+                 colon ? colon : "");
+    }
+out:
+    free(cb);
+    free(kb);
+    return rc;
+}
+
+/* os.path.expandvars: $VAR and ${VAR}; unset variables stay as written. */
+static int expand_vars(const struct aws_env *env, const char *p, char *out,
+                       size_t outlen)
+{
+    size_t o = 0;
+    while (*p) {
+        const char *put = p;
+        size_t n = 1;
+        if (*p == '$') {
+            const char *nm = p + 1;
+            int brace = *nm == '{';
+            if (brace)
+                nm++;
+            size_t nl = 0;
+            while (isalnum((unsigned char)nm[nl]) || nm[nl] == '_')
+                nl++;
+            if (nl && (!brace || nm[nl] == '}') && nl < 128) {
+                char var[128];
+                memcpy(var, nm, nl);
+                var[nl] = '\0';
+                const char *v = aws_env_get(env, var);
+                if (v) {
+                    put = v;
+                    n = strlen(v);
+                    p = nm + nl + (brace ? 1 : 0) - 1;
+                }
+            }
+        }
+        if (o + n >= outlen)
+            return GW_ETOO_BIG;
+        memcpy(out + o, put, n);
+        o += n;
+        p++;
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+int aws_expand_path(const struct aws_env *env, const char *in, char *out,
+                    size_t outlen)
+{
+    /* botocore: expandvars first, then expanduser. */
+    char tmp[4096];
+    int rc = expand_vars(env, in, tmp, sizeof(tmp));
+    if (rc < 0)
+        return rc;
+    const char *home = aws_env_get(env, "HOME");
+    const char *rest = tmp;
+    if (home && tmp[0] == '~' && (tmp[1] == '/' || tmp[1] == '\0'))
+        rest = tmp + 1;
+    else
+        home = "";
+    if ((size_t)snprintf(out, outlen, "%s%s", home, rest) >= outlen)
+        return GW_ETOO_BIG;
+    return 0;
+}
+
+int aws_profiles_load(const struct aws_env *env, struct aws_profiles **out,
+                      char *err, size_t errlen)
+{
+    char cfg[4096], cred[4096];
+    const char *c = aws_env_get(env, "AWS_CONFIG_FILE");
+    const char *k = aws_env_get(env, "AWS_SHARED_CREDENTIALS_FILE");
+    *out = NULL;
+    if (aws_expand_path(env, c && *c ? c : "~/.aws/config", cfg, sizeof(cfg)) <
+            0 ||
+        aws_expand_path(env, k && *k ? k : "~/.aws/credentials", cred,
+                        sizeof(cred)) < 0) {
+        snprintf(err, errlen, "AWS shared file path too long");
+        return GW_ETOO_BIG;
+    }
+    return aws_profiles_load_files(cfg, cred, out, err, errlen);
+}
+
+static const struct kv *kv_in(const struct section *s, const char *key)
+{
+    for (size_t k = 0; k < s->n; k++)
+        if (strcmp(s->kv[k].key, key) == 0)
+            return &s->kv[k];
+    return NULL;
+}
+
+/* key of section (kind, name), else of that file's [DEFAULT] when the
+ * section exists (configparser defaults). */
+static const struct kv *section_kv(const struct aws_profiles *p,
+                                   enum sect_kind kind, const char *name,
+                                   const char *key)
+{
+    if (!p || !name || !key)
+        return NULL;
+    long i = section_find(p, kind, name);
+    if (i < 0)
+        return NULL;
+    const struct kv *kv = kv_in(&p->s[i], key);
+    if (kv)
+        return kv;
+    i = section_find(p,
+                     kind == SECT_CRED ? SECT_CRED_DEFAULTS : SECT_CFG_DEFAULTS,
+                     "DEFAULT");
+    return i < 0 ? NULL : kv_in(&p->s[i], key);
+}
+
+int aws_profile_exists(const struct aws_profiles *p, const char *profile)
+{
+    return p && profile &&
+           (section_find(p, SECT_CRED, profile) >= 0 ||
+            section_find(p, SECT_PROFILE, profile) >= 0);
 }
 
 const char *aws_profile_get(const struct aws_profiles *p, const char *profile,
                             const char *key)
 {
-    const char *v = find(p, E_CREDS, profile, key);
-    return v != NULL ? v : find(p, E_CONFIG, profile, key);
-}
-
-int aws_profile_exists(const struct aws_profiles *p, const char *profile)
-{
-    for (size_t i = 0; p != NULL && i < p->n; i++) {
-        const struct entry *e = &p->entries[i];
-        if (e->from == E_CREDS ? strcmp(e->section, profile) == 0
-                               : config_section_is(e->section, profile))
-            return 1;
-    }
-    return 0;
-}
-
-static const char *section_get(const struct aws_profiles *p, const char *prefix,
-                               const char *name, const char *key)
-{
-    char section[256];
-    snprintf(section, sizeof(section), "%s %s", prefix, name);
-    const char *found = NULL;
-    for (size_t i = 0; p != NULL && i < p->n; i++) {
-        const struct entry *e = &p->entries[i];
-        if (e->from == E_CONFIG && strcmp(e->section, section) == 0 &&
-            strcmp(e->key, key) == 0)
-            found = e->value;
-    }
-    return found;
+    const struct kv *kv = section_kv(p, SECT_CRED, profile, key);
+    if (!kv)
+        kv = section_kv(p, SECT_PROFILE, profile, key);
+    return kv ? kv->val : NULL;
 }
 
 const char *aws_sso_session_get(const struct aws_profiles *p,
                                 const char *session, const char *key)
 {
-    return section_get(p, "sso-session", session, key);
+    const struct kv *kv = section_kv(p, SECT_SSO, session, key);
+    return kv ? kv->val : NULL;
 }
 
-const char *aws_services_get(const struct aws_profiles *p, const char *name,
+const char *aws_services_get(const struct aws_profiles *p, const char *services,
                              const char *service_key, const char *key)
 {
-    char nested[256];
-    snprintf(nested, sizeof(nested), "%s.%s", service_key, key);
-    return section_get(p, "services", name, nested);
+    const struct kv *kv = section_kv(p, SECT_SERVICES, services, service_key);
+    if (!kv || !key)
+        return NULL;
+    const char *found = NULL;
+    for (size_t i = 0; i < kv->nsub; i++)
+        if (strcmp(kv->sub[i].key, key) == 0)
+            found = kv->sub[i].val; /* later wins, as in a dict */
+    return found;
 }
 
-const char *aws_resolve_profile_name(const char *explicit_profile)
+const char *aws_resolve_profile_name(const struct aws_env *env,
+                                     const char *explicit_name)
 {
-    if (explicit_profile != NULL && explicit_profile[0] != '\0')
-        return explicit_profile;
-    const char *v = getenv("AWS_PROFILE");
-    if (v != NULL && v[0] != '\0')
+    const char *v;
+    if (explicit_name && *explicit_name)
+        return explicit_name;
+    if ((v = aws_env_get(env, "AWS_PROFILE")) && *v)
         return v;
-    v = getenv("AWS_DEFAULT_PROFILE");
-    if (v != NULL && v[0] != '\0')
+    if ((v = aws_env_get(env, "AWS_DEFAULT_PROFILE")) && *v)
         return v;
     return "default";
 }
 
-int aws_resolve_region(const char *explicit_region,
+int aws_resolve_region(const struct aws_env *env, const char *explicit_region,
                        const struct aws_profiles *p, const char *profile,
                        char *out, size_t outlen)
 {
-    const char *v = explicit_region;
-    if (v == NULL || v[0] == '\0')
-        v = getenv("AWS_REGION");
-    if (v == NULL || v[0] == '\0')
-        v = getenv("AWS_DEFAULT_REGION");
-    if (v == NULL || v[0] == '\0')
+    const char *v = NULL;
+    if (explicit_region && *explicit_region)
+        v = explicit_region;
+    else if ((v = aws_env_get(env, "AWS_REGION")) && *v)
+        ;
+    else if ((v = aws_env_get(env, "AWS_DEFAULT_REGION")) && *v)
+        ;
+    else
         v = aws_profile_get(p, profile, "region");
-    if (v == NULL || v[0] == '\0')
+    if (!v || !*v)
         return GW_ENO_REGION;
-    snprintf(out, outlen, "%s", v);
+    if (strlen(v) >= outlen)
+        return GW_ETOO_BIG;
+    strcpy(out, v);
     return 0;
 }

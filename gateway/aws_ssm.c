@@ -1,66 +1,105 @@
 /*
- * aws_ssm.c - request bodies and response parsing for the SSM calls.
- * Parameters are maps of string to ARRAYS of strings ({"portNumber":
- * ["22"]}), numbers included.
+ * aws_ssm.c - the SSM calls: request JSON (Parameters values are arrays
+ * of strings) and response parsing into fixed-size structs. A value that
+ * does not fit is an error, never truncated.
  */
 #include "aws_ssm.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common.h"
+#include "log.h"
 
-struct ssm_ctx {
-    struct aws_client *client;
-    char profile[128], region[64], name[256];
+#define SSM_MAX_INSTANCES 1000
+
+struct ssm_req {
     aws_ssm_session_cb *session_done;
     aws_ssm_done_cb *done;
     aws_ssm_instances_cb *instances_done;
     void *arg;
-    struct aws_ssm_instance *list;
+    struct aws_call *call;
+    json_t *input; /* for the next page */
+    struct aws_ssm_instance *inst;
     size_t n, cap;
-    struct aws_call *call; /* the page under way (describe) */
-    struct aws_call **handle_slot;
 };
 
-static void copy_str(char *dst, size_t len, json_t *v)
+static void req_free(void *p)
 {
-    const char *s = json_string_value(v);
-    snprintf(dst, len, "%s", s ? s : "");
+    struct ssm_req *r = p;
+
+    json_decref(r->input);
+    free(r->inst);
+    free(r);
 }
 
-static void on_session(void *arg, int status, json_t *resp,
-                       const struct aws_error *err)
+static int copy_field(char *dst, size_t cap, json_t *obj, const char *key,
+                      int required)
 {
-    struct ssm_ctx *x = arg;
+    json_t *v = json_object_get(obj, key);
+    size_t len;
+
+    dst[0] = '\0';
+    if (!v || json_is_null(v))
+        return required ? GW_EPROTO : 0;
+    if (!json_is_string(v))
+        return GW_EPROTO;
+    len = json_string_length(v);
+    if (len >= cap || memchr(json_string_value(v), 0, len))
+        return GW_EPROTO;
+    memcpy(dst, json_string_value(v), len + 1);
+    return 0;
+}
+
+static void proto_error(struct aws_error *e, const char *what)
+{
+    memset(e, 0, sizeof(*e));
+    snprintf(e->message, sizeof(e->message), "%s", what);
+}
+
+static void session_done(void *arg, int status, json_t *resp,
+                         const struct aws_error *err)
+{
+    struct ssm_req *r = arg;
     struct aws_ssm_session s;
-    memset(&s, 0, sizeof(s));
-    if (status == 0) {
-        copy_str(s.session_id, sizeof(s.session_id),
-                 json_object_get(resp, "SessionId"));
-        copy_str(s.token, sizeof(s.token), json_object_get(resp, "TokenValue"));
-        copy_str(s.stream_url, sizeof(s.stream_url),
-                 json_object_get(resp, "StreamUrl"));
-        if (s.session_id[0] == '\0')
-            status = GW_EPROTO;
+    struct aws_error e;
+
+    if (status < 0) {
+        r->session_done(r->arg, status, NULL, err);
+        goto out;
     }
-    x->session_done(x->arg, status, status == 0 ? &s : NULL, err);
+    if (copy_field(s.session_id, sizeof(s.session_id), resp, "SessionId", 1) <
+            0 ||
+        copy_field(s.token, sizeof(s.token), resp, "TokenValue", 0) < 0 ||
+        copy_field(s.stream_url, sizeof(s.stream_url), resp, "StreamUrl", 0) <
+            0) {
+        proto_error(&e, "malformed StartSession/ResumeSession response");
+        r->session_done(r->arg, GW_EPROTO, NULL, &e);
+        goto out;
+    }
+    r->session_done(r->arg, 0, &s, NULL);
     memset(s.token, 0, sizeof(s.token));
-    free(x);
+out:
+    req_free(r);
 }
 
-static struct aws_call *start(struct aws_client *c, const char *profile,
-                              const char *region, const char *action,
-                              json_t *in, struct ssm_ctx *x, aws_done_cb *cb)
+static struct aws_call *ssm_call(struct aws_client *c, const char *action,
+                                 json_t *in, const char *profile,
+                                 const char *region, struct ssm_req *r,
+                                 aws_done_cb *cb)
 {
     struct aws_call *call = NULL;
-    if (in != NULL)
-        call = aws_call_start(c, "ssm", action, in, profile, region, cb, x);
+
+    if (in && r)
+        call = aws_call_start(c, "ssm", action, in, profile, region, cb, r);
     json_decref(in);
-    if (call == NULL)
-        free(x);
-    aws_call_own(call, x);
+    if (!call) {
+        if (r)
+            req_free(r);
+        return NULL;
+    }
+    r->call = call;
+    aws_call_set_cleanup(call, req_free);
     return call;
 }
 
@@ -69,24 +108,38 @@ struct aws_call *aws_ssm_start_session(struct aws_client *c,
                                        const struct aws_ssm_start *req,
                                        aws_ssm_session_cb *done, void *arg)
 {
-    struct ssm_ctx *x = calloc(1, sizeof(*x));
-    if (x == NULL)
+    struct ssm_req *r;
+    json_t *in, *params;
+
+    if (!req || !req->target || !done)
         return NULL;
-    x->session_done = done;
-    x->arg = arg;
-    json_t *params = json_object();
-    if (req->port_number != NULL)
+    r = calloc(1, sizeof(*r));
+    in = json_object();
+    params = json_object();
+    if (!r || !in || !params)
+        goto fail;
+    r->session_done = done;
+    r->arg = arg;
+    json_object_set_new(in, "Target", json_string(req->target));
+    if (req->document)
+        json_object_set_new(in, "DocumentName", json_string(req->document));
+    if (req->reason)
+        json_object_set_new(in, "Reason", json_string(req->reason));
+    /* Every parameter value is an array of strings. */
+    if (req->port_number)
         json_object_set_new(params, "portNumber",
                             json_pack("[s]", req->port_number));
-    if (req->host != NULL)
+    if (req->host)
         json_object_set_new(params, "host", json_pack("[s]", req->host));
-    if (req->host != NULL || strcmp(req->document, "AWS-StartSSHSession") != 0)
-        json_object_set_new(params, "localPortNumber", json_pack("[s]", "0"));
-    json_t *in = json_pack("{s:s, s:s, s:o}", "Target", req->target,
-                           "DocumentName", req->document, "Parameters", params);
-    if (in != NULL && req->reason != NULL && req->reason[0] != '\0')
-        json_object_set_new(in, "Reason", json_string(req->reason));
-    return start(c, profile, region, "StartSession", in, x, on_session);
+    if (json_object_size(params))
+        json_object_set(in, "Parameters", params);
+    json_decref(params);
+    return ssm_call(c, "StartSession", in, profile, region, r, session_done);
+fail:
+    free(r);
+    json_decref(in);
+    json_decref(params);
+    return NULL;
 }
 
 struct aws_call *aws_ssm_resume_session(struct aws_client *c,
@@ -94,21 +147,25 @@ struct aws_call *aws_ssm_resume_session(struct aws_client *c,
                                         const char *session_id,
                                         aws_ssm_session_cb *done, void *arg)
 {
-    struct ssm_ctx *x = calloc(1, sizeof(*x));
-    if (x == NULL)
+    struct ssm_req *r;
+
+    if (!session_id || !done || !(r = calloc(1, sizeof(*r))))
         return NULL;
-    x->session_done = done;
-    x->arg = arg;
-    return start(c, profile, region, "ResumeSession",
-                 json_pack("{s:s}", "SessionId", session_id), x, on_session);
+    r->session_done = done;
+    r->arg = arg;
+    return ssm_call(c, "ResumeSession",
+                    json_pack("{s:s}", "SessionId", session_id), profile,
+                    region, r, session_done);
 }
 
-static void on_done(void *arg, int status, json_t *resp,
-                    const struct aws_error *err)
+static void plain_done(void *arg, int status, json_t *resp,
+                       const struct aws_error *err)
 {
-    struct ssm_ctx *x = arg;
-    x->done(x->arg, status, err);
-    free(x);
+    struct ssm_req *r = arg;
+
+    (void)resp;
+    r->done(r->arg, status, err);
+    req_free(r);
 }
 
 struct aws_call *aws_ssm_terminate_session(struct aws_client *c,
@@ -117,83 +174,73 @@ struct aws_call *aws_ssm_terminate_session(struct aws_client *c,
                                            const char *session_id,
                                            aws_ssm_done_cb *done, void *arg)
 {
-    struct ssm_ctx *x = calloc(1, sizeof(*x));
-    if (x == NULL)
+    struct ssm_req *r;
+
+    if (!session_id || !done || !(r = calloc(1, sizeof(*r))))
         return NULL;
-    x->done = done;
-    x->arg = arg;
-    return start(c, profile, region, "TerminateSession",
-                 json_pack("{s:s}", "SessionId", session_id), x, on_done);
+    r->done = done;
+    r->arg = arg;
+    return ssm_call(c, "TerminateSession",
+                    json_pack("{s:s}", "SessionId", session_id), profile,
+                    region, r, plain_done);
 }
 
-static void on_instances(void *arg, int status, json_t *resp,
-                         const struct aws_error *err);
-
-/* One page of DescribeInstanceInformation; later pages follow NextToken. */
-static struct aws_call *describe_page(struct ssm_ctx *x, const char *key,
-                                      const char *value, const char *next)
+static void instances_done(void *arg, int status, json_t *resp,
+                           const struct aws_error *err)
 {
-    json_t *in = json_pack("{s:[{s:s, s:[s]}], s:i}", "Filters", "Key", key,
-                           "Values", value, "MaxResults", 50);
-    if (in != NULL && next != NULL)
-        json_object_set_new(in, "NextToken", json_string(next));
-    struct aws_call *call = NULL;
-    if (in != NULL)
-        call = aws_call_start(x->client, "ssm", "DescribeInstanceInformation",
-                              in, x->profile, x->region, on_instances, x);
-    json_decref(in);
-    aws_call_own(call, x);
-    return call;
-}
+    struct ssm_req *r = arg;
+    json_t *list, *item, *next;
+    struct aws_error e;
+    size_t i;
 
-static void on_instances(void *arg, int status, json_t *resp,
-                         const struct aws_error *err)
-{
-    struct ssm_ctx *x = arg;
-    if (status == 0) {
-        json_t *list = json_object_get(resp, "InstanceInformationList");
-        size_t i;
-        json_t *item;
-        json_array_foreach(list, i, item)
-        {
-            if (x->n == x->cap) {
-                size_t cap = x->cap ? x->cap * 2 : 8;
-                struct aws_ssm_instance *l = realloc(x->list, cap * sizeof(*l));
-                if (l == NULL) {
-                    status = GW_ENOMEM;
-                    break;
-                }
-                x->list = l;
-                x->cap = cap;
-            }
-            struct aws_ssm_instance *o = &x->list[x->n++];
-            memset(o, 0, sizeof(*o));
-            copy_str(o->instance_id, sizeof(o->instance_id),
-                     json_object_get(item, "InstanceId"));
-            copy_str(o->ping_status, sizeof(o->ping_status),
-                     json_object_get(item, "PingStatus"));
-            copy_str(o->agent_version, sizeof(o->agent_version),
-                     json_object_get(item, "AgentVersion"));
-            copy_str(o->platform_type, sizeof(o->platform_type),
-                     json_object_get(item, "PlatformType"));
-            copy_str(o->name, sizeof(o->name),
-                     json_object_get(item, "ComputerName"));
-        }
-        const char *next =
-            json_string_value(json_object_get(resp, "NextToken"));
-        if (status == 0 && next != NULL && next[0] != '\0' && x->n < 1000) {
-            const char *key = strncmp(x->name, "i-", 2) == 0 ||
-                                      strncmp(x->name, "mi-", 3) == 0
-                                  ? "InstanceIds"
-                                  : "tag:Name";
-            if (describe_page(x, key, x->name, next) != NULL)
-                return;
-            status = GW_ENOMEM;
-        }
+    if (status < 0) {
+        r->instances_done(r->arg, status, NULL, 0, err);
+        goto done;
     }
-    x->instances_done(x->arg, status, x->list, x->n, err);
-    free(x->list);
-    free(x);
+    list = json_object_get(resp, "InstanceInformationList");
+    json_array_foreach(list, i, item)
+    {
+        struct aws_ssm_instance *in;
+        if (r->n >= SSM_MAX_INSTANCES)
+            break;
+        if (r->n == r->cap) {
+            size_t cap = r->cap ? r->cap * 2 : 8;
+            struct aws_ssm_instance *ni = realloc(r->inst, cap * sizeof(*ni));
+            if (!ni) {
+                proto_error(&e, "out of memory");
+                r->instances_done(r->arg, GW_ENOMEM, NULL, 0, &e);
+                goto done;
+            }
+            r->inst = ni;
+            r->cap = cap;
+        }
+        in = &r->inst[r->n];
+        if (copy_field(in->instance_id, sizeof(in->instance_id), item,
+                       "InstanceId", 1) < 0 ||
+            copy_field(in->ping_status, sizeof(in->ping_status), item,
+                       "PingStatus", 0) < 0 ||
+            copy_field(in->agent_version, sizeof(in->agent_version), item,
+                       "AgentVersion", 0) < 0 ||
+            copy_field(in->platform_type, sizeof(in->platform_type), item,
+                       "PlatformType", 0) < 0 ||
+            copy_field(in->name, sizeof(in->name), item, "ComputerName", 0) <
+                0) {
+            log_warn("aws: DescribeInstanceInformation: skipping a "
+                     "malformed entry");
+            continue;
+        }
+        r->n++;
+    }
+    next = json_object_get(resp, "NextToken");
+    if (json_is_string(next) && json_string_length(next) > 0 &&
+        r->n < SSM_MAX_INSTANCES) {
+        json_object_set(r->input, "NextToken", next);
+        if (aws_call_again(r->call, r->input) == 0)
+            return; /* same call, next page; r lives on */
+    }
+    r->instances_done(r->arg, 0, r->inst, r->n, NULL);
+done:
+    req_free(r);
 }
 
 static struct aws_call *describe(struct aws_client *c, const char *profile,
@@ -201,21 +248,22 @@ static struct aws_call *describe(struct aws_client *c, const char *profile,
                                  const char *value, aws_ssm_instances_cb *done,
                                  void *arg)
 {
-    struct ssm_ctx *x = calloc(1, sizeof(*x));
-    if (x == NULL)
+    struct ssm_req *r;
+    json_t *in;
+
+    if (!value || !done || !(r = calloc(1, sizeof(*r))))
         return NULL;
-    x->client = c;
-    snprintf(x->profile, sizeof(x->profile), "%s", profile ? profile : "");
-    snprintf(x->region, sizeof(x->region), "%s", region ? region : "");
-    snprintf(x->name, sizeof(x->name), "%s", value);
-    x->instances_done = done;
-    x->arg = arg;
-    struct aws_call *call = describe_page(x, key, value, NULL);
-    if (call == NULL) {
-        free(x);
+    r->instances_done = done;
+    r->arg = arg;
+    in = json_pack("{s:[{s:s, s:[s]}], s:i}", "Filters", "Key", key, "Values",
+                   value, "MaxResults", 50);
+    if (!in) {
+        free(r);
         return NULL;
     }
-    return call;
+    r->input = json_incref(in);
+    return ssm_call(c, "DescribeInstanceInformation", in, profile, region, r,
+                    instances_done);
 }
 
 struct aws_call *aws_ssm_find_by_name(struct aws_client *c, const char *profile,

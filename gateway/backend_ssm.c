@@ -383,7 +383,8 @@ static void on_creds(void *arg, int status, const struct aws_sigv4_creds *creds,
     size_t nh = 0;
     /* A presigned StreamUrl is used as is. */
     if (strstr(s->stream_url, "X-Amz-") == NULL) {
-        struct aws_sigv4_request req = {"GET", s->stream_url, NULL, 0, NULL, 0};
+        struct aws_sigv4_request req = {
+            .method = "GET", .url = s->stream_url}; /* path as written */
         if (aws_sigv4_sign(&req, creds, region, "ssmmessages", time(NULL), &sig,
                            NULL, NULL) == 0) {
             h[nh++] = (struct ws_header){"Authorization", sig.authorization};

@@ -1,96 +1,146 @@
 /*
- * cli_aws.c - runs one (or, with --repeat, many) AWS calls on a fresh
- * loop. With --repeat N --concurrency C it keeps C calls in flight until N
- * finished and prints p50/p95/max latency: the figure for "one signed call
- * against the loopback fake", and proof that many calls share the loop.
+ * cli_aws.c - the aws-call sub-command. Prints the response JSON on
+ * stdout (exit 0); an AWS error as "CODE: message" on stderr (exit 1);
+ * any other failure as one line on stderr (exit 1). With --repeat it
+ * also prints "aws-call: N calls, C concurrent: p50 X ms p95 Y ms max Z
+ * ms" on stderr. Service "ssmgate" runs the typed wrappers instead
+ * (start-session, resume-session, terminate-session, find-by-name,
+ * describe-instance, send-ssh-public-key) with a JSON of their arguments.
  */
 #include "cli_aws.h"
 
-#include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
 
 #include "aws.h"
+#include "aws_ec2ic.h"
+#include "aws_ssm.h"
 #include "common.h"
 #include "log.h"
 
-struct run {
+struct cli_run {
     uv_loop_t *loop;
-    uv_timer_t end; /* frees the client outside any of its callbacks */
     struct aws_client *client;
-    const char *service, *action;
+    const char *service, *action, *profile, *region;
     json_t *input;
-    const struct cli_aws_opts *opts;
-    int started, finished, failed, status;
+    long repeat, concurrency, started, finished, failed;
     uint64_t *lat_us;
-    int print;
+    int printed;
+    int exit_code;
 };
 
-struct one {
-    struct run *run;
+struct cli_one {
+    struct cli_run *run;
     uint64_t t0;
 };
 
-static void start_one(struct run *r);
+static void start_one(struct cli_run *run);
 
-static void run_end(uv_timer_t *t)
+/* ---- typed wrappers: `aws-call ssmgate OP '{...}'` ------------------------
+ */
+
+static void report_err(struct cli_run *run, int status,
+                       const struct aws_error *err)
 {
-    struct run *r = CONTAINER_OF(t, struct run, end);
-    aws_client_free(r->client);
-    uv_close((uv_handle_t *)&r->end, NULL);
+    char eb[1600];
+
+    run->exit_code = 1;
+    if (status == GW_EAWS && err && err->code[0])
+        fprintf(stderr, "%s: %s\n", err->code, err->message);
+    else if (err)
+        fprintf(stderr, "aws-call: %s\n", aws_error_str(err, eb, sizeof(eb)));
+    else
+        fprintf(stderr, "aws-call: %s\n", gw_strerror(status));
 }
 
-static void one_done(void *arg, int status, json_t *resp,
-                     const struct aws_error *err)
+static void w_session(void *arg, int status, const struct aws_ssm_session *s,
+                      const struct aws_error *err)
 {
-    struct one *o = arg;
-    struct run *r = o->run;
-    r->lat_us[r->finished++] = (uv_hrtime() - o->t0) / 1000;
-    free(o);
-    if (status != 0) {
-        r->failed++;
-        r->status = 1;
-        char buf[1400];
-        if (err != NULL && err->code[0] != '\0')
-            fprintf(stderr, "%s: %s\n", err->code, err->message);
-        else
-            fprintf(stderr, "ssmgate aws-call: %s\n",
-                    err ? aws_error_str(err, buf, sizeof(buf))
-                        : gw_strerror(status));
-    } else if (r->print) {
-        char *text = json_dumps(resp, JSON_INDENT(2) | JSON_SORT_KEYS);
-        if (text != NULL)
-            printf("%s\n", text);
-        free(text);
-    }
-    if (r->started < r->opts->repeat)
-        start_one(r);
-    else if (r->finished == r->opts->repeat)
-        uv_timer_start(&r->end, run_end, 0, 0);
-}
+    struct cli_run *run = arg;
 
-static void start_one(struct run *r)
-{
-    struct one *o = calloc(1, sizeof(*o));
-    if (o == NULL)
+    if (status < 0) {
+        report_err(run, status, err);
         return;
-    o->run = r;
-    o->t0 = uv_hrtime();
-    r->started++;
-    if (aws_call_start(r->client, r->service, r->action, r->input,
-                       r->opts->profile, r->opts->region, one_done,
-                       o) == NULL) {
-        fprintf(stderr,
-                "ssmgate aws-call: %s is not a JSON 1.1 service "
-                "this client speaks (ssm, ec2-instance-connect)\n",
-                r->service);
-        free(o);
-        r->started = r->finished = r->opts->repeat;
-        r->status = 2;
-        uv_timer_start(&r->end, run_end, 0, 0);
     }
+    /* The token is a secret: say only whether there is one. */
+    printf("{\"session_id\":\"%s\",\"has_token\":%s,\"stream_url\":\"%s\"}\n",
+           s->session_id, s->token[0] ? "true" : "false", s->stream_url);
+}
+
+static void w_done(void *arg, int status, const struct aws_error *err)
+{
+    struct cli_run *run = arg;
+
+    if (status < 0)
+        report_err(run, status, err);
+    else
+        printf("{\"ok\":true}\n");
+}
+
+static void w_instances(void *arg, int status,
+                        const struct aws_ssm_instance *in, size_t n,
+                        const struct aws_error *err)
+{
+    struct cli_run *run = arg;
+    json_t *arr;
+    char *txt;
+
+    if (status < 0) {
+        report_err(run, status, err);
+        return;
+    }
+    arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(
+            arr,
+            json_pack("{s:s, s:s, s:s, s:s, s:s}", "instance_id",
+                      in[i].instance_id, "ping_status", in[i].ping_status,
+                      "agent_version", in[i].agent_version, "platform_type",
+                      in[i].platform_type, "name", in[i].name));
+    txt = json_dumps(arr, JSON_COMPACT);
+    printf("%s\n", txt ? txt : "[]");
+    free(txt);
+    json_decref(arr);
+}
+
+static const char *jstr(json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
+/* Starts one typed wrapper call; 0 or -1 (unknown op / bad input). */
+static int start_wrapper(struct cli_run *run)
+{
+    const char *op = run->action, *p = run->profile, *r = run->region;
+    json_t *in = run->input;
+    struct aws_call *call = NULL;
+
+    if (strcmp(op, "start-session") == 0) {
+        struct aws_ssm_start st = {jstr(in, "target"), jstr(in, "document"),
+                                   jstr(in, "port"), jstr(in, "host"),
+                                   jstr(in, "reason")};
+        call = aws_ssm_start_session(run->client, p, r, &st, w_session, run);
+    } else if (strcmp(op, "resume-session") == 0) {
+        call = aws_ssm_resume_session(run->client, p, r, jstr(in, "session_id"),
+                                      w_session, run);
+    } else if (strcmp(op, "terminate-session") == 0) {
+        call = aws_ssm_terminate_session(run->client, p, r,
+                                         jstr(in, "session_id"), w_done, run);
+    } else if (strcmp(op, "find-by-name") == 0) {
+        call = aws_ssm_find_by_name(run->client, p, r, jstr(in, "name"),
+                                    w_instances, run);
+    } else if (strcmp(op, "describe-instance") == 0) {
+        call = aws_ssm_describe_instance(
+            run->client, p, r, jstr(in, "instance_id"), w_instances, run);
+    } else if (strcmp(op, "send-ssh-public-key") == 0) {
+        call = aws_ec2ic_send_ssh_public_key(
+            run->client, p, r, jstr(in, "instance_id"), jstr(in, "os_user"),
+            jstr(in, "public_key"), w_done, run);
+    }
+    return call ? 0 : -1;
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -99,62 +149,164 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-int cli_aws_call(int argc, char **argv, const struct cli_aws_opts *opts_in)
+static void one_done(void *arg, int status, json_t *resp,
+                     const struct aws_error *err)
 {
-    struct cli_aws_opts opts = *opts_in;
-    if (argc < 2 || argc > 3) {
-        fprintf(stderr, "usage: ssmgate aws-call [--profile P] [--region R] "
-                        "SERVICE ACTION [JSON]\n");
-        return 2;
+    struct cli_one *one = arg;
+    struct cli_run *run = one->run;
+    char eb[1600];
+
+    run->lat_us[run->finished++] = (uv_hrtime() - one->t0) / 1000;
+    free(one);
+    if (status == 0) {
+        if (run->repeat == 1 || run->finished == run->repeat) {
+            char *s = json_dumps(resp, JSON_COMPACT | JSON_SORT_KEYS);
+            if (s)
+                printf("%s\n", s);
+            free(s);
+        }
+    } else {
+        run->failed++;
+        run->exit_code = 1;
+        if (!run->printed) {
+            run->printed = 1;
+            if (status == GW_EAWS && err && err->code[0])
+                fprintf(stderr, "%s: %s\n", err->code, err->message);
+            else if (err)
+                fprintf(stderr, "aws-call: %s\n",
+                        aws_error_str(err, eb, sizeof(eb)));
+            else
+                fprintf(stderr, "aws-call: %s\n", gw_strerror(status));
+        }
     }
-    if (opts.repeat < 1)
-        opts.repeat = 1;
-    if (opts.concurrency < 1)
-        opts.concurrency = 1;
-    json_error_t jerr;
-    json_t *input = argc == 3 ? json_loads(argv[2], 0, &jerr) : json_object();
-    if (!json_is_object(input)) {
-        fprintf(stderr, "ssmgate aws-call: JSON input must be an object%s%s\n",
-                argc == 3 ? ": " : "", argc == 3 ? jerr.text : "");
-        json_decref(input);
-        return 2;
+    if (run->started < run->repeat)
+        start_one(run);
+}
+
+static void start_one(struct cli_run *run)
+{
+    struct cli_one *one = calloc(1, sizeof(*one));
+
+    CHECK(one != NULL);
+    one->run = run;
+    one->t0 = uv_hrtime();
+    run->started++;
+    if (!aws_call_start(run->client, run->service, run->action, run->input,
+                        run->profile, run->region, one_done, one)) {
+        free(one);
+        run->lat_us[run->finished++] = 0;
+        run->failed++;
+        run->exit_code = 1;
+        if (!run->printed) {
+            run->printed = 1;
+            fprintf(stderr,
+                    "aws-call: cannot start %s %s (unknown service "
+                    "or bad input)\n",
+                    run->service, run->action);
+        }
     }
+}
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: ssmgate aws-call SERVICE ACTION [JSON] "
+                    "[--profile P] [--region R] [--repeat N] "
+                    "[--concurrency C] [--verbose] [--debug]\n");
+    return 2;
+}
+
+int cli_aws_call(int argc, char **argv)
+{
+    struct cli_run run;
+    const char *json_text = "{}";
+    int pos = 0;
     uv_loop_t loop;
-    uv_loop_init(&loop);
-    struct run r = {.loop = &loop,
-                    .service = argv[0],
-                    .action = argv[1],
-                    .input = input,
-                    .opts = &opts,
-                    .print = opts.repeat == 1};
-    struct aws_client_opts copts = {opts.profile, opts.region};
-    r.client = aws_client_new(&loop, &copts);
-    uv_timer_init(&loop, &r.end);
-    r.lat_us = calloc((size_t)opts.repeat, sizeof(*r.lat_us));
-    if (r.client == NULL || r.lat_us == NULL) {
-        fprintf(stderr, "ssmgate aws-call: out of memory\n");
-        return 1;
+    json_error_t jerr;
+
+    memset(&run, 0, sizeof(run));
+    /* stderr carries the one error line; --verbose / --debug for more. */
+    log_set_level(LOG_WARN);
+    run.repeat = 1;
+    run.concurrency = 1;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--profile") == 0 && i + 1 < argc) {
+            run.profile = argv[++i];
+        } else if (strcmp(argv[i], "--region") == 0 && i + 1 < argc) {
+            run.region = argv[++i];
+        } else if (strcmp(argv[i], "--repeat") == 0 && i + 1 < argc) {
+            run.repeat = atol(argv[++i]);
+        } else if (strcmp(argv[i], "--concurrency") == 0 && i + 1 < argc) {
+            run.concurrency = atol(argv[++i]);
+        } else if (strcmp(argv[i], "--debug") == 0) {
+            log_set_level(LOG_DEBUG);
+        } else if (strcmp(argv[i], "--verbose") == 0) {
+            log_set_level(LOG_INFO);
+        } else if (argv[i][0] == '-' && argv[i][1] == '-') {
+            return usage();
+        } else if (pos == 0) {
+            run.service = argv[i];
+            pos++;
+        } else if (pos == 1) {
+            run.action = argv[i];
+            pos++;
+        } else if (pos == 2) {
+            json_text = argv[i];
+            pos++;
+        } else {
+            return usage();
+        }
     }
-    for (int i = 0;
-         i < opts.concurrency && r.started < opts.repeat && r.status != 2; i++)
-        start_one(&r);
-    uint64_t t0 = uv_hrtime();
+    if (pos < 2 || run.repeat < 1 || run.repeat > 1000000 ||
+        run.concurrency < 1)
+        return usage();
+    run.input = json_loads(json_text, 0, &jerr);
+    if (!json_is_object(run.input)) {
+        fprintf(stderr, "aws-call: input must be a JSON object: %s\n",
+                jerr.text);
+        json_decref(run.input);
+        return 2;
+    }
+    run.lat_us = calloc((size_t)run.repeat, sizeof(*run.lat_us));
+    CHECK(run.lat_us != NULL);
+    CHECK(uv_loop_init(&loop) == 0);
+    run.loop = &loop;
+    run.client = aws_client_new(&loop, NULL);
+    if (!run.client) {
+        fprintf(stderr, "aws-call: cannot create the AWS client\n");
+        run.exit_code = 1;
+        goto out;
+    }
+    if (strcmp(run.service, "ssmgate") == 0) {
+        if (start_wrapper(&run) < 0) {
+            fprintf(stderr,
+                    "aws-call: unknown ssmgate operation %s or bad "
+                    "input\n",
+                    run.action);
+            run.exit_code = 2;
+        }
+    } else {
+        for (long i = 0; i < run.concurrency && run.started < run.repeat; i++)
+            start_one(&run);
+    }
     uv_run(&loop, UV_RUN_DEFAULT);
-    double secs = (double)(uv_hrtime() - t0) / 1e9;
-    if (opts.repeat > 1 && r.finished > 0) {
-        qsort(r.lat_us, (size_t)r.finished, sizeof(*r.lat_us), cmp_u64);
-        printf("calls %d failed %d concurrency %d wall %.3f s\n"
-               "latency p50 %.2f ms p95 %.2f ms max %.2f ms\n",
-               r.finished, r.failed, opts.concurrency, secs,
-               (double)r.lat_us[r.finished / 2] / 1000.0,
-               (double)r.lat_us[(r.finished * 95) / 100 < r.finished
-                                    ? (r.finished * 95) / 100
-                                    : r.finished - 1] /
-                   1000.0,
-               (double)r.lat_us[r.finished - 1] / 1000.0);
+    if (run.repeat > 1) {
+        qsort(run.lat_us, (size_t)run.finished, sizeof(*run.lat_us), cmp_u64);
+        fprintf(stderr,
+                "aws-call: %ld calls, %ld concurrent, %ld failed: p50 %.1f ms "
+                "p95 %.1f ms max %.1f ms\n",
+                run.finished, run.concurrency, run.failed,
+                run.lat_us[run.finished / 2] / 1000.0,
+                run.lat_us[(run.finished * 95) / 100 < run.finished
+                               ? (run.finished * 95) / 100
+                               : run.finished - 1] /
+                    1000.0,
+                run.lat_us[run.finished - 1] / 1000.0);
     }
-    json_decref(input);
-    free(r.lat_us);
-    uv_loop_close(&loop);
-    return r.status;
+out:
+    aws_client_free(run.client);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK(uv_loop_close(&loop) == 0);
+    json_decref(run.input);
+    free(run.lat_us);
+    return run.exit_code;
 }

@@ -1,39 +1,53 @@
 /*
- * http.c - libcurl multi on the libuv loop (curl's multi-uv.c pattern).
+ * http.c - libcurl multi on the libuv loop (the curl multi-uv.c pattern).
  *
- * One CURLM for the client: connections and TLS sessions are reused per
- * host. curl tells us which sockets to watch (socket callback -> one
- * uv_poll_t each, closed on CURL_POLL_REMOVE) and when to wake it (timer
- * callback -> one uv_timer_t; a 0 ms timeout becomes 1 ms so curl is never
- * re-entered from its own callback). Finished transfers are collected
- * after every action and their callbacks run from the loop.
+ * Model: one CURLM per client, so every request shares curl's connection
+ * and DNS caches (keep-alive per endpoint, HTTP/2 multiplexing when the
+ * server offers it). curl tells us which sockets to watch (sock_cb) and
+ * when to wake it (timer_cb); we keep one uv_poll_t per socket and one
+ * uv_timer_t and call curl_multi_socket_action() from the loop, never from
+ * inside a curl callback. Finished transfers are collected after each
+ * socket action and reported to their owner; the request is freed after
+ * its callback returns.
+ *
+ * Lifetimes: a struct http_sock lives from CURL_POLL_IN/OUT until its
+ * poll handle's close callback. The client is freed once the timer and
+ * every poll handle have closed.
  */
 #include "http.h"
 
 #include <curl/curl.h>
-#include <stdio.h>
-#include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 
 #include "common.h"
 #include "log.h"
 
-#define HTTP_BODY_MAX (16u << 20)
+#define HTTP_BODY_MAX (16u * 1024 * 1024)
+#define HTTP_HDR_VAL  256
 
 struct http_client {
     uv_loop_t *loop;
     CURLM *multi;
     uv_timer_t timer;
-    struct http_req *reqs;   /* live requests */
-    struct http_sock *socks; /* polls not yet closing */
-    int closing;
-    int handles_open;
+    struct http_req *reqs; /* live requests (doubly linked) */
+    int open_handles;      /* timer + polls not yet closed */
+    int dispatching;       /* inside check_done: defer the free */
+    int free_requested;
+    int freeing;
+};
+
+/* One socket curl asked us to watch. Owned by the client until closed. */
+struct http_sock {
+    uv_poll_t poll;
+    curl_socket_t fd;
+    struct http_client *c;
 };
 
 struct http_req {
-    struct http_req *next, *prev;
-    struct http_client *client;
+    struct http_client *c;
+    struct http_req *prev, *next;
     CURL *easy;
     struct curl_slist *headers;
     http_done_cb *done;
@@ -41,214 +55,45 @@ struct http_req {
     char *body;
     size_t body_len, body_cap;
     int too_big;
-    char request_id[128];
-    char error_type[128];
-    char date[64];
-    char retry_after[32];
+    char request_id[HTTP_HDR_VAL];
+    char error_type[HTTP_HDR_VAL];
+    char date[HTTP_HDR_VAL];
+    char retry_after[HTTP_HDR_VAL];
     char errbuf[CURL_ERROR_SIZE];
-    void *post_copy; /* request body (curl does not copy POSTFIELDS) */
 };
 
-/* One per socket curl asks us to watch. */
-struct http_sock {
-    struct http_sock *next, *prev;
-    uv_poll_t poll;
-    curl_socket_t fd;
-    struct http_client *client;
-};
+static void handle_closed(uv_handle_t *h);
+static void client_finish_free(struct http_client *c);
 
-static void http_check_done(struct http_client *c);
-
-static void http_req_unlink(struct http_req *r)
+static void req_unlink(struct http_req *r)
 {
-    struct http_client *c = r->client;
-    if (r->prev != NULL)
+    struct http_client *c = r->c;
+
+    if (r->prev)
         r->prev->next = r->next;
     else
         c->reqs = r->next;
-    if (r->next != NULL)
+    if (r->next)
         r->next->prev = r->prev;
+    r->prev = r->next = NULL;
 }
 
-static void http_req_free(struct http_req *r)
+static void req_free(struct http_req *r)
 {
-    curl_multi_remove_handle(r->client->multi, r->easy);
-    curl_easy_cleanup(r->easy);
+    if (r->easy) {
+        curl_multi_remove_handle(r->c->multi, r->easy);
+        curl_easy_cleanup(r->easy);
+    }
     curl_slist_free_all(r->headers);
     free(r->body);
-    free(r->post_copy);
     free(r);
 }
 
-static void on_poll(uv_poll_t *h, int status, int events)
+static int map_curl_error(CURLcode cc, int too_big)
 {
-    struct http_sock *s = h->data;
-    struct http_client *c = s->client;
-    int flags = 0;
-    if (status < 0)
-        flags = CURL_CSELECT_ERR;
-    if (events & UV_READABLE)
-        flags |= CURL_CSELECT_IN;
-    if (events & UV_WRITABLE)
-        flags |= CURL_CSELECT_OUT;
-    int running;
-    curl_multi_socket_action(c->multi, s->fd, flags, &running);
-    http_check_done(c);
-}
-
-static void on_timeout(uv_timer_t *t)
-{
-    struct http_client *c = t->data;
-    int running;
-    curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    http_check_done(c);
-}
-
-static int curl_timer_cb(CURLM *multi, long timeout_ms, void *userp)
-{
-    struct http_client *c = userp;
-    if (timeout_ms < 0) {
-        uv_timer_stop(&c->timer);
-        return 0;
-    }
-    uv_timer_start(&c->timer, on_timeout, timeout_ms == 0 ? 1 : timeout_ms, 0);
-    return 0;
-}
-
-static void sock_closed(uv_handle_t *h);
-
-static void sock_unlink(struct http_sock *s)
-{
-    struct http_client *c = s->client;
-    if (s->prev != NULL)
-        s->prev->next = s->next;
-    else
-        c->socks = s->next;
-    if (s->next != NULL)
-        s->next->prev = s->prev;
-}
-
-static void sock_close(struct http_sock *s)
-{
-    sock_unlink(s);
-    uv_poll_stop(&s->poll);
-    uv_close((uv_handle_t *)&s->poll, sock_closed);
-}
-
-static void sock_closed(uv_handle_t *h)
-{
-    struct http_sock *s = h->data;
-    struct http_client *c = s->client;
-    free(s);
-    c->handles_open--;
-    if (c->closing && c->handles_open == 0)
-        free(c);
-}
-
-static int curl_socket_cb(CURL *easy, curl_socket_t fd, int action, void *userp,
-                          void *socketp)
-{
-    struct http_client *c = userp;
-    struct http_sock *s = socketp;
-    if (action == CURL_POLL_REMOVE) {
-        if (s != NULL) {
-            curl_multi_assign(c->multi, fd, NULL);
-            sock_close(s);
-        }
-        return 0;
-    }
-    if (s == NULL) {
-        s = calloc(1, sizeof(*s));
-        if (s == NULL)
-            return -1;
-        s->fd = fd;
-        s->client = c;
-        if (uv_poll_init_socket(c->loop, &s->poll, fd) != 0) {
-            free(s);
-            return -1;
-        }
-        s->poll.data = s;
-        c->handles_open++;
-        s->next = c->socks;
-        if (c->socks != NULL)
-            c->socks->prev = s;
-        c->socks = s;
-        curl_multi_assign(c->multi, fd, s);
-    }
-    int events = 0;
-    if (action & CURL_POLL_IN)
-        events |= UV_READABLE;
-    if (action & CURL_POLL_OUT)
-        events |= UV_WRITABLE;
-    uv_poll_start(&s->poll, events, on_poll);
-    return 0;
-}
-
-static size_t on_body(char *p, size_t size, size_t n, void *userp)
-{
-    struct http_req *r = userp;
-    size_t len = size * n;
-    if (r->body_len + len + 1 > HTTP_BODY_MAX) {
-        r->too_big = 1;
-        return 0; /* aborts the transfer */
-    }
-    if (r->body_len + len + 1 > r->body_cap) {
-        size_t cap = r->body_cap ? r->body_cap : 4096;
-        while (cap < r->body_len + len + 1)
-            cap *= 2;
-        char *b = realloc(r->body, cap);
-        if (b == NULL)
-            return 0;
-        r->body = b;
-        r->body_cap = cap;
-    }
-    memcpy(r->body + r->body_len, p, len);
-    r->body_len += len;
-    r->body[r->body_len] = '\0';
-    return len;
-}
-
-/* Copies the value of "Name: value\r\n" when name matches. */
-static void take_header(const char *line, size_t len, const char *name,
-                        char *out, size_t outlen)
-{
-    size_t nlen = strlen(name);
-    if (len <= nlen + 1 || strncasecmp(line, name, nlen) != 0 ||
-        line[nlen] != ':')
-        return;
-    const char *v = line + nlen + 1;
-    size_t vlen = len - nlen - 1;
-    while (vlen > 0 && (*v == ' ' || *v == '\t'))
-        v++, vlen--;
-    while (vlen > 0 &&
-           (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' || v[vlen - 1] == ' '))
-        vlen--;
-    if (vlen >= outlen)
-        vlen = outlen - 1;
-    memcpy(out, v, vlen);
-    out[vlen] = '\0';
-}
-
-static size_t on_header(char *p, size_t size, size_t n, void *userp)
-{
-    struct http_req *r = userp;
-    size_t len = size * n;
-    take_header(p, len, "x-amzn-RequestId", r->request_id,
-                sizeof(r->request_id));
-    if (r->request_id[0] == '\0')
-        take_header(p, len, "x-amz-request-id", r->request_id,
-                    sizeof(r->request_id));
-    take_header(p, len, "x-amzn-ErrorType", r->error_type,
-                sizeof(r->error_type));
-    take_header(p, len, "Date", r->date, sizeof(r->date));
-    take_header(p, len, "x-amz-retry-after", r->retry_after,
-                sizeof(r->retry_after));
-    return len;
-}
-
-static int map_curl_error(CURLcode rc)
-{
-    switch (rc) {
+    if (too_big)
+        return GW_ETOO_BIG;
+    switch (cc) {
     case CURLE_OPERATION_TIMEDOUT:
         return GW_ETIMEOUT;
     case CURLE_COULDNT_CONNECT:
@@ -258,179 +103,388 @@ static int map_curl_error(CURLcode rc)
         return GW_EUNREACHABLE;
     case CURLE_OUT_OF_MEMORY:
         return GW_ENOMEM;
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CERTPROBLEM:
+        return GW_ECRYPTO;
     default:
         return GW_EIO;
     }
 }
 
-static void http_check_done(struct http_client *c)
+/* Reports every finished transfer. Runs from a poll or timer callback. */
+static void check_done(struct http_client *c)
 {
     CURLMsg *msg;
     int left;
-    while ((msg = curl_multi_info_read(c->multi, &left)) != NULL) {
+
+    c->dispatching++;
+    while (!c->free_requested &&
+           (msg = curl_multi_info_read(c->multi, &left))) {
+        struct http_req *r = NULL;
+        struct http_response resp;
+        long status = 0;
+
         if (msg->msg != CURLMSG_DONE)
             continue;
-        struct http_req *r = NULL;
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
-        CURLcode result = msg->data.result;
-        struct http_response resp;
+        CHECK(r != NULL);
+        curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
         memset(&resp, 0, sizeof(resp));
-        curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &resp.status);
-        if (result != CURLE_OK) {
-            resp.transport_error =
-                r->too_big ? GW_ETOO_BIG : map_curl_error(result);
+        if (msg->data.result != CURLE_OK) {
+            resp.transport_error = map_curl_error(msg->data.result, r->too_big);
             resp.error_text =
-                r->errbuf[0] ? r->errbuf : curl_easy_strerror(result);
-            if (r->too_big)
-                resp.error_text = "response body too large";
+                r->errbuf[0] ? r->errbuf : curl_easy_strerror(msg->data.result);
+            status = 0;
         }
+        resp.status = status;
         resp.body = r->body ? r->body : "";
         resp.body_len = r->body_len;
         resp.request_id = r->request_id;
         resp.error_type = r->error_type;
         resp.date = r->date;
         resp.retry_after = r->retry_after;
-        http_req_unlink(r);
+        req_unlink(r);
         r->done(r, &resp, r->arg);
-        http_req_free(r);
+        req_free(r);
     }
+    c->dispatching--;
+    if (c->dispatching == 0 && c->free_requested && !c->freeing)
+        client_finish_free(c);
+}
+
+static void poll_cb(uv_poll_t *p, int status, int events)
+{
+    struct http_sock *s = CONTAINER_OF(p, struct http_sock, poll);
+    struct http_client *c = s->c;
+    int flags = 0;
+    int running;
+
+    if (status < 0)
+        flags = CURL_CSELECT_ERR;
+    if (events & UV_READABLE)
+        flags |= CURL_CSELECT_IN;
+    if (events & UV_WRITABLE)
+        flags |= CURL_CSELECT_OUT;
+    curl_multi_socket_action(c->multi, s->fd, flags, &running);
+    check_done(c);
+}
+
+static void timer_fired(uv_timer_t *t)
+{
+    struct http_client *c = CONTAINER_OF(t, struct http_client, timer);
+    int running;
+
+    curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    check_done(c);
+}
+
+/* curl's timer callback: only (re)arms the uv timer. */
+static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+    struct http_client *c = userp;
+
+    (void)multi;
+    if (c->freeing)
+        return 0;
+    if (timeout_ms < 0) {
+        uv_timer_stop(&c->timer);
+        return 0;
+    }
+    /* 0 would run curl from inside this callback's caller; wait 1 ms. */
+    if (timeout_ms == 0)
+        timeout_ms = 1;
+    uv_timer_start(&c->timer, timer_fired, (uint64_t)timeout_ms, 0);
+    return 0;
+}
+
+/* curl's socket callback: start, change or stop watching one socket. */
+static int sock_cb(CURL *easy, curl_socket_t fd, int what, void *userp,
+                   void *sockp)
+{
+    struct http_client *c = userp;
+    struct http_sock *s = sockp;
+    int events = 0;
+
+    (void)easy;
+    if (what == CURL_POLL_REMOVE) {
+        if (s) {
+            uv_poll_stop(&s->poll);
+            uv_close((uv_handle_t *)&s->poll, handle_closed);
+            curl_multi_assign(c->multi, fd, NULL);
+        }
+        return 0;
+    }
+    if (!s) {
+        s = calloc(1, sizeof(*s));
+        if (!s)
+            return -1;
+        s->fd = fd;
+        s->c = c;
+        if (uv_poll_init_socket(c->loop, &s->poll, fd) != 0) {
+            free(s);
+            return -1;
+        }
+        c->open_handles++;
+        curl_multi_assign(c->multi, fd, s);
+    }
+    if (what & CURL_POLL_IN)
+        events |= UV_READABLE;
+    if (what & CURL_POLL_OUT)
+        events |= UV_WRITABLE;
+    uv_poll_start(&s->poll, events, poll_cb);
+    return 0;
+}
+
+static void handle_closed(uv_handle_t *h)
+{
+    struct http_client *c;
+
+    if (h->type == UV_POLL) {
+        struct http_sock *s = CONTAINER_OF(h, struct http_sock, poll);
+        c = s->c;
+        free(s);
+    } else {
+        c = CONTAINER_OF(h, struct http_client, timer);
+    }
+    c->open_handles--;
+    if (c->freeing && c->open_handles == 0)
+        free(c);
 }
 
 struct http_client *http_client_new(uv_loop_t *loop)
 {
+    struct http_client *c;
     static int global_done;
+
     if (!global_done) {
-        curl_global_init(CURL_GLOBAL_DEFAULT);
+        /* Not thread-safe by design: ssmgate runs one loop thread. */
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+            return NULL;
         global_done = 1;
     }
-    struct http_client *c = calloc(1, sizeof(*c));
-    if (c == NULL)
+    c = calloc(1, sizeof(*c));
+    if (!c)
         return NULL;
     c->loop = loop;
     c->multi = curl_multi_init();
-    if (c->multi == NULL) {
+    if (!c->multi) {
         free(c);
         return NULL;
     }
-    uv_timer_init(loop, &c->timer);
-    c->timer.data = c;
-    c->handles_open = 1;
-    curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, curl_socket_cb);
+    CHECK(uv_timer_init(loop, &c->timer) == 0);
+    c->open_handles = 1;
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
     curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
-    curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
     curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
     curl_multi_setopt(c->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
     curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 32L);
     return c;
 }
 
-static void timer_closed(uv_handle_t *h)
+static void client_finish_free(struct http_client *c)
 {
-    struct http_client *c = h->data;
-    c->handles_open--;
-    if (c->handles_open == 0)
-        free(c);
+    c->freeing = 1;
+    while (c->reqs) {
+        struct http_req *r = c->reqs;
+        req_unlink(r);
+        req_free(r);
+    }
+    /* Closing the cached connections makes curl call sock_cb with
+     * CURL_POLL_REMOVE, which closes their poll handles. */
+    curl_multi_cleanup(c->multi);
+    c->multi = NULL;
+    uv_timer_stop(&c->timer);
+    uv_close((uv_handle_t *)&c->timer, handle_closed);
 }
 
 void http_client_free(struct http_client *c)
 {
-    if (c == NULL)
+    if (!c || c->free_requested)
         return;
-    while (c->reqs != NULL) {
-        struct http_req *r = c->reqs;
-        http_req_unlink(r);
-        http_req_free(r);
+    c->free_requested = 1;
+    if (c->dispatching)
+        return; /* check_done finishes it */
+    client_finish_free(c);
+}
+
+static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userp)
+{
+    struct http_req *r = userp;
+    size_t n = size * nmemb;
+
+    if (n > HTTP_BODY_MAX - r->body_len) {
+        r->too_big = 1;
+        return 0; /* curl fails the transfer with CURLE_WRITE_ERROR */
     }
-    c->closing = 1;
-    /* Closing the multi closes curl's sockets; whatever polls curl did not
-     * remove through the socket callback are closed here. */
-    curl_multi_cleanup(c->multi);
-    c->multi = NULL;
-    while (c->socks != NULL)
-        sock_close(c->socks);
-    uv_close((uv_handle_t *)&c->timer, timer_closed);
+    if (r->body_len + n + 1 > r->body_cap) {
+        size_t cap = r->body_cap ? r->body_cap : 4096;
+        char *nb;
+        while (cap < r->body_len + n + 1)
+            cap *= 2;
+        nb = realloc(r->body, cap);
+        if (!nb)
+            return 0;
+        r->body = nb;
+        r->body_cap = cap;
+    }
+    memcpy(r->body + r->body_len, ptr, n);
+    r->body_len += n;
+    r->body[r->body_len] = '\0';
+    return n;
+}
+
+static void copy_header_value(char *dst, const char *v, size_t len)
+{
+    while (len && (*v == ' ' || *v == '\t')) {
+        v++;
+        len--;
+    }
+    while (len && (v[len - 1] == '\r' || v[len - 1] == '\n' ||
+                   v[len - 1] == ' ' || v[len - 1] == '\t'))
+        len--;
+    if (len >= HTTP_HDR_VAL)
+        len = HTTP_HDR_VAL - 1;
+    memcpy(dst, v, len);
+    dst[len] = '\0';
+}
+
+static size_t header_cb(char *buf, size_t size, size_t nitems, void *userp)
+{
+    struct http_req *r = userp;
+    size_t n = size * nitems;
+    static const struct {
+        const char *name;
+        size_t off;
+    } want[] = {
+        {"x-amzn-requestid", offsetof(struct http_req, request_id)},
+        {"x-amz-request-id", offsetof(struct http_req, request_id)},
+        {"x-amzn-errortype", offsetof(struct http_req, error_type)},
+        {"date", offsetof(struct http_req, date)},
+        {"x-amz-retry-after", offsetof(struct http_req, retry_after)},
+    };
+    const char *colon;
+    size_t i;
+
+    /* A new status line (after 100 Continue): forget earlier headers. */
+    if (n >= 5 && strncmp(buf, "HTTP/", 5) == 0) {
+        r->request_id[0] = r->error_type[0] = r->date[0] = '\0';
+        r->retry_after[0] = '\0';
+        return n;
+    }
+    colon = memchr(buf, ':', n);
+    if (!colon)
+        return n;
+    for (i = 0; i < ARRAY_SIZE(want); i++) {
+        size_t nl = strlen(want[i].name);
+        if ((size_t)(colon - buf) == nl &&
+            strncasecmp(buf, want[i].name, nl) == 0) {
+            copy_header_value((char *)r + want[i].off, colon + 1,
+                              n - (size_t)(colon - buf) - 1);
+            break;
+        }
+    }
+    return n;
+}
+
+static int has_header(const char *const *headers, const char *name)
+{
+    size_t nl = strlen(name);
+
+    for (; headers && *headers; headers++)
+        if (strncasecmp(*headers, name, nl) == 0 && (*headers)[nl] == ':')
+            return 1;
+    return 0;
 }
 
 struct http_req *http_request(struct http_client *c,
                               const struct http_request_opts *o,
                               http_done_cb *done, void *arg)
 {
-    struct http_req *r = calloc(1, sizeof(*r));
-    if (r == NULL)
+    struct http_req *r;
+    const char *const *h;
+    CURL *e;
+
+    if (!c || c->free_requested || !o || !o->url || !o->method || !done)
         return NULL;
-    r->client = c;
+    r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->c = c;
     r->done = done;
     r->arg = arg;
-    r->easy = curl_easy_init();
-    if (r->easy == NULL) {
-        free(r);
-        return NULL;
+    e = r->easy = curl_easy_init();
+    if (!e)
+        goto fail;
+    for (h = o->headers; h && *h; h++) {
+        struct curl_slist *n = curl_slist_append(r->headers, *h);
+        if (!n)
+            goto fail;
+        r->headers = n;
     }
-    CURL *e = r->easy;
+    /* Exactly the headers we signed: no 100-continue, no default
+     * form Content-Type. */
+    r->headers = curl_slist_append(r->headers, "Expect:");
+    if (r->headers && !has_header(o->headers, "Content-Type"))
+        r->headers = curl_slist_append(r->headers, "Content-Type:");
+    if (!r->headers)
+        goto fail;
+
     curl_easy_setopt(e, CURLOPT_URL, o->url);
     curl_easy_setopt(e, CURLOPT_PRIVATE, r);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    /* TLS verification stays on: these are the defaults, set explicitly so
-     * nothing else can turn them off. */
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-    if (o->ca_file != NULL && o->ca_file[0] != '\0')
-        curl_easy_setopt(e, CURLOPT_CAINFO, o->ca_file);
-    if (o->no_proxy)
-        curl_easy_setopt(e, CURLOPT_PROXY, "");
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "ssmgate/" SSMGATE_VERSION);
     if (o->timeout_ms > 0)
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, o->timeout_ms);
     if (o->connect_timeout_ms > 0)
         curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);
-    if (strcmp(o->method, "GET") != 0) {
-        r->post_copy = malloc(o->body_len ? o->body_len : 1);
-        if (r->post_copy == NULL)
-            goto fail;
-        if (o->body_len > 0)
-            memcpy(r->post_copy, o->body, o->body_len);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->post_copy);
+    if (o->ca_file && o->ca_file[0])
+        curl_easy_setopt(e, CURLOPT_CAINFO, o->ca_file);
+    /* An empty proxy string turns off curl's environment proxy lookup. */
+    if (o->no_proxy)
+        curl_easy_setopt(e, CURLOPT_PROXY, "");
+
+    if (strcmp(o->method, "GET") == 0) {
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    } else {
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
                          (curl_off_t)o->body_len);
+        curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS,
+                         o->body_len ? (const char *)o->body : "");
         if (strcmp(o->method, "POST") != 0)
             curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, o->method);
     }
-    /* No "Expect: 100-continue" round trip, and no default Content-Type
-     * that would differ from the signed one. */
-    r->headers = curl_slist_append(NULL, "Expect:");
-    for (const char *const *h = o->headers; h != NULL && *h != NULL; h++) {
-        struct curl_slist *l = curl_slist_append(r->headers, *h);
-        if (l == NULL)
-            goto fail;
-        r->headers = l;
-    }
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
+
     if (curl_multi_add_handle(c->multi, e) != CURLM_OK)
         goto fail;
     r->next = c->reqs;
-    if (c->reqs != NULL)
+    if (c->reqs)
         c->reqs->prev = r;
     c->reqs = r;
     return r;
 fail:
-    curl_easy_cleanup(r->easy);
+    if (r->easy)
+        curl_easy_cleanup(r->easy);
     curl_slist_free_all(r->headers);
-    free(r->post_copy);
     free(r);
     return NULL;
 }
 
 void http_cancel(struct http_req *r)
 {
-    if (r == NULL)
+    if (!r)
         return;
-    http_req_unlink(r);
-    http_req_free(r);
+    req_unlink(r);
+    req_free(r);
 }

@@ -339,10 +339,6 @@ enum {
     OPT_HELP,
     OPT_NAMED,
     OPT_JSON,
-    OPT_PROFILE,
-    OPT_REGION,
-    OPT_REPEAT,
-    OPT_CONCURRENCY,
 };
 
 int main(int argc, char **argv)
@@ -356,20 +352,18 @@ int main(int argc, char **argv)
         {"help", no_argument, NULL, OPT_HELP},
         {"named", no_argument, NULL, OPT_NAMED},
         {"json", no_argument, NULL, OPT_JSON},
-        {"profile", required_argument, NULL, OPT_PROFILE},
-        {"region", required_argument, NULL, OPT_REGION},
-        {"repeat", required_argument, NULL, OPT_REPEAT},
-        {"concurrency", required_argument, NULL, OPT_CONCURRENCY},
         {NULL, 0, NULL, 0},
     };
     struct daemon d;
     memset(&d, 0, sizeof(d));
     d.rundir.dirfd = -1;
     int check_only = 0, named = 0, json = 0, opt;
-    struct cli_aws_opts aws_opts = {NULL, NULL, 1, 1};
     const char *command = "run";
 
     signal(SIGPIPE, SIG_IGN);
+    /* aws-call has its own options (the AWS layer's debugging tool). */
+    if (argc > 1 && strcmp(argv[1], "aws-call") == 0)
+        return cli_aws_call(argc - 1, argv + 1);
     /* The sub-command may come first; options may follow it. */
     if (argc > 1 && argv[1][0] != '-') {
         command = argv[1];
@@ -420,18 +414,6 @@ int main(int argc, char **argv)
         case OPT_JSON:
             json = 1;
             break;
-        case OPT_PROFILE:
-            aws_opts.profile = optarg;
-            break;
-        case OPT_REGION:
-            aws_opts.region = optarg;
-            break;
-        case OPT_REPEAT:
-            aws_opts.repeat = atoi(optarg);
-            break;
-        case OPT_CONCURRENCY:
-            aws_opts.concurrency = atoi(optarg);
-            break;
         default:
             usage(stderr);
             return 2;
@@ -466,12 +448,6 @@ int main(int argc, char **argv)
                    self);
     } else if (strcmp(command, "proxy") == 0) {
         status = cli_proxy(d.cfg, argc, argv);
-    } else if (strcmp(command, "aws-call") == 0) {
-        if (aws_opts.profile == NULL && d.cfg->profile[0] != '\0')
-            aws_opts.profile = d.cfg->profile;
-        if (aws_opts.region == NULL && d.cfg->region[0] != '\0')
-            aws_opts.region = d.cfg->region;
-        status = cli_aws_call(argc, argv, &aws_opts);
     } else if (strcmp(command, "status") == 0) {
         char *args[1] = {"--json"};
         status = cli_status(d.cfg, json ? 1 : 0, args);

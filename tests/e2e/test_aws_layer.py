@@ -1,160 +1,428 @@
-"""The AWS layer end to end: `ssmgate aws-call` against the fake AWS API
-(loopback HTTPS with its own CA; it verifies every SigV4 signature)."""
+"""End to end: the AWS layer (ssmgate aws-call) against tests/fake/fake_aws.py.
 
+Every call goes over loopback HTTPS with the fake's own CA (AWS_CA_BUNDLE),
+endpoints via the per-service AWS_ENDPOINT_URL_* variables, and the fake
+verifies each SigV4 signature against the key it expects."""
+
+import hashlib
+import http.server
 import json
 import os
 import re
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 
 import pytest
 
-from harness import SSMGATE_BIN, FAKE_DIR
+from harness import SANITIZER_MARKERS, SOURCE_DIR, SSMGATE_BIN
 
-sys.path.insert(0, FAKE_DIR)
-from fakeaws import FakeAws, DEFAULT_AKID, DEFAULT_SECRET  # noqa: E402
+sys.path.insert(0, os.path.join(SOURCE_DIR, "tests", "fake"))
+from fakeaws import DEFAULT_AKID, DEFAULT_SECRET, FakeAws  # noqa: E402
 
-INSTANCE = "i-0123456789abcdef0"
+IID = "i-0123456789abcdef0"
+TEMP_AKID = "ASIAFAKETEMPORARY001"
+TEMP_SECRET = "fakeTempSecret/0123456789+abcdefghijklmno"
+TEMP_TOKEN = "FwoGZXIvYXdzEFAKE//////////+SESSIONTOKEN/" + "A" * 300 + "=="
+PUBKEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGQx7m5f3Vd8wq7JQe0bJjv3Fh0"
+          "X2Q6fQqYVbQm0pTjD test@ssmgate")
 
 
-@pytest.fixture(scope="module")
+def binary():
+    b = SSMGATE_BIN or os.path.join(SOURCE_DIR, "build", "ssmgate")
+    assert os.path.exists(b), b
+    return b
+
+
+@pytest.fixture
 def fake():
-    with FakeAws(instances={INSTANCE: {"name": "web-1"}}, pace_ms=0) as f:
+    with FakeAws(instances={IID: {"name": "web"},
+                            "i-0fedcba9876543210": {"name": "db"}},
+                 pace_ms=0) as f:
         yield f
 
 
-def aws_call(fake, args, env_extra=None, env_drop=(), home=None):
-    env = dict(os.environ)
-    env.update(fake.env())
-    for k in env_drop:
-        env.pop(k, None)
-    if env_extra:
-        env.update(env_extra)
-    if home:
-        env["HOME"] = home
-    return subprocess.run([SSMGATE_BIN, "aws-call"] + args, env=env,
-                          capture_output=True, text=True, timeout=120)
+def no_keys_env(fake, home):
+    """The fake's environment without static keys, HOME in a temp dir."""
+    e = dict(os.environ)
+    e.update(fake.env())
+    for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+              "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+        e.pop(k, None)
+    e["HOME"] = home
+    e["AWS_CONFIG_FILE"] = os.path.join(home, "config")
+    e["AWS_SHARED_CREDENTIALS_FILE"] = os.path.join(home, "credentials")
+    return e
 
 
-def test_describe_and_start_terminate(fake):
-    r = aws_call(fake, ["ssm", "DescribeInstanceInformation",
-                        '{"Filters":[{"Key":"tag:Name","Values":["web-1"]}]}'])
-    assert r.returncode == 0, r.stderr
-    items = json.loads(r.stdout)["InstanceInformationList"]
-    assert [i["InstanceId"] for i in items] == [INSTANCE]
-    r = aws_call(fake, ["ssm", "StartSession", json.dumps({
-        "Target": INSTANCE, "DocumentName": "AWS-StartSSHSession",
-        "Parameters": {"portNumber": ["22"]}, "Reason": "test"})])
-    assert r.returncode == 0, r.stderr
-    out = json.loads(r.stdout)
-    assert out["StreamUrl"].startswith("wss://127.0.0.1:")
-    sid = out["SessionId"]
-    r = aws_call(fake, ["ssm", "TerminateSession",
-                        json.dumps({"SessionId": sid})])
-    assert r.returncode == 0, r.stderr
-    r = aws_call(fake, ["ec2-instance-connect", "SendSSHPublicKey", json.dumps({
-        "InstanceId": INSTANCE, "InstanceOSUser": "ec2-user",
-        "SSHPublicKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINdamAGCsQq31Uv"
-                        "+08lkBzoO4XLz2qYjJa8CGmj3B1Ea ssmgate"})])
-    assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["Success"] is True
+def run(args, env, timeout=60):
+    p = subprocess.run([binary(), "aws-call"] + args, env=env, capture_output=True,
+                       text=True, timeout=timeout)
+    for m in SANITIZER_MARKERS:
+        assert m not in p.stderr, p.stderr
+    return p
+
+
+def base_env(fake):
+    e = dict(os.environ)
+    e.update(fake.env())
+    e.pop("AWS_PROFILE", None)
+    return e
+
+
+def assert_no_secrets(text, *secrets):
+    for s in secrets:
+        if s:
+            assert s not in text, "secret leaked"
+
+
+def test_every_call_succeeds(fake):
+    env = base_env(fake)
+    p = run(["ssm", "DescribeInstanceInformation",
+             json.dumps({"Filters": [{"Key": "tag:Name", "Values": ["web"]}]})], env)
+    assert p.returncode == 0, p.stderr
+    ids = [i["InstanceId"] for i in json.loads(p.stdout)["InstanceInformationList"]]
+    assert ids == [IID]
+
+    p = run(["ssm", "StartSession", json.dumps({
+        "Target": IID, "DocumentName": "AWS-StartSSHSession",
+        "Parameters": {"portNumber": ["22"]}})], env)
+    assert p.returncode == 0, p.stderr
+    s = json.loads(p.stdout)
+    assert s["SessionId"] and s["TokenValue"] and s["StreamUrl"].startswith("wss://")
+
+    p = run(["ssm", "ResumeSession", json.dumps({"SessionId": s["SessionId"]})], env)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["SessionId"] == s["SessionId"]
+
+    p = run(["ssm", "TerminateSession", json.dumps({"SessionId": s["SessionId"]})], env)
+    assert p.returncode == 0, p.stderr
+
+    p = run(["ec2-instance-connect", "SendSSHPublicKey", json.dumps({
+        "InstanceId": IID, "InstanceOSUser": "ec2-user", "SSHPublicKey": PUBKEY})], env)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["Success"] is True
+
+    p = run(["sts", "GetCallerIdentity"], env)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["Arn"].endswith(":user/alice")
+
+    for c in fake.calls():
+        assert c["status"] == 200, c
+        assert c["access_key"] == DEFAULT_AKID
 
 
 def test_aws_error_is_code_and_message(fake):
-    r = aws_call(fake, ["ssm", "StartSession", json.dumps({
-        "Target": "i-00000000000000000", "DocumentName": "AWS-StartSSHSession",
-        "Parameters": {"portNumber": ["22"]}})])
-    assert r.returncode == 1
-    assert re.match(r"^TargetNotConnected: ", r.stderr), r.stderr
-
-
-def test_wrong_secret_is_rejected_by_the_fake(fake):
-    r = aws_call(fake, ["ssm", "DescribeInstanceInformation"],
-                 env_extra={"AWS_SECRET_ACCESS_KEY": "wrong"})
-    assert r.returncode == 1
-    assert r.stderr.startswith(("InvalidSignatureException",
-                                "SignatureDoesNotMatch")), r.stderr
+    p = run(["ssm", "StartSession", json.dumps({
+        "Target": IID, "DocumentName": "No-Such-Document"})], base_env(fake))
+    assert p.returncode == 1
+    assert re.match(r"^[A-Za-z]+(Exception|Document|Error)?: ", p.stderr), p.stderr
+    assert len(fake.calls("StartSession")) == 1
 
 
 def test_throttling_is_retried(fake):
-    fake.clear_calls()
     fake.set_faults({"api": [{"action": "DescribeInstanceInformation",
                               "kind": "throttle", "count": 2}]})
-    r = aws_call(fake, ["ssm", "DescribeInstanceInformation"])
-    assert r.returncode == 0, r.stderr
-    assert len(fake.calls("DescribeInstanceInformation")) == 3
-    fake.set_faults({"api": []})
+    t0 = time.time()
+    p = run(["ssm", "DescribeInstanceInformation"], base_env(fake))
+    assert p.returncode == 0, p.stderr
+    calls = fake.calls("DescribeInstanceInformation")
+    assert len(calls) == 3, calls
+    assert [c["status"] for c in calls] == [400, 400, 200]
+    # Full jitter, base 1 s: at most 1 s + 2 s of waiting.
+    assert time.time() - t0 < 8
 
 
 def test_access_denied_is_not_retried(fake):
-    fake.clear_calls()
-    fake.set_faults({"api": [{"action": "TerminateSession", "kind": "deny",
-                              "count": 5}]})
-    r = aws_call(fake, ["ssm", "TerminateSession", '{"SessionId":"x-1"}'])
-    fake.set_faults({"api": []})
-    assert r.returncode == 1
-    assert r.stderr.startswith("AccessDenied"), r.stderr
-    assert len(fake.calls("TerminateSession")) == 1
+    fake.set_faults({"api": [{"action": "StartSession", "kind": "deny", "count": -1}]})
+    p = run(["ssm", "StartSession", json.dumps({"Target": IID})], base_env(fake))
+    assert p.returncode == 1
+    assert p.stderr.startswith("AccessDeniedException: User: "), p.stderr
+    assert len(fake.calls("StartSession")) == 1
 
 
-def test_credential_process_and_files(fake, tmp_path):
-    secret_token = "IQoJb3JpZ2luX2Vj" + "T" * 1500
-    fake.add_credentials({"AKIDPROCESS0000001": {
-        "secret": "procSecret/0123456789", "token": secret_token}})
-    script = tmp_path / "creds.sh"
-    script.write_text("#!/bin/sh\ncat <<EOT\n" + json.dumps({
-        "Version": 1, "AccessKeyId": "AKIDPROCESS0000001",
-        "SecretAccessKey": "procSecret/0123456789",
-        "SessionToken": secret_token,
-        "Expiration": "2099-01-01T00:00:00Z"}) + "\nEOT\n")
-    script.chmod(0o700)
-    config = tmp_path / "config"
-    config.write_text("[profile proc]\nregion = us-east-1\n"
-                      "credential_process = %s\n" % script)
-    creds = tmp_path / "credentials"
-    creds.write_text("[filekeys]\naws_access_key_id = %s\n"
-                     "aws_secret_access_key = %s\n" % (DEFAULT_AKID,
-                                                      DEFAULT_SECRET))
-    files = {"AWS_CONFIG_FILE": str(config),
-             "AWS_SHARED_CREDENTIALS_FILE": str(creds)}
-    drop = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
-    fake.clear_calls()
-    r = aws_call(fake, ["--profile", "proc", "ssm",
-                        "DescribeInstanceInformation"],
-                 env_extra=files, env_drop=drop)
-    assert r.returncode == 0, r.stderr
-    assert fake.calls("DescribeInstanceInformation")[-1]["access_key"] == \
-        "AKIDPROCESS0000001"
-    assert secret_token not in r.stderr and "procSecret" not in r.stderr
-    r = aws_call(fake, ["--profile", "filekeys", "--region", "us-east-1",
-                        "ssm", "DescribeInstanceInformation"],
-                 env_extra=files, env_drop=drop)
-    assert r.returncode == 0, r.stderr
-    # A failing process is a clear error, not a hang.
-    script.write_text("#!/bin/sh\necho 'token expired, log in again' >&2\n"
-                      "exit 3\n")
-    r = aws_call(fake, ["--profile", "proc", "ssm",
-                        "DescribeInstanceInformation"],
-                 env_extra=files, env_drop=drop)
-    assert r.returncode == 1
-    assert "credential_process exited with 3: token expired" in r.stderr
+def test_server_errors_give_up_after_three_attempts(fake):
+    fake.set_faults({"api": [{"action": "SendSSHPublicKey", "kind": "error500",
+                              "count": -1}]})
+    p = run(["ec2-instance-connect", "SendSSHPublicKey", json.dumps({
+        "InstanceId": IID, "InstanceOSUser": "ec2-user", "SSHPublicKey": PUBKEY})],
+        base_env(fake))
+    assert p.returncode == 1
+    assert p.stderr.startswith("ServiceException: "), p.stderr
+    assert len(fake.calls("SendSSHPublicKey")) == 3
 
 
-def test_no_region_is_a_clear_error(fake):
-    r = aws_call(fake, ["ssm", "DescribeInstanceInformation"],
-                 env_drop=("AWS_REGION", "AWS_DEFAULT_REGION"))
-    assert r.returncode == 1
-    assert "no region" in r.stderr
+def test_sts_throttling_retried(fake):
+    fake.set_faults({"api": [{"action": "GetCallerIdentity", "kind": "throttle",
+                              "count": 1}]})
+    p = run(["sts", "GetCallerIdentity"], base_env(fake))
+    assert p.returncode == 0, p.stderr
+    assert [c["status"] for c in fake.calls("GetCallerIdentity")] == [400, 200]
 
 
-def test_500_concurrent_calls_and_latency(fake):
-    r = aws_call(fake, ["--repeat", "500", "--concurrency", "100", "ssm",
-                        "DescribeInstanceInformation"])
-    assert r.returncode == 0, r.stderr
-    assert "calls 500 failed 0" in r.stdout, r.stdout
-    print(r.stdout)
-    r = aws_call(fake, ["--repeat", "50", "--concurrency", "1", "ssm",
-                        "DescribeInstanceInformation"])
-    assert r.returncode == 0, r.stderr
-    print("sequential:", r.stdout)
+def test_500_concurrent_calls(fake):
+    p = run(["ssm", "DescribeInstanceInformation", "{}", "--repeat", "500",
+             "--concurrency", "500"], base_env(fake), timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    m = re.search(r"500 calls, 500 concurrent, 0 failed: p50 ([\d.]+) ms "
+                  r"p95 ([\d.]+) ms", p.stderr)
+    assert m, p.stderr
+    assert len(fake.calls("DescribeInstanceInformation")) == 500
+    # One signed call, sequentially (connection reused):
+    p = run(["ssm", "DescribeInstanceInformation", "{}", "--repeat", "50",
+             "--concurrency", "1"], base_env(fake), timeout=120)
+    assert p.returncode == 0
+    m1 = re.search(r"p50 ([\d.]+) ms p95 ([\d.]+) ms", p.stderr)
+    print("500 concurrent: p50 %s ms p95 %s ms; sequential: p50 %s ms p95 %s ms"
+          % (m.group(1), m.group(2), m1.group(1), m1.group(2)))
+
+
+def write(path, text, mode=0o600):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
+
+
+def test_credential_process_chain(fake, tmp_path):
+    home = str(tmp_path)
+    script = os.path.join(home, "dir with space", "creds.py")
+    write(script, "import json, sys\nassert sys.argv[1] == 'a b'\n"
+          "print(json.dumps({'Version': 1, 'AccessKeyId': %r, 'SecretAccessKey': %r,"
+          " 'SessionToken': %r, 'Expiration': '2099-01-01T00:00:00+00:00'}))\n"
+          % (TEMP_AKID, TEMP_SECRET, TEMP_TOKEN), 0o700)
+    write(os.path.join(home, "config"),
+          "[profile proc]\nregion = us-east-1\ncredential_process = /usr/bin/python3 "
+          "\"%s\" 'a b'\n" % script)
+    env = no_keys_env(fake, home)
+    p = run(["ssm", "DescribeInstanceInformation", "--profile", "proc", "--debug"], env)
+    assert p.returncode == 0, p.stderr
+    assert fake.calls("DescribeInstanceInformation")[-1]["access_key"] == TEMP_AKID
+    assert_no_secrets(p.stderr + p.stdout, TEMP_SECRET, TEMP_TOKEN)
+
+
+def test_credential_process_failure_message(fake, tmp_path):
+    home = str(tmp_path)
+    write(os.path.join(home, "config"),
+          "[profile bad]\nregion = us-east-1\ncredential_process = /bin/sh -c "
+          "'echo nope-from-process >&2; exit 3'\n")
+    p = run(["ssm", "DescribeInstanceInformation", "--profile", "bad"],
+            no_keys_env(fake, home))
+    assert p.returncode == 1
+    assert "exited with 3" in p.stderr and "nope-from-process" in p.stderr
+    assert fake.calls() == []
+
+
+def sso_setup(home, expires):
+    write(os.path.join(home, "config"),
+          "[profile sso]\nregion = us-east-1\nsso_session = corp\n"
+          "sso_account_id = 123456789012\nsso_role_name = Admin\n\n"
+          "[sso-session corp]\nsso_start_url = https://corp.awsapps.com/start\n"
+          "sso_region = us-east-1\n")
+    key = hashlib.sha1(b"corp").hexdigest()
+    write(os.path.join(home, ".aws", "sso", "cache", key + ".json"), json.dumps({
+        "startUrl": "https://corp.awsapps.com/start", "region": "us-east-1",
+        "accessToken": "fake-sso-bearer-token", "expiresAt": expires}))
+
+
+def test_sso_cache_chain(fake, tmp_path):
+    home = str(tmp_path)
+    sso_setup(home, "2099-01-01T00:00:00Z")
+    p = run(["ssm", "DescribeInstanceInformation", "--profile", "sso"],
+            no_keys_env(fake, home))
+    assert p.returncode == 0, p.stderr
+    sso = fake.calls("GetRoleCredentials")
+    assert len(sso) == 1 and sso[0]["status"] == 200 and not sso[0]["signed"]
+    ssm = fake.calls("DescribeInstanceInformation")[-1]
+    assert ssm["status"] == 200 and ssm["access_key"].startswith("ASIA")
+    assert "fake-sso-bearer-token" not in p.stderr + p.stdout
+
+
+def test_sso_expired_token_says_sso_login(fake, tmp_path):
+    home = str(tmp_path)
+    sso_setup(home, "2020-01-01T00:00:00Z")
+    p = run(["ssm", "DescribeInstanceInformation", "--profile", "sso"],
+            no_keys_env(fake, home))
+    assert p.returncode == 1
+    assert "aws sso login --profile sso" in p.stderr, p.stderr
+    assert fake.calls() == []
+
+
+def test_assume_role_chain(fake, tmp_path):
+    home = str(tmp_path)
+    write(os.path.join(home, "credentials"),
+          "[base]\naws_access_key_id = %s\naws_secret_access_key = %s\n"
+          % (DEFAULT_AKID, DEFAULT_SECRET))
+    write(os.path.join(home, "config"),
+          "[profile r1]\nregion = us-east-1\nrole_arn = arn:aws:iam::123456789012:role/one\n"
+          "source_profile = base\nrole_session_name = s1\n\n"
+          "[profile r2]\nregion = us-east-1\nrole_arn = arn:aws:iam::123456789012:role/two\n"
+          "source_profile = r1\nrole_session_name = s2\nexternal_id = ext-123\n"
+          "duration_seconds = 1800\n")
+    p = run(["ssm", "DescribeInstanceInformation", "--profile", "r2"],
+            no_keys_env(fake, home))
+    assert p.returncode == 0, p.stderr
+    ar = fake.calls("AssumeRole")
+    assert [c["status"] for c in ar] == [200, 200]
+    assert ar[0]["access_key"] == DEFAULT_AKID
+    assert ar[0]["params"]["RoleArn"].endswith("role/one")
+    assert ar[1]["params"]["RoleArn"].endswith("role/two")
+    assert ar[1]["params"]["ExternalId"] == "ext-123"
+    assert ar[1]["params"]["DurationSeconds"] == "1800"
+    k1 = ar[1]["access_key"]
+    assert k1.startswith("ASIA") and k1 != DEFAULT_AKID
+    ssm = fake.calls("DescribeInstanceInformation")[-1]
+    assert ssm["access_key"].startswith("ASIA") and ssm["access_key"] != k1
+    assert DEFAULT_SECRET not in p.stderr
+
+
+def test_assume_role_loop_and_mfa_are_errors(fake, tmp_path):
+    home = str(tmp_path)
+    write(os.path.join(home, "config"),
+          "[profile a]\nregion = us-east-1\nrole_arn = arn:aws:iam::123456789012:role/a\n"
+          "source_profile = b\n\n[profile b]\nrole_arn = arn:aws:iam::123456789012:role/b\n"
+          "source_profile = a\n\n[profile m]\nregion = us-east-1\n"
+          "role_arn = arn:aws:iam::123456789012:role/m\nsource_profile = a\n"
+          "mfa_serial = arn:aws:iam::123456789012:mfa/me\n")
+    env = no_keys_env(fake, home)
+    p = run(["ssm", "DescribeInstanceInformation", "--profile", "a"], env)
+    assert p.returncode == 1 and "loop" in p.stderr, p.stderr
+    p = run(["ssm", "DescribeInstanceInformation", "--profile", "m"], env)
+    assert p.returncode == 1 and "credential_process" in p.stderr, p.stderr
+    assert fake.calls() == []
+
+
+def test_web_identity(fake, tmp_path):
+    home = str(tmp_path)
+    tok = os.path.join(home, "token")
+    write(tok, "fake-web-identity-token\n")
+    env = no_keys_env(fake, home)
+    env["AWS_WEB_IDENTITY_TOKEN_FILE"] = tok
+    env["AWS_ROLE_ARN"] = "arn:aws:iam::123456789012:role/web"
+    env["AWS_ROLE_SESSION_NAME"] = "wi"
+    p = run(["sts", "GetCallerIdentity"], env)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["Arn"].endswith("assumed-role/web/wi")
+    assert "fake-web-identity-token" not in p.stderr
+
+
+class _Meta(http.server.BaseHTTPRequestHandler):
+    seen = []
+
+    def log_message(self, *a):
+        pass
+
+    def _send(self, code, body, ctype="text/plain"):
+        b = body.encode()
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(b)))
+        self.end_headers()
+        self.wfile.write(b)
+
+    def creds(self):
+        return json.dumps({"Code": "Success", "Type": "AWS-HMAC",
+                           "AccessKeyId": TEMP_AKID, "SecretAccessKey": TEMP_SECRET,
+                           "Token": TEMP_TOKEN, "Expiration": "2099-01-01T00:00:00Z"})
+
+    def do_PUT(self):
+        _Meta.seen.append(("PUT", self.path, dict(self.headers)))
+        if self.path == "/latest/api/token":
+            return self._send(200, "imds-token-123")
+        self._send(404, "")
+
+    def do_GET(self):
+        _Meta.seen.append(("GET", self.path, dict(self.headers)))
+        if self.path.startswith("/latest/"):
+            if self.headers.get("X-aws-ec2-metadata-token") != "imds-token-123":
+                return self._send(401, "")
+            if self.path == "/latest/meta-data/iam/security-credentials/":
+                return self._send(200, "my-role")
+            if self.path == "/latest/meta-data/iam/security-credentials/my-role":
+                return self._send(200, self.creds(), "application/json")
+        if self.path == "/ecs-creds":
+            if self.headers.get("Authorization") != "ecs-auth-xyz":
+                return self._send(403, "")
+            return self._send(200, self.creds(), "application/json")
+        self._send(404, "")
+
+
+@pytest.fixture
+def meta():
+    _Meta.seen = []
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Meta)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield "http://127.0.0.1:%d" % srv.server_address[1]
+    srv.shutdown()
+
+
+def test_container_credentials(fake, tmp_path, meta):
+    env = no_keys_env(fake, str(tmp_path))
+    env["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = meta + "/ecs-creds"
+    env["AWS_CONTAINER_AUTHORIZATION_TOKEN"] = "ecs-auth-xyz"
+    p = run(["ssm", "DescribeInstanceInformation"], env)
+    assert p.returncode == 0, p.stderr
+    assert fake.calls("DescribeInstanceInformation")[-1]["access_key"] == TEMP_AKID
+
+
+def test_imds_credentials(fake, tmp_path, meta):
+    env = no_keys_env(fake, str(tmp_path))
+    env.pop("AWS_EC2_METADATA_DISABLED", None)
+    env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = meta
+    env["PATH"] = "/usr/bin:/bin"  # the aws CLI fallback comes after IMDS
+    p = run(["ssm", "DescribeInstanceInformation"], env)
+    assert p.returncode == 0, p.stderr
+    assert fake.calls("DescribeInstanceInformation")[-1]["access_key"] == TEMP_AKID
+    put = [s for s in _Meta.seen if s[0] == "PUT"]
+    assert put and put[0][2].get("X-aws-ec2-metadata-token-ttl-seconds") == "21600"
+    assert_no_secrets(p.stderr, TEMP_SECRET, TEMP_TOKEN, "imds-token-123")
+
+
+def test_no_credentials_and_no_region(fake, tmp_path):
+    env = no_keys_env(fake, str(tmp_path))
+    env["PATH"] = "/nonexistent"
+    p = run(["ssm", "DescribeInstanceInformation"], env)
+    assert p.returncode == 1 and "no credentials" in p.stderr, p.stderr
+    env = base_env(fake)
+    env.pop("AWS_REGION")
+    env.pop("AWS_DEFAULT_REGION")
+    p = run(["ssm", "DescribeInstanceInformation"], env)
+    assert p.returncode == 1 and "region" in p.stderr, p.stderr
+
+
+def test_env_keys_with_session_token_and_expired_token_refresh(fake):
+    env = base_env(fake)
+    env["AWS_ACCESS_KEY_ID"] = TEMP_AKID
+    env["AWS_SECRET_ACCESS_KEY"] = TEMP_SECRET
+    env["AWS_SESSION_TOKEN"] = TEMP_TOKEN
+    p = run(["ssm", "DescribeInstanceInformation", "--debug"], env)
+    assert p.returncode == 0, p.stderr
+    assert fake.calls()[-1]["access_key"] == TEMP_AKID
+    assert_no_secrets(p.stderr, TEMP_SECRET, TEMP_TOKEN)
+    # An explicit --profile skips the environment keys (CLI v2 rule).
+    p = run(["ssm", "DescribeInstanceInformation", "--profile", "nope"], env)
+    assert p.returncode == 1
+
+
+def test_aws_profile_does_not_beat_env_keys(fake, tmp_path):
+    """CLI v2 rule: AWS_PROFILE does not skip environment keys; --profile does."""
+    home = str(tmp_path)
+    script = os.path.join(home, "creds.py")
+    write(script, "import json\nprint(json.dumps({'Version': 1, 'AccessKeyId': %r, "
+          "'SecretAccessKey': %r, 'SessionToken': %r}))\n"
+          % (TEMP_AKID, TEMP_SECRET, TEMP_TOKEN), 0o700)
+    write(os.path.join(home, "config"), "[profile proc]\nregion = us-east-1\n"
+          "credential_process = /usr/bin/python3 %s\n" % script)
+    env = no_keys_env(fake, home)
+    env["AWS_ACCESS_KEY_ID"] = DEFAULT_AKID
+    env["AWS_SECRET_ACCESS_KEY"] = DEFAULT_SECRET
+    env["AWS_PROFILE"] = "proc"
+    p = run(["ssm", "DescribeInstanceInformation"], env)
+    assert p.returncode == 0, p.stderr
+    assert fake.calls()[-1]["access_key"] == DEFAULT_AKID
+    p = run(["ssm", "DescribeInstanceInformation", "--profile", "proc"], env)
+    assert p.returncode == 0, p.stderr
+    assert fake.calls()[-1]["access_key"] == TEMP_AKID

@@ -1,0 +1,289 @@
+/*
+ * aws_sso.c - SSO token cache reading and GetRoleCredentials.
+ *
+ * Uses OpenSSL's SHA-1 for the cache file name (botocore's key); the file
+ * is small and local, so it is read synchronously.
+ */
+#include "aws_sso.h"
+
+#include <errno.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "aws_profile.h"
+#include "common.h"
+#include "log.h"
+
+#define SSO_CACHE_MAX (256 * 1024)
+
+void aws_sso_cache_key(const char *key, char out[41])
+{
+    unsigned char md[SHA_DIGEST_LENGTH];
+
+    SHA1((const unsigned char *)key, strlen(key), md);
+    for (int i = 0; i < SHA_DIGEST_LENGTH; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+void aws_sso_token_clear(struct aws_sso_token *t)
+{
+    if (t->access_token) {
+        memset(t->access_token, 0, strlen(t->access_token));
+        free(t->access_token);
+    }
+    json_decref(t->doc);
+    memset(t, 0, sizeof(*t));
+}
+
+int aws_sso_load_token(const char *dir, const char *key,
+                       struct aws_sso_token *out, char *why, size_t why_len)
+{
+    char hex[41], base[900];
+    json_error_t jerr;
+    const char *tok;
+    FILE *f;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    aws_sso_cache_key(key, hex);
+    if (!dir) {
+        if (aws_expand_path(NULL, "~/.aws/sso/cache", base, sizeof(base)) < 0)
+            return GW_ETOO_BIG;
+        dir = base;
+    }
+    if ((size_t)snprintf(out->path, sizeof(out->path), "%s/%s.json", dir,
+                         hex) >= sizeof(out->path))
+        return GW_ETOO_BIG;
+    f = fopen(out->path, "rb");
+    if (!f) {
+        snprintf(why, why_len, "no SSO token cache file %s", out->path);
+        return errno == ENOENT ? GW_ENOT_FOUND : GW_EIO;
+    }
+    {
+        char *buf = malloc(SSO_CACHE_MAX + 1);
+        size_t n = buf ? fread(buf, 1, SSO_CACHE_MAX + 1, f) : 0;
+        fclose(f);
+        if (!buf)
+            return GW_ENOMEM;
+        if (n > SSO_CACHE_MAX) {
+            free(buf);
+            snprintf(why, why_len, "SSO token cache file %s too big",
+                     out->path);
+            return GW_ETOO_BIG;
+        }
+        out->doc = json_loadb(buf, n, 0, &jerr);
+        memset(buf, 0, n);
+        free(buf);
+    }
+    rc = GW_EPROTO;
+    tok = json_string_value(json_object_get(out->doc, "accessToken"));
+    if (!json_is_object(out->doc) || !tok || !tok[0] ||
+        aws_parse_json_time(json_object_get(out->doc, "expiresAt"), 0,
+                            &out->expires_at) < 0) {
+        snprintf(why, why_len,
+                 "SSO token cache file %s lacks accessToken/expiresAt",
+                 out->path);
+        goto out;
+    }
+    out->access_token = strdup(tok);
+    rc = out->access_token ? 0 : GW_ENOMEM;
+out:
+    if (rc < 0) {
+        json_decref(out->doc);
+        out->doc = NULL;
+    }
+    return rc;
+}
+
+static const char *doc_str(const struct aws_sso_token *t, const char *k)
+{
+    const char *v = json_string_value(json_object_get(t->doc, k));
+    return v && v[0] ? v : NULL;
+}
+
+int aws_sso_token_refreshable(const struct aws_sso_token *t)
+{
+    json_t *reg = json_object_get(t->doc, "registrationExpiresAt");
+    time_t r;
+
+    if (!doc_str(t, "refreshToken") || !doc_str(t, "clientId") ||
+        !doc_str(t, "clientSecret"))
+        return 0;
+    if (reg && (aws_parse_json_time(reg, 0, &r) < 0 || r <= time(NULL)))
+        return 0;
+    return 1;
+}
+
+/* Replaces the cache file atomically: temp file in the same directory,
+ * mode 0600, then rename. */
+static int write_cache(const struct aws_sso_token *t)
+{
+    char tmp[1100];
+    char *text = json_dumps(t->doc, JSON_INDENT(2) | JSON_SORT_KEYS);
+    FILE *f;
+    int fd, rc = GW_EIO;
+
+    if (!text)
+        return GW_ENOMEM;
+    snprintf(tmp, sizeof(tmp), "%s.tmpXXXXXX", t->path);
+    fd = mkstemp(tmp);
+    if (fd < 0)
+        goto out;
+    f = fdopen(fd, "wb");
+    if (!f) {
+        close(fd);
+        unlink(tmp);
+        goto out;
+    }
+    if (fputs(text, f) < 0 || fclose(f) != 0) {
+        unlink(tmp);
+        goto out;
+    }
+    if (rename(tmp, t->path) != 0) {
+        unlink(tmp);
+        goto out;
+    }
+    rc = 0; /* success */
+out:
+    memset(text, 0, strlen(text));
+    free(text);
+    return rc;
+}
+
+static void refresh_done(void *arg, int status, json_t *resp,
+                         const struct aws_error *err)
+{
+    struct aws_sso_refresh_req *r = arg;
+    struct aws_sso_token *t = r->token;
+    const char *tok, *rt;
+    json_t *ein;
+    struct aws_error e;
+    time_t now = time(NULL);
+    char exp[32];
+    struct tm tm;
+
+    if (status < 0) {
+        r->done(r->arg, status, err);
+        return;
+    }
+    tok = json_string_value(json_object_get(resp, "accessToken"));
+    rt = json_string_value(json_object_get(resp, "refreshToken"));
+    ein = json_object_get(resp, "expiresIn");
+    if (!tok || !tok[0] || !json_is_integer(ein) ||
+        json_integer_value(ein) <= 0) {
+        memset(&e, 0, sizeof(e));
+        snprintf(e.message, sizeof(e.message),
+                 "CreateToken response without accessToken/expiresIn");
+        r->done(r->arg, GW_EPROTO, &e);
+        return;
+    }
+    free(t->access_token);
+    t->access_token = strdup(tok);
+    t->expires_at = now + (time_t)json_integer_value(ein);
+    gmtime_r(&t->expires_at, &tm);
+    strftime(exp, sizeof(exp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    json_object_set_new(t->doc, "accessToken", json_string(tok));
+    json_object_set_new(t->doc, "expiresAt", json_string(exp));
+    if (rt && rt[0])
+        json_object_set_new(t->doc, "refreshToken", json_string(rt));
+    if (!t->access_token) {
+        r->done(r->arg, GW_ENOMEM, NULL);
+        return;
+    }
+    if (write_cache(t) < 0)
+        /* The new token still works for this process. */
+        log_warn("aws: cannot write the SSO token cache %s", t->path);
+    r->done(r->arg, 0, NULL);
+}
+
+struct aws_call *aws_sso_refresh_token(struct aws_client *c,
+                                       const char *profile,
+                                       const char *sso_region,
+                                       struct aws_sso_refresh_req *req)
+{
+    const struct aws_sso_token *t = req->token;
+    json_t *in;
+    struct aws_call *call;
+
+    if (!aws_sso_token_refreshable(t))
+        return NULL;
+    in = json_pack("{s:s, s:s, s:s, s:s}", "clientId", doc_str(t, "clientId"),
+                   "clientSecret", doc_str(t, "clientSecret"), "grantType",
+                   "refresh_token", "refreshToken", doc_str(t, "refreshToken"));
+    if (!in)
+        return NULL;
+    call = aws_call_start_with(c, "sso-oidc", "CreateToken", in, profile,
+                               sso_region, NULL, refresh_done, req);
+    json_decref(in);
+    return call;
+}
+
+int aws_sso_parse_creds(json_t *resp, struct aws_creds_parsed *out)
+{
+    json_t *rc = json_object_get(resp, "roleCredentials");
+    const char *ak = json_string_value(json_object_get(rc, "accessKeyId"));
+    const char *sk = json_string_value(json_object_get(rc, "secretAccessKey"));
+    const char *tk = json_string_value(json_object_get(rc, "sessionToken"));
+
+    memset(out, 0, sizeof(*out));
+    if (!ak || !ak[0] || !sk || !sk[0])
+        return GW_EPROTO;
+    if (aws_parse_json_time(json_object_get(rc, "expiration"), 1,
+                            &out->expiration) < 0)
+        return GW_EPROTO;
+    out->access_key_id = strdup(ak);
+    out->secret_access_key = strdup(sk);
+    if (tk && tk[0])
+        out->session_token = strdup(tk);
+    if (!out->access_key_id || !out->secret_access_key ||
+        (tk && tk[0] && !out->session_token)) {
+        aws_creds_parsed_clear(out);
+        return GW_ENOMEM;
+    }
+    return 0;
+}
+
+static void sso_done(void *arg, int status, json_t *resp,
+                     const struct aws_error *err)
+{
+    struct aws_sts_req *r = arg;
+    struct aws_creds_parsed pc;
+
+    if (status < 0) {
+        r->done(r->arg, status, NULL, err);
+        return;
+    }
+    status = aws_sso_parse_creds(resp, &pc);
+    if (status < 0) {
+        struct aws_error e;
+        memset(&e, 0, sizeof(e));
+        snprintf(e.message, sizeof(e.message),
+                 "GetRoleCredentials response without roleCredentials");
+        r->done(r->arg, status, NULL, &e);
+        return;
+    }
+    r->done(r->arg, 0, &pc, NULL);
+    aws_creds_parsed_clear(&pc);
+}
+
+struct aws_call *
+aws_sso_get_role_credentials(struct aws_client *c, const char *profile,
+                             const char *sso_region, const char *access_token,
+                             const char *account_id, const char *role_name,
+                             struct aws_sts_req *req)
+{
+    json_t *in =
+        json_pack("{s:s, s:s, s:s}", "roleName", role_name, "accountId",
+                  account_id, "accessToken", access_token);
+    struct aws_call *call;
+
+    if (!in)
+        return NULL;
+    call = aws_call_start_with(c, "sso", "GetRoleCredentials", in, profile,
+                               sso_region, NULL, sso_done, req);
+    json_decref(in);
+    return call;
+}
