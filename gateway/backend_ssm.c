@@ -1,19 +1,23 @@
 /*
- * backend_ssm.c - one SSM session per local connection.
+ * backend_ssm.c - Session Manager sessions behind the backend interface.
  *
+ * A struct ssm_session is one SSM session and its data channel:
  *   RESOLVING (Name -> instance id, DescribeInstanceInformation)
  *   STARTING  (StartSession, and for SSH the key push, in parallel)
  *   OPENING   (credentials, signed WebSocket upgrade, handshake)
- *   OPEN      (bytes flow; stream mode raw, port mode over smux v1)
+ *   OPEN      (bytes flow: stream mode raw, port mode over smux v1)
  *   RESUMING  (the WebSocket dropped: ResumeSession, reopen, replay)
  *   CLOSED
- *
- * on_open fires once: when the channel is ready and the key push (if any)
- * finished. Closing sends the TerminateSession flag and calls the
- * TerminateSession API so no session lingers on the AWS side.
+ * A struct backend_stream is one local connection on a session. SSH
+ * sessions carry one stream; port-forward sessions speak smux, so later
+ * connections to the same (target, port, remote host, profile, region)
+ * join the open session as new smux streams: one SYN, no API call. An
+ * idle smux session lingers SSM_LINGER_MS for the next connection, then
+ * it is terminated; every session ends with TerminateSession.
  */
 #include "backend_ssm.h"
 
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,10 +32,9 @@
 #include "keypush.h"
 #include "log.h"
 #include "ws.h"
-#include <openssl/crypto.h>
 
-#define SMUX_SID     3 /* the first stream a smux client opens */
-#define SMUX_MAX_PSH 32768
+#define SMUX_MAX_PSH  32768
+#define SSM_LINGER_MS 30000
 
 enum ssm_state {
     SSM_RESOLVING,
@@ -42,6 +45,8 @@ enum ssm_state {
     SSM_CLOSED,
 };
 
+struct ssm_session;
+
 struct backend_ssm {
     uv_loop_t *loop;
     struct aws_client *aws;
@@ -51,17 +56,36 @@ struct backend_ssm {
     char reason_prefix[128];
     struct backend be;
     uint64_t next_id;
+    struct ssm_session *sessions; /* live sessions, for sharing */
 };
 
+/* One local connection; owned by its conn until close(). */
 struct backend_stream {
-    struct backend_ssm *b;
-    uint64_t id;
-    struct tunnel_spec spec;
+    struct backend_stream *next;
+    struct ssm_session *sess;
+    uint32_t sid; /* smux stream id (odd, from 3) */
     const struct backend_cb *cb;
     void *arg;
+    uv_timer_t notify; /* reports open/failure from the loop */
+    int notify_status;
+    char notify_why[512];
+    int reported; /* on_open was called */
+    int eof_sent;
+    int fin_sent;
+    int paused;
+    int dead; /* failed; waiting for close() */
+};
+
+/* One SSM session; owned by the backend (list), freed when its last
+ * stream left and it was terminated. */
+struct ssm_session {
+    struct ssm_session *next;
+    struct backend_ssm *b;
+    uint64_t id;
+    struct tunnel_spec spec; /* of the first stream */
     enum ssm_state state;
     char instance[TUNNEL_TARGET_MAX];
-    char region[64]; /* resolved, for signing the upgrade */
+    char region[64];
     struct aws_call *call;
     struct keypush_wait *push;
     int push_pending;
@@ -72,40 +96,147 @@ struct backend_stream {
     char *token;
     struct dc_channel *ch;
     int ready;
-    int reported;
+    int opened;
     int mux;
+    int shareable; /* a port-forward session other connections may join */
+    struct backend_stream *streams;
+    int n_streams;
+    uint32_t next_sid;
+    int paused_streams;
     int local_eof; /* stream mode: the client finished sending */
-    int eof_sent;
     /* smux receive state: a partial frame header or body */
     uint8_t smux_hdr[8];
     size_t smux_hdr_len;
     uint32_t smux_body_left;
     uint32_t smux_body_sid;
     uint8_t smux_cmd;
-    uv_timer_t timer; /* resume back-off */
+    uv_timer_t timer; /* start, resume back-off, drain check, linger */
     uint64_t resume_deadline;
     int resume_attempt;
-    int timer_open;
+    int timer_closing; /* the session is on its way out */
+    /* smux SYN/FIN frames waiting for window room, in order: a stream's
+     * data never overtakes its SYN. */
+    uint8_t (*ctrl)[8];
+    size_t ctrl_head, ctrl_len, ctrl_cap;
 };
 
-static const char *document_port(const struct backend_stream *s, char *buf,
-                                 size_t len)
+static void session_fail(struct ssm_session *s, int err, const char *why);
+static void session_maybe_free(struct ssm_session *s);
+
+/* ---- streams ---- */
+
+static void stream_notify_cb(uv_timer_t *t)
 {
-    snprintf(buf, len, "%u", s->spec.port);
-    return buf;
+    struct backend_stream *st = t->data;
+    if (st->dead || st->reported)
+        return;
+    st->reported = 1;
+    if (st->notify_status != 0)
+        st->dead = 1;
+    st->cb->on_open(st->arg, st->notify_status,
+                    st->notify_status ? st->notify_why : NULL);
+}
+
+/* Reports the open result from the loop, never from inside a call. */
+static void stream_report(struct backend_stream *st, int status,
+                          const char *why)
+{
+    if (st->reported || st->dead)
+        return;
+    st->notify_status = status;
+    snprintf(st->notify_why, sizeof(st->notify_why), "%s", why ? why : "");
+    uv_timer_start(&st->notify, stream_notify_cb, 0, 0);
+}
+
+/* A broken stream: on_open error before open, on_error after. */
+static void stream_fail(struct backend_stream *st, int err, const char *why)
+{
+    if (st->dead)
+        return;
+    if (!st->reported) {
+        stream_report(st, err, why);
+        return;
+    }
+    st->dead = 1;
+    st->cb->on_error(st->arg, err, why);
+}
+
+static struct backend_stream *session_find_stream(struct ssm_session *s,
+                                                  uint32_t sid)
+{
+    for (struct backend_stream *st = s->streams; st != NULL; st = st->next)
+        if (st->sid == sid)
+            return st;
+    return NULL;
+}
+
+/* Writes queued control frames while the window has room; 1 when the
+ * queue is empty. */
+static int smux_flush_ctrl(struct ssm_session *s)
+{
+    while (s->ctrl_len > 0 && s->ch != NULL) {
+        if (dc_channel_room(s->ch) < 8)
+            return 0;
+        dc_channel_write(s->ch, s->ctrl[s->ctrl_head], 8);
+        s->ctrl_head = (s->ctrl_head + 1) % s->ctrl_cap;
+        s->ctrl_len--;
+    }
+    return s->ctrl_len == 0;
+}
+
+static void smux_send_ctrl(struct ssm_session *s, uint8_t cmd, uint32_t sid)
+{
+    uint8_t f[8] = {1,
+                    cmd,
+                    0,
+                    0,
+                    (uint8_t)sid,
+                    (uint8_t)(sid >> 8),
+                    (uint8_t)(sid >> 16),
+                    (uint8_t)(sid >> 24)};
+    if (s->ch == NULL)
+        return;
+    if (s->ctrl_len == 0 && dc_channel_room(s->ch) >= 8) {
+        dc_channel_write(s->ch, f, sizeof(f));
+        return;
+    }
+    if (s->ctrl_len == s->ctrl_cap) {
+        size_t cap = s->ctrl_cap ? s->ctrl_cap * 2 : 64;
+        uint8_t(*q)[8] = malloc(cap * sizeof(*q));
+        if (q == NULL) {
+            session_fail(s, GW_ENOMEM, "out of memory");
+            return;
+        }
+        for (size_t i = 0; i < s->ctrl_len; i++)
+            memcpy(q[i], s->ctrl[(s->ctrl_head + i) % s->ctrl_cap], 8);
+        free(s->ctrl);
+        s->ctrl = q;
+        s->ctrl_cap = cap;
+        s->ctrl_head = 0;
+    }
+    memcpy(s->ctrl[(s->ctrl_head + s->ctrl_len) % s->ctrl_cap], f, 8);
+    s->ctrl_len++;
+    dc_channel_want_writable(s->ch);
+}
+
+/* The session is up: open every waiting stream. */
+static void session_open_streams(struct ssm_session *s)
+{
+    for (struct backend_stream *st = s->streams; st != NULL; st = st->next) {
+        if (st->reported || st->dead)
+            continue;
+        if (s->mux)
+            smux_send_ctrl(s, 0, st->sid); /* SYN */
+        else if (st != s->streams || st->next != NULL) {
+            stream_fail(st, GW_EUNSUPPORTED,
+                        "the agent does not multiplex this session");
+            continue;
+        }
+        stream_report(st, 0, NULL);
+    }
 }
 
 /* ---- ending ---- */
-
-static void stream_timer_closed(uv_handle_t *h)
-{
-    struct backend_stream *s = h->data;
-    if (s->token != NULL) {
-        OPENSSL_cleanse(s->token, strlen(s->token));
-        free(s->token);
-    }
-    free(s);
-}
 
 static void terminate_done(void *arg, int status, const struct aws_error *err)
 {
@@ -115,8 +246,8 @@ static void terminate_done(void *arg, int status, const struct aws_error *err)
     free(sid);
 }
 
-/* Releases everything; owner callbacks stop. */
-static void stream_release(struct backend_stream *s)
+/* Ends the AWS side: channel, pending calls, TerminateSession. */
+static void session_release(struct ssm_session *s)
 {
     if (s->call != NULL) {
         aws_call_cancel(s->call);
@@ -127,6 +258,8 @@ static void stream_release(struct backend_stream *s)
         s->push = NULL;
     }
     if (s->ch != NULL) {
+        if (s->state == SSM_OPEN)
+            dc_channel_send_flag(s->ch, DC_FLAG_TERMINATE_SESSION);
         dc_channel_free(s->ch);
         s->ch = NULL;
     }
@@ -142,19 +275,77 @@ static void stream_release(struct backend_stream *s)
     uv_timer_stop(&s->timer);
 }
 
-/* A failure before or after open, reported once to the owner. */
-static void stream_fail(struct backend_stream *s, int err, const char *why)
+static void session_timer_closed(uv_handle_t *h);
+
+/* The one place the session's memory starts going away. */
+static void session_close_timer(struct ssm_session *s)
+{
+    if (s->timer_closing)
+        return;
+    s->timer_closing = 1;
+    uv_close((uv_handle_t *)&s->timer, session_timer_closed);
+}
+
+static void session_timer_closed(uv_handle_t *h)
+{
+    struct ssm_session *s = h->data;
+    free(s->ctrl);
+    if (s->token != NULL) {
+        OPENSSL_cleanse(s->token, strlen(s->token));
+        free(s->token);
+    }
+    free(s);
+}
+
+static void session_unlink(struct ssm_session *s)
+{
+    struct ssm_session **pp = &s->b->sessions;
+    while (*pp != NULL && *pp != s)
+        pp = &(*pp)->next;
+    if (*pp == s)
+        *pp = s->next;
+}
+
+static void session_free(struct ssm_session *s)
+{
+    session_unlink(s);
+    session_release(s);
+    session_close_timer(s);
+}
+
+static void session_linger_done(uv_timer_t *t)
+{
+    struct ssm_session *s = t->data;
+    if (s->n_streams == 0)
+        session_free(s);
+}
+
+/* Called when a stream left: free, or linger for the next connection. */
+static void session_maybe_free(struct ssm_session *s)
+{
+    if (s->n_streams > 0)
+        return;
+    if (s->state == SSM_OPEN && s->mux && s->shareable) {
+        uv_timer_start(&s->timer, session_linger_done, SSM_LINGER_MS, 0);
+        return;
+    }
+    session_free(s);
+}
+
+/* The session broke: every stream hears it; the streams' close() ends it. */
+static void session_fail(struct ssm_session *s, int err, const char *why)
 {
     if (s->state == SSM_CLOSED)
         return;
     log_debug("ssm %llu: %s", (unsigned long long)s->id, why);
-    stream_release(s);
-    if (!s->reported) {
-        s->reported = 1;
-        s->cb->on_open(s->arg, err, why);
-    } else {
-        s->cb->on_error(s->arg, err, why);
+    session_unlink(s); /* nobody new joins a broken session */
+    session_release(s);
+    for (struct backend_stream *st = s->streams, *next; st != NULL; st = next) {
+        next = st->next;
+        stream_fail(st, st->reported ? GW_ECLOSED : err, why);
     }
+    if (s->n_streams == 0)
+        session_close_timer(s);
 }
 
 /* AWS error codes to what the SOCKS reply should say. */
@@ -179,7 +370,7 @@ static int map_aws_error(int status, const struct aws_error *e)
     return GW_EAWS;
 }
 
-static void fail_aws(struct backend_stream *s, const char *what, int status,
+static void fail_aws(struct ssm_session *s, const char *what, int status,
                      const struct aws_error *e)
 {
     char why[1400], buf[1300];
@@ -189,33 +380,27 @@ static void fail_aws(struct backend_stream *s, const char *what, int status,
     else
         snprintf(why, sizeof(why), "%s: %s", what,
                  e ? aws_error_str(e, buf, sizeof(buf)) : gw_strerror(status));
-    stream_fail(s, map_aws_error(status, e), why);
+    session_fail(s, map_aws_error(status, e), why);
 }
 
 /* ---- open ---- */
 
-static void maybe_report_open(struct backend_stream *s)
+static void maybe_report_open(struct ssm_session *s)
 {
-    if (s->reported || !s->ready || s->push_pending)
+    if (s->opened || !s->ready || s->push_pending || s->state == SSM_CLOSED)
         return;
     if (s->push_status != 0) {
-        stream_fail(s, s->push_status, s->push_error);
+        session_fail(s, s->push_status, s->push_error);
         return;
     }
-    s->reported = 1;
+    s->opened = 1;
     s->state = SSM_OPEN;
-    s->cb->on_open(s->arg, 0, NULL);
-}
-
-static void smux_send_ctrl(struct backend_stream *s, uint8_t cmd)
-{
-    uint8_t f[8] = {1, cmd, 0, 0, SMUX_SID, 0, 0, 0};
-    dc_channel_write(s->ch, f, sizeof(f));
+    session_open_streams(s);
 }
 
 static void on_ready(void *arg, const struct dc_handshake_request *hs)
 {
-    struct backend_stream *s = arg;
+    struct ssm_session *s = arg;
     /* The agent runs smux when the session is LocalPortForwarding and our
      * ClientVersion is >= 1.1.70 (it is): speak it on our side too. */
     s->mux = strcmp(hs->properties_type, "LocalPortForwarding") == 0 &&
@@ -223,20 +408,22 @@ static void on_ready(void *arg, const struct dc_handshake_request *hs)
     log_debug("ssm %llu: handshake done: agent %s, %s mode",
               (unsigned long long)s->id, hs->agent_version,
               s->mux ? "smux" : "stream");
-    if (s->mux)
-        smux_send_ctrl(s, 0); /* SYN */
     s->ready = 1;
     maybe_report_open(s);
 }
 
 /* Feeds smux bytes from the agent; frames may span messages. */
-static void smux_input(struct backend_stream *s, const uint8_t *p, size_t n)
+static void smux_input(struct ssm_session *s, const uint8_t *p, size_t n)
 {
     while (n > 0 && s->state != SSM_CLOSED) {
         if (s->smux_body_left > 0) {
             size_t k = GW_MIN(n, (size_t)s->smux_body_left);
-            if (s->smux_cmd == 2 && s->smux_body_sid == SMUX_SID)
-                s->cb->on_data(s->arg, p, k);
+            struct backend_stream *st =
+                s->smux_cmd == 2 ? session_find_stream(s, s->smux_body_sid)
+                                 : NULL;
+            /* Data for a closed stream is read and dropped. */
+            if (st != NULL && st->reported && !st->dead)
+                st->cb->on_data(st->arg, p, k);
             s->smux_body_left -= (uint32_t)k;
             p += k;
             n -= k;
@@ -256,67 +443,96 @@ static void smux_input(struct backend_stream *s, const uint8_t *p, size_t n)
             (uint32_t)s->smux_hdr[4] | (uint32_t)s->smux_hdr[5] << 8 |
             (uint32_t)s->smux_hdr[6] << 16 | (uint32_t)s->smux_hdr[7] << 24;
         if (ver != 1 || cmd > 4 || (cmd != 2 && cmd != 4 && len != 0)) {
-            stream_fail(s, GW_EPROTO, "smux protocol error from the agent");
+            session_fail(s, GW_EPROTO, "smux protocol error from the agent");
             return;
         }
         s->smux_cmd = cmd;
         s->smux_body_sid = sid;
         s->smux_body_left = len;
-        if (cmd == 1 && sid == SMUX_SID && !s->eof_sent) {
-            s->eof_sent = 1;
-            s->cb->on_eof(s->arg);
+        if (cmd == 1) { /* FIN: the destination ended this stream */
+            struct backend_stream *st = session_find_stream(s, sid);
+            if (st != NULL && st->reported && !st->dead && !st->eof_sent) {
+                st->eof_sent = 1;
+                st->cb->on_eof(st->arg);
+            }
         }
     }
 }
 
 static void on_data(void *arg, const uint8_t *p, size_t n)
 {
-    struct backend_stream *s = arg;
-    if (s->mux)
+    struct ssm_session *s = arg;
+    if (s->mux) {
         smux_input(s, p, n);
-    else
-        s->cb->on_data(s->arg, p, n);
+        return;
+    }
+    struct backend_stream *st = s->streams;
+    if (st != NULL && st->reported && !st->dead)
+        st->cb->on_data(st->arg, p, n);
 }
 
 static void on_flag(void *arg, uint32_t flag)
 {
-    struct backend_stream *s = arg;
-    if (flag == DC_FLAG_CONNECT_TO_PORT_ERROR)
-        stream_fail(s, GW_EREFUSED,
-                    "the agent could not connect to the destination port");
+    struct ssm_session *s = arg;
+    if (flag != DC_FLAG_CONNECT_TO_PORT_ERROR)
+        return;
+    /* The flag names no stream; the FIN that follows does. Fail the
+     * newest stream still without data, which is the one the agent just
+     * tried to dial. */
+    const char *why = "the agent could not connect to the destination port";
+    if (!s->mux) {
+        session_fail(s, GW_EREFUSED, why);
+        return;
+    }
+    log_warn("ssm %llu: %s", (unsigned long long)s->id, why);
+    for (struct backend_stream *st = s->streams; st != NULL; st = st->next)
+        if (!st->dead && st->sid == s->next_sid - 2) {
+            stream_fail(st, GW_EREFUSED, why);
+            break;
+        }
 }
 
 static void on_writable(void *arg)
 {
-    struct backend_stream *s = arg;
-    if (s->state == SSM_OPEN)
-        s->cb->on_drain(s->arg);
+    struct ssm_session *s = arg;
+    if (s->state != SSM_OPEN)
+        return;
+    if (s->mux && !smux_flush_ctrl(s)) {
+        dc_channel_want_writable(s->ch);
+        return;
+    }
+    for (struct backend_stream *st = s->streams, *next; st != NULL; st = next) {
+        next = st->next;
+        if (st->reported && !st->dead)
+            st->cb->on_drain(st->arg);
+    }
 }
 
 static void on_closed(void *arg, const char *reason)
 {
-    struct backend_stream *s = arg;
+    struct ssm_session *s = arg;
     if (s->state == SSM_OPEN && !s->mux &&
         strstr(reason, "closed the") != NULL) {
         /* The destination ended the session: an EOF, not an error. */
         log_debug("ssm %llu: %s", (unsigned long long)s->id, reason);
-        if (!s->eof_sent) {
-            s->eof_sent = 1;
-            s->cb->on_eof(s->arg);
+        struct backend_stream *st = s->streams;
+        if (st != NULL && !st->eof_sent && !st->dead) {
+            st->eof_sent = 1;
+            st->cb->on_eof(st->arg);
         }
         return;
     }
-    stream_fail(s, s->reported ? GW_ECLOSED : GW_EUNREACHABLE, reason);
+    session_fail(s, s->opened ? GW_ECLOSED : GW_EUNREACHABLE, reason);
 }
 
-static void resume_now(struct backend_stream *s);
+static void resume_now(struct ssm_session *s);
 
 static void resume_timer_fired(uv_timer_t *t)
 {
     resume_now(t->data);
 }
 
-static void resume_retry(struct backend_stream *s, const char *why)
+static void resume_retry(struct ssm_session *s, const char *why)
 {
     uint64_t now = uv_now(s->b->loop);
     uint64_t delay = 100ull << GW_MIN(s->resume_attempt, 6);
@@ -325,10 +541,9 @@ static void resume_retry(struct backend_stream *s, const char *why)
     if (now + delay >= s->resume_deadline) {
         char msg[512];
         snprintf(msg, sizeof(msg),
-                 "could not resume the session within %d "
-                 "ms: %s",
+                 "could not resume the session within %d ms: %s",
                  s->b->opts.resume_budget_ms, why);
-        stream_fail(s, GW_ECLOSED, msg);
+        session_fail(s, GW_ECLOSED, msg);
         return;
     }
     s->resume_attempt++;
@@ -337,9 +552,9 @@ static void resume_retry(struct backend_stream *s, const char *why)
 
 static void on_lost(void *arg, const char *reason)
 {
-    struct backend_stream *s = arg;
-    if (!s->reported) {
-        stream_fail(s, GW_EUNREACHABLE, reason);
+    struct ssm_session *s = arg;
+    if (!s->opened) {
+        session_fail(s, GW_EUNREACHABLE, reason);
         return;
     }
     if (s->state == SSM_RESUMING) {
@@ -368,7 +583,7 @@ static const struct dc_channel_cb channel_cb = {
 static void on_creds(void *arg, int status, const struct aws_sigv4_creds *creds,
                      const char *region, const struct aws_error *err)
 {
-    struct backend_stream *s = arg;
+    struct ssm_session *s = arg;
     s->call = NULL;
     if (status != 0) {
         if (s->state == SSM_RESUMING)
@@ -400,7 +615,7 @@ static void on_creds(void *arg, int status, const struct aws_sigv4_creds *creds,
                                     s->b->opts.handshake_timeout_ms};
         if (dc_channel_new(s->b->loop, s->b->ws, &o, &channel_cb, s, &s->ch) !=
             0) {
-            stream_fail(s, GW_ENOMEM, "out of memory");
+            session_fail(s, GW_ENOMEM, "out of memory");
             return;
         }
     }
@@ -411,7 +626,7 @@ static void on_creds(void *arg, int status, const struct aws_sigv4_creds *creds,
         if (s->state == SSM_RESUMING)
             resume_retry(s, "cannot reconnect the WebSocket");
         else
-            stream_fail(s, GW_EUNREACHABLE, "cannot open the data channel");
+            session_fail(s, GW_EUNREACHABLE, "cannot open the data channel");
         return;
     }
     if (s->state == SSM_RESUMING) {
@@ -421,7 +636,7 @@ static void on_creds(void *arg, int status, const struct aws_sigv4_creds *creds,
     }
 }
 
-static int take_session(struct backend_stream *s,
+static int take_session(struct ssm_session *s,
                         const struct aws_ssm_session *sess)
 {
     if (sess->stream_url[0] != '\0')
@@ -438,7 +653,7 @@ static void on_resumed(void *arg, int status,
                        const struct aws_ssm_session *sess,
                        const struct aws_error *err)
 {
-    struct backend_stream *s = arg;
+    struct ssm_session *s = arg;
     s->call = NULL;
     if (status != 0) {
         if (err != NULL && strcmp(err->code, "DoesNotExistException") == 0) {
@@ -449,9 +664,9 @@ static void on_resumed(void *arg, int status,
         return;
     }
     if (sess->token[0] == '\0') {
-        stream_fail(s, GW_ECLOSED,
-                    "the session timed out (ResumeSession "
-                    "returned no token)");
+        session_fail(s, GW_ECLOSED,
+                     "the session timed out (ResumeSession "
+                     "returned no token)");
         return;
     }
     take_session(s, sess);
@@ -459,7 +674,7 @@ static void on_resumed(void *arg, int status,
         aws_get_credentials(s->b->aws, s->spec.profile, s->region, on_creds, s);
 }
 
-static void resume_now(struct backend_stream *s)
+static void resume_now(struct ssm_session *s)
 {
     if (s->state != SSM_RESUMING)
         return;
@@ -473,7 +688,7 @@ static void on_started(void *arg, int status,
                        const struct aws_ssm_session *sess,
                        const struct aws_error *err)
 {
-    struct backend_stream *s = arg;
+    struct ssm_session *s = arg;
     s->call = NULL;
     if (status != 0) {
         fail_aws(s, "StartSession", status, err);
@@ -481,7 +696,7 @@ static void on_started(void *arg, int status,
     }
     snprintf(s->session_id, sizeof(s->session_id), "%s", sess->session_id);
     if (take_session(s, sess) != 0) {
-        stream_fail(s, GW_ENOMEM, "out of memory");
+        session_fail(s, GW_ENOMEM, "out of memory");
         return;
     }
     log_debug("ssm %llu: session %s started", (unsigned long long)s->id,
@@ -493,7 +708,7 @@ static void on_started(void *arg, int status,
 
 static void on_pushed(void *arg, int status, const struct aws_error *err)
 {
-    struct backend_stream *s = arg;
+    struct ssm_session *s = arg;
     s->push = NULL;
     s->push_pending = 0;
     s->push_status = status;
@@ -513,7 +728,7 @@ static void on_pushed(void *arg, int status, const struct aws_error *err)
     maybe_report_open(s);
 }
 
-static void start_session(struct backend_stream *s)
+static void start_session(struct ssm_session *s)
 {
     struct backend_ssm *b = s->b;
     char port[8], reason[256];
@@ -534,26 +749,27 @@ static void start_session(struct backend_stream *s)
                   "own keys apply",
                   (unsigned long long)s->id, s->instance);
     }
+    snprintf(port, sizeof(port), "%u", s->spec.port);
     snprintf(reason, sizeof(reason), "%s via %s", b->reason_prefix,
              s->spec.label[0] ? s->spec.label : "SOCKS");
     struct aws_ssm_start req = {
         .target = s->instance,
         .document = tunnel_document(s->spec.kind),
-        .port_number = document_port(s, port, sizeof(port)),
+        .port_number = port,
         .host = s->spec.kind == TUNNEL_SSM_REMOTE ? s->spec.host : NULL,
         .reason = reason,
     };
     s->call = aws_ssm_start_session(b->aws, s->spec.profile, s->spec.region,
                                     &req, on_started, s);
     if (s->call == NULL)
-        stream_fail(s, GW_ENOMEM, "cannot call StartSession");
+        session_fail(s, GW_ENOMEM, "cannot call StartSession");
 }
 
 static void on_resolved(void *arg, int status,
                         const struct aws_ssm_instance *list, size_t n,
                         const struct aws_error *err)
 {
-    struct backend_stream *s = arg;
+    struct ssm_session *s = arg;
     s->call = NULL;
     char why[512];
     if (status != 0) {
@@ -563,7 +779,7 @@ static void on_resolved(void *arg, int status,
     if (n == 0) {
         snprintf(why, sizeof(why), "no managed instance is named %s",
                  s->spec.target);
-        stream_fail(s, GW_EUNREACHABLE, why);
+        session_fail(s, GW_EUNREACHABLE, why);
         return;
     }
     if (n > 1) {
@@ -572,7 +788,7 @@ static void on_resolved(void *arg, int status,
         for (size_t i = 0; i < n && o < (int)sizeof(why) - 40; i++)
             o += snprintf(why + o, sizeof(why) - (size_t)o, " %s",
                           list[i].instance_id);
-        stream_fail(s, GW_EUNREACHABLE, why);
+        session_fail(s, GW_EUNREACHABLE, why);
         return;
     }
     if (strcmp(list[0].ping_status, "Online") != 0) {
@@ -580,7 +796,7 @@ static void on_resolved(void *arg, int status,
                  "%s (%s) is not online: its SSM Agent "
                  "ping status is %s",
                  s->spec.target, list[0].instance_id, list[0].ping_status);
-        stream_fail(s, GW_EUNREACHABLE, why);
+        session_fail(s, GW_EUNREACHABLE, why);
         return;
     }
     snprintf(s->instance, sizeof(s->instance), "%s", list[0].instance_id);
@@ -591,15 +807,15 @@ static void on_resolved(void *arg, int status,
 
 static void open_deferred(uv_timer_t *t)
 {
-    struct backend_stream *s = t->data;
+    struct ssm_session *s = t->data;
     if (s->spec.target_is_name) {
         s->state = SSM_RESOLVING;
         s->call =
             aws_ssm_find_by_name(s->b->aws, s->spec.profile, s->spec.region,
                                  s->spec.target, on_resolved, s);
         if (s->call == NULL)
-            stream_fail(s, GW_ENOMEM,
-                        "cannot call DescribeInstanceInformation");
+            session_fail(s, GW_ENOMEM,
+                         "cannot call DescribeInstanceInformation");
         return;
     }
     snprintf(s->instance, sizeof(s->instance), "%s", s->spec.target);
@@ -608,36 +824,92 @@ static void open_deferred(uv_timer_t *t)
 
 /* ---- backend ops ---- */
 
+static int same_target(const struct tunnel_spec *a, const struct tunnel_spec *b)
+{
+    return a->kind == b->kind && a->port == b->port &&
+           strcmp(a->target, b->target) == 0 && strcmp(a->host, b->host) == 0 &&
+           strcmp(a->profile, b->profile) == 0 &&
+           strcmp(a->region, b->region) == 0;
+}
+
+static struct ssm_session *session_new(struct backend_ssm *b, uv_loop_t *loop,
+                                       const struct tunnel_spec *spec)
+{
+    struct ssm_session *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    s->b = b;
+    s->id = ++b->next_id;
+    s->spec = *spec;
+    s->next_sid = 3; /* smux client streams: 3, 5, 7, ... */
+    s->shareable =
+        spec->kind == TUNNEL_SSM_PORT || spec->kind == TUNNEL_SSM_REMOTE;
+    snprintf(s->region, sizeof(s->region), "%s", spec->region);
+    uv_timer_init(loop, &s->timer);
+    s->timer.data = s;
+    s->next = b->sessions;
+    b->sessions = s;
+    /* on_open must never run inside open(): start from the loop. */
+    uv_timer_start(&s->timer, open_deferred, 0, 0);
+    return s;
+}
+
 static int ssm_open(void *ctx, uv_loop_t *loop, const struct tunnel_spec *spec,
                     const struct backend_cb *cb, void *arg,
                     struct backend_stream **out)
 {
     struct backend_ssm *b = ctx;
-    struct backend_stream *s = calloc(1, sizeof(*s));
-    if (s == NULL)
+    struct backend_stream *st = calloc(1, sizeof(*st));
+    if (st == NULL)
         return GW_ENOMEM;
-    s->b = b;
-    s->id = ++b->next_id;
-    s->spec = *spec;
-    s->cb = cb;
-    s->arg = arg;
-    snprintf(s->region, sizeof(s->region), "%s", spec->region);
-    uv_timer_init(loop, &s->timer);
-    s->timer.data = s;
-    /* on_open must never run inside open(): start from the loop. */
-    uv_timer_start(&s->timer, open_deferred, 0, 0);
-    *out = s;
+    struct ssm_session *s = NULL;
+    if (spec->kind == TUNNEL_SSM_PORT || spec->kind == TUNNEL_SSM_REMOTE)
+        for (s = b->sessions; s != NULL; s = s->next)
+            if (s->shareable && s->state != SSM_CLOSED &&
+                same_target(&s->spec, spec) && (s->mux || !s->ready) &&
+                s->next_sid < 0x7ffffff0u)
+                break;
+    int joined = s != NULL;
+    if (s == NULL && (s = session_new(b, loop, spec)) == NULL) {
+        free(st);
+        return GW_ENOMEM;
+    }
+    st->sess = s;
+    st->cb = cb;
+    st->arg = arg;
+    st->sid = s->next_sid;
+    s->next_sid += 2;
+    uv_timer_init(loop, &st->notify);
+    st->notify.data = st;
+    st->next = s->streams;
+    s->streams = st;
+    s->n_streams++;
+    if (joined) {
+        uv_timer_stop(&s->timer); /* no longer lingering */
+        if (s->opened) {
+            log_debug("ssm %llu: new smux stream %u on session %s",
+                      (unsigned long long)s->id, st->sid, s->session_id);
+            smux_send_ctrl(s, 0, st->sid);
+            stream_report(st, 0, NULL);
+        }
+    }
+    *out = st;
     return 0;
 }
 
-static ssize_t ssm_write(struct backend_stream *s, const uint8_t *p, size_t n)
+static ssize_t ssm_write(struct backend_stream *st, const uint8_t *p, size_t n)
 {
-    if (s->state == SSM_CLOSED)
+    struct ssm_session *s = st->sess;
+    if (st->dead || s->state == SSM_CLOSED)
         return GW_ECLOSED;
     if (s->ch == NULL)
         return 0;
     if (!s->mux)
         return dc_channel_write(s->ch, p, n);
+    if (!smux_flush_ctrl(s)) {
+        dc_channel_want_writable(s->ch);
+        return 0;
+    }
     /* One PSH frame that fits the window whole, so frames never split
      * between what was taken and what was not. */
     size_t room = dc_channel_room(s->ch);
@@ -651,8 +923,10 @@ static ssize_t ssm_write(struct backend_stream *s, const uint8_t *p, size_t n)
     frame[1] = 2;
     frame[2] = (uint8_t)k;
     frame[3] = (uint8_t)(k >> 8);
-    frame[4] = SMUX_SID;
-    frame[5] = frame[6] = frame[7] = 0;
+    frame[4] = (uint8_t)st->sid;
+    frame[5] = (uint8_t)(st->sid >> 8);
+    frame[6] = (uint8_t)(st->sid >> 16);
+    frame[7] = (uint8_t)(st->sid >> 24);
     memcpy(frame + 8, p, k);
     ssize_t taken = dc_channel_write(s->ch, frame, 8 + k);
     if (taken < 0)
@@ -666,24 +940,29 @@ static ssize_t ssm_write(struct backend_stream *s, const uint8_t *p, size_t n)
  * it rather than wait on a remote that may never speak again. */
 static void stream_drain_check(uv_timer_t *t)
 {
-    struct backend_stream *s = t->data;
-    if (s->state != SSM_OPEN || s->ch == NULL)
+    struct ssm_session *s = t->data;
+    struct backend_stream *st = s->streams;
+    if (s->state != SSM_OPEN || s->ch == NULL || st == NULL)
         return;
     if (dc_channel_unacked(s->ch) > 0)
         return;
     uv_timer_stop(&s->timer);
-    if (!s->eof_sent) {
-        s->eof_sent = 1;
-        s->cb->on_eof(s->arg);
+    if (!st->eof_sent && !st->dead) {
+        st->eof_sent = 1;
+        st->cb->on_eof(st->arg);
     }
 }
 
-static int ssm_shutdown(struct backend_stream *s)
+static int ssm_shutdown(struct backend_stream *st)
 {
-    if (s->ch == NULL || s->state != SSM_OPEN)
+    struct ssm_session *s = st->sess;
+    if (s->ch == NULL || s->state != SSM_OPEN || st->dead)
         return 0;
     if (s->mux) {
-        smux_send_ctrl(s, 1); /* FIN */
+        if (!st->fin_sent) {
+            st->fin_sent = 1;
+            smux_send_ctrl(s, 1, st->sid); /* FIN */
+        }
         return 0;
     }
     s->local_eof = 1;
@@ -691,24 +970,55 @@ static int ssm_shutdown(struct backend_stream *s)
     return 0;
 }
 
-static void ssm_pause(struct backend_stream *s)
+/* smux v1 has no per-stream flow control: pausing one stream pauses the
+ * session's reads, so every stream of it waits for the slowest reader. */
+static void ssm_pause(struct backend_stream *st)
 {
-    if (s->ch != NULL)
+    struct ssm_session *s = st->sess;
+    if (st->paused)
+        return;
+    st->paused = 1;
+    if (s->paused_streams++ == 0 && s->ch != NULL)
         dc_channel_pause_rx(s->ch, 1);
 }
 
-static void ssm_resume(struct backend_stream *s)
+static void ssm_resume(struct backend_stream *st)
 {
-    if (s->ch != NULL)
+    struct ssm_session *s = st->sess;
+    if (!st->paused)
+        return;
+    st->paused = 0;
+    if (--s->paused_streams == 0 && s->ch != NULL)
         dc_channel_pause_rx(s->ch, 0);
 }
 
-static void ssm_close(struct backend_stream *s)
+static void stream_notify_closed(uv_handle_t *h)
 {
-    if (s->ch != NULL && s->state == SSM_OPEN)
-        dc_channel_send_flag(s->ch, DC_FLAG_TERMINATE_SESSION);
-    stream_release(s);
-    uv_close((uv_handle_t *)&s->timer, stream_timer_closed);
+    free(h->data);
+}
+
+static void ssm_close(struct backend_stream *st)
+{
+    struct ssm_session *s = st->sess;
+    if (st->paused)
+        ssm_resume(st);
+    if (s->mux && s->state == SSM_OPEN && !st->fin_sent && st->reported)
+        smux_send_ctrl(s, 1, st->sid);
+    struct backend_stream **pp = &s->streams;
+    while (*pp != NULL && *pp != st)
+        pp = &(*pp)->next;
+    if (*pp == st)
+        *pp = st->next;
+    s->n_streams--;
+    st->dead = 1;
+    uv_close((uv_handle_t *)&st->notify, stream_notify_closed);
+    if (s->state == SSM_CLOSED) {
+        /* Failed earlier: the session waits for its last stream. */
+        if (s->n_streams == 0)
+            session_close_timer(s);
+        return;
+    }
+    session_maybe_free(s);
 }
 
 static const struct backend_ops ssm_ops = {
@@ -748,5 +1058,10 @@ const struct backend *backend_ssm_backend(struct backend_ssm *b)
 
 void backend_ssm_free(struct backend_ssm *b)
 {
+    if (b == NULL)
+        return;
+    /* Lingering idle sessions: terminate them now. */
+    while (b->sessions != NULL)
+        session_free(b->sessions);
     free(b);
 }

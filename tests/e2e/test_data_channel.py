@@ -222,3 +222,39 @@ def test_paced_upload_rate_stays_under_the_service_limit(echo):
                 assert rate >= 0.95
         finally:
             assert gw.close() == 0
+
+
+def test_50_connections_share_one_smux_session(fake):
+    """Connections to an open forward join its session as smux streams:
+    no API call, a new stream in milliseconds, data kept apart."""
+    gw = run_gateway(fake)
+    try:
+        assert roundtrip(gw, 1000)  # opens the session
+        fake.clear_calls()
+        t0 = time.time()
+        s = socket.create_connection(gw.listeners["echo"], timeout=30)
+        s.sendall(b"x")
+        assert s.recv(1) == b"x"
+        first_byte_ms = (time.time() - t0) * 1000
+        s.close()
+        print("new connection on an open forward: first echo in %.1f ms" %
+              first_byte_ms)
+        results = []
+
+        def one(i):
+            results.append(roundtrip(gw, 20000 + i * 97, timeout=120))
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(50)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(180)
+        assert len(results) == 50 and all(results)
+        assert fake.calls("StartSession") == []
+        sessions = fake.sessions()
+        live = [x for x in sessions.values() if x.get("mode") == "mux"]
+        assert len(live) == 1, sessions.keys()
+        assert live[0]["stats"]["smux_streams"] >= 52
+        assert first_byte_ms < 100
+    finally:
+        assert gw.close() == 0
