@@ -132,6 +132,48 @@ class Gateway(Process):
         return rc
 
 
+class EchoServer:
+    """A loopback TCP echo server on a port from the OS (threads)."""
+
+    def __init__(self):
+        import threading
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(512)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        self._threading = threading
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            self._threading.Thread(target=self._echo, args=(c,),
+                                   daemon=True).start()
+
+    @staticmethod
+    def _echo(c):
+        try:
+            while True:
+                d = c.recv(1 << 16)
+                if not d:
+                    break
+                c.sendall(d)
+            c.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def close(self):
+        self.sock.close()
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

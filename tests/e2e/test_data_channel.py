@@ -12,41 +12,12 @@ import time
 
 import pytest
 
-from harness import Gateway, FAKE_DIR, SANITIZED
+from harness import EchoServer as Echo, Gateway, FAKE_DIR, SANITIZED
 
 sys.path.insert(0, FAKE_DIR)
 from fakeaws import FakeAws  # noqa: E402
 
 INST = "i-0123456789abcdef0"
-
-
-class Echo:
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self.serve, daemon=True).start()
-
-    def serve(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.echo, args=(c,), daemon=True).start()
-
-    @staticmethod
-    def echo(c):
-        try:
-            while True:
-                d = c.recv(65536)
-                if not d:
-                    break
-                c.sendall(d)
-        except OSError:
-            pass
-        c.close()
 
 
 def run_gateway(fake, extra=""):

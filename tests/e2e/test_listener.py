@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from harness import Gateway, rss_kb
+from harness import EchoServer, Gateway, rss_kb
 
 DIRECT_ROUTES = """
 [route local]
@@ -23,45 +23,6 @@ via = direct
 match = localhost
 via = direct
 """
-
-
-class EchoServer:
-    """Echoes every byte back; counts connections."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(512)
-        self.port = self.sock.getsockname()[1]
-        self.accepted = 0
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            threading.Thread(target=self._echo, args=(c,), daemon=True).start()
-
-    @staticmethod
-    def _echo(c):
-        try:
-            while True:
-                d = c.recv(1 << 16)
-                if not d:
-                    break
-                c.sendall(d)
-            c.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
-        finally:
-            c.close()
-
-    def close(self):
-        self.sock.close()
 
 
 class SinkSource:
