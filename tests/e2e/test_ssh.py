@@ -269,3 +269,57 @@ def test_status_lists_live_ssh_tunnel(world):
         assert tunnels and tunnels[0]["document"] == "AWS-StartSSHSession"
     finally:
         p.wait(30)
+
+
+def test_managed_node_uses_the_users_own_key(world, tmp_path):
+    """mi- targets get no EC2 Instance Connect push: the user's own key
+    works, the daemon's agent key alone is refused cleanly."""
+    key = tmp_path / "id_user"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f",
+                    str(key)], check=True)
+    managed = "mi-0123456789abcdef0"
+    fake = world["fake"]
+    with Sshd(None, authorized_keys=(tmp_path / "id_user.pub").read_text()) \
+            as own:
+        fake.set_instances({managed: {"name": "hybrid",
+                                      "ports": {"22": own.port}}})
+        fake.clear_calls()
+        base = ["ssh", "-F", "/dev/null", "-o", "StrictHostKeyChecking=no",
+                "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
+                "-o", "LogLevel=ERROR",
+                "-o", "ProxyCommand=nc -X 5 -x %s:%d %%r@%%h %%p" %
+                world["gw"].socks]
+        r = subprocess.run(base + ["-o", "IdentityAgent=none", "-o",
+                                   "IdentitiesOnly=yes", "-i", str(key),
+                                   "%s@%s" % (own.user, managed), "echo", "ok"],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip() == "ok"
+        agent = os.path.join(world["gw"].runtime_dir, "agent.sock")
+        r = subprocess.run(base + ["-o", "IdentityAgent=" + agent, "-o",
+                                   "IdentitiesOnly=no",
+                                   "%s@%s" % (own.user, managed), "true"],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 255 and "Permission denied" in r.stderr
+        assert fake.calls("SendSSHPublicKey") == []
+
+
+def test_builtin_proxy_command(world):
+    host, port = world["gw"].socks
+    agent = os.path.join(world["gw"].runtime_dir, "agent.sock")
+    proxy = "%s proxy --listen %s:%d %%r@%%h %%p" % (SSMGATE_BIN, host, port)
+    r = subprocess.run(["ssh", "-F", "/dev/null", "-o",
+                        "StrictHostKeyChecking=no", "-o",
+                        "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
+                        "-o", "IdentityAgent=" + agent,
+                        "-o", "ProxyCommand=" + proxy,
+                        "%s@%s" % (world["sshd"].user, WEB[0]), "echo", "p"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "p"
+    # A refused target is a clear message from the proxy, not a hang.
+    r = subprocess.run([SSMGATE_BIN, "proxy", "--listen", "%s:%d" % (host, port),
+                        "example.com", "22"], capture_output=True, text=True,
+                       timeout=30, input="")
+    assert r.returncode == 1
+    assert "not allowed by ruleset" in r.stderr
