@@ -34,6 +34,8 @@
 #include "ws.h"
 
 #define SMUX_MAX_PSH  32768
+#define NAME_CACHE_MS 30000 /* a Name tag's instance id is reused this long */
+#define NAME_CACHE_N  32
 #define SSM_LINGER_MS 30000
 
 enum ssm_state {
@@ -57,7 +59,42 @@ struct backend_ssm {
     struct backend be;
     uint64_t next_id;
     struct ssm_session *sessions; /* live sessions, for sharing */
+    struct name_cache {
+        char name[TUNNEL_TARGET_MAX];
+        char profile[TUNNEL_PROFILE_MAX];
+        char region[TUNNEL_REGION_MAX];
+        char instance[TUNNEL_TARGET_MAX];
+        uint64_t until_ms;
+    } names[NAME_CACHE_N];
+    int next_name;
 };
+
+/* The cached instance id for a Name in (profile, region), or NULL. */
+static const char *name_cache_get(struct backend_ssm *b,
+                                  const struct tunnel_spec *spec)
+{
+    uint64_t now = uv_now(b->loop);
+    for (int i = 0; i < NAME_CACHE_N; i++) {
+        struct name_cache *n = &b->names[i];
+        if (n->until_ms > now && strcmp(n->name, spec->target) == 0 &&
+            strcmp(n->profile, spec->profile) == 0 &&
+            strcmp(n->region, spec->region) == 0)
+            return n->instance;
+    }
+    return NULL;
+}
+
+static void name_cache_put(struct backend_ssm *b,
+                           const struct tunnel_spec *spec, const char *instance)
+{
+    struct name_cache *n = &b->names[b->next_name];
+    b->next_name = (b->next_name + 1) % NAME_CACHE_N;
+    snprintf(n->name, sizeof(n->name), "%s", spec->target);
+    snprintf(n->profile, sizeof(n->profile), "%s", spec->profile);
+    snprintf(n->region, sizeof(n->region), "%s", spec->region);
+    snprintf(n->instance, sizeof(n->instance), "%s", instance);
+    n->until_ms = uv_now(b->loop) + NAME_CACHE_MS;
+}
 
 /* One local connection; owned by its conn until close(). */
 struct backend_stream {
@@ -800,6 +837,7 @@ static void on_resolved(void *arg, int status,
         return;
     }
     snprintf(s->instance, sizeof(s->instance), "%s", list[0].instance_id);
+    name_cache_put(s->b, &s->spec, s->instance);
     log_debug("ssm %llu: %s is %s", (unsigned long long)s->id, s->spec.target,
               s->instance);
     start_session(s);
@@ -808,6 +846,13 @@ static void on_resolved(void *arg, int status,
 static void open_deferred(uv_timer_t *t)
 {
     struct ssm_session *s = t->data;
+    const char *cached =
+        s->spec.target_is_name ? name_cache_get(s->b, &s->spec) : NULL;
+    if (cached != NULL) {
+        snprintf(s->instance, sizeof(s->instance), "%s", cached);
+        start_session(s);
+        return;
+    }
     if (s->spec.target_is_name) {
         s->state = SSM_RESOLVING;
         s->call =

@@ -323,3 +323,20 @@ def test_builtin_proxy_command(world):
                        timeout=30, input="")
     assert r.returncode == 1
     assert "not allowed by ruleset" in r.stderr
+
+
+def test_name_lookup_is_cached_and_push_renewed_after_expiry(world):
+    """A Name tag resolves once for connects close together; a push older
+    than the reuse window (40 s, inside EC2 Instance Connect's 60 s) is
+    made again on the next connect."""
+    fake = world["fake"]
+    fake.clear_calls()
+    for _ in range(2):
+        r = ssh(world, "web-3", "true")
+        assert r.returncode == 0, r.stderr
+    assert len(fake.calls("DescribeInstanceInformation")) == 1
+    assert len(fake.calls("SendSSHPublicKey")) == 1
+    time.sleep(41)
+    r = ssh(world, "web-3", "true")
+    assert r.returncode == 0, r.stderr
+    assert len(fake.calls("SendSSHPublicKey")) == 2
