@@ -68,6 +68,8 @@ struct backend_ops {
     void (*resume)(struct backend_stream *s);
     /* Ends the stream; no callbacks after this returns. */
     void (*close)(struct backend_stream *s);
+    /* Optional: streams sharing this stream's session (smux), else 0. */
+    int (*shared_streams)(const struct backend_stream *s);
 };
 
 /* A backend instance: its table plus its own state. */

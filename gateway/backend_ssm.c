@@ -930,8 +930,8 @@ static int ssm_open(void *ctx, uv_loop_t *loop, const struct tunnel_spec *spec,
     s->streams = st;
     s->n_streams++;
     if (joined) {
-        uv_timer_stop(&s->timer); /* no longer lingering */
         if (s->opened) {
+            uv_timer_stop(&s->timer); /* no longer lingering */
             log_debug("ssm %llu: new smux stream %u on session %s",
                       (unsigned long long)s->id, st->sid, s->session_id);
             smux_send_ctrl(s, 0, st->sid);
@@ -1066,6 +1066,11 @@ static void ssm_close(struct backend_stream *st)
     session_maybe_free(s);
 }
 
+static int ssm_shared_streams(const struct backend_stream *st)
+{
+    return st->sess->mux ? st->sess->n_streams : 0;
+}
+
 static const struct backend_ops ssm_ops = {
     .name = "ssm",
     .open = ssm_open,
@@ -1074,6 +1079,7 @@ static const struct backend_ops ssm_ops = {
     .pause = ssm_pause,
     .resume = ssm_resume,
     .close = ssm_close,
+    .shared_streams = ssm_shared_streams,
 };
 
 int backend_ssm_new(uv_loop_t *loop, struct aws_client *aws, struct ws_ctx *ws,

@@ -627,6 +627,12 @@ void conn_describe(const struct conn *c, json_t *tunnels)
                   (json_int_t)((uv_now(c->loop) - c->opened_ms) / 1000),
                   "bytes_up", (json_int_t)c->pump.bytes_up, "bytes_down",
                   (json_int_t)c->pump.bytes_down);
+    if (o != NULL && c->stream != NULL &&
+        c->backend->ops->shared_streams != NULL) {
+        int n = c->backend->ops->shared_streams(c->stream);
+        if (n > 0)
+            json_object_set_new(o, "streams", json_integer(n));
+    }
     if (o != NULL)
         json_array_append_new(tunnels, o);
 }

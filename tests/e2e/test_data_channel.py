@@ -229,3 +229,30 @@ def test_50_connections_share_one_smux_session(fake):
         assert first_byte_ms < 100
     finally:
         assert gw.close() == 0
+
+
+def test_status_counts_smux_streams(fake):
+    from harness import SSMGATE_BIN
+    import json
+    import subprocess
+    gw = run_gateway(fake)
+    try:
+        conns = [socket.create_connection(gw.listeners["echo"], timeout=30)
+                 for _ in range(3)]
+        for c in conns:
+            c.sendall(b"x")
+            assert c.recv(1) == b"x"
+        r = subprocess.run([SSMGATE_BIN, "status", "--json", "--config",
+                            gw.config_path, "--runtime-dir", gw.runtime_dir],
+                           capture_output=True, text=True, timeout=10)
+        tunnels = json.loads(r.stdout)["tunnels"]
+        assert len(tunnels) == 3
+        assert all(t["streams"] == 3 for t in tunnels), tunnels
+        r = subprocess.run([SSMGATE_BIN, "status", "--config", gw.config_path,
+                            "--runtime-dir", gw.runtime_dir],
+                           capture_output=True, text=True, timeout=10)
+        assert "AWS-StartPortForwardingSession" in r.stdout
+        for c in conns:
+            c.close()
+    finally:
+        assert gw.close() == 0
