@@ -1107,6 +1107,15 @@ const struct backend *backend_ssm_backend(struct backend_ssm *b)
     return &b->be;
 }
 
+void backend_ssm_close_idle(struct backend_ssm *b)
+{
+    for (struct ssm_session *s = b->sessions, *next; s != NULL; s = next) {
+        next = s->next;
+        if (s->n_streams == 0)
+            session_free(s);
+    }
+}
+
 void backend_ssm_free(struct backend_ssm *b)
 {
     if (b == NULL)

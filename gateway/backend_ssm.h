@@ -30,6 +30,9 @@ int backend_ssm_new(uv_loop_t *loop, struct aws_client *aws, struct ws_ctx *ws,
                     struct backend_ssm **out);
 /* The struct backend to register with the server. */
 const struct backend *backend_ssm_backend(struct backend_ssm *b);
+/* Ends idle (lingering) sessions now, starting their TerminateSession
+ * calls; call it when the server drained, then let those calls finish. */
+void backend_ssm_close_idle(struct backend_ssm *b);
 /* Call once no stream is open any more (after the server drained). */
 void backend_ssm_free(struct backend_ssm *b);
 

@@ -186,6 +186,8 @@ static void shutdown_done(void *arg)
     d->agent = NULL;
     control_stop(d->control);
     d->control = NULL;
+    if (d->ssm != NULL)
+        backend_ssm_close_idle(d->ssm);
     uv_timer_init(d->loop, &d->settle);
     d->settle.data = d;
     d->settle_until = uv_now(d->loop) + 3000;
