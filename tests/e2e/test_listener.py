@@ -117,28 +117,15 @@ def run(cmd, data=b"", timeout=30):
                           timeout=timeout)
 
 
-def test_nc_socks5(gw, echo):
+@pytest.mark.parametrize("proto", ["5", "4", "connect"])
+def test_nc_through_each_protocol(gw, echo, proto):
+    """nc -X 5 (SOCKS5), -X 4 (SOCKS4, resolved locally), -X connect."""
     host, port = gw.socks
-    r = run(["nc", "-N", "-X", "5", "-x", "%s:%d" % (host, port),
-             "127.0.0.1", str(echo.port)], b"hello socks5\n")
+    line = b"hello via %s\n" % proto.encode()
+    r = run(["nc", "-N", "-X", proto, "-x", "%s:%d" % (host, port),
+             "127.0.0.1", str(echo.port)], line)
     assert r.returncode == 0, r.stderr
-    assert r.stdout == b"hello socks5\n"
-
-
-def test_nc_socks4(gw, echo):
-    host, port = gw.socks
-    r = run(["nc", "-N", "-X", "4", "-x", "%s:%d" % (host, port),
-             "127.0.0.1", str(echo.port)], b"hello socks4\n")
-    assert r.returncode == 0, r.stderr
-    assert r.stdout == b"hello socks4\n"
-
-
-def test_nc_http_connect(gw, echo):
-    host, port = gw.socks
-    r = run(["nc", "-N", "-X", "connect", "-x", "%s:%d" % (host, port),
-             "127.0.0.1", str(echo.port)], b"hello connect\n")
-    assert r.returncode == 0, r.stderr
-    assert r.stdout == b"hello connect\n"
+    assert r.stdout == line
 
 
 def test_curl_socks5_hostname_and_http_proxy(gw, tmp_path):
