@@ -340,3 +340,28 @@ def test_name_lookup_is_cached_and_push_renewed_after_expiry(world):
     r = ssh(world, "web-3", "true")
     assert r.returncode == 0, r.stderr
     assert len(fake.calls("SendSSHPublicKey")) == 2
+
+
+def test_key_file_option(world):
+    """key_file = yes: the daemon's key also as a 0600 OpenSSH file, usable
+    with ssh -i and no agent, removed at exit."""
+    gw = Gateway("[gateway]\nkey_file = yes\nmessage_rate = 0\n",
+                 env=world["fake"].env())
+    try:
+        key = os.path.join(gw.runtime_dir, "id_ed25519")
+        assert os.stat(key).st_mode & 0o777 == 0o600
+        assert os.stat(gw.runtime_dir).st_mode & 0o777 == 0o700
+        r = subprocess.run(["ssh", "-F", "/dev/null", "-o",
+                            "StrictHostKeyChecking=no", "-o",
+                            "UserKnownHostsFile=/dev/null", "-o",
+                            "BatchMode=yes", "-o", "IdentityAgent=none",
+                            "-o", "IdentitiesOnly=yes", "-i", key,
+                            "-o", "ProxyCommand=nc -X 5 -x %s:%d %%r@%%h %%p"
+                            % gw.socks,
+                            "%s@%s" % (world["sshd"].user, WEB[2]), "echo", "k"],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip() == "k"
+    finally:
+        assert gw.close() == 0
+    assert not os.path.exists(os.path.join(gw.runtime_dir, "id_ed25519"))
