@@ -160,6 +160,10 @@ static int parse_listen_list(const struct directive *d, const char *v,
         return -1;
     }
     strcpy(tmp, v);
+    if (strspn(tmp, " \t,") == strlen(tmp)) {
+        *why = "expected ADDR:PORT (IPv6 as [::1]:PORT)";
+        return -1;
+    }
     char *save = NULL;
     for (char *tok = strtok_r(tmp, ",", &save); tok != NULL;
          tok = strtok_r(NULL, ",", &save)) {

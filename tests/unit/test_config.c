@@ -86,6 +86,8 @@ static const struct {
     {"[gateway]\nbogus = 1\n", "t.ini:2: [gateway] bogus: unknown key"},
     {"[gateway]\n\nlisten = nope\n", "t.ini:3: [gateway] listen: expected"},
     {"[gateway]\nlisten = 1.2.3.4:70000\n", "t.ini:2: [gateway] listen"},
+    {"[gateway]\nlisten=\n", "t.ini:2: [gateway] listen: expected"},
+    {"[gateway]\nlisten = , ,\n", "t.ini:2: [gateway] listen: expected"},
     {"[gateway]\nlog_level = loud\n", "t.ini:2: [gateway] log_level"},
     {"[gateway]\nmax_connections = 0\n", "max_connections: out of range"},
     {"[gateway]\nmax_connections = 12x\n", "not a whole number"},
