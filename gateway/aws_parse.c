@@ -611,6 +611,21 @@ void aws_creds_parsed_clear(struct aws_creds_parsed *p)
     memset(p, 0, sizeof(*p));
 }
 
+int aws_creds_parsed_set(struct aws_creds_parsed *p, const char *ak,
+                         const char *sk, const char *tk)
+{
+    p->access_key_id = strdup(ak);
+    p->secret_access_key = strdup(sk);
+    if (tk && tk[0])
+        p->session_token = strdup(tk);
+    if (!p->access_key_id || !p->secret_access_key ||
+        (tk && tk[0] && !p->session_token)) {
+        aws_creds_parsed_clear(p);
+        return GW_ENOMEM;
+    }
+    return 0;
+}
+
 static int creds_from_json(json_t *doc, const char *token_key,
                            struct aws_creds_parsed *out, char *why,
                            size_t why_len)
@@ -630,13 +645,7 @@ static int creds_from_json(json_t *doc, const char *token_key,
         snprintf(why, why_len, "bad Expiration");
         return GW_EPROTO;
     }
-    out->access_key_id = strdup(ak);
-    out->secret_access_key = strdup(sk);
-    if (tk && tk[0])
-        out->session_token = strdup(tk);
-    if (!out->access_key_id || !out->secret_access_key ||
-        (tk && tk[0] && !out->session_token)) {
-        aws_creds_parsed_clear(out);
+    if (aws_creds_parsed_set(out, ak, sk, tk) != 0) {
         snprintf(why, why_len, "out of memory");
         return GW_ENOMEM;
     }

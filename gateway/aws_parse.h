@@ -82,6 +82,10 @@ struct aws_creds_parsed {
     time_t expiration;   /* 0 = never expires */
 };
 void aws_creds_parsed_clear(struct aws_creds_parsed *p);
+/* Copies the strings into p (tk NULL or "" = no token); on failure p is
+ * cleared. Returns 0 or GW_ENOMEM. */
+int aws_creds_parsed_set(struct aws_creds_parsed *p, const char *ak,
+                         const char *sk, const char *tk);
 
 /* credential_process stdout (Version 1). On error writes a reason to
  * why. Returns 0 or GW_EPROTO. */

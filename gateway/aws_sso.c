@@ -234,16 +234,7 @@ int aws_sso_parse_creds(json_t *resp, struct aws_creds_parsed *out)
     if (aws_parse_json_time(json_object_get(rc, "expiration"), 1,
                             &out->expiration) < 0)
         return GW_EPROTO;
-    out->access_key_id = strdup(ak);
-    out->secret_access_key = strdup(sk);
-    if (tk && tk[0])
-        out->session_token = strdup(tk);
-    if (!out->access_key_id || !out->secret_access_key ||
-        (tk && tk[0] && !out->session_token)) {
-        aws_creds_parsed_clear(out);
-        return GW_ENOMEM;
-    }
-    return 0;
+    return aws_creds_parsed_set(out, ak, sk, tk);
 }
 
 static void sso_done(void *arg, int status, json_t *resp,

@@ -22,14 +22,7 @@ int aws_sts_parse_creds(json_t *result, struct aws_creds_parsed *out)
         return GW_EPROTO;
     if (exp && aws_parse_json_time(exp, 0, &out->expiration) < 0)
         return GW_EPROTO;
-    out->access_key_id = strdup(ak);
-    out->secret_access_key = strdup(sk);
-    out->session_token = strdup(tk);
-    if (!out->access_key_id || !out->secret_access_key || !out->session_token) {
-        aws_creds_parsed_clear(out);
-        return GW_ENOMEM;
-    }
-    return 0;
+    return aws_creds_parsed_set(out, ak, sk, tk);
 }
 
 static void sts_done(void *arg, int status, json_t *resp,
