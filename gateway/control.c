@@ -19,7 +19,7 @@
 #include "common.h"
 #include "config.h"
 #include "log.h"
-#include "sshconfig.h"
+#include "rundir.h"
 
 #define CONTROL_LINE_MAX   256
 #define CONTROL_TIMEOUT_MS 5000

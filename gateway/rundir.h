@@ -16,8 +16,8 @@
 #define RUNDIR_MAX_FILES 16
 #define RUNDIR_NAME_MAX  64
 /*
- * File names inside the runtime directory (the same definitions as in
- * sshconfig.h, which prints them into the users' ssh config).
+ * File names inside the runtime directory (sshconfig.c prints them into
+ * the users' ssh config; control.c and main.c open them).
  * RUNDIR_PUBKEY is the current public key line: with IdentitiesOnly yes
  * ssh offers an agent key only when an IdentityFile names its .pub.
  * RUNDIR_KEYFILE is the optional OpenSSH private key (key_file = yes).

@@ -7,13 +7,9 @@
 
 #include <stdio.h>
 
-struct config;
+#include "rundir.h" /* RUNDIR_AGENT_SOCK, RUNDIR_PUBKEY, ... */
 
-/* File names inside the runtime directory, shared by every module. */
-#define RUNDIR_AGENT_SOCK   "agent.sock"
-#define RUNDIR_CONTROL_SOCK "control.sock"
-#define RUNDIR_PUBKEY       "id_ed25519.pub"
-#define RUNDIR_KEYFILE      "id_ed25519"
+struct config;
 
 /*
  * Writes the block to out. self is the path of the ssmgate binary for the
