@@ -65,6 +65,7 @@ struct dc_channel {
     enum dc_state state;
     int ready_once;
     uint8_t client_id[16];
+    struct dc_ids ids;
     char *token;
 
     /* outgoing */
@@ -140,7 +141,7 @@ static void dc_send_ack(struct dc_channel *ch, const struct dc_msg *m)
     if (jlen == 0)
         return;
     uint8_t id[16];
-    dc_uuid_new(id);
+    dc_ids_next(&ch->ids, id);
     size_t n = dc_msg_encode(frame, DC_TYPE_ACK, 0, 3, id, wall_ms(), 0,
                              frame + DC_MSG_OVERHEAD, (uint32_t)jlen);
     /* A full socket queue drops the ack: the agent resends the message
@@ -221,7 +222,7 @@ static int dc_queue(struct dc_channel *ch, uint32_t payload_type,
     int64_t seq = ch->next_seq++;
     struct dc_slot *s = slot_of(ch, seq);
     uint8_t id[16];
-    dc_uuid_new(id);
+    dc_ids_next(&ch->ids, id);
     memset(s, 0, sizeof(*s));
     s->seq = seq;
     s->len = dc_msg_encode(frame_of(ch, seq), DC_TYPE_INPUT, seq, 0, id,
@@ -576,6 +577,7 @@ int dc_channel_new(uv_loop_t *loop, struct ws_ctx *ws,
     ch->tokens = 1.0;
     ch->tokens_at_ns = uv_hrtime();
     dc_uuid_new(ch->client_id);
+    dc_ids_init(&ch->ids);
     for (int i = 0; i < DC_REORDER; i++)
         ch->reorder[i].seq = -1;
     uv_timer_init(loop, &ch->tick);

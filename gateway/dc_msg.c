@@ -107,13 +107,33 @@ void dc_uuid_new(uint8_t id[16])
     id[8] = (id[8] & 0x3f) | 0x80;
 }
 
+void dc_ids_init(struct dc_ids *g)
+{
+    dc_uuid_new(g->base);
+    g->next = 0;
+}
+
+void dc_ids_next(struct dc_ids *g, uint8_t id[16])
+{
+    if (g->next >> 48 != 0)
+        dc_ids_init(g); /* 2^48 messages later: a fresh base */
+    memcpy(id, g->base, 16);
+    uint64_t n = g->next++;
+    for (int i = 15; i >= 10; i--, n >>= 8)
+        id[i] ^= (uint8_t)n;
+}
+
 void dc_uuid_str(const uint8_t u[16], char out[37])
 {
-    snprintf(out, 37,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x"
-             "%02x",
-             u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10],
-             u[11], u[12], u[13], u[14], u[15]);
+    static const char hex[] = "0123456789abcdef";
+    char *o = out;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            *o++ = '-';
+        *o++ = hex[u[i] >> 4];
+        *o++ = hex[u[i] & 15];
+    }
+    *o = '\0';
 }
 
 int dc_uuid_parse(const char *s, uint8_t id[16])

@@ -17,16 +17,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DC_MSG_HEADER_LEN  116
-#define DC_MSG_OVERHEAD    120 /* header + the PayloadLength field */
-#define DC_MSG_TYPE_LEN    32
+#define DC_MSG_HEADER_LEN 116
+#define DC_MSG_OVERHEAD   120 /* header + the PayloadLength field */
+#define DC_MSG_TYPE_LEN   32
 
-#define DC_TYPE_INPUT      "input_stream_data"
-#define DC_TYPE_OUTPUT     "output_stream_data"
-#define DC_TYPE_ACK        "acknowledge"
-#define DC_TYPE_CLOSED     "channel_closed"
-#define DC_TYPE_START_PUB  "start_publication"
-#define DC_TYPE_PAUSE_PUB  "pause_publication"
+#define DC_TYPE_INPUT     "input_stream_data"
+#define DC_TYPE_OUTPUT    "output_stream_data"
+#define DC_TYPE_ACK       "acknowledge"
+#define DC_TYPE_CLOSED    "channel_closed"
+#define DC_TYPE_START_PUB "start_publication"
+#define DC_TYPE_PAUSE_PUB "pause_publication"
 
 enum dc_payload_type {
     DC_PT_OUTPUT = 1,
@@ -85,6 +85,16 @@ size_t dc_msg_encode(uint8_t *out, const char *type, int64_t seq,
 /* A random v4 UUID (canonical order) and its lower-case text form. */
 void dc_uuid_new(uint8_t id[16]);
 void dc_uuid_str(const uint8_t id[16], char out[37]);
+
+/* MessageIds for one channel: a random v4 UUID whose last 48 bits are
+ * XORed with a counter. Unique per channel and unguessable across
+ * channels, without a CSPRNG call (and its fork check) per message. */
+struct dc_ids {
+    uint8_t base[16];
+    uint64_t next;
+};
+void dc_ids_init(struct dc_ids *g);
+void dc_ids_next(struct dc_ids *g, uint8_t id[16]);
 int dc_uuid_parse(const char *s, uint8_t id[16]);
 
 /* ---- JSON payloads (malloc'd strings; free with free()) ---- */
@@ -105,7 +115,7 @@ char *dc_open_json(const char *token, const char *client_id,
 #define DC_MAX_ACTIONS 8
 struct dc_handshake_request {
     char agent_version[32];
-    char session_type[32]; /* from the SessionType action */
+    char session_type[32];    /* from the SessionType action */
     char properties_type[40]; /* Properties.type ("LocalPortForwarding") */
     int n_actions;
     char action_types[DC_MAX_ACTIONS][32];

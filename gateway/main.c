@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -298,9 +299,24 @@ static int daemon_start(struct daemon *d)
     return 0;
 }
 
+/* Every tunnel holds two descriptors (client and WebSocket); the usual
+ * soft limit of 1024 would cap the daemon near 500 tunnels. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+        return;
+    rlim_t was = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        log_warn("cannot raise the open-file limit above %llu",
+                 (unsigned long long)was);
+}
+
 static int cmd_run(struct daemon *d)
 {
     int status = 0;
+    raise_fd_limit();
     d->loop = uv_default_loop();
     if (daemon_start(d) != 0) {
         status = 1;

@@ -17,15 +17,20 @@
 #include "log.h"
 
 #define WS_SLOTS       64
+#define WS_WRITE_BATCH 32
 #define WS_SLOT_DATA   (16 * 1024) /* a data message is ~1.1 KiB */
 #define WS_RX_MAX      (1 << 20)
 #define WS_PING_MS     (5 * 60 * 1000)
 #define WS_MAX_HEADERS 4
+#define WS_DRAIN_BATCH 64  /* sockets drained per loop pass */
+#define WS_DRAIN_READS 256 /* messages read per socket per pass */
 
 struct ws_ctx {
     struct lws_context *lws;
     uv_loop_t *loop;
     char *ca_file;
+    uv_check_t drain;
+    struct ws *hot; /* sockets that received this loop pass */
 };
 
 struct ws_slot {
@@ -49,6 +54,10 @@ struct ws {
     int want_ping;
     int closing;
     int in_connect; /* inside lws_client_connect_via_info */
+    int rx_paused;
+    int hot; /* on ctx->hot */
+    struct ws *hot_prev, *hot_next;
+    uint64_t rx_msgs;
     uv_timer_t ping_timer;
     char *hdr_name[WS_MAX_HEADERS];
     char *hdr_value[WS_MAX_HEADERS];
@@ -59,9 +68,35 @@ struct ws {
 
 static void ws_free(struct ws *w);
 
+static void ws_hot_add(struct ws *w)
+{
+    if (w->hot)
+        return;
+    w->hot = 1;
+    w->hot_prev = NULL;
+    w->hot_next = w->ctx->hot;
+    if (w->hot_next != NULL)
+        w->hot_next->hot_prev = w;
+    w->ctx->hot = w;
+}
+
+static void ws_hot_remove(struct ws *w)
+{
+    if (!w->hot)
+        return;
+    w->hot = 0;
+    if (w->hot_prev != NULL)
+        w->hot_prev->hot_next = w->hot_next;
+    else
+        w->ctx->hot = w->hot_next;
+    if (w->hot_next != NULL)
+        w->hot_next->hot_prev = w->hot_prev;
+}
+
 static void ws_ping_closed(uv_handle_t *h)
 {
     struct ws *w = h->data;
+    ws_hot_remove(w);
     for (size_t i = 0; i < w->n_headers; i++) {
         free(w->hdr_name[i]);
         if (w->hdr_value[i] != NULL)
@@ -137,6 +172,10 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
             ws_report_close(w, "WebSocket message too large");
             return -1;
         }
+        if (lws_is_final_fragment(wsi)) {
+            w->rx_msgs++;
+            ws_hot_add(w);
+        }
         if (lws_is_final_fragment(wsi) && w->rx_len == 0) {
             w->cb->on_message(w->arg, in, len, w->rx_binary); /* no copy */
             break;
@@ -169,22 +208,27 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
                 lws_callback_on_writable(wsi);
             break;
         }
-        if (w->count == 0)
-            break;
-        struct ws_slot *s = &w->slots[w->head];
-        int rc = lws_write(wsi, s->data + LWS_PRE, s->len,
-                           s->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
-        if (rc < (int)s->len) {
-            ws_report_close(w, "WebSocket write failed");
-            return -1;
+        /* Several frames per callback: one loop pass and one POLLOUT
+         * toggle per message cost more than the write itself. lws appends
+         * to its own buffer if the socket takes only part, so stop then. */
+        for (int n = 0; n < WS_WRITE_BATCH && w->count > 0; n++) {
+            struct ws_slot *s = &w->slots[w->head];
+            int rc = lws_write(wsi, s->data + LWS_PRE, s->len,
+                               s->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
+            if (rc < (int)s->len) {
+                ws_report_close(w, "WebSocket write failed");
+                return -1;
+            }
+            w->head = (w->head + 1) % WS_SLOTS;
+            w->count--;
+            if (lws_partial_buffered(wsi))
+                break;
         }
-        w->head = (w->head + 1) % WS_SLOTS;
-        w->count--;
         if (w->count > 0)
             lws_callback_on_writable(wsi);
         if (w->want_writable) {
             w->want_writable = 0;
-            w->cb->on_writable(w->arg);
+            w->cb->on_writable(w->arg); /* may close w: touch nothing after */
         }
         break;
     }
@@ -227,6 +271,40 @@ static void ws_lws_log(int level, const char *line)
         log_debug("lws: %s", copy);
 }
 
+/*
+ * lws reads one TLS record, which is one message here, per poll event, and
+ * every poll event costs lws and libuv several syscalls (poll watcher
+ * restarts, an idle pass). After the poll phase, read on from the sockets
+ * that just received while they keep yielding whole messages, so a burst
+ * costs one loop pass instead of one per message.
+ */
+static void ws_drain(uv_check_t *h)
+{
+    struct ws_ctx *c = h->data;
+    struct ws *batch[WS_DRAIN_BATCH];
+    size_t n = 0;
+    /* Take a snapshot: servicing adds sockets to the list again. No ws is
+     * freed during this callback (frees wait for a uv close callback). */
+    while (c->hot != NULL && n < WS_DRAIN_BATCH) {
+        batch[n] = c->hot;
+        ws_hot_remove(batch[n++]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct ws *w = batch[i];
+        for (int k = 0; k < WS_DRAIN_READS; k++) {
+            if (w->closing || w->wsi == NULL || !w->open || w->rx_paused)
+                break;
+            uint64_t before = w->rx_msgs;
+            struct lws_pollfd pfd = {.fd = lws_get_socket_fd(w->wsi),
+                                     .events = LWS_POLLIN,
+                                     .revents = LWS_POLLIN};
+            if (pfd.fd < 0 || lws_service_fd(c->lws, &pfd) < 0 ||
+                w->rx_msgs == before)
+                break;
+        }
+    }
+}
+
 int ws_ctx_new(uv_loop_t *loop, const char *ca_file, struct ws_ctx **out)
 {
     struct ws_ctx *c = calloc(1, sizeof(*c));
@@ -253,14 +331,20 @@ int ws_ctx_new(uv_loop_t *loop, const char *ca_file, struct ws_ctx **out)
         free(c);
         return GW_EIO;
     }
+    uv_check_init(loop, &c->drain);
+    c->drain.data = c;
+    uv_check_start(&c->drain, ws_drain);
+    uv_unref((uv_handle_t *)&c->drain);
     *out = c;
     return 0;
 }
 
 void ws_ctx_free(struct ws_ctx *c)
 {
-    if (c != NULL)
-        lws_context_destroy(c->lws);
+    if (c == NULL)
+        return;
+    uv_close((uv_handle_t *)&c->drain, NULL);
+    lws_context_destroy(c->lws);
 }
 
 /* With a foreign loop the first destroy only closes lws's uv handles;
@@ -389,6 +473,7 @@ int ws_can_send(const struct ws *w)
 
 void ws_rx_pause(struct ws *w, int paused)
 {
+    w->rx_paused = paused;
     if (w->wsi != NULL)
         lws_rx_flow_control(w->wsi, paused ? 0 : 1);
 }
