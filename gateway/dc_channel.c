@@ -180,6 +180,16 @@ static int dc_take_token(struct dc_channel *ch)
     return 0;
 }
 
+static void dc_tick(uv_timer_t *t);
+
+/* The retransmission tick runs only while something is unacknowledged:
+ * a thousand idle tunnels must not wake the process ten times a second. */
+static void dc_arm_tick(struct dc_channel *ch)
+{
+    if (!uv_is_active((uv_handle_t *)&ch->tick))
+        uv_timer_start(&ch->tick, dc_tick, DC_TICK_MS, DC_TICK_MS);
+}
+
 /* Hands queued messages to the socket, as pacing and the socket allow. */
 static void dc_flush(struct dc_channel *ch)
 {
@@ -208,6 +218,7 @@ static void dc_flush(struct dc_channel *ch)
         s->last_sent_ms = now_ms(ch);
         ch->stats.msgs_out++;
         ch->send_seq++;
+        dc_arm_tick(ch);
     }
 }
 
@@ -299,7 +310,11 @@ static void dc_on_ack(struct dc_channel *ch, int64_t seq)
 static void dc_tick(uv_timer_t *t)
 {
     struct dc_channel *ch = t->data;
-    if (ch->ws == NULL || ch->tail_seq >= ch->send_seq)
+    if (ch->tail_seq >= ch->send_seq) {
+        uv_timer_stop(t); /* all acknowledged; the next send rearms */
+        return;
+    }
+    if (ch->ws == NULL)
         return;
     /* Only the oldest unacked message, as both official sides do. */
     struct dc_slot *s = slot_of(ch, ch->tail_seq);
@@ -543,7 +558,6 @@ int dc_channel_connect(struct dc_channel *ch, const char *url,
     if (!ch->ready_once)
         uv_timer_start(&ch->hs_timer, dc_handshake_timeout,
                        (uint64_t)ch->opts.handshake_timeout_ms, 0);
-    uv_timer_start(&ch->tick, dc_tick, DC_TICK_MS, DC_TICK_MS);
     return 0;
 }
 
