@@ -11,9 +11,10 @@ typedef void aws_ec2ic_done_cb(void *arg, int status,
                                const struct aws_error *err);
 
 /* public_key is an OpenSSH line ("ssh-ed25519 AAAA... comment"). */
-struct aws_call *aws_ec2ic_send_ssh_public_key(
-    struct aws_client *c, const char *profile, const char *region,
-    const char *instance_id, const char *os_user, const char *public_key,
-    aws_ec2ic_done_cb *done, void *arg);
+struct aws_call *
+aws_ec2ic_send_ssh_public_key(struct aws_client *c, const char *profile,
+                              const char *region, const char *instance_id,
+                              const char *os_user, const char *public_key,
+                              aws_ec2ic_done_cb *done, void *arg);
 
 #endif

@@ -19,11 +19,11 @@ struct aws_ssm_session {
 };
 
 struct aws_ssm_start {
-    const char *target;         /* i-..., mi-... */
-    const char *document;       /* AWS-StartSSHSession, ... */
-    const char *port_number;    /* "22"; NULL = omit */
-    const char *host;           /* ...ToRemoteHost only; else NULL */
-    const char *reason;         /* CloudTrail reason; NULL = omit */
+    const char *target;      /* i-..., mi-... */
+    const char *document;    /* AWS-StartSSHSession, ... */
+    const char *port_number; /* "22"; NULL = omit */
+    const char *host;        /* ...ToRemoteHost only; else NULL */
+    const char *reason;      /* CloudTrail reason; NULL = omit */
 };
 
 /* session is valid during the callback only. */
@@ -34,13 +34,11 @@ typedef void aws_ssm_done_cb(void *arg, int status,
                              const struct aws_error *err);
 
 struct aws_call *aws_ssm_start_session(struct aws_client *c,
-                                       const char *profile,
-                                       const char *region,
+                                       const char *profile, const char *region,
                                        const struct aws_ssm_start *req,
                                        aws_ssm_session_cb *done, void *arg);
 struct aws_call *aws_ssm_resume_session(struct aws_client *c,
-                                        const char *profile,
-                                        const char *region,
+                                        const char *profile, const char *region,
                                         const char *session_id,
                                         aws_ssm_session_cb *done, void *arg);
 struct aws_call *aws_ssm_terminate_session(struct aws_client *c,
@@ -51,7 +49,7 @@ struct aws_call *aws_ssm_terminate_session(struct aws_client *c,
 
 struct aws_ssm_instance {
     char instance_id[32];
-    char ping_status[32];   /* Online, ConnectionLost, Inactive */
+    char ping_status[32]; /* Online, ConnectionLost, Inactive */
     char agent_version[32];
     char platform_type[32]; /* Linux, Windows, MacOS */
     char name[256];         /* ComputerName or "" */
@@ -63,16 +61,13 @@ typedef void aws_ssm_instances_cb(void *arg, int status,
                                   size_t n, const struct aws_error *err);
 
 /* DescribeInstanceInformation with a tag:Name filter (all pages). */
-struct aws_call *aws_ssm_find_by_name(struct aws_client *c,
-                                      const char *profile, const char *region,
-                                      const char *name,
+struct aws_call *aws_ssm_find_by_name(struct aws_client *c, const char *profile,
+                                      const char *region, const char *name,
                                       aws_ssm_instances_cb *done, void *arg);
 /* DescribeInstanceInformation with an InstanceIds filter. */
-struct aws_call *aws_ssm_describe_instance(struct aws_client *c,
-                                           const char *profile,
-                                           const char *region,
-                                           const char *instance_id,
-                                           aws_ssm_instances_cb *done,
-                                           void *arg);
+struct aws_call *
+aws_ssm_describe_instance(struct aws_client *c, const char *profile,
+                          const char *region, const char *instance_id,
+                          aws_ssm_instances_cb *done, void *arg);
 
 #endif

@@ -238,8 +238,8 @@ int buf_get_u32_le(struct buf_view *v, uint32_t *out)
     const uint8_t *p;
     int rc = buf_get_bytes(v, 4, &p);
     if (rc == 0)
-        *out = (uint32_t)p[0] | ((uint32_t)p[1] << 8) |
-               ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+        *out = (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
+               ((uint32_t)p[3] << 24);
     return rc;
 }
 

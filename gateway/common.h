@@ -15,7 +15,7 @@
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 #define CONTAINER_OF(ptr, type, field)                                         \
-    ((type *)((char *)(ptr) - offsetof(type, field)))
+    ((type *)((char *)(ptr)-offsetof(type, field)))
 
 #define GW_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define GW_MAX(a, b) ((a) > (b) ? (a) : (b))

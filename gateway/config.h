@@ -17,18 +17,18 @@
 
 #include "log.h"
 
-#define CONFIG_MAX_LISTEN   16
-#define CONFIG_NAME_MAX     64
-#define CONFIG_ADDR_MAX     80 /* "ADDR:PORT", IPv6 as "[::1]:1080" */
-#define CONFIG_PATH_MAX     1024
-#define CONFIG_STR_MAX      256
+#define CONFIG_MAX_LISTEN 16
+#define CONFIG_NAME_MAX   64
+#define CONFIG_ADDR_MAX   80 /* "ADDR:PORT", IPv6 as "[::1]:1080" */
+#define CONFIG_PATH_MAX   1024
+#define CONFIG_STR_MAX    256
 
 /* One [forward NAME] section: a static local port to one target. */
 struct config_forward {
     char name[CONFIG_NAME_MAX];
-    char listen[CONFIG_ADDR_MAX];  /* required, e.g. 127.0.0.1:2222 */
-    char target[CONFIG_STR_MAX];   /* i-..., mi-... or a Name; or "direct" */
-    uint16_t port;                 /* on target, or on remote_host */
+    char listen[CONFIG_ADDR_MAX];     /* required, e.g. 127.0.0.1:2222 */
+    char target[CONFIG_STR_MAX];      /* i-..., mi-... or a Name; or "direct" */
+    uint16_t port;                    /* on target, or on remote_host */
     char remote_host[CONFIG_STR_MAX]; /* "" = the target itself */
     char user[CONFIG_NAME_MAX];
     char profile[CONFIG_NAME_MAX];
@@ -53,23 +53,23 @@ struct config {
     char listen[CONFIG_MAX_LISTEN][CONFIG_ADDR_MAX]; /* SOCKS/HTTP ports */
     int n_listen;
     enum log_level log_level;
-    char runtime_dir[CONFIG_PATH_MAX]; /* default $XDG_RUNTIME_DIR/ssmgate
-                                          else /tmp/ssmgate-<uid> */
+    char runtime_dir[CONFIG_PATH_MAX];  /* default $XDG_RUNTIME_DIR/ssmgate
+                                           else /tmp/ssmgate-<uid> */
     char default_user[CONFIG_NAME_MAX]; /* default "ec2-user" */
     char profile[CONFIG_NAME_MAX];      /* "" = AWS_PROFILE / default */
     char region[CONFIG_NAME_MAX];       /* "" = AWS_REGION / profile */
     char socks_user[CONFIG_NAME_MAX];   /* both set = RFC 1929 required */
     char socks_password[CONFIG_STR_MAX];
-    int max_connections;     /* default 1024 */
-    int request_timeout_ms;  /* idle client before its request: 10000 */
-    int connect_timeout_ms;  /* backend open: 30000 */
-    int drain_timeout_ms;    /* on SIGINT/SIGTERM: 5000 */
-    uint16_t ssh_port;       /* default 22 */
-    int key_file;            /* write the key in OpenSSH format too */
-    int key_rotation_s;      /* default 3600 */
-    int resume_budget_ms;    /* default 60000 */
-    int message_rate;        /* data messages/s per session: 990; 0 = off */
-    int payload_size;        /* bytes per data message: 1024 */
+    int max_connections;    /* default 1024 */
+    int request_timeout_ms; /* idle client before its request: 10000 */
+    int connect_timeout_ms; /* backend open: 30000 */
+    int drain_timeout_ms;   /* on SIGINT/SIGTERM: 5000 */
+    uint16_t ssh_port;      /* default 22 */
+    int key_file;           /* write the key in OpenSSH format too */
+    int key_rotation_s;     /* default 3600 */
+    int resume_budget_ms;   /* default 60000 */
+    int message_rate;       /* data messages/s per session: 990; 0 = off */
+    int payload_size;       /* bytes per data message: 1024 */
 
     struct config_forward *forwards;
     int n_forwards;

@@ -17,10 +17,10 @@ struct http_client;
 struct http_req;
 
 struct http_response {
-    long status;         /* 0 when no HTTP response arrived */
-    int transport_error; /* 0, or a gw_err: GW_ETIMEOUT, GW_EIO, ... */
+    long status;            /* 0 when no HTTP response arrived */
+    int transport_error;    /* 0, or a gw_err: GW_ETIMEOUT, GW_EIO, ... */
     const char *error_text; /* curl's words for a transport error */
-    const char *body;    /* NUL-terminated, may hold NULs; never NULL */
+    const char *body;       /* NUL-terminated, may hold NULs; never NULL */
     size_t body_len;
     /* Values of a few headers the AWS layer reads ("" when absent). */
     const char *request_id;  /* x-amzn-RequestId / x-amz-request-id */
@@ -39,15 +39,15 @@ struct http_client *http_client_new(uv_loop_t *loop);
 void http_client_free(struct http_client *c);
 
 struct http_request_opts {
-    const char *method;          /* "GET", "POST", "PUT" */
+    const char *method; /* "GET", "POST", "PUT" */
     const char *url;
-    const char *const *headers;  /* "Name: value" lines, NULL-terminated */
+    const char *const *headers; /* "Name: value" lines, NULL-terminated */
     const void *body;
     size_t body_len;
-    long timeout_ms;             /* whole transfer; 0 = none */
-    long connect_timeout_ms;     /* 0 = curl default */
-    const char *ca_file;         /* NULL = system trust store */
-    int no_proxy;                /* 1 = never use a proxy (IMDS, ECS) */
+    long timeout_ms;         /* whole transfer; 0 = none */
+    long connect_timeout_ms; /* 0 = curl default */
+    const char *ca_file;     /* NULL = system trust store */
+    int no_proxy;            /* 1 = never use a proxy (IMDS, ECS) */
 };
 
 /* Starts a request; done runs later on the loop (never inside this call).

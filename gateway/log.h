@@ -28,8 +28,8 @@ const char *log_level_name(enum log_level level);
 void log_msg(enum log_level level, const char *func, const char *fmt, ...)
     LOG_PRINTF(3, 4);
 /* Same, with ": <gw_strerror(rc)>" appended. */
-void log_msg_r(enum log_level level, const char *func, int rc,
-               const char *fmt, ...) LOG_PRINTF(4, 5);
+void log_msg_r(enum log_level level, const char *func, int rc, const char *fmt,
+               ...) LOG_PRINTF(4, 5);
 
 #define log_enabled(level) ((level) <= log_get_level())
 

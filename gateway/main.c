@@ -23,6 +23,7 @@
 #include "common.h"
 #include "config.h"
 #include "control.h"
+#include "defer.h"
 #include "key.h"
 #include "keypush.h"
 #include "log.h"
@@ -334,6 +335,7 @@ static int cmd_run(struct daemon *d)
     uv_run(d->loop, UV_RUN_DEFAULT);
     ws_ctx_finish(d->ws);
     d->ws = NULL;
+    defer_shutdown();
     uv_run(d->loop, UV_RUN_DEFAULT);
     server_free(d->server);
     if (d->keys_ready)

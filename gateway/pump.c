@@ -194,7 +194,7 @@ void pump_backend_data(struct pump *p, const uint8_t *data, size_t n)
 {
     if (p->finished)
         return;
-    ssize_t taken = txq_write(&p->down, data, n);
+    ssize_t taken = txq_queue(&p->down, data, n);
     if (taken < 0) {
         pump_finish(p, (int)taken, "writing to the client failed");
         return;

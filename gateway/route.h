@@ -22,7 +22,7 @@ enum tunnel_kind {
 
 #define TUNNEL_TARGET_MAX  256 /* instance id or Name */
 #define TUNNEL_HOST_MAX    256
-#define TUNNEL_USER_MAX    33  /* EIC InstanceOSUser is 1-32 chars */
+#define TUNNEL_USER_MAX    33 /* EIC InstanceOSUser is 1-32 chars */
 #define TUNNEL_PROFILE_MAX 128
 #define TUNNEL_REGION_MAX  32
 #define TUNNEL_LABEL_MAX   96
@@ -34,7 +34,7 @@ struct tunnel_spec {
     int target_is_name;
     /* DIRECT: host to dial. SSM_REMOTE: remote_host seen from target. */
     char host[TUNNEL_HOST_MAX];
-    uint16_t port; /* on host (DIRECT, SSM_REMOTE) or on target */
+    uint16_t port;              /* on host (DIRECT, SSM_REMOTE) or on target */
     char user[TUNNEL_USER_MAX]; /* OS user for the key push; may be "" */
     char profile[TUNNEL_PROFILE_MAX]; /* "" = default chain */
     char region[TUNNEL_REGION_MAX];   /* "" = profile/env default */

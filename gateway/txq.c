@@ -9,6 +9,13 @@
 
 #include "common.h"
 
+static void txq_flush(struct txq *q);
+
+static void txq_flush_later(struct defer *d)
+{
+    txq_flush(CONTAINER_OF(d, struct txq, later));
+}
+
 int txq_init(struct txq *q, uv_stream_t *stream, size_t cap,
              txq_written_cb *written, void *arg)
 {
@@ -22,11 +29,13 @@ int txq_init(struct txq *q, uv_stream_t *stream, size_t cap,
     q->stream = stream;
     q->written = written;
     q->arg = arg;
+    q->later.cb = txq_flush_later;
     return 0;
 }
 
 void txq_free(struct txq *q)
 {
+    defer_cancel(&q->later);
     buf_free(&q->bufs[0]);
     buf_free(&q->bufs[1]);
 }
@@ -40,8 +49,6 @@ size_t txq_room(const struct txq *q)
 {
     return buf_room(&q->bufs[q->writing ? 1 - q->flight : q->flight]);
 }
-
-static void txq_flush(struct txq *q);
 
 static void txq_write_done(uv_write_t *req, int status)
 {
@@ -98,4 +105,18 @@ ssize_t txq_write(struct txq *q, const uint8_t *p, size_t n)
     }
     q->bytes += taken;
     return (ssize_t)taken;
+}
+
+ssize_t txq_queue(struct txq *q, const uint8_t *p, size_t n)
+{
+    struct buf *fill = &q->bufs[q->writing ? 1 - q->flight : q->flight];
+    if (n >= TXQ_COALESCE_MAX || buf_room(fill) < n) {
+        txq_flush(q); /* what is queued goes first */
+        return txq_write(q, p, n);
+    }
+    buf_put(fill, p, n);
+    q->bytes += n;
+    if (!q->writing)
+        defer_queue(q->stream->loop, &q->later);
+    return (ssize_t)n;
 }

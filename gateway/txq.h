@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "buf.h"
+#include "defer.h"
 
 struct txq;
 
@@ -30,7 +31,8 @@ struct txq {
     uv_write_t req;
     txq_written_cb *written;
     void *arg;
-    uint64_t bytes; /* total accepted, for statistics */
+    uint64_t bytes;     /* total accepted, for statistics */
+    struct defer later; /* txq_queue's flush before the loop sleeps */
 };
 
 /* Two buffers of cap bytes each. Returns 0 or GW_ENOMEM. */
@@ -48,5 +50,14 @@ size_t txq_room(const struct txq *q);
  * buffer is full), or a negative libuv error when the socket failed.
  */
 ssize_t txq_write(struct txq *q, const uint8_t *p, size_t n);
+
+/*
+ * The same for a stream of small pieces (tunnel messages of 1 KiB): they
+ * are copied into the fill buffer and written together just before the
+ * loop next waits, one syscall per loop pass instead of one per piece.
+ * Pieces of TXQ_COALESCE_MAX bytes or more take the txq_write path.
+ */
+#define TXQ_COALESCE_MAX (16 * 1024)
+ssize_t txq_queue(struct txq *q, const uint8_t *p, size_t n);
 
 #endif

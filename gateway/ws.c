@@ -22,8 +22,8 @@
 #define WS_RX_MAX      (1 << 20)
 #define WS_PING_MS     (5 * 60 * 1000)
 #define WS_MAX_HEADERS 4
-#define WS_DRAIN_BATCH 64  /* sockets drained per loop pass */
-#define WS_DRAIN_READS 256 /* messages read per socket per pass */
+#define WS_DRAIN_BATCH 64 /* sockets drained per loop pass */
+#define WS_DRAIN_READS 64 /* messages read per socket per pass */
 
 struct ws_ctx {
     struct lws_context *lws;

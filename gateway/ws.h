@@ -21,8 +21,7 @@ struct ws;
 
 struct ws_cb {
     void (*on_open)(void *arg);
-    void (*on_message)(void *arg, const uint8_t *data, size_t len,
-                       int binary);
+    void (*on_message)(void *arg, const uint8_t *data, size_t len, int binary);
     void (*on_writable)(void *arg);
     /* The connection failed or closed; reason is one sentence. The ws is
      * gone after this returns (do not call ws_close). */

@@ -164,18 +164,22 @@ def test_scp_big_each_way_and_sftp_rsync(world):
 
 
 def test_20_parallel_sessions_to_3_instances(world):
-    results = []
+    results, errors = [], []
 
     def one(i):
         r = ssh(world, WEB[i % 3], "echo", "n%d" % i, timeout=120)
-        results.append(r.returncode == 0 and r.stdout.strip() == "n%d" % i)
+        ok = r.returncode == 0 and r.stdout.strip() == "n%d" % i
+        results.append(ok)
+        if not ok:
+            errors.append("ssh %d: rc %s: %s" % (i, r.returncode, r.stderr[-500:]))
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(20)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(180)
-    assert len(results) == 20 and all(results), world["gw"].stderr_text()[-3000:]
+    assert len(results) == 20 and all(results), \
+        "\n".join(errors) + world["gw"].stderr_text()[-3000:]
 
 
 def test_forward_port_as_an_ide_would(world):
