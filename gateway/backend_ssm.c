@@ -160,6 +160,13 @@ struct ssm_session {
 static void session_fail(struct ssm_session *s, int err, const char *why);
 static void session_maybe_free(struct ssm_session *s);
 
+/* Open, or between sockets: the channel keeps queueing what is written,
+ * and a resume delivers it. */
+static int session_live(const struct ssm_session *s)
+{
+    return s->state == SSM_OPEN || s->state == SSM_RESUMING;
+}
+
 /* ---- streams ---- */
 
 static void stream_notify_cb(uv_timer_t *t)
@@ -295,7 +302,7 @@ static void session_release(struct ssm_session *s)
         s->push = NULL;
     }
     if (s->ch != NULL) {
-        if (s->state == SSM_OPEN)
+        if (session_live(s))
             dc_channel_send_flag(s->ch, DC_FLAG_TERMINATE_SESSION);
         dc_channel_free(s->ch);
         s->ch = NULL;
@@ -532,7 +539,7 @@ static void on_flag(void *arg, uint32_t flag)
 static void on_writable(void *arg)
 {
     struct ssm_session *s = arg;
-    if (s->state != SSM_OPEN)
+    if (!session_live(s))
         return;
     if (s->mux && !smux_flush_ctrl(s)) {
         dc_channel_want_writable(s->ch);
@@ -607,7 +614,18 @@ static void on_lost(void *arg, const char *reason)
     resume_now(s);
 }
 
+static void on_reopened(void *arg)
+{
+    struct ssm_session *s = arg;
+    if (s->state != SSM_RESUMING)
+        return;
+    log_info("ssm %llu: session %s resumed", (unsigned long long)s->id,
+             s->session_id);
+    s->state = SSM_OPEN;
+}
+
 static const struct dc_channel_cb channel_cb = {
+    .on_reopened = on_reopened,
     .on_ready = on_ready,
     .on_data = on_data,
     .on_flag = on_flag,
@@ -666,11 +684,8 @@ static void on_creds(void *arg, int status, const struct aws_sigv4_creds *creds,
             session_fail(s, GW_EUNREACHABLE, "cannot open the data channel");
         return;
     }
-    if (s->state == SSM_RESUMING) {
-        log_info("ssm %llu: session %s resumed", (unsigned long long)s->id,
-                 s->session_id);
-        s->state = SSM_OPEN;
-    }
+    /* Still resuming until the socket is open (on_reopened): a connect
+     * that fails must count against the budget and back off. */
 }
 
 static int take_session(struct ssm_session *s,
@@ -987,7 +1002,7 @@ static void stream_drain_check(uv_timer_t *t)
 {
     struct ssm_session *s = t->data;
     struct backend_stream *st = s->streams;
-    if (s->state != SSM_OPEN || s->ch == NULL || st == NULL)
+    if (!session_live(s) || s->ch == NULL || st == NULL)
         return;
     if (dc_channel_unacked(s->ch) > 0)
         return;
@@ -1001,7 +1016,7 @@ static void stream_drain_check(uv_timer_t *t)
 static int ssm_shutdown(struct backend_stream *st)
 {
     struct ssm_session *s = st->sess;
-    if (s->ch == NULL || s->state != SSM_OPEN || st->dead)
+    if (s->ch == NULL || !session_live(s) || st->dead)
         return 0;
     if (s->mux) {
         if (!st->fin_sent) {
@@ -1047,7 +1062,7 @@ static void ssm_close(struct backend_stream *st)
     struct ssm_session *s = st->sess;
     if (st->paused)
         ssm_resume(st);
-    if (s->mux && s->state == SSM_OPEN && !st->fin_sent && st->reported)
+    if (s->mux && session_live(s) && !st->fin_sent && st->reported)
         smux_send_ctrl(s, 1, st->sid);
     struct backend_stream **pp = &s->streams;
     while (*pp != NULL && *pp != st)

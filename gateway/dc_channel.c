@@ -30,6 +30,7 @@
 #define DC_RTT_INIT_MS 100.0
 #define DC_RTO_MAX_MS  1000.0
 #define DC_CLOCK_G_MS  10.0
+#define DC_ACKQ        512 /* acks waiting for room in the socket queue */
 
 enum dc_state {
     DC_IDLE,      /* no socket yet */
@@ -47,6 +48,11 @@ struct dc_slot {
     int sent;
     int acked;
     int resent;
+};
+
+struct dc_pending_ack {
+    int64_t seq;
+    uint8_t id[16];
 };
 
 struct dc_reorder {
@@ -81,6 +87,8 @@ struct dc_channel {
     uint64_t tokens_at_ns;
 
     /* incoming */
+    struct dc_pending_ack ackq[DC_ACKQ];
+    unsigned ackq_head, ackq_len;
     int64_t expected;
     struct dc_reorder reorder[DC_REORDER];
     struct dc_handshake_request hs;
@@ -130,23 +138,51 @@ static void dc_close_for_good(struct dc_channel *ch, const char *reason)
 
 /* ---- sending ---- */
 
-static void dc_send_ack(struct dc_channel *ch, const struct dc_msg *m)
+/* Encodes and hands one ack to the socket; GW_EAGAIN when its queue is
+ * full. */
+static int dc_write_ack(struct dc_channel *ch, const uint8_t msg_id[16],
+                        int64_t seq)
 {
     uint8_t frame[DC_MSG_OVERHEAD + 256];
-    if (ch->ws == NULL)
-        return;
     /* Acks go to output_stream_data only; the type comes from our list. */
     size_t jlen = dc_ack_format((char *)frame + DC_MSG_OVERHEAD, 256,
-                                DC_TYPE_OUTPUT, m->id, m->seq);
+                                DC_TYPE_OUTPUT, msg_id, seq);
     if (jlen == 0)
-        return;
+        return 0;
     uint8_t id[16];
     dc_ids_next(&ch->ids, id);
     size_t n = dc_msg_encode(frame, DC_TYPE_ACK, 0, 3, id, wall_ms(), 0,
                              frame + DC_MSG_OVERHEAD, (uint32_t)jlen);
-    /* A full socket queue drops the ack: the agent resends the message
-     * and the duplicate is acked again. */
-    ws_send(ch->ws, frame, n, 1);
+    return ws_send(ch->ws, frame, n, 1);
+}
+
+/* Acks waiting for socket room go first, before any data: an agent
+ * waiting for them would otherwise stall and resend. */
+static int dc_flush_acks(struct dc_channel *ch)
+{
+    while (ch->ackq_len > 0 && ch->ws != NULL) {
+        struct dc_pending_ack *a = &ch->ackq[ch->ackq_head];
+        if (dc_write_ack(ch, a->id, a->seq) != 0)
+            return GW_EAGAIN; /* the socket's on_writable resumes us */
+        ch->ackq_head = (ch->ackq_head + 1) % DC_ACKQ;
+        ch->ackq_len--;
+    }
+    return 0;
+}
+
+static void dc_send_ack(struct dc_channel *ch, const struct dc_msg *m)
+{
+    if (ch->ws == NULL)
+        return; /* the agent resends after a resume; we ack then */
+    if (ch->ackq_len == 0 && dc_write_ack(ch, m->id, m->seq) == 0)
+        return;
+    if (ch->ackq_len == DC_ACKQ)
+        return; /* far behind: the agent resends, the duplicate is acked */
+    struct dc_pending_ack *a =
+        &ch->ackq[(ch->ackq_head + ch->ackq_len++) % DC_ACKQ];
+    a->seq = m->seq;
+    memcpy(a->id, m->id, 16);
+    dc_flush_acks(ch);
 }
 
 static void dc_flush(struct dc_channel *ch);
@@ -193,6 +229,8 @@ static void dc_arm_tick(struct dc_channel *ch)
 /* Hands queued messages to the socket, as pacing and the socket allow. */
 static void dc_flush(struct dc_channel *ch)
 {
+    if (dc_flush_acks(ch) != 0)
+        return;
     while (ch->ws != NULL && ch->send_seq < ch->next_seq &&
            (ch->state == DC_READY || ch->state == DC_HANDSHAKE)) {
         struct dc_slot *s = slot_of(ch, ch->send_seq);
@@ -505,6 +543,8 @@ static void dc_ws_open(void *arg)
     if (ch->rx_paused)
         ws_rx_pause(ch->ws, 1);
     dc_flush(ch);
+    if (ch->ready_once && ch->ws != NULL && ch->cb->on_reopened != NULL)
+        ch->cb->on_reopened(ch->arg);
 }
 
 static void dc_ws_writable(void *arg)
@@ -516,6 +556,7 @@ static void dc_ws_close(void *arg, const char *reason)
 {
     struct dc_channel *ch = arg;
     ch->ws = NULL;
+    ch->ackq_len = 0; /* the agent resends those; duplicates get acked */
     if (ch->state == DC_CLOSED)
         return;
     ch->state = DC_LOST;

@@ -33,6 +33,9 @@ struct dc_channel_cb {
     void (*on_flag)(void *arg, uint32_t flag);
     /* dc_channel_write returned short earlier; there is room now. */
     void (*on_writable)(void *arg);
+    /* A new WebSocket (after dc_channel_connect on a resumed session) is
+     * open and OpenDataChannel went out; optional. */
+    void (*on_reopened)(void *arg);
     /* The WebSocket dropped; the channel keeps its state for a resume. */
     void (*on_lost)(void *arg, const char *reason);
     /* The channel ended for good (channel_closed, handshake failure). */

@@ -6,6 +6,7 @@
 #include "dc_msg.h"
 
 #include <jansson.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <stdio.h>
@@ -14,6 +15,28 @@
 
 #include "buf.h"
 #include "common.h"
+
+/*
+ * SHA-256 of every payload, both ways. OpenSSL 3's one-shot SHA256()
+ * fetches the algorithm (a locked lookup) and allocates a context on
+ * every call; one fetched digest and one context, reused, avoid both.
+ * The daemon runs one thread, so one context serves all channels.
+ */
+static void dc_sha256(const uint8_t *p, size_t n, uint8_t out[32])
+{
+    static EVP_MD *md;
+    static EVP_MD_CTX *ctx;
+    if (ctx == NULL) {
+        md = EVP_MD_fetch(NULL, "SHA256", NULL);
+        ctx = EVP_MD_CTX_new();
+        if (md == NULL || ctx == NULL)
+            abort(); /* no SHA-256: nothing can be sent or checked */
+    }
+    if (EVP_DigestInit_ex2(ctx, md, NULL) != 1 ||
+        EVP_DigestUpdate(ctx, p, n) != 1 ||
+        EVP_DigestFinal_ex(ctx, out, NULL) != 1)
+        abort();
+}
 
 int dc_msg_decode(const uint8_t *f, size_t len, struct dc_msg *m,
                   const char **why)
@@ -66,7 +89,7 @@ int dc_msg_decode(const uint8_t *f, size_t len, struct dc_msg *m,
     }
     if (plen > 0) {
         uint8_t digest[SHA256_DIGEST_LENGTH];
-        SHA256(m->payload, plen, digest);
+        dc_sha256(m->payload, plen, digest);
         if (memcmp(digest, f + 80, sizeof(digest)) != 0) {
             *why = "payload digest mismatch";
             return GW_EPROTO;
@@ -93,7 +116,7 @@ size_t dc_msg_encode(uint8_t *out, const char *type, int64_t seq,
     uint8_t *dst = out + DC_MSG_OVERHEAD;
     if (payload_len > 0 && payload != dst)
         memmove(dst, payload, payload_len);
-    SHA256(dst, payload_len, out + 80);
+    dc_sha256(dst, payload_len, out + 80);
     buf_store_u32(out + 112, payload_type);
     buf_store_u32(out + 116, payload_len);
     return DC_MSG_OVERHEAD + payload_len;

@@ -16,9 +16,9 @@
 #include "common.h"
 #include "log.h"
 
-#define WS_SLOTS       64
+#define WS_SLOTS       256
 #define WS_WRITE_BATCH 32
-#define WS_SLOT_DATA   (16 * 1024) /* a data message is ~1.1 KiB */
+#define WS_SLOT_DATA   2048 /* a data message is ~1.1 KiB; bigger: own buffer */
 #define WS_RX_MAX      (1 << 20)
 #define WS_PING_MS     (5 * 60 * 1000)
 #define WS_MAX_HEADERS 4
@@ -36,6 +36,7 @@ struct ws_ctx {
 struct ws_slot {
     size_t len;
     int binary;
+    uint8_t *big; /* LWS_PRE + len, for frames over WS_SLOT_DATA */
     uint8_t data[LWS_PRE + WS_SLOT_DATA];
 };
 
@@ -103,6 +104,8 @@ static void ws_ping_closed(uv_handle_t *h)
             OPENSSL_cleanse(w->hdr_value[i], strlen(w->hdr_value[i]));
         free(w->hdr_value[i]);
     }
+    for (unsigned i = 0; i < w->count; i++)
+        free(w->slots[(w->head + i) % WS_SLOTS].big);
     free(w->slots);
     free(w->rx);
     free(w);
@@ -213,8 +216,11 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
          * to its own buffer if the socket takes only part, so stop then. */
         for (int n = 0; n < WS_WRITE_BATCH && w->count > 0; n++) {
             struct ws_slot *s = &w->slots[w->head];
-            int rc = lws_write(wsi, s->data + LWS_PRE, s->len,
+            uint8_t *frame = (s->big != NULL ? s->big : s->data) + LWS_PRE;
+            int rc = lws_write(wsi, frame, s->len,
                                s->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
+            free(s->big);
+            s->big = NULL;
             if (rc < (int)s->len) {
                 ws_report_close(w, "WebSocket write failed");
                 return -1;
@@ -451,14 +457,20 @@ int ws_send(struct ws *w, const void *data, size_t len, int binary)
 {
     if (w->closing || w->wsi == NULL || !w->open)
         return GW_ECLOSED;
-    if (len > WS_SLOT_DATA)
+    if (len > WS_RX_MAX)
         return GW_ETOO_BIG;
     if (w->count == WS_SLOTS) {
         w->want_writable = 1;
         return GW_EAGAIN;
     }
     struct ws_slot *s = &w->slots[(w->head + w->count) % WS_SLOTS];
-    memcpy(s->data + LWS_PRE, data, len);
+    uint8_t *dst = s->data;
+    if (len > WS_SLOT_DATA) { /* not the hot path: payload_size > 1.9 KiB */
+        if ((s->big = malloc(LWS_PRE + len)) == NULL)
+            return GW_ENOMEM;
+        dst = s->big;
+    }
+    memcpy(dst + LWS_PRE, data, len);
     s->len = len;
     s->binary = binary;
     w->count++;

@@ -132,6 +132,32 @@ class Gateway(Process):
         return rc
 
 
+def fastagent_bin():
+    """tests/fastagent's binary in the build tree (SSMGATE_BUILD_DIR)."""
+    build = os.environ.get("SSMGATE_BUILD_DIR") or os.path.dirname(SSMGATE_BIN)
+    return os.path.join(build, "tests", "ssmgate-fastagent")
+
+
+class FastAgent(Process):
+    """The C data-channel agent, serving TLS with the fake's server cert.
+    Point the fake at it with fake.set_external_agent(agent.url)."""
+
+    def __init__(self, state_dir, pace_ms=0, payload_size=1024):
+        argv = [fastagent_bin(),
+                "--cert", os.path.join(state_dir, "server.pem"),
+                "--key", os.path.join(state_dir, "server.key"),
+                "--pace-ms", str(pace_ms), "--payload-size", str(payload_size)]
+        super().__init__(argv, name="fastagent")
+        self.wait_for("fastagent: ready")
+        self.url = re.search(r"fastagent: ws (\S+)",
+                             self.stderr_text()).group(1)
+
+    def stats(self):
+        """The exit line's counters (after stop())."""
+        m = re.search(r"fastagent: stats (.*)", self.stderr_text())
+        return dict(kv.split("=") for kv in m.group(1).split()) if m else {}
+
+
 class EchoServer:
     """A loopback TCP echo server on a port from the OS (threads)."""
 

@@ -332,6 +332,9 @@ class State:
         self.ws_port = 0
         self.api_port = 0
         self.sessions = {}   # sid -> fake_agent.Session
+        # wss://127.0.0.1:PORT of tests/fastagent: StreamUrls point there
+        # instead of at our own agent (benchmarks)
+        self.external_agent = getattr(args, "external_agent", None)
         self.started = time.time()
         self.eic_path = os.path.join(self.state_dir, "eic_keys.jsonl")
 
@@ -356,6 +359,8 @@ class State:
             self.regions = list(cfg["regions"])
         if "faults" in cfg:
             self.set_faults(cfg["faults"])
+        if "external_agent" in cfg:
+            self.external_agent = cfg["external_agent"] or None
 
     def set_instance(self, iid, spec):
         base = {"name": None, "ping_status": "Online", "agent_version": "3.3.987.0",
@@ -730,9 +735,20 @@ class Api:
     def _caller(self, sres):
         return sres.entry.get("caller") or sres.access_key
 
-    def _stream_url(self, sid, cell):
-        return ("wss://127.0.0.1:%d/v1/data-channel/%s?role=publish_subscribe&cell-number=%s"
-                % (self.state.ws_port, sid, cell))
+    def _stream_url(self, sess):
+        url = ("/v1/data-channel/%s?role=publish_subscribe&cell-number=%s"
+               % (sess.sid, sess.cell))
+        ext = self.state.external_agent
+        if not ext:
+            return "wss://127.0.0.1:%d%s" % (self.state.ws_port, url)
+        # The fast agent learns the session from the query: what our own
+        # agent would say in its handshake and where it would dial.
+        props = sess.handshake_properties()
+        dest = sess.dest_addr() or ("127.0.0.1", 9)
+        q = {"fa-session-type": "Port", "fa-port-type": props.get("type", ""),
+             "fa-dest": "%s:%d" % dest,
+             "fa-agent-version": sess.inst.get("agent_version", "3.3.987.0")}
+        return ext.rstrip("/") + url + "&" + urllib.parse.urlencode(q)
 
     async def op_ssm_StartSession(self, p, sres, req):
         st = self.state
@@ -798,7 +814,7 @@ class Api:
         st.sessions[sid] = sess
         token = sess.new_token()
         return {"SessionId": sid, "TokenValue": token,
-                "StreamUrl": self._stream_url(sid, sess.cell)}
+                "StreamUrl": self._stream_url(sess)}
 
     async def op_ssm_ResumeSession(self, p, sres, req):
         sid = self._req_str(p, "SessionId", 1, 96)
@@ -816,7 +832,7 @@ class Api:
             sess.cell = fake_agent.make_cell()
         token = sess.new_token()
         return {"SessionId": sid, "TokenValue": token,
-                "StreamUrl": self._stream_url(sid, sess.cell)}
+                "StreamUrl": self._stream_url(sess)}
 
     async def op_ssm_TerminateSession(self, p, sres, req):
         sid = self._req_str(p, "SessionId", 1, 96)
@@ -1513,6 +1529,8 @@ def main():
                     help="API fault rule, e.g. --api-fault StartSession:throttle:2")
     ap.add_argument("--region", default="us-east-1",
                     help="comma-separated signing regions accepted")
+    ap.add_argument("--external-agent", default=None,
+                    help="wss://127.0.0.1:PORT of tests/fastagent: StreamUrls point there")
     ap.add_argument("--api-port", type=int, default=0)
     ap.add_argument("--ws-port", type=int, default=0)
     ap.add_argument("--agent-pace-ms", type=float, default=1.0,

@@ -159,6 +159,11 @@ class FakeAws:
     def set_instances(self, instances):
         return self._ctl("POST", "/_fake/instances", instances)
 
+    def set_external_agent(self, url):
+        """StreamUrls of new sessions point at tests/fastagent (None: back
+        to the fake's own agent)."""
+        return self._ctl("POST", "/_fake/config", {"external_agent": url})
+
     def add_credentials(self, creds):
         return self._ctl("POST", "/_fake/credentials", creds)
 
