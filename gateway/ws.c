@@ -9,6 +9,8 @@
 #include "ws.h"
 
 #include <libwebsockets.h>
+#include <openssl/bio.h>
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,8 +24,9 @@
 #define WS_RX_MAX      (1 << 20)
 #define WS_PING_MS     (5 * 60 * 1000)
 #define WS_MAX_HEADERS 4
-#define WS_DRAIN_BATCH 64 /* sockets drained per loop pass */
-#define WS_DRAIN_READS 64 /* messages read per socket per pass */
+#define WS_WBUF        (64 * 1024) /* TLS records gathered per write */
+#define WS_DRAIN_BATCH 64          /* sockets drained per loop pass */
+#define WS_DRAIN_READS 64          /* messages read per socket per pass */
 
 struct ws_ctx {
     struct lws_context *lws;
@@ -56,7 +59,9 @@ struct ws {
     int closing;
     int in_connect; /* inside lws_client_connect_via_info */
     int rx_paused;
-    int hot; /* on ctx->hot */
+    BIO *wbuf;   /* gathers TLS records; NULL without TLS */
+    int pollout; /* a writable callback is due */
+    int hot;     /* on ctx->hot */
     struct ws *hot_prev, *hot_next;
     uint64_t rx_msgs;
     uv_timer_t ping_timer;
@@ -135,6 +140,57 @@ static void ws_report_close(struct ws *w, const char *reason)
     ws_free(w);
 }
 
+/*
+ * Every message is its own WebSocket frame and TLS record, and OpenSSL
+ * writes each record with its own send(). A buffering BIO under the TLS
+ * layer gathers the records of one writable callback into one send();
+ * ws_flush empties it at the end of the callback (and first thing in the
+ * next one when the socket was full).
+ */
+static void ws_gather_writes(struct ws *w, struct lws *wsi)
+{
+    SSL *ssl = lws_get_ssl(wsi);
+    if (ssl == NULL)
+        return;
+    BIO *sock = SSL_get_wbio(ssl);
+    BIO *b = BIO_new(BIO_f_buffer());
+    if (sock == NULL || b == NULL || BIO_up_ref(sock) != 1) {
+        BIO_free(b);
+        return; /* unbuffered writes still work */
+    }
+    if (BIO_set_write_buffer_size(b, WS_WBUF) != 1) {
+        BIO_free(sock);
+        BIO_free(b);
+        return;
+    }
+    BIO_push(b, sock);
+    SSL_set0_wbio(ssl, b); /* drops the SSL's own wbio reference */
+    w->wbuf = b;
+}
+
+/*
+ * Asks lws for a writable callback once until it comes: lws restarts the
+ * libuv poll watcher (an epoll_ctl) on every request, even a repeated one,
+ * which cost a syscall per queued message.
+ */
+static void ws_want_pollout(struct ws *w, struct lws *wsi)
+{
+    if (w->pollout)
+        return;
+    w->pollout = 1;
+    lws_callback_on_writable(wsi);
+}
+
+/* 1 when everything is out, 0 when the socket is full, -1 on error. */
+static int ws_flush(struct ws *w)
+{
+    if (w->wbuf == NULL || BIO_wpending(w->wbuf) == 0)
+        return 1;
+    if (BIO_flush(w->wbuf) == 1)
+        return 1;
+    return BIO_should_retry(w->wbuf) ? 0 : -1;
+}
+
 static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
                        void *user, void *in, size_t len)
 {
@@ -160,8 +216,9 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
             return -1;
         w->wsi = wsi;
         w->open = 1;
+        ws_gather_writes(w, wsi);
         w->want_ping = 1; /* a ping right after open, as the plugin does */
-        lws_callback_on_writable(wsi);
+        ws_want_pollout(w, wsi);
         w->cb->on_open(w->arg);
         break;
     case LWS_CALLBACK_CLIENT_RECEIVE: {
@@ -199,6 +256,16 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
     case LWS_CALLBACK_CLIENT_WRITEABLE: {
         if (w == NULL)
             return -1;
+        w->pollout = 0;
+        int flushed = ws_flush(w);
+        if (flushed < 0) {
+            ws_report_close(w, "WebSocket write failed");
+            return -1;
+        }
+        if (flushed == 0) {
+            ws_want_pollout(w, wsi);
+            break;
+        }
         if (w->want_ping) {
             static const char ka[] = "keepalive";
             uint8_t ping[LWS_PRE + sizeof(ka)];
@@ -207,8 +274,8 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
             if (lws_write(wsi, ping + LWS_PRE, sizeof(ka) - 1, LWS_WRITE_PING) <
                 0)
                 return -1;
-            if (w->count > 0)
-                lws_callback_on_writable(wsi);
+            if (w->count > 0 || ws_flush(w) == 0)
+                ws_want_pollout(w, wsi);
             break;
         }
         /* Several frames per callback: one loop pass and one POLLOUT
@@ -230,8 +297,13 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
             if (lws_partial_buffered(wsi))
                 break;
         }
-        if (w->count > 0)
-            lws_callback_on_writable(wsi);
+        flushed = ws_flush(w);
+        if (flushed < 0) {
+            ws_report_close(w, "WebSocket write failed");
+            return -1;
+        }
+        if (w->count > 0 || flushed == 0)
+            ws_want_pollout(w, wsi);
         if (w->want_writable) {
             w->want_writable = 0;
             w->cb->on_writable(w->arg); /* may close w: touch nothing after */
@@ -369,7 +441,7 @@ static void ws_ping_due(uv_timer_t *t)
     struct ws *w = t->data;
     if (w->wsi != NULL && w->open) {
         w->want_ping = 1;
-        lws_callback_on_writable(w->wsi);
+        ws_want_pollout(w, w->wsi);
     }
 }
 
@@ -474,7 +546,7 @@ int ws_send(struct ws *w, const void *data, size_t len, int binary)
     s->len = len;
     s->binary = binary;
     w->count++;
-    lws_callback_on_writable(w->wsi);
+    ws_want_pollout(w, w->wsi);
     return 0;
 }
 
