@@ -37,6 +37,7 @@
 #define NAME_CACHE_MS 30000 /* a Name tag's instance id is reused this long */
 #define NAME_CACHE_N  32
 #define SSM_LINGER_MS 30000
+#define SMUX_NOP_MS   10000 /* the plugin's keepalive interval */
 
 enum ssm_state {
     SSM_RESOLVING,
@@ -59,6 +60,8 @@ struct backend_ssm {
     struct backend be;
     uint64_t next_id;
     struct ssm_session *sessions; /* live sessions, for sharing */
+    uv_timer_t *keepalive;  /* smux NOPs; own allocation, closed at free */
+    struct ssm_term *terms; /* TerminateSession calls waiting for a flush */
     struct name_cache {
         char name[TUNNEL_TARGET_MAX];
         char profile[TUNNEL_PROFILE_MAX];
@@ -135,6 +138,9 @@ struct ssm_session {
     int ready;
     int opened;
     int mux;
+    int basic;     /* basic port forwarding: one connection, then it ends */
+    int keepalive; /* smux NOPs for agents that expect them */
+    char agent_version[32];
     int shareable; /* a port-forward session other connections may join */
     struct backend_stream *streams;
     int n_streams;
@@ -291,6 +297,45 @@ static void terminate_done(void *arg, int status, const struct aws_error *err)
 }
 
 /* Ends the AWS side: channel, pending calls, TerminateSession. */
+/* A TerminateSession call made once the session's last flags are out:
+ * called at the same moment, the API could end the session on the
+ * agent before the flags (DisconnectToPort, TerminateSession) arrive. */
+struct ssm_term {
+    struct ssm_term *next;
+    struct backend_ssm *b; /* NULL once the backend is gone */
+    char session_id[AWS_SSM_SESSION_ID_MAX];
+    char profile[TUNNEL_PROFILE_MAX];
+    char region[64];
+};
+
+static void term_call(struct backend_ssm *b, const struct ssm_term *t)
+{
+    char *sid = strdup(t->session_id);
+    if (sid != NULL &&
+        aws_ssm_terminate_session(b->aws, t->profile, t->region, t->session_id,
+                                  terminate_done, sid) == NULL)
+        free(sid);
+}
+
+static void term_unlink(struct ssm_term *t)
+{
+    struct ssm_term **pp = &t->b->terms;
+    while (*pp != NULL && *pp != t)
+        pp = &(*pp)->next;
+    if (*pp == t)
+        *pp = t->next;
+}
+
+static void term_after_flush(void *arg)
+{
+    struct ssm_term *t = arg;
+    if (t->b != NULL) {
+        term_unlink(t);
+        term_call(t->b, t);
+    }
+    free(t);
+}
+
 static void session_release(struct ssm_session *s)
 {
     if (s->call != NULL) {
@@ -301,19 +346,32 @@ static void session_release(struct ssm_session *s)
         keypush_cancel(s->push);
         s->push = NULL;
     }
-    if (s->ch != NULL) {
-        if (session_live(s))
+    struct ssm_term *t = NULL;
+    if (s->session_id[0] != '\0' && (t = calloc(1, sizeof(*t))) != NULL) {
+        t->b = s->b;
+        snprintf(t->session_id, sizeof(t->session_id), "%s", s->session_id);
+        snprintf(t->profile, sizeof(t->profile), "%s", s->spec.profile);
+        snprintf(t->region, sizeof(t->region), "%s", s->region);
+        s->session_id[0] = '\0';
+    }
+    if (s->ch != NULL && session_live(s) && t != NULL) {
+        /* Basic-mode agents up to 2.3.722.0 do not know the flag; the
+         * TerminateSession API call (always made) ends those. */
+        if (!(s->basic && dc_version_cmp(s->agent_version, "2.3.722.0") <= 0))
             dc_channel_send_flag(s->ch, DC_FLAG_TERMINATE_SESSION);
+        t->next = s->b->terms;
+        s->b->terms = t;
+        dc_channel_free_after_flush(s->ch, term_after_flush, t);
+        s->ch = NULL;
+        t = NULL;
+    }
+    if (s->ch != NULL) {
         dc_channel_free(s->ch);
         s->ch = NULL;
     }
-    if (s->session_id[0] != '\0') {
-        char *sid = strdup(s->session_id);
-        if (sid != NULL && aws_ssm_terminate_session(
-                               s->b->aws, s->spec.profile, s->region,
-                               s->session_id, terminate_done, sid) == NULL)
-            free(sid);
-        s->session_id[0] = '\0';
+    if (t != NULL) {
+        term_call(s->b, t);
+        free(t);
     }
     s->state = SSM_CLOSED;
     uv_timer_stop(&s->timer);
@@ -442,16 +500,65 @@ static void maybe_report_open(struct ssm_session *s)
     session_open_streams(s);
 }
 
+static struct ssm_session *session_new(struct backend_ssm *b, uv_loop_t *loop,
+                                       const struct tunnel_spec *spec);
+static void keepalive_arm(struct backend_ssm *b);
+
+/* A basic session carries one connection: connections that joined while
+ * the mode was unknown get sessions of their own. */
+static void session_split_basic(struct ssm_session *s)
+{
+    struct backend_stream *first = s->streams;
+    while (first != NULL && first->next != NULL)
+        first = first->next; /* the list is newest first */
+    for (struct backend_stream *st = s->streams, *next; st != NULL; st = next) {
+        next = st->next;
+        if (st == first || st->dead)
+            continue;
+        struct ssm_session *n = session_new(s->b, s->b->loop, &st->sess->spec);
+        if (n == NULL) {
+            stream_fail(st, GW_ENOMEM, "out of memory");
+            continue;
+        }
+        struct backend_stream **pp = &s->streams;
+        while (*pp != st)
+            pp = &(*pp)->next;
+        *pp = st->next;
+        s->n_streams--;
+        st->sess = n;
+        st->next = NULL;
+        n->streams = st;
+        n->n_streams = 1;
+        log_debug("ssm %llu: basic mode: connection moved to session %llu",
+                  (unsigned long long)s->id, (unsigned long long)n->id);
+    }
+}
+
 static void on_ready(void *arg, const struct dc_handshake_request *hs)
 {
     struct ssm_session *s = arg;
     /* The agent runs smux when the session is LocalPortForwarding and our
-     * ClientVersion is >= 1.1.70 (it is): speak it on our side too. */
-    s->mux = strcmp(hs->properties_type, "LocalPortForwarding") == 0 &&
-             dc_version_cmp(hs->agent_version, "3.0.196.0") > 0;
-    log_debug("ssm %llu: handshake done: agent %s, %s mode",
+     * ClientVersion is >= 1.1.70 (it is) and it is newer than 3.0.196.0;
+     * older agents run basic port forwarding. */
+    int port = strcmp(hs->properties_type, "LocalPortForwarding") == 0;
+    s->mux = port && dc_version_cmp(hs->agent_version, "3.0.196.0") > 0;
+    s->basic = port && !s->mux;
+    /* Agents up to 3.1.1511.0 may run smux keepalive and drop a session
+     * that sends no frame for 30 s: send NOPs as the plugin does. */
+    s->keepalive =
+        s->mux && dc_version_cmp(hs->agent_version, "3.1.1511.0") <= 0;
+    snprintf(s->agent_version, sizeof(s->agent_version), "%s",
+             hs->agent_version);
+    log_debug("ssm %llu: handshake done: agent %s, %s mode%s",
               (unsigned long long)s->id, hs->agent_version,
-              s->mux ? "smux" : "stream");
+              s->mux     ? "smux"
+              : s->basic ? "basic"
+                         : "stream",
+              s->keepalive ? " with keepalive" : "");
+    if (s->basic)
+        session_split_basic(s);
+    if (s->keepalive)
+        keepalive_arm(s->b);
     s->ready = 1;
     maybe_report_open(s);
 }
@@ -1064,6 +1171,13 @@ static void ssm_close(struct backend_stream *st)
         ssm_resume(st);
     if (s->mux && session_live(s) && !st->fin_sent && st->reported)
         smux_send_ctrl(s, 1, st->sid);
+    /* Basic mode: the local connection ended; the agent closes its
+     * destination connection (as the plugin tells it). */
+    if (s->basic && session_live(s) && st->reported && !st->dead) {
+        int rc = dc_channel_send_flag(s->ch, DC_FLAG_DISCONNECT_TO_PORT);
+        log_debug("ssm %llu: DisconnectToPort: %s", (unsigned long long)s->id,
+                  rc == 0 ? "queued" : gw_strerror(rc));
+    }
     struct backend_stream **pp = &s->streams;
     while (*pp != NULL && *pp != st)
         pp = &(*pp)->next;
@@ -1079,6 +1193,32 @@ static void ssm_close(struct backend_stream *st)
         return;
     }
     session_maybe_free(s);
+}
+
+static void keepalive_tick(uv_timer_t *t)
+{
+    struct backend_ssm *b = t->data;
+    int any = 0;
+    for (struct ssm_session *s = b->sessions; s != NULL; s = s->next) {
+        if (!s->keepalive || s->state == SSM_CLOSED)
+            continue;
+        any = 1;
+        if (s->state == SSM_OPEN)
+            smux_send_ctrl(s, 3, 0); /* NOP */
+    }
+    if (!any)
+        uv_timer_stop(t);
+}
+
+static void keepalive_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void keepalive_arm(struct backend_ssm *b)
+{
+    if (b->keepalive != NULL && !uv_is_active((uv_handle_t *)b->keepalive))
+        uv_timer_start(b->keepalive, keepalive_tick, SMUX_NOP_MS, SMUX_NOP_MS);
 }
 
 static int ssm_shared_streams(const struct backend_stream *st)
@@ -1113,6 +1253,13 @@ int backend_ssm_new(uv_loop_t *loop, struct aws_client *aws, struct ws_ctx *ws,
              opts->reason_prefix ? opts->reason_prefix : "ssmgate");
     b->be.ops = &ssm_ops;
     b->be.ctx = b;
+    b->keepalive = malloc(sizeof(*b->keepalive));
+    if (b->keepalive == NULL) {
+        free(b);
+        return GW_ENOMEM;
+    }
+    uv_timer_init(loop, b->keepalive);
+    b->keepalive->data = b;
     *out = b;
     return 0;
 }
@@ -1131,6 +1278,14 @@ void backend_ssm_close_idle(struct backend_ssm *b)
     }
 }
 
+int backend_ssm_terminating(const struct backend_ssm *b)
+{
+    int n = 0;
+    for (const struct ssm_term *t = b ? b->terms : NULL; t; t = t->next)
+        n++;
+    return n;
+}
+
 void backend_ssm_free(struct backend_ssm *b)
 {
     if (b == NULL)
@@ -1138,5 +1293,12 @@ void backend_ssm_free(struct backend_ssm *b)
     /* Lingering idle sessions: terminate them now. */
     while (b->sessions != NULL)
         session_free(b->sessions);
+    uv_close((uv_handle_t *)b->keepalive, keepalive_closed);
+    /* Sockets still flushing: their TerminateSession calls go now. */
+    for (struct ssm_term *t = b->terms, *next; t != NULL; t = next) {
+        next = t->next;
+        term_call(b, t);
+        t->b = NULL; /* term_after_flush frees it later */
+    }
     free(b);
 }

@@ -35,5 +35,7 @@ const struct backend *backend_ssm_backend(struct backend_ssm *b);
 void backend_ssm_close_idle(struct backend_ssm *b);
 /* Call once no stream is open any more (after the server drained). */
 void backend_ssm_free(struct backend_ssm *b);
+/* TerminateSession calls waiting for a session's last flags to go out. */
+int backend_ssm_terminating(const struct backend_ssm *b);
 
 #endif

@@ -30,7 +30,8 @@
 #define DC_RTT_INIT_MS 100.0
 #define DC_RTO_MAX_MS  1000.0
 #define DC_CLOCK_G_MS  10.0
-#define DC_ACKQ        512 /* acks waiting for room in the socket queue */
+#define DC_DRAIN_MS    1000 /* closing flags: wait this long for acks */
+#define DC_ACKQ        512  /* acks waiting for room in the socket queue */
 
 enum dc_state {
     DC_IDLE,      /* no socket yet */
@@ -96,6 +97,10 @@ struct dc_channel {
     uv_timer_t tick, pace, hs_timer;
     int handles;
     int rx_paused;
+    /* dc_channel_free_after_flush: waiting for the last acks */
+    void (*drain_done)(void *);
+    void *drain_arg;
+    int draining;
     struct dc_channel_stats stats;
 };
 
@@ -121,8 +126,14 @@ static uint8_t *frame_of(struct dc_channel *ch, int64_t seq)
     return ch->frames + (size_t)(seq % DC_WINDOW) * ch->frame_cap;
 }
 
+static void dc_drain_finish(struct dc_channel *ch);
+
 static void dc_close_for_good(struct dc_channel *ch, const char *reason)
 {
+    if (ch->draining) {
+        dc_drain_finish(ch);
+        return;
+    }
     if (ch->state == DC_CLOSED)
         return;
     ch->state = DC_CLOSED;
@@ -339,6 +350,11 @@ static void dc_on_ack(struct dc_channel *ch, int64_t seq)
         ch->tail_seq++;
     if (ch->send_seq < ch->tail_seq)
         ch->send_seq = ch->tail_seq;
+    if (ch->draining) {
+        if (ch->tail_seq >= ch->next_seq)
+            dc_drain_finish(ch);
+        return;
+    }
     if (ch->want_writable && ch->next_seq - ch->tail_seq < DC_WINDOW) {
         ch->want_writable = 0;
         ch->cb->on_writable(ch->arg);
@@ -557,6 +573,10 @@ static void dc_ws_close(void *arg, const char *reason)
     struct dc_channel *ch = arg;
     ch->ws = NULL;
     ch->ackq_len = 0; /* the agent resends those; duplicates get acked */
+    if (ch->draining) {
+        dc_drain_finish(ch);
+        return;
+    }
     if (ch->state == DC_CLOSED)
         return;
     ch->state = DC_LOST;
@@ -700,4 +720,73 @@ void dc_channel_free(struct dc_channel *ch)
     uv_close((uv_handle_t *)&ch->tick, dc_handle_closed);
     uv_close((uv_handle_t *)&ch->pace, dc_handle_closed);
     uv_close((uv_handle_t *)&ch->hs_timer, dc_handle_closed);
+}
+
+static void dc_drain_expired(uv_timer_t *t)
+{
+    dc_drain_finish(t->data);
+}
+
+static void dc_drain_finish(struct dc_channel *ch)
+{
+    void (*done)(void *) = ch->drain_done;
+    void *arg = ch->drain_arg;
+    ch->draining = 0;
+    ch->drain_done = NULL;
+    dc_channel_free(ch);
+    if (done != NULL)
+        done(arg);
+}
+
+static void dc_silent_data(void *arg, const uint8_t *p, size_t n)
+{
+    (void)arg;
+    (void)p;
+    (void)n;
+}
+
+static void dc_silent_flag(void *arg, uint32_t flag)
+{
+    (void)arg;
+    (void)flag;
+}
+
+static void dc_silent(void *arg)
+{
+    (void)arg;
+}
+
+static void dc_silent_reason(void *arg, const char *reason)
+{
+    (void)arg;
+    (void)reason;
+}
+
+/* The owner is gone: nobody hears the channel while it drains. */
+static const struct dc_channel_cb dc_silent_cb = {
+    .on_data = dc_silent_data,
+    .on_flag = dc_silent_flag,
+    .on_writable = dc_silent,
+    .on_lost = dc_silent_reason,
+    .on_closed = dc_silent_reason,
+};
+
+void dc_channel_free_after_flush(struct dc_channel *ch, void (*done)(void *),
+                                 void *arg)
+{
+    if (ch->ws == NULL || ch->state != DC_READY ||
+        ch->tail_seq >= ch->next_seq) {
+        dc_channel_free(ch);
+        if (done != NULL)
+            done(arg);
+        return;
+    }
+    /* Wait (a second at most) until the agent acknowledged everything,
+     * the closing flags included: then they surely arrived. */
+    ch->draining = 1;
+    ch->drain_done = done;
+    ch->drain_arg = arg;
+    ch->cb = &dc_silent_cb;
+    ch->arg = NULL;
+    uv_timer_start(&ch->hs_timer, dc_drain_expired, DC_DRAIN_MS, 0);
 }

@@ -170,7 +170,9 @@ static int daemon_start_backends(struct daemon *d)
 static void settle_check(uv_timer_t *t)
 {
     struct daemon *d = t->data;
-    if (d->aws != NULL && aws_client_pending(d->aws) > 0 &&
+    if (d->aws != NULL &&
+        (aws_client_pending(d->aws) > 0 ||
+         backend_ssm_terminating(d->ssm) > 0) &&
         uv_now(d->loop) < d->settle_until)
         return;
     uv_close((uv_handle_t *)&d->settle, NULL);

@@ -58,5 +58,10 @@ int ws_can_send(const struct ws *w);
 void ws_rx_pause(struct ws *w, int paused);
 /* Closes the connection; no callbacks after this returns. */
 void ws_close(struct ws *w);
+/* Sends what is queued (the last flags of a session), then closes; at
+ * most about a second. No ws_cb callbacks after this returns; done (if
+ * not NULL) runs once the socket is closed, possibly before this
+ * returns. */
+void ws_close_gracefully(struct ws *w, void (*done)(void *arg), void *arg);
 
 #endif

@@ -259,3 +259,92 @@ def test_status_counts_smux_streams(fake):
             c.close()
     finally:
         assert gw.close() == 0
+
+
+OLD_AGENT = "3.0.196.0"  # the last version without smux: basic mode
+
+
+def test_basic_mode_forwards_one_connection_per_session(fake, echo):
+    """An agent that predates smux runs basic port forwarding: each local
+    connection has a session of its own; when it ends the gateway sends
+    DisconnectToPort (the agent closes its destination) and TerminateSession.
+    Connections opened while the first handshake ran move to their own
+    sessions."""
+    fake.set_instances({INST: {"ports": {"7": echo.port},
+                               "hosts": {"db.internal": "127.0.0.1:%d"
+                                         % echo.port},
+                               "agent_version": OLD_AGENT}})
+    gw = Gateway("[gateway]\nmessage_rate = 0\n"
+                 "[forward echo]\nlisten = 127.0.0.1:0\ntarget = %s\n"
+                 "port = 7\n"
+                 "[forward db]\nlisten = 127.0.0.1:0\ntarget = %s\n"
+                 "remote_host = db.internal\nport = 5432\n" % (INST, INST),
+                 env=fake.env())
+    try:
+        for _ in range(2):  # one after the other
+            assert roundtrip(gw, 300 * 1024), gw.stderr_text()[-3000:]
+        results = []
+        threads = [threading.Thread(
+            target=lambda i=i: results.append(roundtrip(gw, 100000 + i)))
+            for i in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert len(results) == 3 and all(results), gw.stderr_text()[-3000:]
+        # ...ToRemoteHost in basic mode too
+        s = socket.create_connection(gw.listeners["db"], timeout=30)
+        s.sendall(b"remote")
+        assert s.recv(6) == b"remote"
+        s.close()
+
+        def ended():
+            ss = list(fake.sessions().values())
+            return len(ss) == 6 and all(x["terminated"] for x in ss)
+        fake.wait_for(ended, timeout=20, what="six ended sessions")
+    finally:
+        assert gw.close() == 0
+    sessions = list(fake.sessions().values())
+    assert all(x["mode"] == "basic" for x in sessions)
+    for x in sessions:
+        st = x["stats"]
+        assert st.get("flag_1", 0) == 1, (st, x["events"][-12:], x["end_reason"])  # DisconnectToPort
+        assert st.get("flag_2", 0) == 1, st  # TerminateSession
+        assert not x["violations"], x["violations"]
+    docs = sorted(x["document"] for x in sessions)
+    assert docs.count("AWS-StartPortForwardingSessionToRemoteHost") == 1
+
+
+def test_smux_keepalive_for_agents_that_expect_it(fake, echo):
+    """Agents up to 3.1.1511.0 may run smux keepalive and end a session
+    that sends no frame for 30 s: an idle forward keeps sending NOPs every
+    10 s and survives; a current agent gets none."""
+    old, new = "i-0123456789abcdea1", "i-0123456789abcdea2"
+    fake.set_instances({old: {"ports": {"7": echo.port},
+                              "agent_version": "3.1.1400.0"},
+                        new: {"ports": {"7": echo.port}}})
+    fake.set_faults({"dc": {"smux_keepalive_timeout_s": 12}})
+    gw = Gateway("[gateway]\nmessage_rate = 0\n"
+                 "[forward old]\nlisten = 127.0.0.1:0\ntarget = %s\n"
+                 "port = 7\n"
+                 "[forward new]\nlisten = 127.0.0.1:0\ntarget = %s\n"
+                 "port = 7\n" % (old, new), env=fake.env())
+    try:
+        conns = {}
+        for name in ("old", "new"):
+            s = socket.create_connection(gw.listeners[name], timeout=60)
+            s.sendall(b"hi")
+            assert s.recv(2) == b"hi"
+            conns[name] = s
+        time.sleep(25)  # idle, past the agent's 12 s timeout twice
+        for name, s in conns.items():
+            s.sendall(b"again")
+            assert s.recv(5) == b"again", name
+            s.close()
+        by_target = {x["target"]: x for x in fake.sessions().values()}
+        assert by_target[old]["smux_keepalive"]
+        assert by_target[old]["stats"].get("smux_nop_in", 0) >= 2
+        assert not by_target[old]["terminated"]
+        assert by_target[new]["stats"].get("smux_nop_in", 0) == 0
+    finally:
+        assert gw.close() == 0

@@ -107,6 +107,13 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
 static uint64_t mono_ms(void)
 {
     struct timespec ts;
@@ -186,7 +193,7 @@ struct session {
     uint8_t reorder_acked[REORDER];
     uint64_t id_counter;
     uint8_t id_base[16];
-    uint64_t next_read_ms; /* pacing */
+    uint64_t next_read_us; /* pacing: one destination read per pace */
     /* destinations: stream/basic mode uses streams[0] with sid 0 */
     struct stream streams[MAX_STREAMS];
     int n_streams;
@@ -888,7 +895,7 @@ static int read_dests(struct session *s, struct pollfd *pfd, int *idx,
         size_t chunk = (size_t)opt_payload - (s->mux ? 8 : 0);
         for (int reads = 0; reads < 64 && st->fd >= 0; reads++) {
             if (s->unacked >= WINDOW ||
-                (opt_pace_ms > 0 && mono_ms() < s->next_read_ms))
+                (opt_pace_ms > 0 && mono_us() < s->next_read_us))
                 break;
             ssize_t k = read(st->fd, buf, chunk);
             if (k < 0 && (errno == EAGAIN || errno == EINTR))
@@ -916,8 +923,14 @@ static int read_dests(struct session *s, struct pollfd *pfd, int *idx,
             } else if (send_stream(s, PT_OUTPUT, buf, (size_t)k) != 0) {
                 return -1;
             }
-            if (opt_pace_ms > 0)
-                s->next_read_ms = mono_ms() + (uint64_t)opt_pace_ms;
+            if (opt_pace_ms > 0) {
+                /* A fixed schedule, one read per pace while data keeps
+                 * coming: the allowance is exactly payload / pace. */
+                uint64_t now = mono_us(), pace = (uint64_t)opt_pace_ms * 1000;
+                s->next_read_us = s->next_read_us + pace > now
+                                      ? s->next_read_us + pace
+                                      : now + pace;
+            }
         }
     }
     return s->mux ? smux_flush(s, 1) : 0;
@@ -954,7 +967,7 @@ static void session_run(struct session *s)
     for (;;) {
         int n = 0;
         pfd[n++] = (struct pollfd){s->fd, POLLIN, 0};
-        int timeout = -1;
+        int64_t timeout_us = -1;
         for (int i = 0; i < s->n_streams; i++) {
             struct stream *st = &s->streams[i];
             idx[i] = -1;
@@ -962,9 +975,9 @@ static void session_run(struct session *s)
                 continue;
             short ev = st->out.len ? POLLOUT : 0;
             if (s->ready && !finish_at && s->unacked < WINDOW) {
-                uint64_t now = mono_ms();
-                if (opt_pace_ms > 0 && now < s->next_read_ms)
-                    timeout = (int)(s->next_read_ms - now);
+                uint64_t now = mono_us();
+                if (opt_pace_ms > 0 && now < s->next_read_us)
+                    timeout_us = (int64_t)(s->next_read_us - now);
                 else
                     ev |= POLLIN;
             }
@@ -972,11 +985,13 @@ static void session_run(struct session *s)
             pfd[n++] = (struct pollfd){st->fd, ev, 0};
         }
         if (finish_at)
-            timeout = 50;
+            timeout_us = 50000;
         if (SSL_has_pending(s->ssl))
-            timeout = 0;
+            timeout_us = 0;
         int polled = s->n_streams;
-        int r = poll(pfd, (nfds_t)n, timeout);
+        struct timespec ts = {(time_t)(timeout_us / 1000000),
+                              (long)(timeout_us % 1000000) * 1000};
+        int r = ppoll(pfd, (nfds_t)n, timeout_us < 0 ? NULL : &ts, NULL);
         if (r < 0 && errno != EINTR)
             break;
         if (r >= 0 && ((pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) ||
