@@ -37,7 +37,8 @@
 #define NAME_CACHE_MS 30000 /* a Name tag's instance id is reused this long */
 #define NAME_CACHE_N  32
 #define SSM_LINGER_MS 30000
-#define SMUX_NOP_MS   10000 /* the plugin's keepalive interval */
+#define SSM_EARLY_MAX (256 * 1024) /* bytes held for a stream not reported */
+#define SMUX_NOP_MS   10000        /* the plugin's keepalive interval */
 
 enum ssm_state {
     SSM_RESOLVING,
@@ -110,6 +111,11 @@ struct backend_stream {
     int notify_status;
     char notify_why[512];
     int reported; /* on_open was called */
+    /* What the agent sent before on_open ran (the report waits for a
+     * loop pass; a server that speaks first, like sshd, is quicker). */
+    uint8_t *early;
+    size_t early_len;
+    int early_eof;
     int eof_sent;
     int fin_sent;
     int paused;
@@ -185,6 +191,53 @@ static void stream_notify_cb(uv_timer_t *t)
         st->dead = 1;
     st->cb->on_open(st->arg, st->notify_status,
                     st->notify_status ? st->notify_why : NULL);
+    /* on_open may have closed the stream (st stays valid until its
+     * handle closes). */
+    if (!st->dead && st->early_len > 0)
+        st->cb->on_data(st->arg, st->early, st->early_len);
+    free(st->early);
+    st->early = NULL;
+    st->early_len = 0;
+    if (!st->dead && st->early_eof && !st->eof_sent) {
+        st->eof_sent = 1;
+        st->cb->on_eof(st->arg);
+    }
+}
+
+static void stream_fail(struct backend_stream *st, int err, const char *why);
+
+/* Bytes from the agent for one stream: to the owner, or held until it
+ * hears that the stream is open. */
+static void stream_data(struct backend_stream *st, const uint8_t *p, size_t n)
+{
+    if (st->dead)
+        return;
+    if (st->reported) {
+        st->cb->on_data(st->arg, p, n);
+        return;
+    }
+    uint8_t *e = st->early_len + n <= SSM_EARLY_MAX
+                     ? realloc(st->early, st->early_len + n)
+                     : NULL;
+    if (e == NULL) {
+        stream_fail(st, GW_ETOO_BIG, "too much data before the tunnel opened");
+        return;
+    }
+    memcpy(e + st->early_len, p, n);
+    st->early = e;
+    st->early_len += n;
+}
+
+static void stream_eof(struct backend_stream *st)
+{
+    if (st->dead || st->eof_sent)
+        return;
+    if (!st->reported) {
+        st->early_eof = 1;
+        return;
+    }
+    st->eof_sent = 1;
+    st->cb->on_eof(st->arg);
 }
 
 /* Reports the open result from the loop, never from inside a call. */
@@ -573,8 +626,8 @@ static void smux_input(struct ssm_session *s, const uint8_t *p, size_t n)
                 s->smux_cmd == 2 ? session_find_stream(s, s->smux_body_sid)
                                  : NULL;
             /* Data for a closed stream is read and dropped. */
-            if (st != NULL && st->reported && !st->dead)
-                st->cb->on_data(st->arg, p, k);
+            if (st != NULL)
+                stream_data(st, p, k);
             s->smux_body_left -= (uint32_t)k;
             p += k;
             n -= k;
@@ -602,10 +655,8 @@ static void smux_input(struct ssm_session *s, const uint8_t *p, size_t n)
         s->smux_body_left = len;
         if (cmd == 1) { /* FIN: the destination ended this stream */
             struct backend_stream *st = session_find_stream(s, sid);
-            if (st != NULL && st->reported && !st->dead && !st->eof_sent) {
-                st->eof_sent = 1;
-                st->cb->on_eof(st->arg);
-            }
+            if (st != NULL)
+                stream_eof(st);
         }
     }
 }
@@ -617,9 +668,8 @@ static void on_data(void *arg, const uint8_t *p, size_t n)
         smux_input(s, p, n);
         return;
     }
-    struct backend_stream *st = s->streams;
-    if (st != NULL && st->reported && !st->dead)
-        st->cb->on_data(st->arg, p, n);
+    if (s->streams != NULL)
+        stream_data(s->streams, p, n);
 }
 
 static void on_flag(void *arg, uint32_t flag)
@@ -666,11 +716,8 @@ static void on_closed(void *arg, const char *reason)
         strstr(reason, "closed the") != NULL) {
         /* The destination ended the session: an EOF, not an error. */
         log_debug("ssm %llu: %s", (unsigned long long)s->id, reason);
-        struct backend_stream *st = s->streams;
-        if (st != NULL && !st->eof_sent && !st->dead) {
-            st->eof_sent = 1;
-            st->cb->on_eof(st->arg);
-        }
+        if (s->streams != NULL)
+            stream_eof(s->streams);
         return;
     }
     session_fail(s, s->opened ? GW_ECLOSED : GW_EUNREACHABLE, reason);
@@ -1161,7 +1208,9 @@ static void ssm_resume(struct backend_stream *st)
 
 static void stream_notify_closed(uv_handle_t *h)
 {
-    free(h->data);
+    struct backend_stream *st = h->data;
+    free(st->early);
+    free(st);
 }
 
 static void ssm_close(struct backend_stream *st)

@@ -80,8 +80,9 @@ void dc_channel_stats(const struct dc_channel *ch,
                       struct dc_channel_stats *out);
 /* Closes the WebSocket and frees; no callbacks after this returns. */
 void dc_channel_free(struct dc_channel *ch);
-/* The same, but what is queued still goes out (closing flags); done runs
- * once the socket is closed (at most about a second later, or at once). */
+/* The same, but what is queued still goes out (closing flags): the
+ * channel stays, silent, until the agent acknowledged everything (or a
+ * second passed), then closes; done runs then (or at once). */
 void dc_channel_free_after_flush(struct dc_channel *ch, void (*done)(void *),
                                  void *arg);
 

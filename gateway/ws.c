@@ -24,7 +24,6 @@
 #define WS_RX_MAX      (1 << 20)
 #define WS_PING_MS     (5 * 60 * 1000)
 #define WS_MAX_HEADERS 4
-#define WS_LINGER_MS   1000        /* ws_close_gracefully's bound */
 #define WS_WBUF        (64 * 1024) /* TLS records gathered per write */
 #define WS_DRAIN_BATCH 64          /* sockets drained per loop pass */
 #define WS_DRAIN_READS 64          /* messages read per socket per pass */
@@ -60,12 +59,9 @@ struct ws {
     int closing;
     int in_connect; /* inside lws_client_connect_via_info */
     int rx_paused;
-    BIO *wbuf;    /* gathers TLS records; NULL without TLS */
-    int pollout;  /* a writable callback is due */
-    int detached; /* ws_close_gracefully: no callbacks, close when sent */
-    void (*done)(void *arg);
-    void *done_arg;
-    int hot; /* on ctx->hot */
+    BIO *wbuf;   /* gathers TLS records; NULL without TLS */
+    int pollout; /* a writable callback is due */
+    int hot;     /* on ctx->hot */
     struct ws *hot_prev, *hot_next;
     uint64_t rx_msgs;
     uv_timer_t ping_timer;
@@ -122,11 +118,6 @@ static void ws_ping_closed(uv_handle_t *h)
 
 static void ws_free(struct ws *w)
 {
-    if (w->done != NULL) {
-        void (*done)(void *) = w->done;
-        w->done = NULL;
-        done(w->done_arg);
-    }
     uv_close((uv_handle_t *)&w->ping_timer, ws_ping_closed);
 }
 
@@ -145,8 +136,7 @@ static void ws_report_close(struct ws *w, const char *reason)
         log_debug("ws %s: %s", w->host, reason);
         return;
     }
-    if (!w->detached)
-        w->cb->on_close(w->arg, reason);
+    w->cb->on_close(w->arg, reason);
     ws_free(w);
 }
 
@@ -234,8 +224,6 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
     case LWS_CALLBACK_CLIENT_RECEIVE: {
         if (w == NULL)
             return -1;
-        if (w->detached)
-            break; /* closing: what the agent says no longer matters */
         if (lws_is_first_fragment(wsi)) {
             w->rx_len = 0;
             w->rx_binary = lws_frame_is_binary(wsi);
@@ -316,11 +304,6 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
         }
         if (w->count > 0 || flushed == 0)
             ws_want_pollout(w, wsi);
-        if (w->detached) {
-            if (w->count == 0 && flushed == 1)
-                ws_close(w); /* all sent: now drop the connection */
-            break;
-        }
         if (w->want_writable) {
             w->want_writable = 0;
             w->cb->on_writable(w->arg); /* may close w: touch nothing after */
@@ -577,31 +560,6 @@ void ws_rx_pause(struct ws *w, int paused)
     w->rx_paused = paused;
     if (w->wsi != NULL)
         lws_rx_flow_control(w->wsi, paused ? 0 : 1);
-}
-
-static void ws_linger_expired(uv_timer_t *t)
-{
-    ws_close(t->data);
-}
-
-void ws_close_gracefully(struct ws *w, void (*done)(void *arg), void *arg)
-{
-    if (w == NULL || w->closing) {
-        if (done != NULL)
-            done(arg);
-        return;
-    }
-    w->done = done;
-    w->done_arg = arg;
-    int queued = w->count > 0 || (w->wbuf && BIO_wpending(w->wbuf) > 0);
-    if (w->wsi == NULL || !w->open || !queued) {
-        ws_close(w);
-        return;
-    }
-    w->detached = 1;
-    uv_timer_stop(&w->ping_timer);
-    uv_timer_start(&w->ping_timer, ws_linger_expired, WS_LINGER_MS, 0);
-    ws_want_pollout(w, w->wsi);
 }
 
 void ws_close(struct ws *w)

@@ -4,10 +4,12 @@
  *
  * One struct ws_ctx per process (one lws_context, a foreign loop); one
  * struct ws per connection. Sends are copied into a bounded queue of
- * frame slots with LWS_PRE headroom and written one per WRITEABLE
- * callback; a full queue answers GW_EAGAIN and on_writable fires once
- * there is room. Received messages are reassembled from fragments (up to
- * a cap) and delivered whole.
+ * frame slots with LWS_PRE headroom and written several per WRITEABLE
+ * callback, their TLS records gathered into one send(); a full queue
+ * answers GW_EAGAIN and on_writable fires once there is room. Received
+ * messages are reassembled from fragments (up to a cap) and delivered
+ * whole; sockets that just received are read on after the poll phase
+ * while they yield whole messages.
  */
 #ifndef SSMGATE_WS_H
 #define SSMGATE_WS_H
@@ -58,10 +60,5 @@ int ws_can_send(const struct ws *w);
 void ws_rx_pause(struct ws *w, int paused);
 /* Closes the connection; no callbacks after this returns. */
 void ws_close(struct ws *w);
-/* Sends what is queued (the last flags of a session), then closes; at
- * most about a second. No ws_cb callbacks after this returns; done (if
- * not NULL) runs once the socket is closed, possibly before this
- * returns. */
-void ws_close_gracefully(struct ws *w, void (*done)(void *arg), void *arg);
 
 #endif

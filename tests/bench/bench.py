@@ -124,27 +124,13 @@ def machine():
 
 # ---- traffic helpers ----------------------------------------------------
 
-class Sink:
+class Sink(harness.ThreadedServer):
     """Counts bytes of each connection; a connection whose first byte is
     'S' gets `size` bytes sent instead (a source)."""
 
     def __init__(self, size):
         self.size = size
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(256)
-        self.port = self.sock.getsockname()[1]
-        self.done = threading.Event()
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._one, args=(c,), daemon=True).start()
+        super().__init__(self._one, backlog=256)
 
     def _one(self, c):
         first = c.recv(1)

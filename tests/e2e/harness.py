@@ -158,17 +158,19 @@ class FastAgent(Process):
         return dict(kv.split("=") for kv in m.group(1).split()) if m else {}
 
 
-class EchoServer:
-    """A loopback TCP echo server on a port from the OS (threads)."""
+class ThreadedServer:
+    """A loopback TCP server on a port from the OS: handler(conn) runs in
+    a thread per connection."""
 
-    def __init__(self):
+    def __init__(self, handler, backlog=512):
         import threading
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(512)
+        self.sock.listen(backlog)
         self.port = self.sock.getsockname()[1]
         self.accepted = 0
+        self._handler = handler
         self._threading = threading
         threading.Thread(target=self._serve, daemon=True).start()
 
@@ -179,8 +181,18 @@ class EchoServer:
             except OSError:
                 return
             self.accepted += 1
-            self._threading.Thread(target=self._echo, args=(c,),
+            self._threading.Thread(target=self._handler, args=(c,),
                                    daemon=True).start()
+
+    def close(self):
+        self.sock.close()
+
+
+class EchoServer(ThreadedServer):
+    """A loopback TCP echo server on a port from the OS (threads)."""
+
+    def __init__(self):
+        super().__init__(self._echo)
 
     @staticmethod
     def _echo(c):
@@ -195,9 +207,6 @@ class EchoServer:
             pass
         finally:
             c.close()
-
-    def close(self):
-        self.sock.close()
 
 
 def free_port():

@@ -3,7 +3,6 @@ against the gateway with real ssh/scp and sshd: if it mis-spoke the
 protocol, the benchmark figures would mean nothing. Prints the rates and
 which side used the CPU."""
 
-import hashlib
 import os
 import socket
 import subprocess
@@ -13,7 +12,8 @@ import time
 
 import pytest
 
-from harness import EchoServer, FastAgent, Gateway, SANITIZED, FAKE_DIR
+from harness import (EchoServer, FastAgent, Gateway, SANITIZED, FAKE_DIR,
+                     sha256_file as sha)
 
 sys.path.insert(0, FAKE_DIR)
 from fakeaws import FakeAws  # noqa: E402
@@ -63,14 +63,6 @@ def scp(w, src, dst):
             "-o", "ProxyCommand=nc -X 5 -x %s:%d %%r@%%h %%p" % (host, port)]
     return subprocess.run(["scp", "-q"] + opts + [src, dst],
                           capture_output=True, text=True, timeout=300)
-
-
-def sha(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def test_scp_both_ways_through_the_fast_agent(world):
@@ -123,6 +115,7 @@ def test_20_connections_over_one_smux_session(world):
         t.start()
     for t in threads:
         t.join(120)
-    assert len(results) == 20 and all(results), gw.stderr_text()[-3000:]
+    assert len(results) == 20 and all(results), \
+        world["agent"].stderr_text()[-2000:] + gw.stderr_text()[-3000:]
     # The forward had no session yet: one StartSession for all twenty.
     assert len(world["fake"].calls("StartSession")) == 1

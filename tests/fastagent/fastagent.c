@@ -96,6 +96,8 @@ static int bytes_add(struct bytes *b, const void *p, size_t n)
 
 static void bytes_drop(struct bytes *b, size_t n)
 {
+    if (n == 0)
+        return;
     memmove(b->p, b->p + n, b->len - n);
     b->len -= n;
 }
