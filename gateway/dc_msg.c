@@ -209,8 +209,39 @@ size_t dc_ack_format(char *out, size_t len, const char *acked_type,
     return n > 0 && (size_t)n < len ? (size_t)n : 0;
 }
 
+/*
+ * jansson allocates a dozen small blocks for each parsed ack, and an ack
+ * comes back for every message sent. The parse runs on a bump arena
+ * instead (blocks that do not fit come from malloc); the daemon has one
+ * thread, so no other parse ever sees the switched allocator.
+ */
+static _Alignas(16) uint8_t ack_arena[16384];
+static size_t ack_arena_used;
+
+static void *ack_alloc(size_t n)
+{
+    size_t need = (n + 15) & ~(size_t)15;
+    if (need < n || need > sizeof(ack_arena) - ack_arena_used)
+        return malloc(n);
+    void *p = ack_arena + ack_arena_used;
+    ack_arena_used += need;
+    return p;
+}
+
+static void ack_free(void *p)
+{
+    if ((uint8_t *)p < ack_arena ||
+        (uint8_t *)p >= ack_arena + sizeof(ack_arena))
+        free(p); /* the arena itself is reset per parse */
+}
+
 int dc_ack_parse(const uint8_t *p, size_t len, int64_t *seq)
 {
+    json_malloc_t saved_alloc;
+    json_free_t saved_free;
+    json_get_alloc_funcs(&saved_alloc, &saved_free);
+    json_set_alloc_funcs(ack_alloc, ack_free);
+    ack_arena_used = 0;
     json_error_t err;
     json_t *o = json_loadb((const char *)p, len, 0, &err);
     json_t *v = json_object_get(o, "AcknowledgedMessageSequenceNumber");
@@ -218,6 +249,7 @@ int dc_ack_parse(const uint8_t *p, size_t len, int64_t *seq)
     if (rc == 0)
         *seq = (int64_t)json_integer_value(v);
     json_decref(o);
+    json_set_alloc_funcs(saved_alloc, saved_free);
     return rc;
 }
 
