@@ -558,7 +558,12 @@ static struct ssm_session *session_new(struct backend_ssm *b, uv_loop_t *loop,
 static void keepalive_arm(struct backend_ssm *b);
 
 /* A basic session carries one connection: connections that joined while
- * the mode was unknown get sessions of their own. */
+ * the mode was unknown get sessions of their own. Such a session is never
+ * reused: after DisconnectToPort the agent redials only when the client
+ * sends, which would hang protocols where the server speaks first (SSH,
+ * MySQL). And when the destination closes first the agent says nothing
+ * (it waits for client data to redial), so the local connection stays
+ * open until the client ends it: a limit of the protocol. */
 static void session_split_basic(struct ssm_session *s)
 {
     struct backend_stream *first = s->streams;

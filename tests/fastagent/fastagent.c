@@ -929,7 +929,9 @@ static int read_dests(struct session *s, struct pollfd *pfd, int *idx,
                 /* A fixed schedule, one read per pace while data keeps
                  * coming: the allowance is exactly payload / pace. */
                 uint64_t now = mono_us(), pace = (uint64_t)opt_pace_ms * 1000;
-                s->next_read_us = s->next_read_us + pace > now
+                /* Oversleeping a little is caught up (up to 20 paces);
+                 * after a longer pause (no data) the schedule restarts. */
+                s->next_read_us = s->next_read_us + 20 * pace > now
                                       ? s->next_read_us + pace
                                       : now + pace;
             }

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 #include <openssl/sha.h>
 
+#include "buf.h"
 #include "common.h"
 #include "dc_channel.h"
 #include "dc_msg.h"
@@ -96,36 +97,22 @@ static void sent_clear(void)
 
 /* ---- the agent's side, by hand ---- */
 
-static void put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    put32(p, (uint32_t)(v >> 32));
-    put32(p + 4, (uint32_t)v);
-}
-
 /* An agent message: 116-byte header, PayloadLength, payload. */
 static size_t agent_msg(uint8_t *m, const char *type, int64_t seq,
                         uint32_t ptype, const void *p, size_t n)
 {
     memset(m, 0, 120);
-    put32(m, 116);
+    buf_store_u32(m, 116);
     memset(m + 4, ' ', 32);
     memcpy(m + 4, type, strlen(type));
-    put32(m + 36, 1);
-    put64(m + 40, 1700000000000ull);
-    put64(m + 48, (uint64_t)seq);
+    buf_store_u32(m + 36, 1);
+    buf_store_u64(m + 40, 1700000000000ull);
+    buf_store_u64(m + 48, (uint64_t)seq);
     for (int i = 0; i < 16; i++)
         m[64 + i] = (uint8_t)(seq * 7 + i + 1); /* some non-zero id */
     SHA256(p, n, m + 80);
-    put32(m + 112, ptype);
-    put32(m + 116, (uint32_t)n);
+    buf_store_u32(m + 112, ptype);
+    buf_store_u32(m + 116, (uint32_t)n);
     memcpy(m + 120, p, n);
     return 120 + n;
 }
