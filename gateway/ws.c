@@ -9,14 +9,13 @@
 #include "ws.h"
 
 #include <libwebsockets.h>
-#include <openssl/bio.h>
-#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common.h"
 #include "log.h"
+#include "tls_bio.h"
 
 #define WS_SLOTS       256
 #define WS_WRITE_BATCH 32
@@ -26,13 +25,14 @@
 #define WS_MAX_HEADERS 4
 #define WS_WBUF        (64 * 1024) /* TLS records gathered per write */
 #define WS_DRAIN_BATCH 64          /* sockets drained per loop pass */
-#define WS_DRAIN_READS 64          /* messages read per socket per pass */
+#define WS_DRAIN_READS 8           /* records per socket per pass: fair */
 
 struct ws_ctx {
     struct lws_context *lws;
     uv_loop_t *loop;
     char *ca_file;
     uv_check_t drain;
+    uv_idle_t spin; /* runs while a socket holds records poll can't see */
     struct ws *hot; /* sockets that received this loop pass */
 };
 
@@ -60,6 +60,7 @@ struct ws {
     int in_connect; /* inside lws_client_connect_via_info */
     int rx_paused;
     BIO *wbuf;   /* gathers TLS records; NULL without TLS */
+    BIO *rbuf;   /* reads TLS records ahead; NULL without TLS */
     int pollout; /* a writable callback is due */
     int hot;     /* on ctx->hot */
     struct ws *hot_prev, *hot_next;
@@ -140,32 +141,23 @@ static void ws_report_close(struct ws *w, const char *reason)
     ws_free(w);
 }
 
-/*
- * Every message is its own WebSocket frame and TLS record, and OpenSSL
- * writes each record with its own send(). A buffering BIO under the TLS
- * layer gathers the records of one writable callback into one send();
- * ws_flush empties it at the end of the callback (and first thing in the
- * next one when the socket was full).
- */
-static void ws_gather_writes(struct ws *w, struct lws *wsi)
+/* The reader calls this (arg: the wsi) when it holds bytes poll() will
+ * not report: ws_drain reads them. A detached wsi has no ws. */
+static void ws_on_buffered_input(void *arg)
+{
+    struct ws *w = lws_get_opaque_user_data(arg);
+    if (w != NULL && !w->closing)
+        ws_hot_add(w);
+}
+
+/* Batches the TLS layer's reads and writes: see tls_bio.h. */
+static void ws_batch_tls_io(struct ws *w, struct lws *wsi)
 {
     SSL *ssl = lws_get_ssl(wsi);
     if (ssl == NULL)
         return;
-    BIO *sock = SSL_get_wbio(ssl);
-    BIO *b = BIO_new(BIO_f_buffer());
-    if (sock == NULL || b == NULL || BIO_up_ref(sock) != 1) {
-        BIO_free(b);
-        return; /* unbuffered writes still work */
-    }
-    if (BIO_set_write_buffer_size(b, WS_WBUF) != 1) {
-        BIO_free(sock);
-        BIO_free(b);
-        return;
-    }
-    BIO_push(b, sock);
-    SSL_set0_wbio(ssl, b); /* drops the SSL's own wbio reference */
-    w->wbuf = b;
+    w->wbuf = tls_bio_gather_writes(ssl, WS_WBUF);
+    w->rbuf = tls_bio_buffer_reads(ssl, ws_on_buffered_input, wsi);
 }
 
 /*
@@ -181,14 +173,9 @@ static void ws_want_pollout(struct ws *w, struct lws *wsi)
     lws_callback_on_writable(wsi);
 }
 
-/* 1 when everything is out, 0 when the socket is full, -1 on error. */
 static int ws_flush(struct ws *w)
 {
-    if (w->wbuf == NULL || BIO_wpending(w->wbuf) == 0)
-        return 1;
-    if (BIO_flush(w->wbuf) == 1)
-        return 1;
-    return BIO_should_retry(w->wbuf) ? 0 : -1;
+    return tls_bio_flush(w->wbuf);
 }
 
 static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
@@ -216,7 +203,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
             return -1;
         w->wsi = wsi;
         w->open = 1;
-        ws_gather_writes(w, wsi);
+        ws_batch_tls_io(w, wsi);
         w->want_ping = 1; /* a ping right after open, as the plugin does */
         ws_want_pollout(w, wsi);
         w->cb->on_open(w->arg);
@@ -232,8 +219,8 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
             ws_report_close(w, "WebSocket message too large");
             return -1;
         }
-        if (lws_is_final_fragment(wsi)) {
-            w->rx_msgs++;
+        if (lws_is_final_fragment(wsi) && w->rbuf == NULL) {
+            w->rx_msgs++; /* without TLS, drain while messages come */
             ws_hot_add(w);
         }
         if (lws_is_final_fragment(wsi) && w->rx_len == 0) {
@@ -349,19 +336,54 @@ static void ws_lws_log(int level, const char *line)
         log_debug("lws: %s", copy);
 }
 
+static void ws_spin(uv_idle_t *h)
+{
+    (void)h; /* ws_drain, in the check phase, does the reading */
+}
+
+static int ws_rx_ready(const struct ws *w)
+{
+    return !w->closing && w->wsi != NULL && w->open && !w->rx_paused;
+}
+
+/* Whether w has input that no poll event will announce. */
+static int ws_rx_buffered(const struct ws *w)
+{
+    return ws_rx_ready(w) && w->rbuf != NULL && tls_bio_has_record(w->rbuf);
+}
+
+/* One record (TLS) or message (plain) through lws, as a poll event would.
+ * Returns 0 when nothing moved. */
+static int ws_read_one(struct ws_ctx *c, struct ws *w)
+{
+    size_t held = w->rbuf != NULL ? BIO_ctrl_pending(w->rbuf) : 0;
+    uint64_t msgs = w->rx_msgs;
+    struct lws_pollfd pfd = {.fd = lws_get_socket_fd(w->wsi),
+                             .events = LWS_POLLIN,
+                             .revents = LWS_POLLIN};
+    if (pfd.fd < 0 || lws_service_fd(c->lws, &pfd) < 0)
+        return 0;
+    if (w->closing || w->wsi == NULL)
+        return 0;
+    return w->rbuf != NULL ? BIO_ctrl_pending(w->rbuf) != held
+                           : w->rx_msgs != msgs;
+}
+
 /*
- * lws reads one TLS record, which is one message here, per poll event, and
- * every poll event costs lws and libuv several syscalls (poll watcher
- * restarts, an idle pass). After the poll phase, read on from the sockets
- * that just received while they keep yielding whole messages, so a burst
- * costs one loop pass instead of one per message.
+ * lws reads one TLS record, which is one message here, per poll event.
+ * Records the read-ahead buffer already holds raise no poll event, and
+ * each poll event costs lws and libuv several syscalls anyway. After the
+ * poll phase, read on from the sockets that just received while whole
+ * records wait (plain sockets: while messages come), so a burst costs one
+ * loop pass instead of one per message. Sockets still holding records
+ * after their share keep the loop spinning instead of blocking in poll.
  */
 static void ws_drain(uv_check_t *h)
 {
     struct ws_ctx *c = h->data;
     struct ws *batch[WS_DRAIN_BATCH];
     size_t n = 0;
-    /* Take a snapshot: servicing adds sockets to the list again. No ws is
+    /* Take a snapshot: reading adds sockets to the list again. No ws is
      * freed during this callback (frees wait for a uv close callback). */
     while (c->hot != NULL && n < WS_DRAIN_BATCH) {
         batch[n] = c->hot;
@@ -369,18 +391,25 @@ static void ws_drain(uv_check_t *h)
     }
     for (size_t i = 0; i < n; i++) {
         struct ws *w = batch[i];
-        for (int k = 0; k < WS_DRAIN_READS; k++) {
-            if (w->closing || w->wsi == NULL || !w->open || w->rx_paused)
+        for (int k = 0; k < WS_DRAIN_READS && ws_rx_ready(w); k++) {
+            if (w->rbuf != NULL && !tls_bio_has_record(w->rbuf))
                 break;
-            uint64_t before = w->rx_msgs;
-            struct lws_pollfd pfd = {.fd = lws_get_socket_fd(w->wsi),
-                                     .events = LWS_POLLIN,
-                                     .revents = LWS_POLLIN};
-            if (pfd.fd < 0 || lws_service_fd(c->lws, &pfd) < 0 ||
-                w->rx_msgs == before)
+            if (!ws_read_one(c, w)) {
+                ws_hot_remove(w); /* no progress: don't spin on it */
                 break;
+            }
         }
     }
+    /* Keep only what poll will not announce: whole buffered records. */
+    for (struct ws *w = c->hot, *next; w != NULL; w = next) {
+        next = w->hot_next;
+        if (!ws_rx_buffered(w))
+            ws_hot_remove(w);
+    }
+    if (c->hot != NULL)
+        uv_idle_start(&c->spin, ws_spin);
+    else
+        uv_idle_stop(&c->spin);
 }
 
 int ws_ctx_new(uv_loop_t *loop, const char *ca_file, struct ws_ctx **out)
@@ -409,6 +438,8 @@ int ws_ctx_new(uv_loop_t *loop, const char *ca_file, struct ws_ctx **out)
         free(c);
         return GW_EIO;
     }
+    uv_idle_init(loop, &c->spin);
+    uv_unref((uv_handle_t *)&c->spin); /* still makes poll not block */
     uv_check_init(loop, &c->drain);
     c->drain.data = c;
     uv_check_start(&c->drain, ws_drain);
@@ -422,6 +453,7 @@ void ws_ctx_free(struct ws_ctx *c)
     if (c == NULL)
         return;
     uv_close((uv_handle_t *)&c->drain, NULL);
+    uv_close((uv_handle_t *)&c->spin, NULL);
     lws_context_destroy(c->lws);
 }
 
@@ -560,6 +592,10 @@ void ws_rx_pause(struct ws *w, int paused)
     w->rx_paused = paused;
     if (w->wsi != NULL)
         lws_rx_flow_control(w->wsi, paused ? 0 : 1);
+    if (ws_rx_buffered(w)) { /* no poll event will come for these */
+        ws_hot_add(w);
+        uv_idle_start(&w->ctx->spin, ws_spin);
+    }
 }
 
 void ws_close(struct ws *w)

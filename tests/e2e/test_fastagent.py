@@ -13,7 +13,7 @@ import time
 import pytest
 
 from harness import (EchoServer, FastAgent, Gateway, SANITIZED, FAKE_DIR,
-                     sha256_file as sha)
+                     ThreadedServer, sha256_file as sha)
 
 sys.path.insert(0, FAKE_DIR)
 from fakeaws import FakeAws  # noqa: E402
@@ -29,19 +29,36 @@ def cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _source(c):
+    """Answers each line "N" with N bytes, then waits for the next line:
+    a one-way burst after which nothing else moves."""
+    try:
+        f = c.makefile("rb")
+        for line in f:
+            c.sendall(os.urandom(int(line)))
+    except (OSError, ValueError):
+        pass
+    finally:
+        c.close()
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fa")
     echo = EchoServer()
+    source = ThreadedServer(_source)
     with FakeAws(pace_ms=0) as fake, Sshd(fake.state_dir,
                                           instance_id="*") as sd:
         agent = FastAgent(fake.state_dir)
         fake.set_external_agent(agent.url)
         fake.set_instances({INST: {"ports": {"22": sd.port,
-                                             "7": echo.port}}})
+                                             "7": echo.port,
+                                             "8": source.port}}})
         gw = Gateway("[gateway]\nmessage_rate = 0\n"
                      "[forward echo]\nlisten = 127.0.0.1:0\ntarget = %s\n"
-                     "port = 7\n" % INST, env=fake.env())
+                     "port = 7\n"
+                     "[forward source]\nlisten = 127.0.0.1:0\ntarget = %s\n"
+                     "port = 8\n" % (INST, INST), env=fake.env())
         try:
             yield {"fake": fake, "sshd": sd, "gw": gw, "agent": agent,
                    "tmp": tmp}
@@ -49,6 +66,7 @@ def world(tmp_path_factory):
             rc = gw.stop()
             agent.stop()
             echo.close()
+            source.close()
             gw.assert_clean()
             assert rc == 0
             assert "segfault" not in agent.stderr_text()
@@ -119,3 +137,69 @@ def test_20_connections_over_one_smux_session(world):
         world["agent"].stderr_text()[-2000:] + gw.stderr_text()[-3000:]
     # The forward had no session yet: one StartSession for all twenty.
     assert len(world["fake"].calls("StartSession")) == 1
+
+
+def _echo_round(sock, data, pause_s=0.0):
+    """Sends data, optionally stops reading for pause_s (the gateway pauses
+    the session's input meanwhile), then expects all of it back with no
+    gap longer than the socket timeout."""
+    got = bytearray()
+    err = []
+
+    def rd():
+        if pause_s:
+            time.sleep(pause_s)
+        try:
+            while len(got) < len(data):
+                d = sock.recv(65536)
+                if not d:
+                    break
+                got.extend(d)
+        except OSError as e:
+            err.append(e)
+
+    t = threading.Thread(target=rd)
+    t.start()
+    sock.sendall(data)
+    t.join(60)
+    return bytes(got) == data, err
+
+
+def test_bursts_read_ahead_arrive_without_more_input(world):
+    """The agent sends each burst of records in one write; the gateway
+    reads them ahead in 16 KiB chunks that poll() no longer announces.
+    Every size around the chunk and record boundaries must come back
+    whole while nothing else arrives, also after a reader that stalled
+    long enough for the gateway to pause the session's input."""
+    s = socket.create_connection(world["gw"].listeners["echo"], timeout=5)
+    try:
+        for n in (1, 100, 1016, 1017, 5000, 16000, 16384, 17000, 40000,
+                  100000, 1 << 20):
+            ok, err = _echo_round(s, os.urandom(n))
+            assert ok and not err, (n, err)
+        for _ in range(20):  # interactive-sized round trips
+            ok, err = _echo_round(s, b"x")
+            assert ok and not err, err
+        ok, err = _echo_round(s, os.urandom(8 << 20), pause_s=1.5)
+        assert ok and not err, err
+    finally:
+        s.close()
+
+
+def test_one_way_bursts_end_without_more_input(world):
+    """A download burst and then silence: the gateway sends its acks and
+    nothing else will wake it. Records it read ahead beyond one loop
+    pass's share must still come out (the loop must not block in poll
+    while it holds them); a stall shows as a recv timeout."""
+    s = socket.create_connection(world["gw"].listeners["source"], timeout=5)
+    try:
+        for n in (1, 5000, 17000, 40000, 100000, 1 << 20, 3000):
+            s.sendall(b"%d\n" % n)
+            got = 0
+            while got < n:
+                d = s.recv(1 << 16)
+                assert d, "closed after %d of %d" % (got, n)
+                got += len(d)
+            assert got == n
+    finally:
+        s.close()

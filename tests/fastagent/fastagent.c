@@ -178,6 +178,7 @@ struct session {
     int fd;
     SSL *ssl;
     BIO *wmem; /* records of this pass, written in one go */
+    EVP_MD_CTX *md;
     char id[64];
     char session_type[32], port_type[32], dest[64], agent_version[32];
     int mux, basic, ready, ending;
@@ -219,21 +220,40 @@ static void say(struct session *s, const char *fmt, ...)
     va_end(ap);
 }
 
+/* Reads the records out (BIO_reset would zero the whole buffer, as big as
+ * the largest burst ever, on every flush). */
 static int flush_wmem(struct session *s)
 {
-    char *p;
-    long n = BIO_get_mem_data(s->wmem, &p);
-    while (n > 0) {
-        ssize_t k = send(s->fd, p, (size_t)n, MSG_NOSIGNAL);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return -1;
-        p += k;
-        n -= k;
+    uint8_t buf[64 * 1024];
+    int n;
+    while ((n = BIO_read(s->wmem, buf, sizeof(buf))) > 0) {
+        const uint8_t *p = buf;
+        while (n > 0) {
+            ssize_t k = send(s->fd, p, (size_t)n, MSG_NOSIGNAL);
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k <= 0)
+                return -1;
+            p += k;
+            n -= (int)k;
+        }
     }
-    (void)BIO_reset(s->wmem);
     return 0;
+}
+
+/* SHA-256 with the session's context: the one-shot SHA256() fetches the
+ * algorithm and allocates a context on every call. */
+static void sha256(struct session *s, const uint8_t *p, size_t n,
+                   uint8_t out[32])
+{
+    if (s->md == NULL && (s->md = EVP_MD_CTX_new()) == NULL) {
+        SHA256(p, n, out);
+        return;
+    }
+    if (EVP_DigestInit_ex(s->md, EVP_sha256(), NULL) != 1 ||
+        EVP_DigestUpdate(s->md, p, n) != 1 ||
+        EVP_DigestFinal_ex(s->md, out, NULL) != 1)
+        SHA256(p, n, out);
 }
 
 /* One WebSocket frame from the server: never masked. */
@@ -293,7 +313,7 @@ static int send_msg(struct session *s, const char *type, int64_t seq,
     put64(m + 56, flags);
     memcpy(m + 64, id + 8, 8); /* UUID halves swapped on the wire */
     memcpy(m + 72, id, 8);
-    SHA256(p, n, m + 80);
+    sha256(s, p, n, m + 80);
     put32(m + 112, ptype);
     put32(m + 116, (uint32_t)n);
     memcpy(m + MSG_OVERHEAD, p, n);
@@ -622,7 +642,7 @@ static int on_message(struct session *s, const uint8_t *m, size_t n)
         return -1;
     }
     uint8_t digest[32];
-    SHA256(m + MSG_OVERHEAD, n - MSG_OVERHEAD, digest);
+    sha256(s, m + MSG_OVERHEAD, n - MSG_OVERHEAD, digest);
     if (memcmp(digest, m + 80, 32) != 0) {
         say(s, "payload digest mismatch");
         return -1;
@@ -1062,6 +1082,7 @@ out:
     free(s->frag.p);
     free(s->smux_out.p);
     SSL_free(s->ssl);
+    EVP_MD_CTX_free(s->md);
     close(s->fd);
     free(s->rx);
     free(s);
