@@ -227,15 +227,12 @@ static int flush_wmem(struct session *s)
     uint8_t buf[64 * 1024];
     int n;
     while ((n = BIO_read(s->wmem, buf, sizeof(buf))) > 0) {
-        const uint8_t *p = buf;
-        while (n > 0) {
-            ssize_t k = send(s->fd, p, (size_t)n, MSG_NOSIGNAL);
-            if (k < 0 && errno == EINTR)
-                continue;
-            if (k <= 0)
+        for (int off = 0; off < n;) {
+            ssize_t k = send(s->fd, buf + off, (size_t)(n - off), MSG_NOSIGNAL);
+            if (k > 0)
+                off += (int)k;
+            else if (k == 0 || errno != EINTR)
                 return -1;
-            p += k;
-            n -= (int)k;
         }
     }
     return 0;
