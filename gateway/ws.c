@@ -25,7 +25,7 @@
 #define WS_MAX_HEADERS 4
 #define WS_WBUF        (64 * 1024) /* TLS records gathered per write */
 #define WS_DRAIN_BATCH 64          /* sockets drained per loop pass */
-#define WS_DRAIN_READS 8           /* records per socket per pass: fair */
+#define WS_DRAIN_READS 64          /* records per socket per pass */
 
 struct ws_ctx {
     struct lws_context *lws;
