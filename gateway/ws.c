@@ -24,7 +24,6 @@
 #define WS_PING_MS     (5 * 60 * 1000)
 #define WS_MAX_HEADERS 4
 #define WS_WBUF        (64 * 1024) /* TLS records gathered per write */
-#define WS_DRAIN_BATCH 64          /* sockets drained per loop pass */
 #define WS_DRAIN_READS 64          /* records per socket per pass */
 
 struct ws_ctx {
@@ -381,16 +380,18 @@ static int ws_read_one(struct ws_ctx *c, struct ws *w)
 static void ws_drain(uv_check_t *h)
 {
     struct ws_ctx *c = h->data;
-    struct ws *batch[WS_DRAIN_BATCH];
-    size_t n = 0;
-    /* Take a snapshot: reading adds sockets to the list again. No ws is
-     * freed during this callback (frees wait for a uv close callback). */
-    while (c->hot != NULL && n < WS_DRAIN_BATCH) {
-        batch[n] = c->hot;
-        ws_hot_remove(batch[n++]);
-    }
-    for (size_t i = 0; i < n; i++) {
-        struct ws *w = batch[i];
+    /* Every socket on the list gets its share each pass (a capped batch
+     * starved the ones left over). Take the whole list: reading puts
+     * sockets on a fresh one. No ws is freed during this callback (frees
+     * wait for a uv close callback), and only close callbacks unlink a
+     * socket that is still marked hot. */
+    struct ws *todo = c->hot;
+    c->hot = NULL;
+    while (todo != NULL) {
+        struct ws *w = todo;
+        todo = w->hot_next;
+        w->hot = 0;
+        w->hot_prev = w->hot_next = NULL;
         for (int k = 0; k < WS_DRAIN_READS && ws_rx_ready(w); k++) {
             if (w->rbuf != NULL && !tls_bio_has_record(w->rbuf))
                 break;
