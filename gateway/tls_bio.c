@@ -101,17 +101,6 @@ static int reader_read(BIO *b, char *out, int outl)
     return (int)m;
 }
 
-static int reader_write(BIO *b, const char *in, int inl)
-{
-    BIO *next = BIO_next(b);
-    BIO_clear_retry_flags(b);
-    if (next == NULL)
-        return 0;
-    int n = BIO_write(next, in, inl);
-    BIO_copy_next_retry(b);
-    return n;
-}
-
 static long reader_ctrl(BIO *b, int cmd, long num, void *ptr)
 {
     struct reader *r = BIO_get_data(b);
@@ -148,7 +137,6 @@ static const BIO_METHOD *reader_method(void)
     if (n == NULL || !BIO_meth_set_create(n, reader_new) ||
         !BIO_meth_set_destroy(n, reader_free) ||
         !BIO_meth_set_read(n, reader_read) ||
-        !BIO_meth_set_write(n, reader_write) ||
         !BIO_meth_set_ctrl(n, reader_ctrl) ||
         !BIO_meth_set_callback_ctrl(n, reader_callback_ctrl)) {
         BIO_meth_free(n);

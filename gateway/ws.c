@@ -172,11 +172,6 @@ static void ws_want_pollout(struct ws *w, struct lws *wsi)
     lws_callback_on_writable(wsi);
 }
 
-static int ws_flush(struct ws *w)
-{
-    return tls_bio_flush(w->wbuf);
-}
-
 static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
                        void *user, void *in, size_t len)
 {
@@ -243,7 +238,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
         if (w == NULL)
             return -1;
         w->pollout = 0;
-        int flushed = ws_flush(w);
+        int flushed = tls_bio_flush(w->wbuf);
         if (flushed < 0) {
             ws_report_close(w, "WebSocket write failed");
             return -1;
@@ -260,7 +255,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
             if (lws_write(wsi, ping + LWS_PRE, sizeof(ka) - 1, LWS_WRITE_PING) <
                 0)
                 return -1;
-            if (w->count > 0 || ws_flush(w) == 0)
+            if (w->count > 0 || tls_bio_flush(w->wbuf) == 0)
                 ws_want_pollout(w, wsi);
             break;
         }
@@ -283,7 +278,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
             if (lws_partial_buffered(wsi))
                 break;
         }
-        flushed = ws_flush(w);
+        flushed = tls_bio_flush(w->wbuf);
         if (flushed < 0) {
             ws_report_close(w, "WebSocket write failed");
             return -1;

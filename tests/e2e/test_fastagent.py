@@ -104,41 +104,6 @@ def test_scp_both_ways_through_the_fast_agent(world):
     assert sha(tmp / "back.bin") == sha(src)
 
 
-def test_20_connections_over_one_smux_session(world):
-    gw = world["gw"]
-    results = []
-
-    def one(i):
-        data = os.urandom(256 * 1024 + i)
-        s = socket.create_connection(gw.listeners["echo"], timeout=60)
-        got = bytearray()
-
-        def rd():
-            while len(got) < len(data):
-                d = s.recv(65536)
-                if not d:
-                    break
-                got.extend(d)
-
-        t = threading.Thread(target=rd)
-        t.start()
-        s.sendall(data)
-        t.join(60)
-        s.close()
-        results.append(bytes(got) == data)
-
-    world["fake"].clear_calls()
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(20)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert len(results) == 20 and all(results), \
-        world["agent"].stderr_text()[-2000:] + gw.stderr_text()[-3000:]
-    # The forward had no session yet: one StartSession for all twenty.
-    assert len(world["fake"].calls("StartSession")) == 1
-
-
 def _echo_round(sock, data, pause_s=0.0):
     """Sends data, optionally stops reading for pause_s (the gateway pauses
     the session's input meanwhile), then expects all of it back with no
@@ -163,6 +128,28 @@ def _echo_round(sock, data, pause_s=0.0):
     sock.sendall(data)
     t.join(60)
     return bytes(got) == data, err
+
+
+def test_20_connections_over_one_smux_session(world):
+    gw = world["gw"]
+    results = []
+
+    def one(i):
+        s = socket.create_connection(gw.listeners["echo"], timeout=60)
+        ok, err = _echo_round(s, os.urandom(256 * 1024 + i))
+        s.close()
+        results.append(ok and not err)
+
+    world["fake"].clear_calls()
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(results) == 20 and all(results), \
+        world["agent"].stderr_text()[-2000:] + gw.stderr_text()[-3000:]
+    # The forward had no session yet: one StartSession for all twenty.
+    assert len(world["fake"].calls("StartSession")) == 1
 
 
 def test_bursts_read_ahead_arrive_without_more_input(world):
