@@ -19,7 +19,7 @@
 #include <sys/types.h>
 #include <uv.h>
 
-#include "route.h"
+#include "tunnel.h"
 
 struct backend_stream;
 

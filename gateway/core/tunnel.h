@@ -1,17 +1,13 @@
 /*
- * route.h - from what a client asked for to what tunnel to build.
+ * tunnel.h - what a tunnel is, as the front end and the backends share it.
  *
- * Pure: a hostname (SOCKS / HTTP CONNECT) plus port and the loaded config
- * give a struct tunnel_spec or a refusal with a reason; a [forward] entry
- * gives its fixed spec. Nothing here does I/O.
+ * The front end decides a struct tunnel_spec (route.c) and a backend builds
+ * it; both sides include only this header, never each other.
  */
-#ifndef SSMGATE_ROUTE_H
-#define SSMGATE_ROUTE_H
+#ifndef SSMGATE_TUNNEL_H
+#define SSMGATE_TUNNEL_H
 
 #include <stdint.h>
-
-struct config;
-struct config_forward;
 
 enum tunnel_kind {
     TUNNEL_DIRECT,     /* plain TCP to host:port ("via = direct") */
@@ -40,20 +36,6 @@ struct tunnel_spec {
     char region[TUNNEL_REGION_MAX];   /* "" = profile/env default */
     char label[TUNNEL_LABEL_MAX];     /* [forward]/[route] name for logs */
 };
-
-/*
- * Decides the tunnel for a requested host:port. host is what the client
- * sent: "i-0123...", "user@i-....eu-west-1", "mi-...", or a name that the
- * [route] rules may match. Returns 0 with *out filled, or GW_ENO_ROUTE with
- * *reason pointing at a static sentence, or GW_EINVAL for a malformed name.
- */
-int route_resolve(const struct config *cfg, const char *host, uint16_t port,
-                  struct tunnel_spec *out, const char **reason);
-
-/* The fixed spec of a [forward] entry. */
-int route_from_forward(const struct config *cfg,
-                       const struct config_forward *fwd,
-                       struct tunnel_spec *out);
 
 const char *tunnel_kind_name(enum tunnel_kind kind);
 /* The SSM document for an SSM kind; NULL for DIRECT. */

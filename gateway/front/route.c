@@ -16,36 +16,6 @@
 #include "config.h"
 #include "target.h"
 
-const char *tunnel_kind_name(enum tunnel_kind kind)
-{
-    switch (kind) {
-    case TUNNEL_DIRECT:
-        return "direct";
-    case TUNNEL_SSM_SSH:
-        return "ssh";
-    case TUNNEL_SSM_PORT:
-        return "port";
-    case TUNNEL_SSM_REMOTE:
-        return "remote-port";
-    default:
-        return "?";
-    }
-}
-
-const char *tunnel_document(enum tunnel_kind kind)
-{
-    switch (kind) {
-    case TUNNEL_SSM_SSH:
-        return "AWS-StartSSHSession";
-    case TUNNEL_SSM_PORT:
-        return "AWS-StartPortForwardingSession";
-    case TUNNEL_SSM_REMOTE:
-        return "AWS-StartPortForwardingSessionToRemoteHost";
-    default:
-        return NULL;
-    }
-}
-
 /* Config values were validated to fit; cut rather than overflow anyway. */
 static void copy(char *dst, size_t len, const char *src)
 {
