@@ -8,8 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <time.h>
+
+#include "aws_sigv4.h"
 #include "common.h"
 #include "log.h"
+#include "secret.h"
 
 #define SSM_MAX_INSTANCES 1000
 
@@ -279,4 +283,112 @@ aws_ssm_describe_instance(struct aws_client *c, const char *profile,
                           aws_ssm_instances_cb *done, void *arg)
 {
     return describe(c, profile, region, "InstanceIds", instance_id, done, arg);
+}
+
+/* ---- the WebSocket upgrade ---- */
+
+struct ssm_sign {
+    aws_ssm_sign_cb *done;
+    void *arg;
+    char *url;
+};
+
+static void sign_free(void *p)
+{
+    struct ssm_sign *g = p;
+
+    free(g->url);
+    free(g);
+}
+
+static void sign_on_creds(void *arg, int status,
+                          const struct aws_sigv4_creds *creds,
+                          const char *region, const struct aws_error *err)
+{
+    struct ssm_sign *g = arg;
+    struct aws_sigv4_result sig;
+    struct aws_ssm_stream_auth auth = {.region = region};
+
+    if (status != 0) {
+        g->done(g->arg, status, NULL, err);
+        sign_free(g);
+        return;
+    }
+    /* A presigned StreamUrl is used as is. */
+    if (strstr(g->url, "X-Amz-") == NULL) {
+        struct aws_sigv4_request req = {.method = "GET", .url = g->url};
+        if (aws_sigv4_sign(&req, creds, region, "ssmmessages", time(NULL),
+                           &sig, NULL, NULL) != 0) {
+            g->done(g->arg, GW_EINVAL, NULL, NULL);
+            sign_free(g);
+            return;
+        }
+        auth.name[auth.n] = "Authorization";
+        auth.value[auth.n++] = sig.authorization;
+        auth.name[auth.n] = "X-Amz-Date";
+        auth.value[auth.n++] = sig.amz_date;
+        if (creds->session_token != NULL && creds->session_token[0]) {
+            auth.name[auth.n] = "X-Amz-Security-Token";
+            auth.value[auth.n++] = creds->session_token;
+        }
+    }
+    g->done(g->arg, 0, &auth, NULL);
+    secret_wipe(&sig, sizeof(sig));
+    sign_free(g);
+}
+
+struct aws_call *aws_ssm_sign_stream_url(struct aws_client *c,
+                                         const char *profile,
+                                         const char *region, const char *url,
+                                         aws_ssm_sign_cb *done, void *arg)
+{
+    struct ssm_sign *g = calloc(1, sizeof(*g));
+    struct aws_call *call;
+
+    if (g == NULL || (g->url = strdup(url)) == NULL) {
+        free(g);
+        return NULL;
+    }
+    g->done = done;
+    g->arg = arg;
+    call = aws_get_credentials(c, profile, region, sign_on_creds, g);
+    if (call == NULL) {
+        sign_free(g);
+        return NULL;
+    }
+    aws_call_set_cleanup(call, sign_free);
+    return call;
+}
+
+/* ---- errors ---- */
+
+int aws_ssm_error_to_gw(int status, const struct aws_error *e)
+{
+    static const char *const unreachable[] = {
+        "TargetNotConnected",
+        "EC2InstanceNotFoundException",
+        "EC2InstanceStateInvalidException",
+        "EC2InstanceUnavailableException",
+        "InvalidInstanceId",
+    };
+    static const char *const denied[] = {
+        "AuthException",
+        "UnrecognizedClientException",
+        "ExpiredTokenException",
+        "InvalidSignatureException",
+        "InvalidDocument",
+    };
+    size_t i;
+
+    if (status != GW_EAWS || e == NULL)
+        return status == GW_ENO_CREDS ? GW_EDENIED : status;
+    for (i = 0; i < ARRAY_SIZE(unreachable); i++)
+        if (strcmp(e->code, unreachable[i]) == 0)
+            return GW_EUNREACHABLE;
+    if (strncmp(e->code, "AccessDenied", 12) == 0)
+        return GW_EDENIED;
+    for (i = 0; i < ARRAY_SIZE(denied); i++)
+        if (strcmp(e->code, denied[i]) == 0)
+            return GW_EDENIED;
+    return GW_EAWS;
 }

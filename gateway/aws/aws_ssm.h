@@ -70,4 +70,37 @@ aws_ssm_describe_instance(struct aws_client *c, const char *profile,
                           const char *region, const char *instance_id,
                           aws_ssm_instances_cb *done, void *arg);
 
+/*
+ * Signing the data channel's WebSocket upgrade, so credentials never leave
+ * the AWS layer. auth holds the upgrade headers (Authorization,
+ * X-Amz-Date and, for temporary credentials, X-Amz-Security-Token; none
+ * when url is already presigned) and the resolved region. Valid during
+ * the callback only, and wiped after it.
+ */
+#define AWS_SSM_AUTH_MAX 3
+struct aws_ssm_stream_auth {
+    const char *region;
+    size_t n;
+    const char *name[AWS_SSM_AUTH_MAX];
+    const char *value[AWS_SSM_AUTH_MAX];
+};
+typedef void aws_ssm_sign_cb(void *arg, int status,
+                             const struct aws_ssm_stream_auth *auth,
+                             const struct aws_error *err);
+
+/* Gets (refreshed) credentials for profile/region and signs a GET of url
+ * for ssmmessages. Returns a handle for aws_call_cancel or NULL. */
+struct aws_call *aws_ssm_sign_stream_url(struct aws_client *c,
+                                         const char *profile,
+                                         const char *region, const char *url,
+                                         aws_ssm_sign_cb *done, void *arg);
+
+/*
+ * The gateway error for a failed SSM or credential call: GW_EUNREACHABLE
+ * for an instance that is not there or not connected, GW_EDENIED for
+ * permissions, credentials and documents, otherwise status (GW_EAWS or
+ * the transport error).
+ */
+int aws_ssm_error_to_gw(int status, const struct aws_error *err);
+
 #endif

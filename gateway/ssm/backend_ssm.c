@@ -24,7 +24,6 @@
 #include <strings.h>
 
 #include "aws.h"
-#include "aws_sigv4.h"
 #include "aws_ssm.h"
 #include "buf.h"
 #include "common.h"
@@ -504,27 +503,6 @@ static void session_fail(struct ssm_session *s, int err, const char *why)
 }
 
 /* AWS error codes to what the SOCKS reply should say. */
-static int map_aws_error(int status, const struct aws_error *e)
-{
-    if (status != GW_EAWS || e == NULL)
-        return status == GW_ENO_CREDS ? GW_EDENIED : status;
-    const char *c = e->code;
-    if (strcmp(c, "TargetNotConnected") == 0 ||
-        strcmp(c, "EC2InstanceNotFoundException") == 0 ||
-        strcmp(c, "EC2InstanceStateInvalidException") == 0 ||
-        strcmp(c, "EC2InstanceUnavailableException") == 0 ||
-        strcmp(c, "InvalidInstanceId") == 0)
-        return GW_EUNREACHABLE;
-    if (strncmp(c, "AccessDenied", 12) == 0 ||
-        strcmp(c, "AuthException") == 0 ||
-        strcmp(c, "UnrecognizedClientException") == 0 ||
-        strcmp(c, "ExpiredTokenException") == 0 ||
-        strcmp(c, "InvalidSignatureException") == 0 ||
-        strcmp(c, "InvalidDocument") == 0)
-        return GW_EDENIED;
-    return GW_EAWS;
-}
-
 static void fail_aws(struct ssm_session *s, const char *what, int status,
                      const struct aws_error *e)
 {
@@ -535,7 +513,7 @@ static void fail_aws(struct ssm_session *s, const char *what, int status,
     else
         snprintf(why, sizeof(why), "%s: %s", what,
                  e ? aws_error_str(e, buf, sizeof(buf)) : gw_strerror(status));
-    session_fail(s, map_aws_error(status, e), why);
+    session_fail(s, aws_ssm_error_to_gw(status, e), why);
 }
 
 /* ---- open ---- */
@@ -794,8 +772,9 @@ static const struct dc_channel_cb channel_cb = {
 };
 
 /* Signs the upgrade request (service ssmmessages) and (re)connects. */
-static void on_creds(void *arg, int status, const struct aws_sigv4_creds *creds,
-                     const char *region, const struct aws_error *err)
+static void on_signed(void *arg, int status,
+                      const struct aws_ssm_stream_auth *auth,
+                      const struct aws_error *err)
 {
     struct ssm_session *s = arg;
     s->call = NULL;
@@ -806,23 +785,11 @@ static void on_creds(void *arg, int status, const struct aws_sigv4_creds *creds,
             fail_aws(s, "credentials", status, err);
         return;
     }
-    snprintf(s->region, sizeof(s->region), "%s", region);
-    struct aws_sigv4_result sig;
-    struct ws_header h[3];
+    snprintf(s->region, sizeof(s->region), "%s", auth->region);
+    struct ws_header h[AWS_SSM_AUTH_MAX];
     size_t nh = 0;
-    /* A presigned StreamUrl is used as is. */
-    if (strstr(s->stream_url, "X-Amz-") == NULL) {
-        struct aws_sigv4_request req = {
-            .method = "GET", .url = s->stream_url}; /* path as written */
-        if (aws_sigv4_sign(&req, creds, region, "ssmmessages", time(NULL), &sig,
-                           NULL, NULL) == 0) {
-            h[nh++] = (struct ws_header){"Authorization", sig.authorization};
-            h[nh++] = (struct ws_header){"X-Amz-Date", sig.amz_date};
-            if (creds->session_token != NULL && creds->session_token[0])
-                h[nh++] = (struct ws_header){"X-Amz-Security-Token",
-                                             creds->session_token};
-        }
-    }
+    for (; nh < auth->n; nh++)
+        h[nh] = (struct ws_header){auth->name[nh], auth->value[nh]};
     if (s->ch == NULL) {
         struct dc_channel_opts o = {s->b->opts.message_rate,
                                     s->b->opts.payload_size,
@@ -881,8 +848,8 @@ static void on_resumed(void *arg, int status,
         return;
     }
     take_session(s, sess);
-    s->call =
-        aws_get_credentials(s->b->aws, s->spec.profile, s->region, on_creds, s);
+    s->call = aws_ssm_sign_stream_url(s->b->aws, s->spec.profile, s->region,
+                                      s->stream_url, on_signed, s);
 }
 
 static void resume_now(struct ssm_session *s)
@@ -913,8 +880,9 @@ static void on_started(void *arg, int status,
     log_debug("ssm %llu: session %s started", (unsigned long long)s->id,
               s->session_id);
     s->state = SSM_OPENING;
-    s->call = aws_get_credentials(s->b->aws, s->spec.profile, s->spec.region,
-                                  on_creds, s);
+    s->call = aws_ssm_sign_stream_url(s->b->aws, s->spec.profile,
+                                      s->spec.region, s->stream_url, on_signed,
+                                      s);
 }
 
 static void on_pushed(void *arg, int status, const struct aws_error *err)
@@ -932,7 +900,7 @@ static void on_pushed(void *arg, int status, const struct aws_error *err)
             snprintf(s->push_error, sizeof(s->push_error),
                      "SendSSHPublicKey for %s@%s: %s", s->spec.user,
                      s->instance, gw_strerror(status));
-        s->push_status = map_aws_error(status, err);
+        s->push_status = aws_ssm_error_to_gw(status, err);
         if (s->push_status == GW_EAWS)
             s->push_status = GW_EDENIED;
     }
@@ -1302,9 +1270,7 @@ int backend_ssm_new(uv_loop_t *loop, struct aws_client *aws, struct ws_ctx *ws,
     b->aws = aws;
     b->ws = ws;
     b->keys = keys;
-    b->opts = *opts;
-    snprintf(b->reason_prefix, sizeof(b->reason_prefix), "%s",
-             opts->reason_prefix ? opts->reason_prefix : "ssmgate");
+    backend_ssm_set_opts(b, opts);
     b->be.ops = &ssm_ops;
     b->be.ctx = b;
     b->keepalive = malloc(sizeof(*b->keepalive));
@@ -1316,6 +1282,15 @@ int backend_ssm_new(uv_loop_t *loop, struct aws_client *aws, struct ws_ctx *ws,
     b->keepalive->data = b;
     *out = b;
     return 0;
+}
+
+void backend_ssm_set_opts(struct backend_ssm *b,
+                          const struct backend_ssm_opts *opts)
+{
+    b->opts = *opts;
+    snprintf(b->reason_prefix, sizeof(b->reason_prefix), "%s",
+             opts->reason_prefix ? opts->reason_prefix : "ssmgate");
+    b->opts.reason_prefix = NULL; /* the copy above is used */
 }
 
 const struct backend *backend_ssm_backend(struct backend_ssm *b)

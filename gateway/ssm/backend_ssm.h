@@ -28,6 +28,11 @@ struct backend_ssm;
 int backend_ssm_new(uv_loop_t *loop, struct aws_client *aws, struct ws_ctx *ws,
                     struct keypush *keys, const struct backend_ssm_opts *opts,
                     struct backend_ssm **out);
+/* New options (SIGHUP): sessions started from now on use them; open
+ * sessions keep the rate, payload size and timeouts they started with,
+ * except the resume budget, which is read when a resume begins. */
+void backend_ssm_set_opts(struct backend_ssm *b,
+                          const struct backend_ssm_opts *opts);
 /* The struct backend to register with the server. */
 const struct backend *backend_ssm_backend(struct backend_ssm *b);
 /* Ends idle (lingering) sessions now, starting their TerminateSession
