@@ -20,6 +20,13 @@
 #define GW_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define GW_MAX(a, b) ((a) > (b) ? (a) : (b))
 
+/* Room for one failure reason, carried whole from where it happened (an AWS
+ * code and message, a protocol error) to the log line and the client's
+ * reply: every buffer a reason passes through has this size, so nothing on
+ * the way cuts it. An AWS message is at most 1024 bytes (struct aws_error)
+ * plus its code and our prefixes. */
+#define GW_REASON_MAX 2048
+
 /* Always on: fires only when our own code is wrong, never on input. */
 #define CHECK(expr)                                                            \
     do {                                                                       \
