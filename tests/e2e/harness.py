@@ -269,14 +269,6 @@ class EchoServer(ThreadedServer):
             c.close()
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def sha256_file(path):
     import hashlib
     h = hashlib.sha256()
