@@ -26,6 +26,7 @@
 
 #include "buf.h"
 #include "common.h"
+#include "list.h"
 #include "log.h"
 
 #define AGENT_IN_INITIAL  4096
@@ -148,7 +149,7 @@ struct agent_client {
     uv_timer_t timer; /* runs while a frame is only partly in */
     int handles;      /* open handles; freed when it reaches 0 */
     struct agent *agent;
-    struct agent_client *prev, *next;
+    struct list link; /* agent->clients */
     struct buf in;
     unsigned id;
     int closing;
@@ -170,7 +171,7 @@ struct agent {
     uv_pipe_t listener;
     const struct key_ring *ring;
     char comment[KEY_COMMENT_MAX + 1];
-    struct agent_client *clients;
+    struct list clients;
     size_t nclients;
     unsigned next_id;
     int stopping;
@@ -185,7 +186,7 @@ static void client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b);
 
 static void agent_maybe_free(struct agent *a)
 {
-    if (a->stopping && !a->listener_open && a->clients == NULL) {
+    if (a->stopping && !a->listener_open && list_empty(&a->clients)) {
         memset(a, 0xa5, sizeof(*a)); /* poison */
         free(a);
     }
@@ -197,12 +198,7 @@ static void client_close_done(uv_handle_t *h)
     struct agent *a = c->agent;
     if (--c->handles > 0)
         return;
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else
-        a->clients = c->next;
-    if (c->next != NULL)
-        c->next->prev = c->prev;
+    list_remove(&c->link);
     a->nclients--;
     buf_free(&c->in);
     memset(c, 0xa5, sizeof(*c)); /* poison */
@@ -412,10 +408,7 @@ static void agent_on_connection(uv_stream_t *server, int status)
     c->handles = 2;
     c->agent = a;
     c->id = ++a->next_id;
-    c->next = a->clients;
-    if (a->clients != NULL)
-        a->clients->prev = c;
-    a->clients = c;
+    list_insert_head(&a->clients, &c->link);
     a->nclients++;
 
     int rc = uv_accept(server, (uv_stream_t *)&c->pipe);
@@ -460,6 +453,7 @@ int agent_start(uv_loop_t *loop, const char *path, const struct key_ring *ring,
     a->loop = loop;
     a->ring = ring;
     a->partial_timeout_ms = AGENT_PARTIAL_TIMEOUT_MS;
+    list_init(&a->clients);
     snprintf(a->comment, sizeof(a->comment), "%s", comment);
     CHECK(uv_pipe_init(loop, &a->listener, 0) == 0);
     a->listener_open = 1;
@@ -494,8 +488,8 @@ void agent_stop(struct agent *a)
         return;
     a->stopping = 1;
     uv_close((uv_handle_t *)&a->listener, agent_listener_closed);
-    for (struct agent_client *c = a->clients; c != NULL; c = c->next)
-        client_close(c);
+    for (struct list *l = a->clients.next; l != &a->clients; l = l->next)
+        client_close(CONTAINER_OF(l, struct agent_client, link));
 }
 
 void agent_set_partial_timeout(struct agent *a, uint64_t ms)

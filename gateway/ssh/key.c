@@ -11,12 +11,12 @@
 
 #include <string.h>
 
-#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include "buf.h"
 #include "common.h"
+#include "secret.h"
 
 static const char KEY_TYPE[] = "ssh-ed25519";
 #define KEY_TYPE_LEN (sizeof(KEY_TYPE) - 1)
@@ -65,7 +65,7 @@ int key_generate(struct key **out)
     if (RAND_priv_bytes(seed, sizeof(seed)) != 1)
         return GW_ECRYPTO;
     int rc = key_from_seed(seed, out);
-    OPENSSL_cleanse(seed, sizeof(seed));
+    secret_wipe(seed, sizeof(seed));
     return rc;
 }
 
@@ -74,7 +74,7 @@ void key_free(struct key *k)
     if (k == NULL)
         return;
     EVP_PKEY_free(k->pkey);
-    OPENSSL_cleanse(k, sizeof(*k));
+    secret_wipe(k, sizeof(*k));
     free(k);
 }
 
@@ -160,7 +160,7 @@ int key_sign(const struct key *k, const uint8_t *data, size_t datalen,
     CHECK(buf_put_string(&b, sig, KEY_SIG_LEN) == 0);
     rc = 0; /* success */
 out:
-    OPENSSL_cleanse(sig, sizeof(sig));
+    secret_wipe(sig, sizeof(sig));
     EVP_MD_CTX_free(ctx);
     return rc;
 }
@@ -206,8 +206,8 @@ static int private_binary(const struct key *k, const char *comment,
         goto out;
     rc = 0; /* success */
 out:
-    OPENSSL_cleanse(priv, sizeof(priv));
-    OPENSSL_cleanse(section, sizeof(section));
+    secret_wipe(priv, sizeof(priv));
+    secret_wipe(section, sizeof(section));
     return rc;
 }
 
@@ -261,20 +261,16 @@ int key_private_file(const struct key *k, const char *comment,
     text = NULL; /* transferred */
     rc = 0;      /* success */
 out:
-    OPENSSL_cleanse(bin, sizeof(bin));
-    OPENSSL_cleanse(b64, sizeof(b64));
-    if (text != NULL) {
-        OPENSSL_cleanse(text, cap);
-        free(text);
-    }
+    secret_wipe(bin, sizeof(bin));
+    secret_wipe(b64, sizeof(b64));
+    secret_wipe(text, cap);
+    free(text);
     return rc;
 }
 
 void key_private_file_free(char *text, size_t len)
 {
-    if (text == NULL)
-        return;
-    OPENSSL_cleanse(text, len);
+    secret_wipe(text, len);
     free(text);
 }
 

@@ -13,67 +13,32 @@
  *
  * A result already known when keypush_start runs (fresh push, mi- target,
  * the API refusing to start) goes to the ready list and is delivered from
- * a 0 ms timer, so callbacks never run inside keypush_start. Results of
- * API calls fan out from the API's own (asynchronous) done callback.
+ * the loop (defer.h), so callbacks never run inside keypush_start. Results
+ * of API calls fan out from the API's own (asynchronous) done callback.
  *
- * Lists are circular with a sentinel; a waiter unlinks itself from
- * whichever list holds it, which is what makes cancel from inside another
- * waiter's callback safe.
+ * Lists are list.h rings; a waiter unlinks itself from whichever list
+ * holds it, which is what makes cancel from inside another waiter's
+ * callback safe. keypush_free may run inside one of our callbacks: the
+ * struct then lives on (dead, busy) until that callback returns.
  */
 #include "keypush.h"
 
 #include <string.h>
 
 #include "common.h"
+#include "defer.h"
+#include "list.h"
 #include "log.h"
 
 #define KP_FIELD_MAX 128
 
-struct kp_link {
-    struct kp_link *prev, *next;
-};
-
-static void link_init(struct kp_link *l)
+/* Moves all of src's elements to dst (whose old contents are dropped):
+ * dst joins src's ring as its first element, then src leaves it. */
+static void kp_list_take(struct list *dst, struct list *src)
 {
-    l->prev = l->next = l;
-}
-
-static int link_empty(const struct kp_link *l)
-{
-    return l->next == l;
-}
-
-static void link_remove(struct kp_link *l)
-{
-    l->prev->next = l->next;
-    l->next->prev = l->prev;
-    link_init(l);
-}
-
-static void link_add_tail(struct kp_link *head, struct kp_link *l)
-{
-    l->prev = head->prev;
-    l->next = head;
-    head->prev->next = l;
-    head->prev = l;
-}
-
-static void link_add_head(struct kp_link *head, struct kp_link *l)
-{
-    link_add_tail(head->next, l);
-}
-
-/* Moves all of src's elements to the (empty) dst. */
-static void link_take(struct kp_link *dst, struct kp_link *src)
-{
-    link_init(dst);
-    if (link_empty(src))
-        return;
-    dst->next = src->next;
-    dst->prev = src->prev;
-    dst->next->prev = dst;
-    dst->prev->next = dst;
-    link_init(src);
+    list_init(dst);
+    list_insert_head(src, dst);
+    list_remove(src);
 }
 
 enum kp_state {
@@ -86,15 +51,15 @@ static const char *const kp_state_names[] = {"idle", "queued", "inflight"};
 
 /* Owner: struct keypush (entries list). */
 struct kp_entry {
-    struct kp_link link;  /* kp->entries */
-    struct kp_link qlink; /* kp->queue while QUEUED */
+    struct list link;  /* kp->entries */
+    struct list qlink; /* kp->queue while QUEUED */
     struct keypush *kp;
     char profile[KP_FIELD_MAX];
     char region[KP_FIELD_MAX];
     char instance[KP_FIELD_MAX];
     char user[KP_FIELD_MAX];
     enum kp_state state;
-    struct kp_link waiters;
+    struct list waiters;
     struct aws_call *call; /* INFLIGHT */
     uint64_t gen_pushing;  /* INFLIGHT: generation being pushed */
     uint64_t started_at;   /* INFLIGHT: uv_now() when the call began */
@@ -105,27 +70,28 @@ struct kp_entry {
 
 /* Owner: the caller until done runs or keypush_cancel; kept on a list. */
 struct keypush_wait {
-    struct kp_link link;
+    struct list link;
     struct keypush *kp;
     keypush_done_cb *done;
     void *arg;
-    int status; /* on the ready list: the result to deliver */
+    int status; /* the result to deliver */
 };
 
 /* Owner: the daemon (keypush_new / keypush_free). */
 struct keypush {
     uv_loop_t *loop;
-    uv_timer_t ready_timer;
+    struct defer ready_defer; /* delivers the ready list */
     const struct key_ring *ring;
     struct keypush_api api;
     uint64_t reuse_ms;
     int max_inflight;
     int inflight;
     int dead; /* keypush_free ran (maybe from inside a callback) */
+    int busy; /* our callbacks running: the free waits for them */
     uint64_t calls;
-    struct kp_link entries;
-    struct kp_link queue;
-    struct kp_link ready;
+    struct list entries;
+    struct list queue;
+    struct list ready;
 };
 
 static void kp_pump(struct keypush *kp);
@@ -137,22 +103,53 @@ static void kp_set_state(struct kp_entry *e, enum kp_state s)
     e->state = s;
 }
 
-static void kp_ready_cb(uv_timer_t *t)
+static void kp_destroy(struct keypush *kp)
 {
-    struct keypush *kp = CONTAINER_OF(t, struct keypush, ready_timer);
-    struct kp_link list;
-    link_take(&list, &kp->ready);
-    while (!link_empty(&list)) {
+    memset(kp, 0xa5, sizeof(*kp)); /* poison */
+    free(kp);
+}
+
+/* Around our callbacks' calls out: keypush_free inside them only marks kp
+ * dead, and the last release frees it. */
+static void kp_hold(struct keypush *kp)
+{
+    kp->busy++;
+}
+
+/* Returns whether kp is gone. */
+static int kp_release(struct keypush *kp)
+{
+    if (--kp->busy > 0 || !kp->dead)
+        return 0;
+    kp_destroy(kp);
+    return 1;
+}
+
+/* Calls every waiter on list (taken off its owner) with its w->status. */
+static void kp_deliver(struct keypush *kp, struct list *list,
+                       const struct aws_error *err)
+{
+    while (!list_empty(list)) {
         struct keypush_wait *w =
-            CONTAINER_OF(list.next, struct keypush_wait, link);
-        link_remove(&w->link);
+            CONTAINER_OF(list->next, struct keypush_wait, link);
+        list_remove(&w->link);
         keypush_done_cb *done = w->done;
         void *arg = w->arg;
         int status = w->status;
         free(w);
         if (!kp->dead)
-            done(arg, status, NULL);
+            done(arg, status, err);
     }
+}
+
+static void kp_ready_cb(struct defer *d)
+{
+    struct keypush *kp = CONTAINER_OF(d, struct keypush, ready_defer);
+    struct list list;
+    kp_list_take(&list, &kp->ready);
+    kp_hold(kp);
+    kp_deliver(kp, &list, NULL);
+    kp_release(kp);
 }
 
 /* Delivers status to w from the loop, not from the current call stack. */
@@ -160,27 +157,19 @@ static void kp_make_ready(struct keypush *kp, struct keypush_wait *w,
                           int status)
 {
     w->status = status;
-    link_add_tail(&kp->ready, &w->link);
-    uv_timer_start(&kp->ready_timer, kp_ready_cb, 0, 0);
+    list_insert_tail(&kp->ready, &w->link);
+    defer_queue(kp->loop, &kp->ready_defer);
 }
 
-/* Fans out one result to every waiter of e. */
+/* Fans out one result to every waiter of e (e may be freed by one). */
 static void kp_fan_out(struct kp_entry *e, int status,
                        const struct aws_error *err)
 {
-    struct keypush *kp = e->kp; /* e may be freed by a callback */
-    struct kp_link list;
-    link_take(&list, &e->waiters);
-    while (!link_empty(&list)) {
-        struct keypush_wait *w =
-            CONTAINER_OF(list.next, struct keypush_wait, link);
-        link_remove(&w->link);
-        keypush_done_cb *done = w->done;
-        void *arg = w->arg;
-        free(w);
-        if (!kp->dead)
-            done(arg, status, err);
-    }
+    struct list list;
+    kp_list_take(&list, &e->waiters);
+    for (struct list *l = list.next; l != &list; l = l->next)
+        CONTAINER_OF(l, struct keypush_wait, link)->status = status;
+    kp_deliver(e->kp, &list, err);
 }
 
 static void kp_call_done(void *arg, int status, const struct aws_error *err)
@@ -192,13 +181,13 @@ static void kp_call_done(void *arg, int status, const struct aws_error *err)
     e->call = NULL;
     kp->inflight--;
     if (status == 0 && e->gen_pushing != kp->ring->generation &&
-        !link_empty(&e->waiters)) {
+        !list_empty(&e->waiters)) {
         /* The key rotated while the call ran: the waiters will offer the
          * new key, so push that one first. */
         log_debug("keypush %s@%s: key rotated during the push, again", e->user,
                   e->instance);
         kp_set_state(e, KP_QUEUED);
-        link_add_head(&kp->queue, &e->qlink);
+        list_insert_head(&kp->queue, &e->qlink);
         kp_pump(kp);
         return;
     }
@@ -217,19 +206,20 @@ static void kp_call_done(void *arg, int status, const struct aws_error *err)
                   err != NULL ? err->code : "",
                   err != NULL && err->code[0] ? " " : "", gw_strerror(status));
     }
+    kp_hold(kp);
     kp_fan_out(e, status, err);
-    if (!kp->dead)
+    if (!kp_release(kp) && !kp->dead)
         kp_pump(kp);
 }
 
 /* Starts queued pushes while there are free slots. */
 static void kp_pump(struct keypush *kp)
 {
-    while (kp->inflight < kp->max_inflight && !link_empty(&kp->queue)) {
+    while (kp->inflight < kp->max_inflight && !list_empty(&kp->queue)) {
         struct kp_entry *e =
             CONTAINER_OF(kp->queue.next, struct kp_entry, qlink);
-        link_remove(&e->qlink);
-        if (link_empty(&e->waiters)) {
+        list_remove(&e->qlink);
+        if (list_empty(&e->waiters)) {
             kp_set_state(e, KP_IDLE); /* everyone cancelled */
             continue;
         }
@@ -251,10 +241,10 @@ static void kp_pump(struct keypush *kp)
             kp_set_state(e, KP_IDLE);
             log_warn("keypush %s@%s: could not start SendSSHPublicKey", e->user,
                      e->instance);
-            while (!link_empty(&e->waiters)) {
+            while (!list_empty(&e->waiters)) {
                 struct keypush_wait *w =
                     CONTAINER_OF(e->waiters.next, struct keypush_wait, link);
-                link_remove(&w->link);
+                list_remove(&w->link);
                 kp_make_ready(kp, w, GW_EIO);
             }
         }
@@ -270,18 +260,18 @@ static int kp_fresh(const struct keypush *kp, const struct kp_entry *e)
 
 static void kp_entry_free(struct kp_entry *e)
 {
-    link_remove(&e->link);
+    list_remove(&e->link);
     free(e);
 }
 
 /* Drops idle entries that no longer hold a reusable push. */
 static void kp_prune(struct keypush *kp)
 {
-    struct kp_link *l = kp->entries.next;
+    struct list *l = kp->entries.next;
     while (l != &kp->entries) {
         struct kp_entry *e = CONTAINER_OF(l, struct kp_entry, link);
         l = l->next;
-        if (e->state == KP_IDLE && link_empty(&e->waiters) && !kp_fresh(kp, e))
+        if (e->state == KP_IDLE && list_empty(&e->waiters) && !kp_fresh(kp, e))
             kp_entry_free(e);
     }
 }
@@ -290,7 +280,7 @@ static struct kp_entry *kp_find(struct keypush *kp, const char *profile,
                                 const char *region, const char *instance,
                                 const char *user)
 {
-    for (struct kp_link *l = kp->entries.next; l != &kp->entries; l = l->next) {
+    for (struct list *l = kp->entries.next; l != &kp->entries; l = l->next) {
         struct kp_entry *e = CONTAINER_OF(l, struct kp_entry, link);
         if (strcmp(e->instance, instance) == 0 && strcmp(e->user, user) == 0 &&
             strcmp(e->profile, profile) == 0 && strcmp(e->region, region) == 0)
@@ -314,19 +304,12 @@ int keypush_new(uv_loop_t *loop, const struct key_ring *ring,
     kp->reuse_ms = opts && opts->reuse_ms ? opts->reuse_ms : KEYPUSH_REUSE_MS;
     kp->max_inflight = opts && opts->max_inflight > 0 ? opts->max_inflight
                                                       : KEYPUSH_MAX_INFLIGHT;
-    link_init(&kp->entries);
-    link_init(&kp->queue);
-    link_init(&kp->ready);
-    CHECK(uv_timer_init(loop, &kp->ready_timer) == 0);
+    list_init(&kp->entries);
+    list_init(&kp->queue);
+    list_init(&kp->ready);
+    kp->ready_defer.cb = kp_ready_cb;
     *out = kp;
     return 0;
-}
-
-static void kp_timer_closed(uv_handle_t *h)
-{
-    struct keypush *kp = CONTAINER_OF(h, struct keypush, ready_timer);
-    memset(kp, 0xa5, sizeof(*kp)); /* poison */
-    free(kp);
 }
 
 void keypush_free(struct keypush *kp)
@@ -334,27 +317,19 @@ void keypush_free(struct keypush *kp)
     if (kp == NULL || kp->dead)
         return;
     kp->dead = 1;
-    while (!link_empty(&kp->entries)) {
+    while (!list_empty(&kp->entries)) {
         struct kp_entry *e =
             CONTAINER_OF(kp->entries.next, struct kp_entry, link);
         if (e->call != NULL && kp->api.cancel != NULL)
             kp->api.cancel(kp->api.ctx, e->call);
-        while (!link_empty(&e->waiters)) {
-            struct keypush_wait *w =
-                CONTAINER_OF(e->waiters.next, struct keypush_wait, link);
-            link_remove(&w->link);
-            free(w);
-        }
-        link_remove(&e->qlink);
+        kp_deliver(kp, &e->waiters, NULL); /* dead: frees, calls none */
+        list_remove(&e->qlink);
         kp_entry_free(e);
     }
-    while (!link_empty(&kp->ready)) {
-        struct keypush_wait *w =
-            CONTAINER_OF(kp->ready.next, struct keypush_wait, link);
-        link_remove(&w->link);
-        free(w);
-    }
-    uv_close((uv_handle_t *)&kp->ready_timer, kp_timer_closed);
+    kp_deliver(kp, &kp->ready, NULL);
+    defer_cancel(&kp->ready_defer);
+    if (kp->busy == 0)
+        kp_destroy(kp);
 }
 
 static int field_ok(const char *s, int required)
@@ -380,7 +355,7 @@ int keypush_start(struct keypush *kp, const char *profile, const char *region,
     struct keypush_wait *w = calloc(1, sizeof(*w));
     if (w == NULL)
         return GW_ENOMEM;
-    link_init(&w->link);
+    list_init(&w->link);
     w->kp = kp;
     w->done = done;
     w->arg = arg;
@@ -409,9 +384,9 @@ int keypush_start(struct keypush *kp, const char *profile, const char *region,
         snprintf(e->region, sizeof(e->region), "%s", region);
         snprintf(e->instance, sizeof(e->instance), "%s", instance_id);
         snprintf(e->user, sizeof(e->user), "%s", os_user);
-        link_init(&e->waiters);
-        link_init(&e->qlink);
-        link_add_tail(&kp->entries, &e->link);
+        list_init(&e->waiters);
+        list_init(&e->qlink);
+        list_insert_tail(&kp->entries, &e->link);
     }
     if (kp_fresh(kp, e)) {
         log_debug("keypush %s@%s: reusing the push of %llu ms ago", os_user,
@@ -420,10 +395,10 @@ int keypush_start(struct keypush *kp, const char *profile, const char *region,
         kp_make_ready(kp, w, 0);
         return 0;
     }
-    link_add_tail(&e->waiters, &w->link);
+    list_insert_tail(&e->waiters, &w->link);
     if (e->state == KP_IDLE) {
         kp_set_state(e, KP_QUEUED);
-        link_add_tail(&kp->queue, &e->qlink);
+        list_insert_tail(&kp->queue, &e->qlink);
         kp_pump(kp);
     }
     return 0;
@@ -435,7 +410,7 @@ void keypush_cancel(struct keypush_wait *w)
         return;
     /* Whatever list holds it (an entry's waiters or the ready list), the
      * push itself goes on: its result is still worth caching. */
-    link_remove(&w->link);
+    list_remove(&w->link);
     free(w);
 }
 

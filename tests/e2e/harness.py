@@ -2,6 +2,7 @@
 wait for their readiness lines, and tear them down checking for sanitizer
 reports. Every test starts its own processes; ports come from the OS."""
 
+import json
 import os
 import re
 import select
@@ -9,6 +10,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 SSMGATE_BIN = os.environ.get("SSMGATE_BIN", "")
@@ -26,7 +28,8 @@ LISTEN_RE = re.compile(r"ssmgate: listening on (\S+):(\d+) \((.+)\)")
 
 
 class Process:
-    """A child whose stderr is collected into a file and scanned for lines."""
+    """A child whose stderr is collected into a file and scanned for lines.
+    As a context manager it is stopped on exit."""
 
     def __init__(self, argv, env=None, name="proc", cwd=None):
         self.name = name
@@ -83,10 +86,17 @@ class Process:
             assert marker not in text, "%s: sanitizer report:\n%s" % (
                 self.name, text)
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
 
 class Gateway(Process):
     """ssmgate run in the foreground with a config written to a temp file.
-    listeners maps KIND (e.g. 'socks', a [forward] name) to (host, port)."""
+    listeners maps KIND (e.g. 'socks', a [forward] name) to (host, port).
+    Leaving it as a context manager closes it and requires exit status 0."""
 
     def __init__(self, config_text="", args=(), env=None, ready=True):
         self.tmp = tempfile.mkdtemp(prefix="ssmgate-gw-")
@@ -131,6 +141,52 @@ class Gateway(Process):
         self.assert_clean()
         return rc
 
+    def __exit__(self, *exc):
+        assert self.close() == 0
+
+    def ssh_opts(self, *extra):
+        """ssh/scp options that reach hosts through this gateway's SOCKS
+        listener (nc -X 5) and log in with its agent; extra options go
+        before the ProxyCommand."""
+        host, port = self.socks
+        agent = os.path.join(self.runtime_dir, "agent.sock")
+        return ["-F", "/dev/null", "-o", "StrictHostKeyChecking=no",
+                "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+                "-o", "BatchMode=yes", "-o", "IdentityAgent=" + agent] + \
+            list(extra) + \
+            ["-o", "ProxyCommand=nc -X 5 -x %s:%d %%r@%%h %%p" % (host, port)]
+
+
+def forwards_config(*forwards, gateway=""):
+    """A config: [gateway] unpaced (message_rate = 0) plus the lines in
+    gateway, then one [forward NAME] listening on a port from the OS per
+    (name, target, lines), lines being the rest of the section."""
+    return "[gateway]\nmessage_rate = 0\n" + gateway + "".join(
+        "[forward %s]\nlisten = 127.0.0.1:0\ntarget = %s\n%s" % f
+        for f in forwards)
+
+
+def run_parallel(fn, n, timeout):
+    """Runs fn(0) .. fn(n - 1), each in a thread of its own, and waits up
+    to timeout seconds for each."""
+    threads = [threading.Thread(target=fn, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+
+
+def run_vectors(binary, env_var, vectors, path):
+    """Writes vectors as JSON to path, runs the C checker binary with
+    env_var naming that file, requires it to exit 0; returns its output."""
+    path.write_text(json.dumps(vectors, ensure_ascii=False), encoding="utf-8")
+    env = dict(os.environ, **{env_var: str(path)})
+    proc = subprocess.run([binary], env=env, capture_output=True, text=True,
+                          timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-6000:]
+    return out
+
 
 def fastagent_bin():
     """tests/fastagent's binary in the build tree (SSMGATE_BUILD_DIR)."""
@@ -160,10 +216,9 @@ class FastAgent(Process):
 
 class ThreadedServer:
     """A loopback TCP server on a port from the OS: handler(conn) runs in
-    a thread per connection."""
+    a thread per connection. As a context manager it closes on exit."""
 
     def __init__(self, handler, backlog=512):
-        import threading
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -171,7 +226,6 @@ class ThreadedServer:
         self.port = self.sock.getsockname()[1]
         self.accepted = 0
         self._handler = handler
-        self._threading = threading
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self):
@@ -181,11 +235,17 @@ class ThreadedServer:
             except OSError:
                 return
             self.accepted += 1
-            self._threading.Thread(target=self._handler, args=(c,),
+            threading.Thread(target=self._handler, args=(c,),
                                    daemon=True).start()
 
     def close(self):
         self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 class EchoServer(ThreadedServer):
@@ -207,14 +267,6 @@ class EchoServer(ThreadedServer):
             pass
         finally:
             c.close()
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def sha256_file(path):

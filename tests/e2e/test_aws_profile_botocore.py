@@ -12,16 +12,16 @@ sections, which configparser's strict mode rejects and ssmgate accepts,
 later value winning) are left out.
 """
 
-import json
 import os
 import random
 import shlex
-import subprocess
 
 import pytest
 
 import botocore.configloader
 import botocore.exceptions
+
+from harness import run_vectors
 
 BUILD_DIR = os.environ.get(
     "SSMGATE_BUILD_DIR",
@@ -162,11 +162,6 @@ def test_c_parser_matches_botocore(tmp_path):
     found = sum(1 for v in vectors for q in v["queries"]
                 if q[0] != "exists" and q[4] is not None)
     assert found >= 500
-    path = tmp_path / "profiles.json"
-    path.write_text(json.dumps(vectors, ensure_ascii=False), encoding="utf-8")
-    env = dict(os.environ, AWS_PROFILE_VECTORS=str(path))
-    proc = subprocess.run([PARSER], env=env, capture_output=True, text=True,
-                          timeout=300)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-6000:]
+    out = run_vectors(PARSER, "AWS_PROFILE_VECTORS", vectors,
+                      tmp_path / "profiles.json")
     assert "0 mismatches" in out, out[-3000:]

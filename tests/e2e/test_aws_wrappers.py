@@ -116,11 +116,18 @@ def counting_process(home, expiration):
     return runs
 
 
+def describe_repeated(fake, home, repeat, concurrency):
+    """DescribeInstanceInformation repeat times, concurrency at once, with
+    profile p's credentials from counting_process; it must succeed."""
+    p = run(["ssm", "DescribeInstanceInformation", "{}", "--profile", "p",
+             "--repeat", str(repeat), "--concurrency", str(concurrency)],
+            no_keys_env(fake, home))
+    assert p.returncode == 0, p.stderr
+
+
 def test_one_refresh_shared_by_concurrent_callers(fake, tmp_path):
     runs = counting_process(str(tmp_path), 3600)
-    p = run(["ssm", "DescribeInstanceInformation", "{}", "--profile", "p",
-             "--repeat", "40", "--concurrency", "40"], no_keys_env(fake, str(tmp_path)))
-    assert p.returncode == 0, p.stderr
+    describe_repeated(fake, str(tmp_path), 40, 40)
     assert runs() == 1
     assert len(fake.calls("DescribeInstanceInformation")) == 40
 
@@ -128,18 +135,14 @@ def test_one_refresh_shared_by_concurrent_callers(fake, tmp_path):
 def test_mandatory_refresh_when_close_to_expiry(fake, tmp_path):
     # 5 minutes left (< 10): every call must wait for fresh keys.
     runs = counting_process(str(tmp_path), 300)
-    p = run(["ssm", "DescribeInstanceInformation", "{}", "--profile", "p",
-             "--repeat", "3", "--concurrency", "1"], no_keys_env(fake, str(tmp_path)))
-    assert p.returncode == 0, p.stderr
+    describe_repeated(fake, str(tmp_path), 3, 1)
     assert runs() == 3
 
 
 def test_advisory_refresh_keeps_serving(fake, tmp_path):
     # 12 minutes left (10..15): served from cache, one background refresh.
     runs = counting_process(str(tmp_path), 720)
-    p = run(["ssm", "DescribeInstanceInformation", "{}", "--profile", "p",
-             "--repeat", "5", "--concurrency", "1"], no_keys_env(fake, str(tmp_path)))
-    assert p.returncode == 0, p.stderr
+    describe_repeated(fake, str(tmp_path), 5, 1)
     assert 2 <= runs() <= 5
     assert len(fake.calls("DescribeInstanceInformation")) == 5
 

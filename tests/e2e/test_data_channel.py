@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from harness import EchoServer as Echo, Gateway, FAKE_DIR
+from harness import (EchoServer as Echo, Gateway, FAKE_DIR, forwards_config,
+                     run_parallel)
 
 sys.path.insert(0, FAKE_DIR)
 from fakeaws import FakeAws  # noqa: E402
@@ -21,9 +22,7 @@ INST = "i-0123456789abcdef0"
 
 
 def run_gateway(fake, extra=""):
-    cfg = ("[gateway]\nmessage_rate = 0\n%s\n"
-           "[forward echo]\nlisten = 127.0.0.1:0\ntarget = %s\nport = 7\n"
-           % (extra, INST))
+    cfg = forwards_config(("echo", INST, "port = 7\n"), gateway=extra + "\n")
     return Gateway(cfg, env=fake.env())
 
 
@@ -218,11 +217,7 @@ def test_50_connections_share_one_smux_session(fake):
         def one(i):
             results.append(roundtrip(gw, 20000 + i * 97, timeout=120))
 
-        threads = [threading.Thread(target=one, args=(i,)) for i in range(50)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(180)
+        run_parallel(one, 50, 180)
         assert len(results) == 50 and all(results)
         assert fake.calls("StartSession") == []
         sessions = fake.sessions()
@@ -274,23 +269,16 @@ def test_basic_mode_forwards_one_connection_per_session(fake, echo):
                                "hosts": {"db.internal": "127.0.0.1:%d"
                                          % echo.port},
                                "agent_version": OLD_AGENT}})
-    gw = Gateway("[gateway]\nmessage_rate = 0\n"
-                 "[forward echo]\nlisten = 127.0.0.1:0\ntarget = %s\n"
-                 "port = 7\n"
-                 "[forward db]\nlisten = 127.0.0.1:0\ntarget = %s\n"
-                 "remote_host = db.internal\nport = 5432\n" % (INST, INST),
-                 env=fake.env())
+    gw = Gateway(forwards_config(
+        ("echo", INST, "port = 7\n"),
+        ("db", INST, "remote_host = db.internal\nport = 5432\n")),
+        env=fake.env())
     try:
         for _ in range(2):  # one after the other
             assert roundtrip(gw, 300 * 1024), gw.stderr_text()[-3000:]
         results = []
-        threads = [threading.Thread(
-            target=lambda i=i: results.append(roundtrip(gw, 100000 + i)))
-            for i in range(3)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(120)
+        run_parallel(lambda i: results.append(roundtrip(gw, 100000 + i)), 3,
+                     120)
         assert len(results) == 3 and all(results), gw.stderr_text()[-3000:]
         # ...ToRemoteHost in basic mode too
         s = socket.create_connection(gw.listeners["db"], timeout=30)
@@ -324,11 +312,8 @@ def test_smux_keepalive_for_agents_that_expect_it(fake, echo):
                               "agent_version": "3.1.1400.0"},
                         new: {"ports": {"7": echo.port}}})
     fake.set_faults({"dc": {"smux_keepalive_timeout_s": 12}})
-    gw = Gateway("[gateway]\nmessage_rate = 0\n"
-                 "[forward old]\nlisten = 127.0.0.1:0\ntarget = %s\n"
-                 "port = 7\n"
-                 "[forward new]\nlisten = 127.0.0.1:0\ntarget = %s\n"
-                 "port = 7\n" % (old, new), env=fake.env())
+    gw = Gateway(forwards_config(("old", old, "port = 7\n"),
+                                 ("new", new, "port = 7\n")), env=fake.env())
     try:
         conns = {}
         for name in ("old", "new"):

@@ -26,6 +26,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "fake"))
 
 from fakeaws import DEFAULT_AKID, DEFAULT_SECRET, FakeAws  # noqa: E402
 import sshd as sshd_harness  # noqa: E402
+from harness import EchoServer  # noqa: E402
 
 AWS = "/usr/bin/aws"
 IID = "i-0123456789abcdef0"
@@ -35,51 +36,8 @@ ED_KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINdamAGCsQq31Uv+08lkBzoO4XLz2qYjJ
 
 
 # ---------------------------------------------------------------------------
-# helpers: an echo server and a minimal independent data channel client
+# helpers: a minimal independent data channel client
 # ---------------------------------------------------------------------------
-
-class EchoServer:
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.accepted = 0
-        threading.Thread(target=self._run, daemon=True).start()
-
-    def _run(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            threading.Thread(target=self._echo, args=(c,), daemon=True).start()
-
-    @staticmethod
-    def _echo(c):
-        try:
-            while True:
-                d = c.recv(65536)
-                if not d:
-                    break
-                c.sendall(d)
-        except OSError:
-            pass
-        c.close()
-
-    def close(self):
-        self.sock.close()
-
-
-def closed_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
 
 def enc_msg(mtype, seq, flags, ptype, payload, mid=None):
     mid = mid or uuid.uuid4()
@@ -306,9 +264,8 @@ class SmuxReader:
 
 @pytest.fixture
 def echo():
-    e = EchoServer()
-    yield e
-    e.close()
+    with EchoServer() as e:
+        yield e
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ import time
 import pytest
 
 from harness import (EchoServer, FastAgent, Gateway, SANITIZED, FAKE_DIR,
-                     ThreadedServer, sha256_file as sha)
+                     ThreadedServer, forwards_config, run_parallel,
+                     sha256_file as sha)
 
 sys.path.insert(0, FAKE_DIR)
 from fakeaws import FakeAws  # noqa: E402
@@ -45,41 +46,24 @@ def _source(c):
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fa")
-    echo = EchoServer()
-    source = ThreadedServer(_source)
-    with FakeAws(pace_ms=0) as fake, Sshd(fake.state_dir,
-                                          instance_id="*") as sd:
-        agent = FastAgent(fake.state_dir)
+    with EchoServer() as echo, ThreadedServer(_source) as source, \
+            FakeAws(pace_ms=0) as fake, \
+            Sshd(fake.state_dir, instance_id="*") as sd, \
+            FastAgent(fake.state_dir) as agent:
         fake.set_external_agent(agent.url)
         fake.set_instances({INST: {"ports": {"22": sd.port,
                                              "7": echo.port,
                                              "8": source.port}}})
-        gw = Gateway("[gateway]\nmessage_rate = 0\n"
-                     "[forward echo]\nlisten = 127.0.0.1:0\ntarget = %s\n"
-                     "port = 7\n"
-                     "[forward source]\nlisten = 127.0.0.1:0\ntarget = %s\n"
-                     "port = 8\n" % (INST, INST), env=fake.env())
-        try:
+        with Gateway(forwards_config(("echo", INST, "port = 7\n"),
+                                     ("source", INST, "port = 8\n")),
+                     env=fake.env()) as gw:
             yield {"fake": fake, "sshd": sd, "gw": gw, "agent": agent,
                    "tmp": tmp}
-        finally:
-            rc = gw.stop()
-            agent.stop()
-            echo.close()
-            source.close()
-            gw.assert_clean()
-            assert rc == 0
-            assert "segfault" not in agent.stderr_text()
+    assert "segfault" not in agent.stderr_text()
 
 
 def scp(w, src, dst):
-    host, port = w["gw"].socks
-    agent_sock = os.path.join(w["gw"].runtime_dir, "agent.sock")
-    opts = ["-F", "/dev/null", "-o", "StrictHostKeyChecking=no",
-            "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-            "-o", "BatchMode=yes", "-o", "IdentityAgent=" + agent_sock,
-            "-o", "ProxyCommand=nc -X 5 -x %s:%d %%r@%%h %%p" % (host, port)]
-    return subprocess.run(["scp", "-q"] + opts + [src, dst],
+    return subprocess.run(["scp", "-q"] + w["gw"].ssh_opts() + [src, dst],
                           capture_output=True, text=True, timeout=300)
 
 
@@ -141,11 +125,7 @@ def test_20_connections_over_one_smux_session(world):
         results.append(ok and not err)
 
     world["fake"].clear_calls()
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(20)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
+    run_parallel(one, 20, 120)
     assert len(results) == 20 and all(results), \
         world["agent"].stderr_text()[-2000:] + gw.stderr_text()[-3000:]
     # The forward had no session yet: one StartSession for all twenty.

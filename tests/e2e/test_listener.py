@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from harness import EchoServer, Gateway, rss_kb
+from harness import EchoServer, Gateway, rss_kb, run_parallel
 
 DIRECT_ROUTES = """
 [route local]
@@ -100,9 +100,8 @@ def recv_exact(s, n):
 
 @pytest.fixture
 def echo():
-    e = EchoServer()
-    yield e
-    e.close()
+    with EchoServer() as e:
+        yield e
 
 
 @pytest.fixture
@@ -302,11 +301,7 @@ def test_200_concurrent_connections(gw, echo):
         s.close()
         results.append(got == data)
 
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(200)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
+    run_parallel(one, 200, 120)
     assert len(results) == 200 and all(results)
 
 

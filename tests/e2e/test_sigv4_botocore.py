@@ -25,7 +25,6 @@ import datetime
 import json
 import os
 import random
-import subprocess
 import types
 from unittest import mock
 from urllib.parse import parse_qsl, quote
@@ -35,6 +34,8 @@ import pytest
 import botocore.auth
 import botocore.awsrequest
 import botocore.credentials
+
+from harness import run_vectors
 
 BUILD_DIR = os.environ.get(
     "SSMGATE_BUILD_DIR",
@@ -252,11 +253,6 @@ def test_c_signer_matches_botocore(tmp_path):
                for v in vectors)
     assert any("%2F" in v["url"] for v in vectors)
     assert any(v["body_hex"] == "" for v in vectors)
-    path = tmp_path / "vectors.json"
-    path.write_text(json.dumps(vectors, ensure_ascii=False), encoding="utf-8")
-    env = dict(os.environ, SIGV4_VECTORS=str(path))
-    proc = subprocess.run([SIGNER], env=env, capture_output=True, text=True,
-                          timeout=300)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-6000:]
+    out = run_vectors(SIGNER, "SIGV4_VECTORS", vectors,
+                      tmp_path / "vectors.json")
     assert f"checked {len(vectors)} botocore vectors, 0 mismatches" in out

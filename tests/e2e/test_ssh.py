@@ -2,18 +2,17 @@
 through ssmgate, the fake AWS (API + data channel agent) and a real sshd
 whose AuthorizedKeysCommand accepts only keys pushed in the last 60 s."""
 
-import hashlib
 import json
 import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
 
-from harness import Gateway, SANITIZED, FAKE_DIR, SSMGATE_BIN
+from harness import (Gateway, SANITIZED, FAKE_DIR, SSMGATE_BIN, forwards_config,
+                     run_parallel, sha256_file as sha)
 
 sys.path.insert(0, FAKE_DIR)
 from fakeaws import FakeAws  # noqa: E402
@@ -45,45 +44,25 @@ def world(tmp_path_factory):
         inst[DENIED] = {"name": "locked", "ports": {"22": sd.port},
                         "eic_deny": [{"user": sd.user}]}
         fake.set_instances(inst)
-        cfg = ("[gateway]\nmessage_rate = 0\n"
-               "[forward ide]\nlisten = 127.0.0.1:0\ntarget = %s\nport = 22\n"
-               "user = %s\n"
-               "[route web]\nmatch = *.internal\nvia = web-1\n") % (WEB[0],
-                                                                    sd.user)
-        gw = Gateway(cfg, env=fake.env())
+        cfg = forwards_config(("ide", WEB[0], "port = 22\nuser = %s\n" % sd.user)) + \
+            "[route web]\nmatch = *.internal\nvia = web-1\n"
         try:
-            yield {"fake": fake, "sshd": sd, "gw": gw, "tmp": tmp,
-                   "wport": wport}
+            with Gateway(cfg, env=fake.env()) as gw:
+                yield {"fake": fake, "sshd": sd, "gw": gw, "tmp": tmp,
+                       "wport": wport}
         finally:
-            rc = gw.stop()
             web.kill()
             web.wait()
-            gw.assert_clean()
-            assert rc == 0
 
 
 def ssh_opts(w):
-    host, port = w["gw"].socks
-    agent = os.path.join(w["gw"].runtime_dir, "agent.sock")
-    return ["-F", "/dev/null", "-o", "StrictHostKeyChecking=no",
-            "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-            "-o", "BatchMode=yes", "-o", "IdentityAgent=" + agent,
-            "-o", "IdentitiesOnly=no",
-            "-o", "ProxyCommand=nc -X 5 -x %s:%d %%r@%%h %%p" % (host, port)]
+    return w["gw"].ssh_opts("-o", "IdentitiesOnly=no")
 
 
 def ssh(w, target, *cmd, timeout=60):
     return subprocess.run(["ssh"] + ssh_opts(w) + [
         "%s@%s" % (w["sshd"].user, target)] + list(cmd),
         capture_output=True, text=True, timeout=timeout)
-
-
-def sha(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def test_ssh_true_with_no_key_file(world):
@@ -173,11 +152,7 @@ def test_20_parallel_sessions_to_3_instances(world):
         if not ok:
             errors.append("ssh %d: rc %s: %s" % (i, r.returncode, r.stderr[-500:]))
 
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(20)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(180)
+    run_parallel(one, 20, 180)
     assert len(results) == 20 and all(results), \
         "\n".join(errors) + world["gw"].stderr_text()[-3000:]
 

@@ -579,6 +579,18 @@ class Api:
             return await self.json_call(req, target, rid)
         return await self.query_call(req, rid)
 
+    async def raise_or_drop(self, entry, action, proto, rid, caller_arn):
+        """Applies the API fault for this call: raises its error, or, for
+        "drop", logs the call as dropped and returns True (answer nothing)."""
+        f = await self.apply_fault(action, proto, rid, caller_arn)
+        if f == "drop":
+            entry["error"] = "dropped"
+            self.state.record(entry)
+            return True
+        if f:
+            raise f
+        return False
+
     async def apply_fault(self, action, proto, rid, caller_arn="", resource="*"):
         rule = self.state.take_api_fault(action)
         if not rule:
@@ -643,7 +655,7 @@ class Api:
         try:
             sres = verify_sigv4(st, req.method, req.target, req.headers, req.body, [sign_name])
         except ApiError as e:
-            return self.finish_json(entry, self.map_auth_error_json(e), rid)
+            return self.finish_json(entry, self.map_auth_error(e), rid)
         entry["access_key"] = sres.access_key
         entry["region"] = sres.region
         entry["signed_headers"] = sres.signed_headers
@@ -666,13 +678,9 @@ class Api:
             if handler is None:
                 raise ApiError("UnknownOperationException", "Unknown operation %s" % target,
                                400)
-            f = await self.apply_fault(action, proto, rid, sres.entry.get("arn", ""))
-            if f == "drop":
-                entry["error"] = "dropped"
-                st.record(entry)
+            if await self.raise_or_drop(entry, action, proto, rid,
+                                        sres.entry.get("arn", "")):
                 return None
-            if f:
-                raise f
             out = await handler(params, sres, req)
         except ApiError as e:
             return self.finish_json(entry, e, rid)
@@ -690,28 +698,39 @@ class Api:
         log("call %s -> %d %s" % (entry.get("target"), e.status, e.code))
         return self.json_err(e, rid)
 
-    @staticmethod
-    def map_auth_error_json(e):
-        m = {"Missing": ("MissingAuthenticationTokenException", 403),
-             "Incomplete": ("IncompleteSignatureException", 400),
-             "Unrecognized": ("UnrecognizedClientException", 400),
-             "ExpiredToken": ("ExpiredTokenException", 400),
-             "Signature": ("InvalidSignatureException", 400),
-             "SigExpired": ("InvalidSignatureException", 400),
-             "Scope": ("InvalidSignatureException", 400)}
-        code, status = m[e.code]
-        return ApiError(code, e.message, status)
+    # A failed SigV4 check (verify_sigv4's kind) as each protocol answers
+    # it: (code, status) for the JSON services, query (STS) and EC2.
+    AUTH_PROTOS = ("json", "query", "ec2")
+    AUTH_ERRORS = {
+        "Missing": (("MissingAuthenticationTokenException", 403),
+                    ("MissingAuthenticationToken", 403),
+                    ("MissingAuthenticationToken", 401)),
+        "Incomplete": (("IncompleteSignatureException", 400),
+                       ("IncompleteSignature", 400),
+                       ("IncompleteSignature", 400)),
+        "Unrecognized": (("UnrecognizedClientException", 400),
+                         ("InvalidClientTokenId", 403),
+                         ("AuthFailure", 401)),
+        "ExpiredToken": (("ExpiredTokenException", 400),
+                         ("ExpiredToken", 403),
+                         ("RequestExpired", 400)),
+        "Signature": (("InvalidSignatureException", 400),
+                      ("SignatureDoesNotMatch", 403),
+                      ("SignatureDoesNotMatch", 403)),
+        "SigExpired": (("InvalidSignatureException", 400),
+                       ("SignatureDoesNotMatch", 403),
+                       ("RequestExpired", 400)),
+        "Scope": (("InvalidSignatureException", 400),
+                  ("SignatureDoesNotMatch", 403),
+                  ("SignatureDoesNotMatch", 403)),
+    }
 
-    @staticmethod
-    def map_auth_error_query(e):
-        m = {"Missing": ("MissingAuthenticationToken", 403),
-             "Incomplete": ("IncompleteSignature", 400),
-             "Unrecognized": ("InvalidClientTokenId", 403),
-             "ExpiredToken": ("ExpiredToken", 403),
-             "Signature": ("SignatureDoesNotMatch", 403),
-             "SigExpired": ("SignatureDoesNotMatch", 403),
-             "Scope": ("SignatureDoesNotMatch", 403)}
-        code, status = m[e.code]
+    @classmethod
+    def map_auth_error(cls, e, proto="json"):
+        code, status = cls.AUTH_ERRORS[e.code][cls.AUTH_PROTOS.index(proto)]
+        if code == "AuthFailure":  # EC2 does not repeat the reason
+            return ApiError(code, "AWS was not able to validate the provided "
+                            "access credentials", status)
         return ApiError(code, e.message, status)
 
     # -- SSM ----------------------------------------------------------------
@@ -734,6 +753,13 @@ class Api:
 
     def _caller(self, sres):
         return sres.entry.get("caller") or sres.access_key
+
+    def _session_answer(self, sess):
+        """StartSession's and ResumeSession's answer: a new token and the
+        StreamUrl."""
+        token = sess.new_token()
+        return {"SessionId": sess.sid, "TokenValue": token,
+                "StreamUrl": self._stream_url(sess)}
 
     def _stream_url(self, sess):
         url = ("/v1/data-channel/%s?role=publish_subscribe&cell-number=%s"
@@ -812,27 +838,22 @@ class Api:
         sess = fake_agent.Session(st, sid, target, inst, doc, props, sres.access_key,
                                   reason)
         st.sessions[sid] = sess
-        token = sess.new_token()
-        return {"SessionId": sid, "TokenValue": token,
-                "StreamUrl": self._stream_url(sess)}
+        return self._session_answer(sess)
 
     async def op_ssm_ResumeSession(self, p, sres, req):
         sid = self._req_str(p, "SessionId", 1, 96)
         sess = self.state.sessions.get(sid)
-        if sess is None:
+        if sess is not None:
+            sess.stats["resume_calls"] += 1
+        if sess is None or (sess.terminated and
+                            sess.faults.get("resume_mode") == "does_not_exist"):
             raise ApiError("DoesNotExistException", "Session %s does not exist" % sid,
                            message_key="Message")
-        sess.stats["resume_calls"] += 1
         if sess.terminated:
-            if sess.faults.get("resume_mode") == "does_not_exist":
-                raise ApiError("DoesNotExistException", "Session %s does not exist" % sid,
-                               message_key="Message")
             return {"SessionId": sid}
         if sess.faults.get("new_cell_on_resume", True):
             sess.cell = fake_agent.make_cell()
-        token = sess.new_token()
-        return {"SessionId": sid, "TokenValue": token,
-                "StreamUrl": self._stream_url(sess)}
+        return self._session_answer(sess)
 
     async def op_ssm_TerminateSession(self, p, sres, req):
         sid = self._req_str(p, "SessionId", 1, 96)
@@ -1019,20 +1040,15 @@ class Api:
                     sres = verify_sigv4(st, req.method, req.target, req.headers, req.body,
                                         ["sts"])
                 except ApiError as e:
-                    raise self.map_auth_error_query(e)
+                    raise self.map_auth_error(e, "query")
                 entry["access_key"] = sres.access_key
                 entry["region"] = sres.region
                 entry["signed_headers"] = sres.signed_headers
             elif req.header("authorization"):
                 entry["signed"] = True
-            f = await self.apply_fault(action, "query", rid,
-                                       sres.entry.get("arn", "") if sres else "")
-            if f == "drop":
-                entry["error"] = "dropped"
-                st.record(entry)
+            if await self.raise_or_drop(entry, action, "query", rid,
+                                        sres.entry.get("arn", "") if sres else ""):
                 return None
-            if f:
-                raise f
             handler = getattr(self, "op_sts_%s" % action, None)
             if handler is None:
                 raise ApiError("InvalidAction", "Could not find operation %s for version "
@@ -1212,15 +1228,7 @@ class Api:
             try:
                 sres = verify_sigv4(st, req.method, req.target, req.headers, req.body, ["ec2"])
             except ApiError as e:
-                m = {"Missing": ("MissingAuthenticationToken", 401),
-                     "Incomplete": ("IncompleteSignature", 400),
-                     "Unrecognized": ("AuthFailure", 401),
-                     "ExpiredToken": ("RequestExpired", 400),
-                     "Signature": ("SignatureDoesNotMatch", 403),
-                     "SigExpired": ("RequestExpired", 400),
-                     "Scope": ("SignatureDoesNotMatch", 403)}[e.code]
-                raise ApiError(m[0], "AWS was not able to validate the provided access "
-                               "credentials" if m[0] == "AuthFailure" else e.message, m[1])
+                raise self.map_auth_error(e, "ec2")
             entry["access_key"] = sres.access_key
             entry["region"] = sres.region
             f = await self.apply_fault(action, "ec2", rid, sres.entry.get("arn", ""))

@@ -19,12 +19,13 @@ The class starts the process, waits for "fake_aws: ready", and on exit stops it
 
 import json
 import os
-import signal
 import ssl
 import subprocess
 import tempfile
 import time
 import urllib.request
+
+from child import Child
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PYTHON = "/usr/bin/python3"
@@ -33,7 +34,7 @@ DEFAULT_AKID = "AKIDFAKEEXAMPLE00001"
 DEFAULT_SECRET = "fakeSecretKey/Example+0123456789abcdefghij"
 
 
-class FakeAws:
+class FakeAws(Child):
     def __init__(self, instances=None, config=None, faults=None, region="us-east-1",
                  pace_ms=1.0, payload_size=1024, state_dir=None, extra_args=()):
         self.state_dir = state_dir or tempfile.mkdtemp(prefix="fake-aws-")
@@ -82,23 +83,6 @@ class FakeAws:
         self.ws_url = self.info["ws"]
         self._ctx = ssl.create_default_context(cafile=self.ca)
         return self
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc:
-            self.errfile.close()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
 
     def stderr_text(self):
         with open(self.errpath, "rb") as f:

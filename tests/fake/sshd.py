@@ -20,24 +20,19 @@ program path (root-owned /usr/bin/python3), so the script may live in a checkout
 
 import getpass
 import os
-import socket
 import subprocess
 import tempfile
 import time
+
+from child import Child, free_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SSHD = "/usr/sbin/sshd"
 
 
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+class Sshd(Child):
+    stop_wait_s = 5
 
-
-class Sshd:
     def __init__(self, fake_state_dir=None, instance_id="*", authorized_keys=None,
                  extra_config=""):
         self.user = getpass.getuser()
@@ -77,7 +72,7 @@ class Sshd:
         if os.geteuid() == 0 and not os.path.isdir("/run/sshd"):
             os.makedirs("/run/sshd", 0o755, exist_ok=True)
         for attempt in range(5):
-            self.port = _free_port()
+            self.port = free_port()
             cfg = os.path.join(self.dir, "sshd_config")
             with open(cfg, "w") as f:
                 f.write("Port %d\n" % self.port + "\n".join(self.lines) + "\n" +
@@ -132,20 +127,3 @@ class Sshd:
     def ssh(self, key, *cmd, timeout=30):
         return subprocess.run(self.ssh_argv(key, *cmd), capture_output=True, text=True,
                               timeout=timeout, stdin=subprocess.DEVNULL)
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc:
-            self.errfile.close()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()

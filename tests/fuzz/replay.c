@@ -13,35 +13,31 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* Reads path into a block of exactly its size (an overread by the target
+ * then leaves the block, where the sanitizers see it) and runs it. */
 static int replay_file(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        perror(path);
-        return -1;
-    }
+    int rc = -1;
     uint8_t *data = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (len == cap) {
-            cap = cap ? cap * 2 : 4096;
-            uint8_t *p = realloc(data, cap);
-            if (p == NULL) {
-                free(data);
-                fclose(f);
-                return -1;
-            }
-            data = p;
-        }
-        size_t n = fread(data + len, 1, cap - len, f);
-        if (n == 0)
-            break;
-        len += n;
+    struct stat st;
+    FILE *f = fopen(path, "rb");
+    if (f == NULL || fstat(fileno(f), &st) != 0) {
+        perror(path);
+        goto out;
     }
-    fclose(f);
+    size_t len = (size_t)st.st_size;
+    data = malloc(len > 0 ? len : 1);
+    if (data == NULL || fread(data, 1, len, f) != len) {
+        fprintf(stderr, "%s: could not read %zu bytes\n", path, len);
+        goto out;
+    }
     LLVMFuzzerTestOneInput(data, len);
+    rc = 0;
+out:
+    if (f != NULL)
+        fclose(f);
     free(data);
-    return 0;
+    return rc;
 }
 
 static int replay_path(const char *path, int *count)

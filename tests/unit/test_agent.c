@@ -37,6 +37,7 @@
 #include "common.h"
 #include "key.h"
 #include "rundir.h"
+#include "testutil.h"
 
 static const char SEED_HEX[] =
     "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
@@ -220,6 +221,19 @@ static void test_parse_hostile(void **state)
 
 /* ---- replies ---- */
 
+/* Parses the request frame f/n and answers it at now_ms into out (cap
+ * bytes); returns the reply's length. */
+static size_t reply_to(const uint8_t *f, size_t n, const struct key_ring *kr,
+                       uint64_t now_ms, uint8_t *out, size_t cap)
+{
+    struct agent_request req;
+    size_t used, outlen;
+    assert_int_equal(agent_parse_request(f, n, &req, &used, NULL), 0);
+    assert_int_equal(
+        agent_build_reply(&req, kr, "ssmgate", now_ms, out, cap, &outlen), 0);
+    return outlen;
+}
+
 static void test_reply_known_answers(void **state)
 {
     struct key_ring kr;
@@ -229,30 +243,19 @@ static void test_reply_known_answers(void **state)
 
     assert_int_equal(key_ring_init_with(&kr, vector_key(), "ssmgate", 1000), 0);
     n = frame_identities(f);
-    assert_int_equal(agent_parse_request(f, n, &req, &used, NULL), 0);
-    assert_int_equal(
-        agent_build_reply(&req, &kr, "ssmgate", 0, out, sizeof(out), &outlen),
-        0);
-    assert_int_equal(outlen, 75);
+    assert_int_equal(reply_to(f, n, &kr, 0, out, sizeof(out)), 75);
     assert_int_equal(unhex(IDS_HEX, want, sizeof(want)), 75);
     assert_memory_equal(out, want, 75);
 
     n = frame_sign(f, sizeof(f), key_blob(kr.current), KEY_BLOB_LEN, "", 0, 0);
-    assert_int_equal(agent_parse_request(f, n, &req, &used, NULL), 0);
-    assert_int_equal(
-        agent_build_reply(&req, &kr, "ssmgate", 0, out, sizeof(out), &outlen),
-        0);
-    assert_int_equal(outlen, 92);
+    assert_int_equal(reply_to(f, n, &kr, 0, out, sizeof(out)), 92);
     assert_int_equal(unhex(SIGN_HEX, want, sizeof(want)), 92);
     assert_memory_equal(out, want, 92);
 
     /* RSA flags mean nothing to ed25519: the same signature. */
     n = frame_sign(f, sizeof(f), key_blob(kr.current), KEY_BLOB_LEN, "", 0,
                    0x06);
-    assert_int_equal(agent_parse_request(f, n, &req, &used, NULL), 0);
-    assert_int_equal(
-        agent_build_reply(&req, &kr, "ssmgate", 0, out, sizeof(out), &outlen),
-        0);
+    reply_to(f, n, &kr, 0, out, sizeof(out));
     assert_memory_equal(out, want, 92);
 
     /* A key we do not hold, a truncated blob: FAILURE. */
@@ -260,25 +263,15 @@ static void test_reply_known_answers(void **state)
     memcpy(other, key_blob(kr.current), KEY_BLOB_LEN);
     other[50] ^= 1;
     n = frame_sign(f, sizeof(f), other, KEY_BLOB_LEN, "x", 1, 0);
-    assert_int_equal(agent_parse_request(f, n, &req, &used, NULL), 0);
-    assert_int_equal(
-        agent_build_reply(&req, &kr, "ssmgate", 0, out, sizeof(out), &outlen),
-        0);
-    assert_int_equal(outlen, 5);
+    assert_int_equal(reply_to(f, n, &kr, 0, out, sizeof(out)), 5);
     assert_memory_equal(out, "\0\0\0\1\5", 5);
     n = frame_sign(f, sizeof(f), key_blob(kr.current), 50, "x", 1, 0);
-    assert_int_equal(agent_parse_request(f, n, &req, &used, NULL), 0);
-    assert_int_equal(
-        agent_build_reply(&req, &kr, "ssmgate", 0, out, sizeof(out), &outlen),
-        0);
+    reply_to(f, n, &kr, 0, out, sizeof(out));
     assert_memory_equal(out, "\0\0\0\1\5", 5);
 
     /* session-bind and everything else: FAILURE. */
     n = frame_session_bind(f, sizeof(f));
-    assert_int_equal(agent_parse_request(f, n, &req, &used, NULL), 0);
-    assert_int_equal(
-        agent_build_reply(&req, &kr, "ssmgate", 0, out, sizeof(out), &outlen),
-        0);
+    reply_to(f, n, &kr, 0, out, sizeof(out));
     assert_memory_equal(out, "\0\0\0\1\5", 5);
 
     /* Too small an output buffer is an error, never an overflow. */
@@ -294,8 +287,7 @@ static void test_reply_rotation(void **state)
 {
     struct key_ring kr;
     uint8_t f[512], out[1024], old_blob[KEY_BLOB_LEN];
-    struct agent_request req;
-    size_t used, outlen, n;
+    size_t n;
 
     assert_int_equal(key_ring_init_with(&kr, vector_key(), "ssmgate", 1000), 0);
     memcpy(old_blob, key_blob(kr.current), KEY_BLOB_LEN);
@@ -303,32 +295,20 @@ static void test_reply_rotation(void **state)
 
     /* During the grace period: both keys, the new one first. */
     n = frame_identities(f);
-    assert_int_equal(agent_parse_request(f, n, &req, &used, NULL), 0);
-    assert_int_equal(
-        agent_build_reply(&req, &kr, "ssmgate", 500, out, sizeof(out), &outlen),
-        0);
-    assert_int_equal(outlen, 4 + 1 + 4 + 2 * (4 + 51 + 4 + 7));
+    assert_int_equal(reply_to(f, n, &kr, 500, out, sizeof(out)),
+                     4 + 1 + 4 + 2 * (4 + 51 + 4 + 7));
     assert_int_equal(buf_load_u32(out + 5), 2);
     assert_memory_equal(out + 13, key_blob(kr.current), KEY_BLOB_LEN);
     assert_memory_equal(out + 13 + 51 + 4 + 7 + 4, old_blob, KEY_BLOB_LEN);
     n = frame_sign(f, sizeof(f), old_blob, KEY_BLOB_LEN, "", 0, 0);
-    assert_int_equal(agent_parse_request(f, n, &req, &used, NULL), 0);
-    assert_int_equal(
-        agent_build_reply(&req, &kr, "ssmgate", 500, out, sizeof(out), &outlen),
-        0);
+    reply_to(f, n, &kr, 500, out, sizeof(out));
     assert_int_equal(out[4], AGENT_SIGN_RESPONSE);
 
     /* After it: the old key is gone from both answers. */
-    assert_int_equal(agent_build_reply(&req, &kr, "ssmgate", 1100, out,
-                                       sizeof(out), &outlen),
-                     0);
+    reply_to(f, n, &kr, 1100, out, sizeof(out));
     assert_memory_equal(out, "\0\0\0\1\5", 5);
     n = frame_identities(f);
-    assert_int_equal(agent_parse_request(f, n, &req, &used, NULL), 0);
-    assert_int_equal(agent_build_reply(&req, &kr, "ssmgate", 1100, out,
-                                       sizeof(out), &outlen),
-                     0);
-    assert_int_equal(outlen, 75);
+    assert_int_equal(reply_to(f, n, &kr, 1100, out, sizeof(out)), 75);
     key_ring_free(&kr);
 }
 
@@ -732,31 +712,15 @@ static int run_cmd(const char *fmt, ...)
     return st == -1 ? -1 : WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
 
-static int file_equals(const char *path, const char *text)
-{
-    char buf[4096];
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return 0;
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    if (strcmp(buf, text) != 0) {
-        fprintf(stderr, "%s: got [%s] want [%s]\n", path, buf, text);
-        return 0;
-    }
-    return 1;
-}
-
 static void scen_ssh_add(struct env *e)
 {
     char out[512];
     snprintf(out, sizeof(out), "%s/ssh-add.out", e->tmp);
     SCEN_CHECK(run_cmd("SSH_AUTH_SOCK=%s ssh-add -L > %s", e->sock, out) == 0);
-    SCEN_CHECK(file_equals(out, LINE " ssmgate\n"));
+    SCEN_CHECK(testutil_file_equals(out, LINE " ssmgate\n"));
     snprintf(out, sizeof(out), "%s/ssh-add-l.out", e->tmp);
     SCEN_CHECK(run_cmd("SSH_AUTH_SOCK=%s ssh-add -l > %s", e->sock, out) == 0);
-    SCEN_CHECK(file_equals(
+    SCEN_CHECK(testutil_file_equals(
         out, "256 SHA256:bbXpuKG6zhzdmnxq256TlqzFBzRl2f6OOg722cYNbU8 ssmgate "
              "(ED25519)\n"));
     /* Removing or adding keys is refused, and the agent keeps going. */

@@ -22,42 +22,31 @@
 #define SECRET "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 #define T0     ((time_t)1440938160) /* 20150830T123600Z */
 
-static void hex32(const unsigned char k[32], char out[65])
+/* The SigV4 signing key of secret for 20150830 us-east-1 service, in hex. */
+static const char *signing_key_hex(const char *secret, const char *service,
+                                   char hex[65])
 {
+    unsigned char k[32];
+    assert_int_equal(
+        aws_sigv4_signing_key(secret, "20150830", "us-east-1", service, k), 0);
     for (int i = 0; i < 32; i++)
-        sprintf(out + 2 * i, "%02x", k[i]);
+        sprintf(hex + 2 * i, "%02x", k[i]);
+    return hex;
 }
 
 static void test_signing_key(void **state)
 {
     (void)state;
-    unsigned char k[32];
     char hex[65];
-    assert_int_equal(
-        aws_sigv4_signing_key(SECRET, "20150830", "us-east-1", "iam", k), 0);
-    hex32(k, hex);
+    const char *ssm =
+        "1b014a52e2c4682dbb4f9c057f77de175576bae388238bec84a63594a1c63358";
     assert_string_equal(
-        hex,
+        signing_key_hex(SECRET, "iam", hex),
         "c4afb1cc5771d871763a393e44b703571b55cc28424d1a5e86da6ed3c154a4b9");
-    assert_int_equal(
-        aws_sigv4_signing_key(SECRET, "20150830", "us-east-1", "ssm", k), 0);
-    hex32(k, hex);
-    assert_string_equal(
-        hex,
-        "1b014a52e2c4682dbb4f9c057f77de175576bae388238bec84a63594a1c63358");
+    assert_string_equal(signing_key_hex(SECRET, "ssm", hex), ssm);
     /* Cached path gives the same; another secret does not hit the cache. */
-    assert_int_equal(
-        aws_sigv4_signing_key(SECRET, "20150830", "us-east-1", "ssm", k), 0);
-    hex32(k, hex);
-    assert_string_equal(
-        hex,
-        "1b014a52e2c4682dbb4f9c057f77de175576bae388238bec84a63594a1c63358");
-    assert_int_equal(
-        aws_sigv4_signing_key("other", "20150830", "us-east-1", "ssm", k), 0);
-    hex32(k, hex);
-    assert_string_not_equal(
-        hex,
-        "1b014a52e2c4682dbb4f9c057f77de175576bae388238bec84a63594a1c63358");
+    assert_string_equal(signing_key_hex(SECRET, "ssm", hex), ssm);
+    assert_string_not_equal(signing_key_hex("other", "ssm", hex), ssm);
 }
 
 static const char *sig_of(const char *auth)

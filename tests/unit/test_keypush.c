@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "defer.h"
 #include "key.h"
 #include "keypush.h"
 
@@ -166,6 +167,7 @@ static int fx_teardown(void **state)
 {
     struct fx *fx = *state;
     keypush_free(fx->kp);
+    defer_shutdown(); /* its handle is on this test's loop */
     uv_run(&fx->loop, UV_RUN_DEFAULT);
     CHECK(uv_loop_close(&fx->loop) == 0);
     key_ring_free(&fx->kr);

@@ -19,6 +19,7 @@
 #include <uv.h>
 
 #include "rundir.h"
+#include "testutil.h"
 
 struct t {
     char tmp[64];
@@ -248,18 +249,6 @@ static void test_write_file(void **state)
     assert_false(exists(t->dir));
 }
 
-static int file_is(const char *path, const char *want)
-{
-    char buf[256];
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return 0;
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    return strcmp(buf, want) == 0;
-}
-
 static void test_key_file(void **state)
 {
     struct t *t = *state;
@@ -270,7 +259,7 @@ static void test_key_file(void **state)
 
     /* The public line alone (agent-only mode). */
     assert_int_equal(rundir_write_pubkey(&rd, "ssh-ed25519 AAAA1 ssmgate"), 0);
-    assert_true(file_is(pub, "ssh-ed25519 AAAA1 ssmgate\n"));
+    assert_true(testutil_file_equals(pub, "ssh-ed25519 AAAA1 ssmgate\n"));
 
     /* A stale .pub from an earlier key is rewritten to match... */
     FILE *f = fopen(pub, "w");
@@ -280,8 +269,8 @@ static void test_key_file(void **state)
                                       "ssh-ed25519 AAAA2 ssmgate", path,
                                       sizeof(path)),
                      0);
-    assert_true(file_is(pub, "ssh-ed25519 AAAA2 ssmgate\n"));
-    assert_true(file_is(path, "KEY1\n"));
+    assert_true(testutil_file_equals(pub, "ssh-ed25519 AAAA2 ssmgate\n"));
+    assert_true(testutil_file_equals(path, "KEY1\n"));
     assert_int_equal(mode_of(path), 0600);
     char want[256];
     snprintf(want, sizeof(want), "%s/%s", t->dir, RUNDIR_KEYFILE);
@@ -290,7 +279,7 @@ static void test_key_file(void **state)
     /* ...or removed when the caller keeps no public file. */
     assert_int_equal(rundir_write_key(&rd, "KEY2\n", 5, NULL, NULL, 0), 0);
     assert_false(exists(pub));
-    assert_true(file_is(path, "KEY2\n"));
+    assert_true(testutil_file_equals(path, "KEY2\n"));
     assert_int_equal(count_entries(t->dir), 1);
     rundir_close(&rd);
     assert_false(exists(path));
