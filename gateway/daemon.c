@@ -236,8 +236,12 @@ static void daemon_apply_ssm(struct daemon *d)
     char reason[128];
     struct backend_ssm_opts so =
         daemon_ssm_opts(d->cfg, reason, sizeof(reason));
-    if (d->ssm != NULL)
-        backend_ssm_set_opts(d->ssm, &so);
+    if (d->ssm == NULL)
+        return;
+    backend_ssm_set_opts(d->ssm, &so);
+    log_info("SIGHUP: new SSM sessions use message_rate %d, payload_size "
+             "%d, resume_budget_ms %d",
+             so.message_rate, so.payload_size, so.resume_budget_ms);
 }
 
 static void daemon_apply_keys(struct daemon *d)
