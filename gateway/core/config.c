@@ -201,6 +201,12 @@ static int parse_listen_list(const struct directive *d, const char *v,
     DIRECTIVE(SEC_ROUTE, struct config_route, key, fn, field, 0, 0, NULL,      \
               CONFIG_APPLY_SERVER)
 
+/* Who a [forward] or [route] tunnel runs as: the same three keys in both,
+ * written out once. */
+#define WHO(M)                                                                 \
+    M("user", parse_user, user), M("profile", parse_string, profile),          \
+        M("region", parse_region, region)
+
 /* The last column says who applies a key on SIGHUP (config.h, enum
  * config_apply); config_diff reads it. */
 static const struct directive directives[] = {
@@ -232,14 +238,10 @@ static const struct directive directives[] = {
     F("target", parse_string, target),
     F("port", parse_port, port),
     F("remote_host", parse_string, remote_host),
-    F("user", parse_user, user),
-    F("profile", parse_string, profile),
-    F("region", parse_region, region),
+    WHO(F),
     R("match", parse_string, match),
     R("via", parse_string, via),
-    R("user", parse_user, user),
-    R("profile", parse_string, profile),
-    R("region", parse_region, region),
+    WHO(R),
 };
 
 struct loader {
@@ -281,6 +283,26 @@ static void *grow(void *arr, int n, size_t size)
     return p;
 }
 
+/* [forward] and [route] entries both open with their name. */
+_Static_assert(offsetof(struct config_forward, name) == 0, "name first");
+_Static_assert(offsetof(struct config_route, name) == 0, "name first");
+
+/* arr (n elements of size bytes) grown by one zeroed element called name;
+ * NULL when out of memory or when name is taken (then with a message). */
+static void *add_named(struct loader *ld, int line, void *arr, int n,
+                       size_t size, const char *name, const char *dup_why)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp((const char *)arr + (size_t)i * size, name) == 0) {
+            loader_error(ld, line, NULL, dup_why);
+            return NULL;
+        }
+    char *p = grow(arr, n, size);
+    if (p != NULL)
+        strcpy(p + (size_t)n * size, name);
+    return p;
+}
+
 /* "[forward NAME]" -> kind + name; 0 or -1 with a reason. */
 static int open_section(struct loader *ld, const char *section, int line)
 {
@@ -314,32 +336,21 @@ static int open_section(struct loader *ld, const char *section, int line)
         return -1;
     }
     if (ld->sec == SEC_FORWARD) {
-        for (int i = 0; i < cfg->n_forwards; i++)
-            if (strcmp(cfg->forwards[i].name, name) == 0) {
-                loader_error(ld, line, NULL, "duplicate forward name");
-                return -1;
-            }
         struct config_forward *f =
-            grow(cfg->forwards, cfg->n_forwards, sizeof(*f));
+            add_named(ld, line, cfg->forwards, cfg->n_forwards, sizeof(*f),
+                      name, "duplicate forward name");
         if (f == NULL)
             return -1;
         cfg->forwards = f;
-        f = &cfg->forwards[cfg->n_forwards++];
-        strcpy(f->name, name);
-        ld->sec_obj = f;
+        ld->sec_obj = &cfg->forwards[cfg->n_forwards++];
     } else {
-        for (int i = 0; i < cfg->n_routes; i++)
-            if (strcmp(cfg->routes[i].name, name) == 0) {
-                loader_error(ld, line, NULL, "duplicate route name");
-                return -1;
-            }
-        struct config_route *r = grow(cfg->routes, cfg->n_routes, sizeof(*r));
+        struct config_route *r =
+            add_named(ld, line, cfg->routes, cfg->n_routes, sizeof(*r), name,
+                      "duplicate route name");
         if (r == NULL)
             return -1;
         cfg->routes = r;
-        r = &cfg->routes[cfg->n_routes++];
-        strcpy(r->name, name);
-        ld->sec_obj = r;
+        ld->sec_obj = &cfg->routes[cfg->n_routes++];
     }
     return 0;
 }

@@ -353,15 +353,18 @@ def test_sighup_applies_ssm_options_and_names_restart_ones(gw, echo):
     the AWS client's default)."""
     s, rep = socks5_connect(gw.socks[1], "127.0.0.1", echo.port)
     assert rep[1] == 0
-    s.sendall(b"before\n")
-    assert recv_exact(s, 7) == b"before\n"
+
+    def round_trip(msg):
+        s.sendall(msg)
+        return recv_exact(s, len(msg)) == msg
+
+    assert round_trip(b"before\n")
     with open(gw.config_path, "a") as f:
         f.write("\n[gateway]\nmessage_rate = 500\npayload_size = 2048\n"
                 "region = eu-central-1\n")
     gw.proc.send_signal(signal.SIGHUP)
     gw.wait_for("SIGHUP: configuration reloaded")
-    s.sendall(b"after\n")
-    assert recv_exact(s, 6) == b"after\n"
+    assert round_trip(b"after the reload\n")
     s.close()
     log = gw.stderr_text()
     assert "info  SIGHUP: message_rate changed" in log
