@@ -62,10 +62,12 @@ static int dial(const char *addr)
     return fd;
 }
 
-static int read_exact(int fd, unsigned char *p, size_t n)
+/* Moves exactly n bytes (reads into p, or writes from it), retrying on
+ * EINTR; an early EOF is an error. 0 or -1. */
+static int transfer_all(int fd, unsigned char *p, size_t n, int writing)
 {
     while (n > 0) {
-        ssize_t r = read(fd, p, n);
+        ssize_t r = writing ? write(fd, p, n) : read(fd, p, n);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0)
@@ -76,18 +78,14 @@ static int read_exact(int fd, unsigned char *p, size_t n)
     return 0;
 }
 
+static int read_exact(int fd, unsigned char *p, size_t n)
+{
+    return transfer_all(fd, p, n, 0);
+}
+
 static int write_all(int fd, const unsigned char *p, size_t n)
 {
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
+    return transfer_all(fd, (unsigned char *)p, n, 1); /* only read from */
 }
 
 /* SOCKS5 no-auth CONNECT to host:port; 0 or -1 with a message printed. */

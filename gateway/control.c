@@ -18,6 +18,7 @@
 
 #include "common.h"
 #include "config.h"
+#include "list.h"
 #include "log.h"
 #include "rundir.h"
 
@@ -28,14 +29,14 @@ struct control {
     uv_pipe_t listener;
     control_list_fn *list;
     void *arg;
-    struct control_client *clients; /* live clients, for control_stop */
+    struct list clients; /* struct control_client, for control_stop */
     int closing;
 };
 
 /* Owned by its control; freed after both handles closed. */
 struct control_client {
     struct control *owner;
-    struct control_client *next;
+    struct list link; /* in owner->clients */
     uv_pipe_t pipe;
     uv_timer_t timer;
     uv_write_t write_req;
@@ -45,15 +46,6 @@ struct control_client {
     int handles_open;
     int killed;
 };
-
-static void client_unlink(struct control_client *cl)
-{
-    struct control_client **pp = &cl->owner->clients;
-    while (*pp != NULL && *pp != cl)
-        pp = &(*pp)->next;
-    if (*pp == cl)
-        *pp = cl->next;
-}
 
 static void client_close_done(uv_handle_t *h)
 {
@@ -69,7 +61,7 @@ static void client_kill(struct control_client *cl)
     if (cl->killed)
         return;
     cl->killed = 1;
-    client_unlink(cl);
+    list_remove(&cl->link);
     uv_close((uv_handle_t *)&cl->pipe, client_close_done);
     uv_close((uv_handle_t *)&cl->timer, client_close_done);
 }
@@ -150,8 +142,7 @@ static void control_on_connection(uv_stream_t *server, int status)
     uv_timer_init(server->loop, &cl->timer);
     cl->pipe.data = cl->timer.data = cl;
     cl->handles_open = 2;
-    cl->next = c->clients;
-    c->clients = cl;
+    list_insert_head(&c->clients, &cl->link);
     if (uv_accept(server, (uv_stream_t *)&cl->pipe) != 0 ||
         uv_read_start((uv_stream_t *)&cl->pipe, client_alloc, client_read) !=
             0) {
@@ -169,6 +160,7 @@ int control_start(uv_loop_t *loop, const char *path, control_list_fn *list,
         return GW_ENOMEM;
     c->list = list;
     c->arg = arg;
+    list_init(&c->clients);
     int rc = uv_pipe_init(loop, &c->listener, 0);
     if (rc != 0) {
         free(c);
@@ -201,8 +193,8 @@ void control_stop(struct control *c)
     if (c == NULL)
         return;
     c->closing = 1;
-    while (c->clients != NULL)
-        client_kill(c->clients);
+    while (!list_empty(&c->clients))
+        client_kill(CONTAINER_OF(c->clients.next, struct control_client, link));
     uv_close((uv_handle_t *)&c->listener, control_close_done);
 }
 

@@ -136,6 +136,24 @@ static int clean_leftovers(struct rundir *rd, char *err, size_t errlen)
     return 0;
 }
 
+/* errno after a failed call on the runtime dir: its libuv code, and the
+ * message in err. */
+static int dir_errno(const char *path, char *err, size_t errlen)
+{
+    int rc = uv_translate_sys_error(errno);
+    set_err(err, errlen, "runtime dir %s: %s", path, strerror(errno));
+    return rc;
+}
+
+/* stat_rc is lstat's or fstat's result for st: the error, or check_dir. */
+static int stat_checked(int stat_rc, const struct stat *st, const char *path,
+                        char *err, size_t errlen)
+{
+    if (stat_rc != 0)
+        return dir_errno(path, err, errlen);
+    return check_dir(st, path, err, errlen);
+}
+
 int rundir_open(struct rundir *rd, const char *path, char *err, size_t errlen)
 {
     struct stat st;
@@ -172,27 +190,16 @@ int rundir_open(struct rundir *rd, const char *path, char *err, size_t errlen)
                 strerror(errno));
         return rc;
     }
-    if (lstat(rd->path, &st) != 0) {
-        rc = uv_translate_sys_error(errno);
-        set_err(err, errlen, "runtime dir %s: %s", rd->path, strerror(errno));
-        goto fail;
-    }
-    rc = check_dir(&st, rd->path, err, errlen);
+    rc = stat_checked(lstat(rd->path, &st), &st, rd->path, err, errlen);
     if (rc != 0)
         goto fail;
     rd->dirfd = open(rd->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (rd->dirfd < 0) {
-        rc = uv_translate_sys_error(errno);
-        set_err(err, errlen, "runtime dir %s: %s", rd->path, strerror(errno));
+        rc = dir_errno(rd->path, err, errlen);
         goto fail;
     }
     /* The same checks on what we opened: the path may have been swapped. */
-    if (fstat(rd->dirfd, &st) != 0) {
-        rc = uv_translate_sys_error(errno);
-        set_err(err, errlen, "runtime dir %s: %s", rd->path, strerror(errno));
-        goto fail;
-    }
-    rc = check_dir(&st, rd->path, err, errlen);
+    rc = stat_checked(fstat(rd->dirfd, &st), &st, rd->path, err, errlen);
     if (rc != 0)
         goto fail;
     if (rd->created_dir)

@@ -34,6 +34,17 @@ static void write_proxy(FILE *out, const char *self, const char *endpoint)
         fprintf(out, "    ProxyCommand nc -X 5 -x %s %%r@%%h %%p\n", endpoint);
 }
 
+/* The lines that make ssh offer exactly the daemon's key, then the user
+ * ("" = none). */
+static void write_identity(FILE *out, const char *dir, const char *user)
+{
+    fprintf(out, "    IdentityAgent %s/%s\n", dir, RUNDIR_AGENT_SOCK);
+    fprintf(out, "    IdentityFile %s/%s\n", dir, RUNDIR_PUBKEY);
+    fprintf(out, "    IdentitiesOnly yes\n");
+    if (user[0] != '\0')
+        fprintf(out, "    User %s\n", user);
+}
+
 int sshconfig_write(FILE *out, const struct config *cfg, const char *self,
                     int named)
 {
@@ -44,10 +55,7 @@ int sshconfig_write(FILE *out, const struct config *cfg, const char *self,
     fprintf(out, "# ssmgate: add to ~/.ssh/config (ssmgate must be running)\n");
     fprintf(out, "Host i-*\n");
     write_proxy(out, self, endpoint);
-    fprintf(out, "    IdentityAgent %s/%s\n", dir, RUNDIR_AGENT_SOCK);
-    fprintf(out, "    IdentityFile %s/%s\n", dir, RUNDIR_PUBKEY);
-    fprintf(out, "    IdentitiesOnly yes\n");
-    fprintf(out, "    User %s\n", cfg->default_user);
+    write_identity(out, dir, cfg->default_user);
     fprintf(out, "\n# Hybrid nodes: no key push; your own keys apply.\n");
     fprintf(out, "Host mi-*\n");
     write_proxy(out, self, endpoint);
@@ -56,10 +64,7 @@ int sshconfig_write(FILE *out, const struct config *cfg, const char *self,
         fprintf(out, "\n# Instances by Name tag: list the names you use.\n");
         fprintf(out, "Host web-1 db-1\n");
         write_proxy(out, self, endpoint);
-        fprintf(out, "    IdentityAgent %s/%s\n", dir, RUNDIR_AGENT_SOCK);
-        fprintf(out, "    IdentityFile %s/%s\n", dir, RUNDIR_PUBKEY);
-        fprintf(out, "    IdentitiesOnly yes\n");
-        fprintf(out, "    User %s\n", cfg->default_user);
+        write_identity(out, dir, cfg->default_user);
         for (int i = 0; i < cfg->n_forwards; i++) {
             const struct config_forward *f = &cfg->forwards[i];
             const char *colon = strrchr(f->listen, ':');
@@ -71,11 +76,7 @@ int sshconfig_write(FILE *out, const struct config *cfg, const char *self,
                     f->listen);
             fprintf(out, "    Port %s\n", colon + 1);
             fprintf(out, "    HostKeyAlias %s\n", f->target);
-            fprintf(out, "    IdentityAgent %s/%s\n", dir, RUNDIR_AGENT_SOCK);
-            fprintf(out, "    IdentityFile %s/%s\n", dir, RUNDIR_PUBKEY);
-            fprintf(out, "    IdentitiesOnly yes\n");
-            if (f->user[0] != '\0')
-                fprintf(out, "    User %s\n", f->user);
+            write_identity(out, dir, f->user);
         }
     }
     return ferror(out) ? -1 : 0;

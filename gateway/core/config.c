@@ -34,6 +34,7 @@ struct directive {
     size_t size;      /* string fields: capacity */
     long min, max;    /* numbers */
     const char *dflt; /* [gateway] defaults; NULL = none */
+    enum config_apply apply;
 };
 
 static int parse_string(const struct directive *d, const char *v, void *dst,
@@ -185,55 +186,62 @@ static int parse_listen_list(const struct directive *d, const char *v,
     return 0;
 }
 
-#define G(key, fn, field, min, max, dflt)                                      \
+#define DIRECTIVE(sec, type, key, fn, field, min, max, dflt, apply)            \
     {                                                                          \
-        SEC_GATEWAY, key, fn, offsetof(struct config, field),                  \
-            sizeof(((struct config *)0)->field), min, max, dflt                \
+        sec, key, fn, offsetof(type, field), sizeof(((type *)0)->field), min,  \
+            max, dflt, apply                                                   \
     }
+#define G(key, fn, field, min, max, dflt, apply)                               \
+    DIRECTIVE(SEC_GATEWAY, struct config, key, fn, field, min, max, dflt,      \
+              CONFIG_APPLY_##apply)
 #define F(key, fn, field)                                                      \
-    {                                                                          \
-        SEC_FORWARD, key, fn, offsetof(struct config_forward, field),          \
-            sizeof(((struct config_forward *)0)->field), 1, 65535, NULL        \
-    }
+    DIRECTIVE(SEC_FORWARD, struct config_forward, key, fn, field, 1, 65535,    \
+              NULL, CONFIG_APPLY_SERVER)
 #define R(key, fn, field)                                                      \
-    {                                                                          \
-        SEC_ROUTE, key, fn, offsetof(struct config_route, field),              \
-            sizeof(((struct config_route *)0)->field), 0, 0, NULL              \
-    }
+    DIRECTIVE(SEC_ROUTE, struct config_route, key, fn, field, 0, 0, NULL,      \
+              CONFIG_APPLY_SERVER)
 
+/* Who a [forward] or [route] tunnel runs as: the same three keys in both,
+ * written out once. */
+#define WHO(M)                                                                 \
+    M("user", parse_user, user), M("profile", parse_string, profile),          \
+        M("region", parse_region, region)
+
+/* The last column says who applies a key on SIGHUP (config.h, enum
+ * config_apply); config_diff reads it. */
 static const struct directive directives[] = {
-    {SEC_GATEWAY, "listen", parse_listen_list, 0, 0, 0, 0, NULL},
-    G("log_level", parse_level, log_level, 0, 0, "info"),
-    G("runtime_dir", parse_string, runtime_dir, 0, 0, NULL),
-    G("default_user", parse_user, default_user, 0, 0, "ec2-user"),
-    G("profile", parse_string, profile, 0, 0, ""),
-    G("region", parse_region, region, 0, 0, NULL),
-    G("socks_user", parse_string, socks_user, 0, 0, ""),
-    G("socks_password", parse_string, socks_password, 0, 0, ""),
-    G("max_connections", parse_int, max_connections, 1, 1000000, "1024"),
+    {SEC_GATEWAY, "listen", parse_listen_list, 0, 0, 0, 0, NULL,
+     CONFIG_APPLY_SERVER},
+    G("log_level", parse_level, log_level, 0, 0, "info", LOG),
+    G("runtime_dir", parse_string, runtime_dir, 0, 0, NULL, RESTART),
+    G("default_user", parse_user, default_user, 0, 0, "ec2-user", SERVER),
+    G("profile", parse_string, profile, 0, 0, "", RESTART),
+    G("region", parse_region, region, 0, 0, NULL, RESTART),
+    G("socks_user", parse_string, socks_user, 0, 0, "", SERVER),
+    G("socks_password", parse_string, socks_password, 0, 0, "", SERVER),
+    G("max_connections", parse_int, max_connections, 1, 1000000, "1024",
+      SERVER),
     G("request_timeout_ms", parse_int, request_timeout_ms, 100, 3600000,
-      "10000"),
+      "10000", SERVER),
     G("connect_timeout_ms", parse_int, connect_timeout_ms, 100, 3600000,
-      "30000"),
-    G("drain_timeout_ms", parse_int, drain_timeout_ms, 0, 3600000, "5000"),
-    G("ssh_port", parse_port, ssh_port, 1, 65535, "22"),
-    G("key_file", parse_bool, key_file, 0, 0, "no"),
-    G("key_rotation_s", parse_int, key_rotation_s, 0, 86400 * 30, "3600"),
-    G("resume_budget_ms", parse_int, resume_budget_ms, 0, 86400000, "60000"),
-    G("message_rate", parse_int, message_rate, 0, 1000000, "990"),
-    G("payload_size", parse_int, payload_size, 1, 65536, "1024"),
+      "30000", SERVER),
+    G("drain_timeout_ms", parse_int, drain_timeout_ms, 0, 3600000, "5000",
+      SERVER),
+    G("ssh_port", parse_port, ssh_port, 1, 65535, "22", SERVER),
+    G("key_file", parse_bool, key_file, 0, 0, "no", KEYS),
+    G("key_rotation_s", parse_int, key_rotation_s, 0, 86400 * 30, "3600", KEYS),
+    G("resume_budget_ms", parse_int, resume_budget_ms, 0, 86400000, "60000",
+      SSM),
+    G("message_rate", parse_int, message_rate, 0, 1000000, "990", SSM),
+    G("payload_size", parse_int, payload_size, 1, 65536, "1024", SSM),
     F("listen", parse_addr, listen),
     F("target", parse_string, target),
     F("port", parse_port, port),
     F("remote_host", parse_string, remote_host),
-    F("user", parse_user, user),
-    F("profile", parse_string, profile),
-    F("region", parse_region, region),
+    WHO(F),
     R("match", parse_string, match),
     R("via", parse_string, via),
-    R("user", parse_user, user),
-    R("profile", parse_string, profile),
-    R("region", parse_region, region),
+    WHO(R),
 };
 
 struct loader {
@@ -275,6 +283,26 @@ static void *grow(void *arr, int n, size_t size)
     return p;
 }
 
+/* [forward] and [route] entries both open with their name. */
+_Static_assert(offsetof(struct config_forward, name) == 0, "name first");
+_Static_assert(offsetof(struct config_route, name) == 0, "name first");
+
+/* arr (n elements of size bytes) grown by one zeroed element called name;
+ * NULL when out of memory or when name is taken (then with a message). */
+static void *add_named(struct loader *ld, int line, void *arr, int n,
+                       size_t size, const char *name, const char *dup_why)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp((const char *)arr + (size_t)i * size, name) == 0) {
+            loader_error(ld, line, NULL, dup_why);
+            return NULL;
+        }
+    char *p = grow(arr, n, size);
+    if (p != NULL)
+        strcpy(p + (size_t)n * size, name);
+    return p;
+}
+
 /* "[forward NAME]" -> kind + name; 0 or -1 with a reason. */
 static int open_section(struct loader *ld, const char *section, int line)
 {
@@ -308,32 +336,21 @@ static int open_section(struct loader *ld, const char *section, int line)
         return -1;
     }
     if (ld->sec == SEC_FORWARD) {
-        for (int i = 0; i < cfg->n_forwards; i++)
-            if (strcmp(cfg->forwards[i].name, name) == 0) {
-                loader_error(ld, line, NULL, "duplicate forward name");
-                return -1;
-            }
         struct config_forward *f =
-            grow(cfg->forwards, cfg->n_forwards, sizeof(*f));
+            add_named(ld, line, cfg->forwards, cfg->n_forwards, sizeof(*f),
+                      name, "duplicate forward name");
         if (f == NULL)
             return -1;
         cfg->forwards = f;
-        f = &cfg->forwards[cfg->n_forwards++];
-        strcpy(f->name, name);
-        ld->sec_obj = f;
+        ld->sec_obj = &cfg->forwards[cfg->n_forwards++];
     } else {
-        for (int i = 0; i < cfg->n_routes; i++)
-            if (strcmp(cfg->routes[i].name, name) == 0) {
-                loader_error(ld, line, NULL, "duplicate route name");
-                return -1;
-            }
-        struct config_route *r = grow(cfg->routes, cfg->n_routes, sizeof(*r));
+        struct config_route *r =
+            add_named(ld, line, cfg->routes, cfg->n_routes, sizeof(*r), name,
+                      "duplicate route name");
         if (r == NULL)
             return -1;
         cfg->routes = r;
-        r = &cfg->routes[cfg->n_routes++];
-        strcpy(r->name, name);
-        ld->sec_obj = r;
+        ld->sec_obj = &cfg->routes[cfg->n_routes++];
     }
     return 0;
 }
@@ -661,4 +678,44 @@ const struct config_forward *config_find_forward(const struct config *cfg,
         if (strcmp(cfg->forwards[i].name, name) == 0)
             return &cfg->forwards[i];
     return NULL;
+}
+
+/* Text fields compare as strings: bytes after the NUL may differ. */
+static int is_text(const struct directive *d)
+{
+    return d->parse == parse_string || d->parse == parse_addr ||
+           d->parse == parse_user || d->parse == parse_region;
+}
+
+static int value_changed(const struct directive *d, const struct config *a,
+                         const struct config *b)
+{
+    if (d->parse == parse_listen_list) {
+        if (a->n_listen != b->n_listen)
+            return 1;
+        for (int i = 0; i < a->n_listen; i++)
+            if (strcmp(a->listen[i], b->listen[i]) != 0)
+                return 1;
+        return 0;
+    }
+    const char *pa = (const char *)a + d->offset;
+    const char *pb = (const char *)b + d->offset;
+    if (is_text(d))
+        return strcmp(pa, pb) != 0;
+    return memcmp(pa, pb, d->size) != 0;
+}
+
+unsigned config_diff(const struct config *old, const struct config *fresh,
+                     config_change_fn *fn, void *arg)
+{
+    unsigned changed = 0;
+    for (size_t i = 0; i < ARRAY_SIZE(directives); i++) {
+        const struct directive *d = &directives[i];
+        if (d->sec != SEC_GATEWAY || !value_changed(d, old, fresh))
+            continue;
+        changed |= CONFIG_APPLY_BIT(d->apply);
+        if (fn != NULL)
+            fn(d->key, d->apply, arg);
+    }
+    return changed;
 }

@@ -108,4 +108,33 @@ int config_load_string(const char *text, size_t len, const char *name,
 const struct config_forward *config_find_forward(const struct config *cfg,
                                                  const char *name);
 
+/*
+ * Who applies a [gateway] key when SIGHUP loads a new config: a column of
+ * the directive table in config.c, so every key is placed once.
+ */
+enum config_apply {
+    CONFIG_APPLY_SERVER,  /* server_reload: listeners, routes, limits, auth
+                             and timeouts, read by every new conn */
+    CONFIG_APPLY_LOG,     /* log_set_level */
+    CONFIG_APPLY_SSM,     /* backend_ssm_set_opts: new sessions, and the
+                             resume budget of open ones */
+    CONFIG_APPLY_KEYS,    /* the rotation timer and the key files */
+    CONFIG_APPLY_RESTART, /* read once at start-up (the runtime dir, the
+                             AWS client's default profile, region and CA
+                             bundle): only a restart applies it */
+};
+#define CONFIG_APPLY_BIT(apply) (1u << (apply))
+
+typedef void config_change_fn(const char *key, enum config_apply apply,
+                              void *arg);
+
+/*
+ * Compares the [gateway] keys of old and fresh: calls fn (may be NULL)
+ * once per key whose value differs, in table order, and returns the OR of
+ * their CONFIG_APPLY_BIT()s. [forward] and [route] sections are not
+ * compared: server_reload takes them whole.
+ */
+unsigned config_diff(const struct config *old, const struct config *fresh,
+                     config_change_fn *fn, void *arg);
+
 #endif

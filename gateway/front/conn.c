@@ -22,6 +22,7 @@
 
 #include "common.h"
 #include "config.h"
+#include "front_reply.h"
 #include "httpconnect.h"
 #include "log.h"
 
@@ -55,62 +56,13 @@ static struct conn *conn_of_handle(uv_handle_t *h)
 
 /* ---- replies ---- */
 
-static uint8_t socks5_rep_for(int err)
+/* Queues the success reply (a [forward] port has none). */
+static void conn_reply_ok(struct conn *c)
 {
-    switch (err) {
-    case 0:
-        return SOCKS5_SUCCEEDED;
-    case GW_ENO_ROUTE:
-    case GW_EDENIED:
-        return SOCKS5_NOT_ALLOWED;
-    case GW_EUNREACHABLE:
-        return SOCKS5_HOST_UNREACHABLE;
-    case GW_EREFUSED:
-        return SOCKS5_REFUSED;
-    case GW_ETIMEOUT:
-        return SOCKS5_TTL_EXPIRED;
-    default:
-        return SOCKS5_GENERAL_FAILURE;
-    }
-}
-
-static int http_status_for(int err)
-{
-    switch (err) {
-    case 0:
-        return 200;
-    case GW_ENO_ROUTE:
-    case GW_EDENIED:
-        return 403;
-    case GW_ETIMEOUT:
-        return 504;
-    default:
-        return 502;
-    }
-}
-
-/* Queues the reply for the request outcome err (0 = success). */
-static void conn_reply(struct conn *c, int err)
-{
-    uint8_t out[16];
-    char http[256];
-    switch (c->proto) {
-    case CONN_PROTO_SOCKS5:
-        pump_reply(&c->pump, out, socks5_build_reply(out, socks5_rep_for(err)));
-        break;
-    case CONN_PROTO_SOCKS4:
-        pump_reply(&c->pump, out,
-                   socks4_build_reply(out, err == 0 ? SOCKS4_GRANTED
-                                                    : SOCKS4_REJECTED));
-        break;
-    case CONN_PROTO_HTTP:
-        pump_reply(
-            &c->pump, http,
-            httpconnect_build_reply(http, sizeof(http), http_status_for(err)));
-        break;
-    default:
-        break; /* a [forward] port has no reply */
-    }
+    char out[FRONT_REPLY_MAX];
+    size_t len = front_reply(c->proto, 0, NULL, out, sizeof(out));
+    if (len > 0)
+        pump_reply(&c->pump, out, len);
 }
 
 /* Refuses with a wire-level reply (already encoded) and closes after it. */
@@ -126,27 +78,21 @@ static void conn_refuse_raw(struct conn *c, const void *reply, size_t len,
         conn_kill(c, c->close_reason);
 }
 
+/* Refuses with the reply for err; an HTTP client reads reason whole. */
 static void conn_refuse(struct conn *c, int err, const char *reason)
 {
-    uint8_t out[16];
-    char http[256];
-    size_t len = 0;
-    const void *p = out;
-    switch (c->proto) {
-    case CONN_PROTO_SOCKS5:
-        len = socks5_build_reply(out, socks5_rep_for(err));
-        break;
-    case CONN_PROTO_SOCKS4:
-        len = socks4_build_reply(out, SOCKS4_REJECTED);
-        break;
-    case CONN_PROTO_HTTP:
-        len = httpconnect_build_reply(http, sizeof(http), http_status_for(err));
-        p = http;
-        break;
-    default:
-        break;
-    }
-    conn_refuse_raw(c, p, len, reason);
+    char out[FRONT_REPLY_MAX];
+    conn_refuse_raw(
+        c, out, front_reply(c->proto, err, reason, out, sizeof(out)), reason);
+}
+
+/* An HTTP refusal whose status the parser chose (400, 405, 407, ...). */
+static void conn_refuse_http(struct conn *c, int status, const char *reason)
+{
+    char out[FRONT_REPLY_MAX];
+    conn_refuse_raw(
+        c, out, httpconnect_build_reply_text(out, sizeof(out), status, reason),
+        reason);
 }
 
 /* ---- close path ---- */
@@ -223,7 +169,7 @@ static void conn_on_open(void *arg, int status, const char *reason)
         return;
     uv_timer_stop(&c->timer);
     if (status != 0) {
-        char why[160];
+        char why[GW_REASON_MAX];
         snprintf(why, sizeof(why), "%s", reason ? reason : gw_strerror(status));
         log_warn("conn %llu: %s:%u: %s", (unsigned long long)c->id,
                  c->spec.target[0] ? c->spec.target : c->spec.host,
@@ -240,7 +186,7 @@ static void conn_on_open(void *arg, int status, const char *reason)
                                            : "direct",
              c->spec.kind == TUNNEL_SSM_REMOTE ? " to " : "",
              c->spec.kind == TUNNEL_SSM_REMOTE ? c->spec.host : "");
-    conn_reply(c, 0);
+    conn_reply_ok(c);
     conn_set_state(c, CONN_PUMP);
     /* Bytes the client sent after its request go first. */
     pump_start(&c->pump, c->backend->ops, c->stream, buf_rptr(&c->req),
@@ -272,7 +218,7 @@ static void conn_on_drain(void *arg)
 static void conn_on_error(void *arg, int err, const char *reason)
 {
     struct conn *c = arg;
-    char why[160];
+    char why[GW_REASON_MAX];
     snprintf(why, sizeof(why), "tunnel failed: %s",
              reason ? reason : gw_strerror(err));
     conn_kill(c, why);
@@ -376,13 +322,13 @@ static void conn_do_request(struct conn *c)
             if (buf_get_u8(&v, &first) != 0)
                 return;
             if (first == 5) {
-                c->proto = CONN_PROTO_SOCKS5;
+                c->proto = FRONT_PROTO_SOCKS5;
                 conn_set_state(c, CONN_S5_GREETING);
             } else if (first == 4) {
-                c->proto = CONN_PROTO_SOCKS4;
+                c->proto = FRONT_PROTO_SOCKS4;
                 conn_set_state(c, CONN_S4_REQUEST);
             } else {
-                c->proto = CONN_PROTO_HTTP;
+                c->proto = FRONT_PROTO_HTTP;
                 conn_set_state(c, CONN_HTTP_REQUEST);
             }
             continue;
@@ -442,25 +388,22 @@ static void conn_do_request(struct conn *c)
                 return;
             if (rc != 0) {
                 uint8_t out[10];
-                size_t len = c->proto == CONN_PROTO_SOCKS5
+                size_t len = c->proto == FRONT_PROTO_SOCKS5
                                  ? socks5_build_reply(out, rep)
                                  : socks4_build_reply(out, rep);
                 log_warn("conn %llu: %s: malformed or unsupported SOCKS%d "
                          "request",
                          (unsigned long long)c->id, c->peer,
                          r.version ? r.version
-                                   : (c->proto == CONN_PROTO_SOCKS5 ? 5 : 4));
+                                   : (c->proto == FRONT_PROTO_SOCKS5 ? 5 : 4));
                 conn_refuse_raw(c, out, len, "bad SOCKS request");
                 return;
             }
-            if (c->proto == CONN_PROTO_SOCKS4 && conn_auth_required(c)) {
-                uint8_t out[8];
+            if (c->proto == FRONT_PROTO_SOCKS4 && conn_auth_required(c)) {
                 log_warn("conn %llu: %s: SOCKS4 has no password; refused "
                          "because socks_user is set",
                          (unsigned long long)c->id, c->peer);
-                conn_refuse_raw(c, out,
-                                socks4_build_reply(out, SOCKS4_REJECTED),
-                                "SOCKS4 without authentication");
+                conn_refuse(c, GW_EDENIED, "SOCKS4 without authentication");
                 return;
             }
             buf_consume(&c->req, v.pos);
@@ -473,13 +416,10 @@ static void conn_do_request(struct conn *c)
             rc = httpconnect_parse(&v, &r, &status);
             if (rc == GW_ENEED_MORE)
                 return;
-            char out[256];
             if (rc != 0) {
                 log_warn("conn %llu: %s: bad HTTP CONNECT request (%d)",
                          (unsigned long long)c->id, c->peer, status);
-                conn_refuse_raw(
-                    c, out, httpconnect_build_reply(out, sizeof(out), status),
-                    "bad HTTP request");
+                conn_refuse_http(c, status, "bad HTTP request");
                 return;
             }
             if (conn_auth_required(c) &&
@@ -487,9 +427,7 @@ static void conn_do_request(struct conn *c)
                 log_warn("conn %llu: %s: HTTP proxy authentication %s",
                          (unsigned long long)c->id, c->peer,
                          r.has_auth ? "failed" : "missing");
-                conn_refuse_raw(c, out,
-                                httpconnect_build_reply(out, sizeof(out), 407),
-                                "proxy authentication required");
+                conn_refuse_http(c, 407, "proxy authentication required");
                 return;
             }
             buf_consume(&c->req, v.pos);
@@ -556,6 +494,7 @@ struct conn *conn_new(uv_loop_t *loop, struct config *cfg,
     struct conn *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return NULL;
+    list_init(&c->link);
     c->id = id;
     c->loop = loop;
     c->env = env;
@@ -574,7 +513,7 @@ struct conn *conn_new(uv_loop_t *loop, struct config *cfg,
     c->started_ms = uv_now(loop);
     if (fixed != NULL) {
         c->spec = *fixed;
-        c->proto = CONN_PROTO_FORWARD;
+        c->proto = FRONT_PROTO_FORWARD;
     }
     return c;
 }
@@ -603,7 +542,7 @@ void conn_start(struct conn *c)
     }
     snprintf(c->peer, sizeof(c->peer), "%s:%u", ip, port);
     uv_tcp_nodelay(&c->tcp, 1);
-    if (c->proto == CONN_PROTO_FORWARD) {
+    if (c->proto == FRONT_PROTO_FORWARD) {
         conn_do_open(c);
         return;
     }
@@ -613,26 +552,22 @@ void conn_start(struct conn *c)
         conn_kill(c, "cannot read from the client");
 }
 
-void conn_describe(const struct conn *c, json_t *tunnels)
+int conn_describe(const struct conn *c, struct conn_info *out)
 {
     if (c->state != CONN_PUMP)
-        return;
+        return GW_ENOT_FOUND;
     const char *doc = tunnel_document(c->spec.kind);
-    json_t *o =
-        json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "id",
-                  (json_int_t)c->id, "client", c->peer, "target",
-                  c->spec.target[0] ? c->spec.target : c->spec.host, "user",
-                  c->spec.user, "document", doc ? doc : "direct", "kind",
-                  tunnel_kind_name(c->spec.kind), "age_s",
-                  (json_int_t)((uv_now(c->loop) - c->opened_ms) / 1000),
-                  "bytes_up", (json_int_t)c->pump.bytes_up, "bytes_down",
-                  (json_int_t)c->pump.bytes_down);
-    if (o != NULL && c->stream != NULL &&
-        c->backend->ops->shared_streams != NULL) {
-        int n = c->backend->ops->shared_streams(c->stream);
-        if (n > 0)
-            json_object_set_new(o, "streams", json_integer(n));
-    }
-    if (o != NULL)
-        json_array_append_new(tunnels, o);
+    memset(out, 0, sizeof(*out));
+    out->id = c->id;
+    out->client = c->peer;
+    out->target = c->spec.target[0] ? c->spec.target : c->spec.host;
+    out->user = c->spec.user;
+    out->document = doc ? doc : "direct";
+    out->kind = tunnel_kind_name(c->spec.kind);
+    out->age_s = (uv_now(c->loop) - c->opened_ms) / 1000;
+    out->bytes_up = c->pump.bytes_up;
+    out->bytes_down = c->pump.bytes_down;
+    if (c->stream != NULL && c->backend->ops->shared_streams != NULL)
+        out->streams = c->backend->ops->shared_streams(c->stream);
+    return 0;
 }

@@ -9,12 +9,14 @@
 #ifndef SSMGATE_CONN_H
 #define SSMGATE_CONN_H
 
-#include <jansson.h>
 #include <stdint.h>
 #include <uv.h>
 
 #include "backend.h"
 #include "buf.h"
+#include "common.h"
+#include "front_reply.h"
+#include "list.h"
 #include "pump.h"
 #include "route.h"
 #include "socks.h"
@@ -44,19 +46,11 @@ enum conn_state {
     CONN_CLOSING,      /* handles closing */
 };
 
-enum conn_proto {
-    CONN_PROTO_NONE,
-    CONN_PROTO_SOCKS5,
-    CONN_PROTO_SOCKS4,
-    CONN_PROTO_HTTP,
-    CONN_PROTO_FORWARD, /* a [forward] port: no request, fixed spec */
-};
-
 struct conn {
-    struct conn *next, *prev; /* the server's list */
+    struct list link; /* in the server's list */
     uint64_t id;
     enum conn_state state;
-    enum conn_proto proto;
+    enum front_proto proto;
     uv_loop_t *loop;
     struct config *cfg; /* our ref: the config we started with */
     const struct conn_env *env;
@@ -70,7 +64,7 @@ struct conn {
     struct tunnel_spec spec;
     char peer[64];
     uint64_t started_ms, opened_ms;
-    char close_reason[160];
+    char close_reason[GW_REASON_MAX];
     int draining; /* server shutting down */
 };
 
@@ -91,7 +85,21 @@ void conn_kill(struct conn *c, const char *reason);
  * running until they end or conn_kill. */
 void conn_drain(struct conn *c);
 
-/* Appends this conn's status object (for `ssmgate status`). */
-void conn_describe(const struct conn *c, json_t *tunnels);
+/* One live tunnel as `ssmgate status` shows it. The strings are the
+ * conn's own: valid until the loop runs again. */
+struct conn_info {
+    uint64_t id;
+    const char *client; /* the peer, "ADDR:PORT" */
+    const char *target; /* instance id, Name or host */
+    const char *user;
+    const char *document; /* the SSM document, or "direct" */
+    const char *kind;     /* tunnel_kind_name */
+    uint64_t age_s, bytes_up, bytes_down;
+    int streams; /* streams sharing its SSM session; 0 = not shared */
+};
+
+/* Fills *out for a tunnel whose bytes flow; GW_ENOT_FOUND while the conn
+ * is still negotiating, opening or closing. */
+int conn_describe(const struct conn *c, struct conn_info *out);
 
 #endif

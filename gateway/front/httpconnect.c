@@ -209,21 +209,56 @@ static const char *reason_phrase(int status)
     }
 }
 
-size_t httpconnect_build_reply(char *out, size_t len, int status)
+/* The head for a body of body_len bytes (SIZE_MAX = none), or -1. */
+static int build_head(char *out, size_t len, int status, size_t body_len)
 {
+    const char *auth = status == 407 ? "Proxy-Authenticate: Basic "
+                                       "realm=\"ssmgate\"\r\n"
+                                     : "";
     int n;
     if (status == 200)
         n = snprintf(out, len, "HTTP/1.1 200 %s\r\n\r\n", reason_phrase(200));
-    else if (status == 407)
+    else if (body_len == SIZE_MAX)
         n = snprintf(out, len,
-                     "HTTP/1.1 407 %s\r\nProxy-Authenticate: Basic "
-                     "realm=\"ssmgate\"\r\nContent-Length: 0\r\nConnection: "
+                     "HTTP/1.1 %d %s\r\n%sContent-Length: 0\r\nConnection: "
                      "close\r\n\r\n",
-                     reason_phrase(407));
+                     status, reason_phrase(status), auth);
     else
         n = snprintf(out, len,
-                     "HTTP/1.1 %d %s\r\nContent-Length: 0\r\nConnection: "
-                     "close\r\n\r\n",
-                     status, reason_phrase(status));
-    return n < 0 ? 0 : GW_MIN((size_t)n, len - 1);
+                     "HTTP/1.1 %d %s\r\n%sContent-Type: text/plain\r\n"
+                     "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                     status, reason_phrase(status), auth, body_len);
+    return n < 0 || (size_t)n >= len ? -1 : n;
+}
+
+size_t httpconnect_build_reply_text(char *out, size_t len, int status,
+                                    const char *text)
+{
+    if (status == 200 || text == NULL || text[0] == '\0') {
+        int n = build_head(out, len, status, SIZE_MAX);
+        return n < 0 ? 0 : (size_t)n;
+    }
+    /* The body is the text and a newline; the head's length depends on
+     * the body's, so shrink the body until both fit. */
+    size_t body = strlen(text) + 1;
+    for (;;) {
+        int n = build_head(out, len, status, body);
+        if (n < 0)
+            return 0;
+        size_t room = len - (size_t)n - 1;
+        if (body <= room) {
+            memcpy(out + n, text, body - 1);
+            out[n + body - 1] = '\n';
+            out[n + body] = '\0';
+            return (size_t)n + body;
+        }
+        if (room == 0)
+            return 0;
+        body = room;
+    }
+}
+
+size_t httpconnect_build_reply(char *out, size_t len, int status)
+{
+    return httpconnect_build_reply_text(out, len, status, NULL);
 }

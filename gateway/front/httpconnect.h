@@ -35,5 +35,10 @@ int httpconnect_parse(struct buf_view *v, struct httpconnect_request *req,
 
 /* "HTTP/1.1 <status> <reason>\r\n...\r\n\r\n" into out; returns length. */
 size_t httpconnect_build_reply(char *out, size_t len, int status);
+/* The same with text (NULL or "" = none) as a text/plain body, one line.
+ * A body that does not fit is cut (Content-Length says what is sent);
+ * returns 0 when not even the head fits. */
+size_t httpconnect_build_reply_text(char *out, size_t len, int status,
+                                    const char *text);
 
 #endif

@@ -54,6 +54,19 @@ static void base_spec(const struct config *cfg, struct tunnel_spec *out)
     copy(out->region, sizeof(out->region), cfg->region);
 }
 
+/* A [route] or [forward] entry's own user (NULL = keep), profile and
+ * region override the defaults when set. */
+static void overlay(struct tunnel_spec *out, const char *user,
+                    const char *profile, const char *region)
+{
+    if (user != NULL && user[0] != '\0')
+        copy(out->user, sizeof(out->user), user);
+    if (profile[0] != '\0')
+        copy(out->profile, sizeof(out->profile), profile);
+    if (region[0] != '\0')
+        copy(out->region, sizeof(out->region), region);
+}
+
 static enum tunnel_kind kind_for_port(const struct config *cfg, uint16_t port)
 {
     return port == cfg->ssh_port ? TUNNEL_SSM_SSH : TUNNEL_SSM_PORT;
@@ -100,12 +113,8 @@ int route_resolve(const struct config *cfg, const char *host, uint16_t port,
             continue;
         snprintf(out->label, sizeof(out->label), "route %s", r->name);
         copy(out->host, sizeof(out->host), bare);
-        if (r->user[0] != '\0' && at == NULL)
-            copy(out->user, sizeof(out->user), r->user);
-        if (r->profile[0] != '\0')
-            copy(out->profile, sizeof(out->profile), r->profile);
-        if (r->region[0] != '\0')
-            copy(out->region, sizeof(out->region), r->region);
+        /* A user@ prefix beats the route's user. */
+        overlay(out, at == NULL ? r->user : NULL, r->profile, r->region);
         if (strcmp(r->via, "direct") == 0) {
             out->kind = TUNNEL_DIRECT;
             return 0;
@@ -132,12 +141,7 @@ int route_from_forward(const struct config *cfg,
     base_spec(cfg, out);
     snprintf(out->label, sizeof(out->label), "forward %s", fwd->name);
     out->port = fwd->port;
-    if (fwd->user[0] != '\0')
-        copy(out->user, sizeof(out->user), fwd->user);
-    if (fwd->profile[0] != '\0')
-        copy(out->profile, sizeof(out->profile), fwd->profile);
-    if (fwd->region[0] != '\0')
-        copy(out->region, sizeof(out->region), fwd->region);
+    overlay(out, fwd->user, fwd->profile, fwd->region);
     if (strcmp(fwd->target, "direct") == 0) {
         if (fwd->remote_host[0] == '\0')
             return GW_EINVAL;

@@ -15,7 +15,6 @@
 struct config;
 struct config_forward;
 
-
 /*
  * Decides the tunnel for a requested host:port. host is what the client
  * sent: "i-0123...", "user@i-....eu-west-1", "mi-...", or a name that the

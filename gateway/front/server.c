@@ -16,11 +16,12 @@
 #include "common.h"
 #include "config.h"
 #include "conn.h"
+#include "list.h"
 #include "log.h"
 #include "route.h"
 
 struct listener {
-    struct listener *next;
+    struct list link; /* in the server's listeners */
     struct server *server;
     uv_tcp_t tcp;
     char kind[CONFIG_NAME_MAX]; /* "socks" or the forward's name */
@@ -33,8 +34,8 @@ struct listener {
 struct server {
     uv_loop_t *loop;
     struct config *cfg;
-    struct listener *listeners;
-    struct conn *conns;
+    struct list listeners; /* struct listener */
+    struct list conns;     /* struct conn */
     size_t n_conns;
     uint64_t next_id;
     struct backend direct;
@@ -64,12 +65,7 @@ static void server_check_shutdown(struct server *s)
 static void server_conn_closed(struct conn *c, void *arg)
 {
     struct server *s = arg;
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else
-        s->conns = c->next;
-    if (c->next != NULL)
-        c->next->prev = c->prev;
+    list_remove(&c->link);
     s->n_conns--;
     if (s->shutting_down && s->n_conns == 0 && s->drain_timer_open) {
         uv_close((uv_handle_t *)&s->drain_timer, NULL);
@@ -86,6 +82,8 @@ int server_new(uv_loop_t *loop, struct config *cfg, struct server **out)
     s->loop = loop;
     s->cfg = config_ref(cfg);
     s->next_id = 1;
+    list_init(&s->listeners);
+    list_init(&s->conns);
     s->direct_ctx.connect_timeout_ms = cfg->connect_timeout_ms;
     s->direct.ops = &backend_direct_ops;
     s->direct.ctx = &s->direct_ctx;
@@ -117,10 +115,7 @@ static void server_on_connection(uv_stream_t *ls, int status)
         log_error("listener %s: out of memory for a new connection", l->kind);
         return;
     }
-    c->next = s->conns;
-    if (s->conns != NULL)
-        s->conns->prev = c;
-    s->conns = c;
+    list_insert_head(&s->conns, &c->link);
     s->n_conns++;
     if (uv_accept(ls, conn_stream(c)) != 0) {
         conn_kill(c, "accept failed");
@@ -202,8 +197,7 @@ static int listener_open(struct server *s, const char *kind, const char *addr,
         uv_close((uv_handle_t *)&l->tcp, listener_closed);
         return rc;
     }
-    l->next = s->listeners;
-    s->listeners = l;
+    list_insert_head(&s->listeners, &l->link);
     *out = l;
     return 0;
 }
@@ -231,10 +225,14 @@ static void listener_announce(const struct listener *l)
 static struct listener *listener_find(struct server *s, const char *kind,
                                       const char *addr)
 {
-    for (struct listener *l = s->listeners; l != NULL; l = l->next)
+    struct list *e, *tmp;
+    LIST_FOREACH_SAFE(e, tmp, &s->listeners)
+    {
+        struct listener *l = CONTAINER_OF(e, struct listener, link);
         if (strcmp(l->kind, kind) == 0 && strcmp(l->addr, addr) == 0 &&
             !l->keep)
             return l;
+    }
     return NULL;
 }
 
@@ -247,8 +245,11 @@ static int server_reconcile(struct server *s, const struct config *cfg,
 {
     struct listener *fresh[CONFIG_MAX_LISTEN + 256];
     int n_fresh = 0, rc = 0;
-    for (struct listener *l = s->listeners; l != NULL; l = l->next)
-        l->keep = 0;
+    struct list *e, *tmp;
+    LIST_FOREACH_SAFE(e, tmp, &s->listeners)
+    {
+        CONTAINER_OF(e, struct listener, link)->keep = 0;
+    }
     for (int i = 0; i < cfg->n_listen && rc == 0; i++) {
         struct listener *l = listener_find(s, "socks", cfg->listen[i]);
         if (l != NULL) {
@@ -287,7 +288,9 @@ static int server_reconcile(struct server *s, const struct config *cfg,
     }
     if (rc != 0) {
         /* Roll back: close what this call opened, keep all the rest. */
-        for (struct listener *l = s->listeners; l != NULL; l = l->next) {
+        LIST_FOREACH_SAFE(e, tmp, &s->listeners)
+        {
+            struct listener *l = CONTAINER_OF(e, struct listener, link);
             int opened_now = 0;
             for (int i = 0; i < n_fresh; i++)
                 opened_now |= fresh[i] == l;
@@ -295,24 +298,24 @@ static int server_reconcile(struct server *s, const struct config *cfg,
         }
     }
     /* Close listeners not wanted any more. */
-    struct listener **pp = &s->listeners;
-    while (*pp != NULL) {
-        struct listener *l = *pp;
-        if (!l->keep) {
-            *pp = l->next;
-            if (rc == 0)
-                log_info("listener %s on %s closed (no longer configured)",
-                         l->kind, l->addr);
-            uv_close((uv_handle_t *)&l->tcp, listener_closed);
+    LIST_FOREACH_SAFE(e, tmp, &s->listeners)
+    {
+        struct listener *l = CONTAINER_OF(e, struct listener, link);
+        if (l->keep)
             continue;
-        }
-        pp = &l->next;
+        list_remove(&l->link);
+        if (rc == 0)
+            log_info("listener %s on %s closed (no longer configured)", l->kind,
+                     l->addr);
+        uv_close((uv_handle_t *)&l->tcp, listener_closed);
     }
     if (rc != 0)
         return rc;
     if (announce_all) {
-        for (struct listener *l = s->listeners; l != NULL; l = l->next)
-            listener_announce(l);
+        LIST_FOREACH_SAFE(e, tmp, &s->listeners)
+        {
+            listener_announce(CONTAINER_OF(e, struct listener, link));
+        }
     } else {
         for (int i = 0; i < n_fresh; i++)
             listener_announce(fresh[i]);
@@ -342,11 +345,10 @@ static void server_drain_timeout(uv_timer_t *t)
     log_info("drain timeout: closing %zu remaining tunnels", s->n_conns);
     uv_close((uv_handle_t *)&s->drain_timer, NULL);
     s->drain_timer_open = 0;
-    struct conn *c = s->conns;
-    while (c != NULL) {
-        struct conn *next = c->next;
-        conn_kill(c, "shutting down");
-        c = next;
+    struct list *e, *tmp;
+    LIST_FOREACH_SAFE(e, tmp, &s->conns)
+    {
+        conn_kill(CONTAINER_OF(e, struct conn, link), "shutting down");
     }
     server_check_shutdown(s);
 }
@@ -358,14 +360,16 @@ void server_shutdown(struct server *s, void (*done)(void *arg), void *arg)
     s->shutting_down = 1;
     s->shutdown_done = done;
     s->shutdown_arg = arg;
-    while (s->listeners != NULL) {
-        struct listener *l = s->listeners;
-        s->listeners = l->next;
+    struct list *e, *tmp;
+    LIST_FOREACH_SAFE(e, tmp, &s->listeners)
+    {
+        struct listener *l = CONTAINER_OF(e, struct listener, link);
+        list_remove(&l->link);
         uv_close((uv_handle_t *)&l->tcp, listener_closed);
     }
-    for (struct conn *c = s->conns, *next; c != NULL; c = next) {
-        next = c->next;
-        conn_drain(c);
+    LIST_FOREACH_SAFE(e, tmp, &s->conns)
+    {
+        conn_drain(CONTAINER_OF(e, struct conn, link));
     }
     if (s->n_conns > 0) {
         log_info("draining %zu tunnels (up to %d ms)", s->n_conns,
@@ -386,11 +390,15 @@ void server_free(struct server *s)
     free(s);
 }
 
-void server_list(void *arg, json_t *tunnels)
+void server_foreach_tunnel(const struct server *s, server_tunnel_fn *fn,
+                           void *arg)
 {
-    struct server *s = arg;
-    for (struct conn *c = s->conns; c != NULL; c = c->next)
-        conn_describe(c, tunnels);
+    const struct list *e;
+    for (e = s->conns.next; e != &s->conns; e = e->next) {
+        struct conn_info info;
+        if (conn_describe(CONTAINER_OF(e, struct conn, link), &info) == 0)
+            fn(&info, arg);
+    }
 }
 
 size_t server_conn_count(const struct server *s)

@@ -6,12 +6,12 @@
 #ifndef SSMGATE_SERVER_H
 #define SSMGATE_SERVER_H
 
-#include <jansson.h>
 #include <uv.h>
 
 #include "backend.h"
 
 struct config;
+struct conn_info;
 struct server;
 
 /* Takes a ref on cfg. */
@@ -32,8 +32,11 @@ void server_shutdown(struct server *s, void (*done)(void *arg), void *arg);
 /* Frees after server_shutdown finished. */
 void server_free(struct server *s);
 
-/* control_list_fn: appends the live tunnels. arg is the server. */
-void server_list(void *arg, json_t *tunnels);
+/* Calls fn for every tunnel whose bytes flow (conn.h, struct conn_info),
+ * newest first. fn must not close conns. */
+typedef void server_tunnel_fn(const struct conn_info *t, void *arg);
+void server_foreach_tunnel(const struct server *s, server_tunnel_fn *fn,
+                           void *arg);
 size_t server_conn_count(const struct server *s);
 
 #endif

@@ -341,6 +341,44 @@ def test_sighup_reload_keeps_tunnel_and_adds_forward(gw, echo):
     f.close()
 
 
+def test_sighup_applies_ssm_options_and_names_restart_ones(gw, echo):
+    """SIGHUP applies what can change live (here message_rate and
+    payload_size, handed to the SSM backend) without touching an open
+    tunnel, and warns once per key that only a restart applies (region:
+    the AWS client's default)."""
+    s, rep = socks5_connect(gw.socks[1], "127.0.0.1", echo.port)
+    assert rep[1] == 0
+
+    def round_trip(msg):
+        s.sendall(msg)
+        return recv_exact(s, len(msg)) == msg
+
+    assert round_trip(b"before\n")
+    with open(gw.config_path, "a") as f:
+        f.write("\n[gateway]\nmessage_rate = 500\npayload_size = 2048\n"
+                "region = eu-central-1\n")
+    gw.proc.send_signal(signal.SIGHUP)
+    gw.wait_for("SIGHUP: configuration reloaded")
+    assert round_trip(b"after the reload\n")
+    s.close()
+    log = gw.stderr_text()
+    assert "info  SIGHUP: message_rate changed" in log
+    assert "info  SIGHUP: payload_size changed" in log
+    assert "SIGHUP: new SSM sessions use message_rate 500, payload_size 2048" \
+        in log
+    assert ("warn  SIGHUP: region changed; restart ssmgate to apply"
+            in log)
+    # One line per changed key, nothing about the keys that kept their
+    # value, and no restart warning for a key that was applied.
+    assert log.count("SIGHUP: region changed") == 1
+    assert "SIGHUP: listen changed" not in log
+    assert "message_rate changed; restart" not in log
+    # New tunnels work under the new configuration.
+    r = run(["nc", "-N", "-X", "5", "-x", "%s:%d" % gw.socks, "127.0.0.1",
+             str(echo.port)], b"new\n")
+    assert r.stdout == b"new\n"
+
+
 def test_bad_reload_keeps_old_config(gw, echo):
     with open(gw.config_path, "a") as f:
         f.write("\n[gateway]\nno_such_key = 1\n")

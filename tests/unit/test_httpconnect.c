@@ -92,6 +92,13 @@ static void test_reply(void **state)
     assert_memory_equal(out, "HTTP/1.1 200 ", 13);
     n = httpconnect_build_reply(out, sizeof(out), 407);
     assert_non_null(strstr(out, "Proxy-Authenticate: Basic"));
+    /* A refusal's reason is the body; the 407 keeps its challenge. */
+    n = httpconnect_build_reply_text(out, sizeof(out), 407, "who are you");
+    assert_int_equal(n, strlen(out));
+    assert_non_null(strstr(out, "Proxy-Authenticate: Basic"));
+    assert_non_null(strstr(out, "Content-Length: 12\r\n"));
+    assert_non_null(strstr(out, "\r\n\r\nwho are you\n"));
+    assert_int_equal(httpconnect_build_reply_text(out, 20, 502, "x"), 0);
 }
 
 int main(void)

@@ -1,0 +1,459 @@
+/*
+ * daemon.c - the composition root: start-up order, signals, teardown.
+ *
+ * Start-up: runtime dir -> key ring (+ .pub, optional key file) -> agent
+ * socket -> control socket -> backends -> listeners. Teardown runs the
+ * same list backwards after the loop drained, so LeakSanitizer sees every
+ * handle closed and every allocation freed.
+ *
+ * SIGHUP loads the file again and applies what can change without
+ * dropping a tunnel; which key goes where is the apply column of the
+ * directive table in config.c (config_diff), and every key that only a
+ * restart applies gets one warning naming it.
+ */
+#include "daemon.h"
+
+#include <jansson.h>
+#include <malloc.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <uv.h>
+
+#include "agent.h"
+#include "aws.h"
+#include "aws_ec2ic.h"
+#include "backend_ssm.h"
+#include "common.h"
+#include "conn.h"
+#include "control.h"
+#include "defer.h"
+#include "key.h"
+#include "keypush.h"
+#include "log.h"
+#include "rundir.h"
+#include "server.h"
+#include "ws.h"
+
+struct daemon {
+    uv_loop_t *loop;
+    struct config *cfg; /* our ref; replaced by a reload */
+    const char *config_path;
+    struct config_overrides ov;
+    struct rundir rundir;
+    struct key_ring keys;
+    int keys_ready;
+    struct agent *agent;
+    struct control *control;
+    struct server *server;
+    struct aws_client *aws;
+    struct ws_ctx *ws;
+    struct keypush *keypush;
+    struct backend_ssm *ssm;
+    uv_timer_t settle; /* lets TerminateSession calls finish at exit */
+    uint64_t settle_until;
+    uv_signal_t sigint, sigterm, sighup;
+    uv_timer_t rotate_timer;
+    int stopping;
+};
+
+/* ---- key files ---- */
+
+static int daemon_write_keys(struct daemon *d)
+{
+    int rc = rundir_write_pubkey(&d->rundir, d->keys.line);
+    if (rc != 0 || !d->cfg->key_file)
+        return rc;
+    char *text = NULL;
+    size_t len = 0;
+    rc = key_private_file(d->keys.current, d->keys.comment, 0, &text, &len);
+    if (rc != 0)
+        return rc;
+    char path[RUNDIR_PATH_MAX + 32];
+    rc = rundir_write_key(&d->rundir, text, len, d->keys.line, path,
+                          sizeof(path));
+    key_private_file_free(text, len);
+    if (rc == 0)
+        log_info("key file %s (0600)", path);
+    return rc;
+}
+
+static void on_rotate(uv_timer_t *t)
+{
+    struct daemon *d = t->data;
+    int rc = key_ring_rotate(&d->keys, uv_now(d->loop));
+    if (rc == 0)
+        rc = daemon_write_keys(d);
+    if (rc != 0)
+        log_error_r(rc, "key rotation failed; keeping the current key");
+    else
+        log_info("rotated the ephemeral key (generation %llu)",
+                 (unsigned long long)d->keys.generation);
+}
+
+/* ---- the real SendSSHPublicKey behind struct keypush_api ---- */
+
+static struct aws_call *
+daemon_keypush_send(void *ctx, const char *profile, const char *region,
+                    const char *instance_id, const char *os_user,
+                    const char *public_key, aws_ec2ic_done_cb *done, void *arg)
+{
+    return aws_ec2ic_send_ssh_public_key(ctx, profile, region, instance_id,
+                                         os_user, public_key, done, arg);
+}
+
+static void daemon_keypush_cancel(void *ctx, struct aws_call *call)
+{
+    aws_call_cancel(call);
+}
+
+/* ---- the SSM backend ---- */
+
+/* The SSM options from cfg; reason (the StartSession Reason prefix) is
+ * the caller's buffer. */
+static struct backend_ssm_opts daemon_ssm_opts(const struct config *cfg,
+                                               char *reason, size_t len)
+{
+    const char *user = getenv("USER");
+    snprintf(reason, len, "ssmgate %s by %s", SSMGATE_VERSION,
+             user && user[0] ? user : "unknown user");
+    struct backend_ssm_opts so = {
+        .message_rate = cfg->message_rate,
+        .payload_size = cfg->payload_size,
+        .resume_budget_ms = cfg->resume_budget_ms,
+        .handshake_timeout_ms = 20000,
+        .reason_prefix = reason,
+    };
+    return so;
+}
+
+static void daemon_stop_backends(struct daemon *d)
+{
+    backend_ssm_free(d->ssm);
+    d->ssm = NULL;
+    keypush_free(d->keypush);
+    d->keypush = NULL;
+    aws_client_free(d->aws);
+    d->aws = NULL;
+    ws_ctx_free(d->ws); /* finished after the loop: ws_ctx_finish */
+}
+
+static int daemon_start_backends(struct daemon *d)
+{
+    struct aws_client_opts ao = {d->cfg->profile, d->cfg->region};
+    d->aws = aws_client_new(d->loop, &ao);
+    if (d->aws == NULL)
+        return GW_ENOMEM;
+    int rc =
+        ws_ctx_new(d->loop, aws_ca_bundle(d->aws, d->cfg->profile), &d->ws);
+    if (rc != 0) {
+        fprintf(stderr, "ssmgate: cannot start libwebsockets (is "
+                        "libwebsockets-evlib-uv installed?)\n");
+        return rc;
+    }
+    struct keypush_api api = {daemon_keypush_send, daemon_keypush_cancel,
+                              d->aws};
+    rc = keypush_new(d->loop, &d->keys, &api, NULL, &d->keypush);
+    if (rc != 0)
+        return rc;
+    char reason[128];
+    struct backend_ssm_opts so =
+        daemon_ssm_opts(d->cfg, reason, sizeof(reason));
+    rc = backend_ssm_new(d->loop, d->aws, d->ws, d->keypush, &so, &d->ssm);
+    if (rc == 0)
+        server_set_ssm_backend(d->server, backend_ssm_backend(d->ssm));
+    return rc;
+}
+
+/* ---- signals ---- */
+
+/* Closed tunnels send TerminateSession; give those calls a moment so no
+ * session lingers on the AWS side, then stop the backends. */
+static void settle_check(uv_timer_t *t)
+{
+    struct daemon *d = t->data;
+    if (d->aws != NULL &&
+        (aws_client_pending(d->aws) > 0 ||
+         backend_ssm_terminating(d->ssm) > 0) &&
+        uv_now(d->loop) < d->settle_until)
+        return;
+    uv_close((uv_handle_t *)&d->settle, NULL);
+    daemon_stop_backends(d);
+}
+
+static void shutdown_done(void *arg)
+{
+    struct daemon *d = arg;
+    uv_close((uv_handle_t *)&d->sigint, NULL);
+    uv_close((uv_handle_t *)&d->sigterm, NULL);
+    uv_close((uv_handle_t *)&d->sighup, NULL);
+    uv_close((uv_handle_t *)&d->rotate_timer, NULL);
+    agent_stop(d->agent);
+    d->agent = NULL;
+    control_stop(d->control);
+    d->control = NULL;
+    if (d->ssm != NULL)
+        backend_ssm_close_idle(d->ssm);
+    uv_timer_init(d->loop, &d->settle);
+    d->settle.data = d;
+    d->settle_until = uv_now(d->loop) + 3000;
+    uv_timer_start(&d->settle, settle_check, 0, 50);
+}
+
+static void on_stop_signal(uv_signal_t *h, int signum)
+{
+    struct daemon *d = h->data;
+    if (d->stopping) {
+        log_info("second signal: closing every tunnel now");
+        return;
+    }
+    d->stopping = 1;
+    log_info("%s: stopping (draining live tunnels)",
+             signum == SIGINT ? "SIGINT" : "SIGTERM");
+    server_shutdown(d->server, shutdown_done, d);
+}
+
+/* ---- SIGHUP ---- */
+
+/* (Re)arms the rotation timer for cfg's period; 0 = never rotate. */
+static void daemon_arm_rotation(struct daemon *d)
+{
+    uint64_t period = (uint64_t)d->cfg->key_rotation_s * 1000;
+    uv_timer_stop(&d->rotate_timer);
+    if (period > 0)
+        uv_timer_start(&d->rotate_timer, on_rotate, period, period);
+}
+
+static void daemon_apply_log(struct daemon *d)
+{
+    log_set_level(d->cfg->log_level);
+}
+
+static void daemon_apply_ssm(struct daemon *d)
+{
+    char reason[128];
+    struct backend_ssm_opts so =
+        daemon_ssm_opts(d->cfg, reason, sizeof(reason));
+    if (d->ssm == NULL)
+        return;
+    backend_ssm_set_opts(d->ssm, &so);
+    log_info("SIGHUP: new SSM sessions use message_rate %d, payload_size "
+             "%d, resume_budget_ms %d",
+             so.message_rate, so.payload_size, so.resume_budget_ms);
+}
+
+static void daemon_apply_keys(struct daemon *d)
+{
+    daemon_arm_rotation(d);
+    /* key_file turned on: write it now, not at the next rotation. */
+    int rc = daemon_write_keys(d);
+    if (rc != 0)
+        log_error_r(rc, "SIGHUP: cannot write the key files");
+}
+
+/* What applies each class of key once d->cfg is the new config, indexed
+ * by enum config_apply. The server took its part before the swap (it can
+ * refuse a config); a restart class has nothing to run. */
+static void (*const daemon_appliers[])(struct daemon *d) = {
+    [CONFIG_APPLY_SERVER] = NULL,
+    [CONFIG_APPLY_LOG] = daemon_apply_log,
+    [CONFIG_APPLY_SSM] = daemon_apply_ssm,
+    [CONFIG_APPLY_KEYS] = daemon_apply_keys,
+    [CONFIG_APPLY_RESTART] = NULL,
+};
+
+static void daemon_log_change(const char *key, enum config_apply apply,
+                              void *arg)
+{
+    if (apply == CONFIG_APPLY_RESTART)
+        log_warn("SIGHUP: %s changed; restart ssmgate to apply", key);
+    else
+        log_info("SIGHUP: %s changed", key);
+}
+
+static void on_hup(uv_signal_t *h, int signum)
+{
+    struct daemon *d = h->data;
+    char err[512];
+    struct config *fresh = NULL;
+    (void)signum;
+    int rc = config_load(d->config_path, &d->ov, &fresh, err, sizeof(err));
+    if (rc != 0) {
+        log_error("SIGHUP: keeping the old configuration: %s", err);
+        return;
+    }
+    rc = server_reload(d->server, fresh);
+    if (rc != 0) {
+        log_error_r(rc, "SIGHUP: cannot apply the new listeners; keeping "
+                        "the old configuration");
+        config_unref(fresh);
+        return;
+    }
+    unsigned changed = config_diff(d->cfg, fresh, daemon_log_change, NULL);
+    config_unref(d->cfg);
+    d->cfg = fresh;
+    for (size_t i = 0; i < ARRAY_SIZE(daemon_appliers); i++)
+        if ((changed & CONFIG_APPLY_BIT(i)) && daemon_appliers[i] != NULL)
+            daemon_appliers[i](d);
+    log_info("SIGHUP: configuration reloaded");
+}
+
+/* ---- `ssmgate status` ---- */
+
+static void daemon_tunnel_json(const struct conn_info *t, void *arg)
+{
+    json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "id",
+                          (json_int_t)t->id, "client", t->client, "target",
+                          t->target, "user", t->user, "document", t->document,
+                          "kind", t->kind, "age_s", (json_int_t)t->age_s,
+                          "bytes_up", (json_int_t)t->bytes_up, "bytes_down",
+                          (json_int_t)t->bytes_down);
+    if (o != NULL && t->streams > 0)
+        json_object_set_new(o, "streams", json_integer(t->streams));
+    if (o != NULL)
+        json_array_append_new(arg, o);
+}
+
+/* control_list_fn over the server. */
+static void daemon_list(void *arg, json_t *tunnels)
+{
+    struct daemon *d = arg;
+    server_foreach_tunnel(d->server, daemon_tunnel_json, tunnels);
+}
+
+/* ---- run ---- */
+
+static int daemon_start(struct daemon *d)
+{
+    char err[512], path[RUNDIR_PATH_MAX + 32];
+    int rc = rundir_open(&d->rundir, d->cfg->runtime_dir, err, sizeof(err));
+    if (rc != 0) {
+        fprintf(stderr, "ssmgate: runtime dir: %s\n", err);
+        return rc;
+    }
+    rc = key_ring_init(&d->keys, "ssmgate", KEY_GRACE_MS_DEFAULT);
+    if (rc != 0) {
+        fprintf(stderr, "ssmgate: cannot make a key: %s\n", gw_strerror(rc));
+        return rc;
+    }
+    d->keys_ready = 1;
+    if ((rc = daemon_write_keys(d)) != 0) {
+        fprintf(stderr, "ssmgate: cannot write key files: %s\n",
+                gw_strerror(rc));
+        return rc;
+    }
+    rc = rundir_socket_path(&d->rundir, RUNDIR_AGENT_SOCK, path, sizeof(path));
+    if (rc == 0)
+        rc = agent_start(d->loop, path, &d->keys, "ssmgate", &d->agent);
+    if (rc != 0) {
+        fprintf(stderr, "ssmgate: agent socket %s: %s\n", path,
+                gw_strerror(rc));
+        return rc;
+    }
+    fprintf(stderr, "ssmgate: agent socket %s\n", path);
+    rc =
+        rundir_socket_path(&d->rundir, RUNDIR_CONTROL_SOCK, path, sizeof(path));
+    if (rc == 0)
+        rc = server_new(d->loop, d->cfg, &d->server);
+    if (rc == 0)
+        rc = control_start(d->loop, path, daemon_list, d, &d->control);
+    if (rc != 0) {
+        fprintf(stderr, "ssmgate: control socket %s: %s\n", path,
+                gw_strerror(rc));
+        return rc;
+    }
+    rc = daemon_start_backends(d);
+    if (rc != 0) {
+        fprintf(stderr, "ssmgate: cannot start the SSM backend: %s\n",
+                gw_strerror(rc));
+        return rc;
+    }
+    rc = server_listen(d->server);
+    if (rc != 0) {
+        fprintf(stderr, "ssmgate: cannot listen: %s\n", gw_strerror(rc));
+        return rc;
+    }
+    uv_signal_init(d->loop, &d->sigint);
+    uv_signal_init(d->loop, &d->sigterm);
+    uv_signal_init(d->loop, &d->sighup);
+    d->sigint.data = d->sigterm.data = d->sighup.data = d;
+    uv_signal_start(&d->sigint, on_stop_signal, SIGINT);
+    uv_signal_start(&d->sigterm, on_stop_signal, SIGTERM);
+    uv_signal_start(&d->sighup, on_hup, SIGHUP);
+    uv_timer_init(d->loop, &d->rotate_timer);
+    d->rotate_timer.data = d;
+    daemon_arm_rotation(d);
+    return 0;
+}
+
+/* Every tunnel holds two descriptors (client and WebSocket); the usual
+ * soft limit of 1024 would cap the daemon near 500 tunnels. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+        return;
+    rlim_t was = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        log_warn("cannot raise the open-file limit above %llu",
+                 (unsigned long long)was);
+}
+
+static int cmd_run(struct daemon *d)
+{
+    int status = 0;
+    raise_fd_limit();
+    /* Per-tunnel buffers (windows, socket queues) are large and mostly
+     * untouched while a tunnel idles. A fixed mmap threshold keeps them
+     * in their own mappings, where untouched pages cost nothing and a
+     * closed tunnel's memory goes back at once; glibc would otherwise
+     * raise the threshold after the first free and carve them from a
+     * heap whose pages are already dirty. */
+    mallopt(M_MMAP_THRESHOLD, 64 * 1024);
+    d->loop = uv_default_loop();
+    if (daemon_start(d) != 0) {
+        status = 1;
+        /* Close whatever started, then fall through to teardown. */
+        if (d->server != NULL && !d->stopping) {
+            d->stopping = 1;
+            server_shutdown(d->server, NULL, NULL);
+        }
+        agent_stop(d->agent);
+        control_stop(d->control);
+        d->agent = NULL;
+        d->control = NULL;
+        daemon_stop_backends(d);
+    }
+    uv_run(d->loop, UV_RUN_DEFAULT);
+    ws_ctx_finish(d->ws);
+    d->ws = NULL;
+    defer_shutdown();
+    uv_run(d->loop, UV_RUN_DEFAULT);
+    server_free(d->server);
+    if (d->keys_ready)
+        key_ring_free(&d->keys);
+    rundir_close(&d->rundir);
+    if (uv_loop_close(d->loop) != 0)
+        log_warn("event loop closed with handles still open");
+    if (status == 0)
+        log_info("stopped");
+    return status;
+}
+
+int daemon_run(struct config *cfg, const char *config_path,
+               const struct config_overrides *ov)
+{
+    struct daemon d;
+    memset(&d, 0, sizeof(d));
+    d.rundir.dirfd = -1;
+    d.cfg = config_ref(cfg);
+    d.config_path = config_path;
+    if (ov != NULL)
+        d.ov = *ov;
+    int status = cmd_run(&d);
+    config_unref(d.cfg);
+    return status;
+}
