@@ -1,5 +1,5 @@
 #!/bin/sh
-# The include rule of docs/architecture.md ("Floors and the rule"): a wing
+# The include rule of gateway/ARCHITECTURE.md ("Floors and the rule"): a wing
 # includes its own headers and those of the floors below it (core < aws < ssh
 # < ssm, core < front; front and ssm never meet), and a library header stays
 # in its home. A header's wing is the folder it lives in. Prints file:line and
@@ -38,5 +38,5 @@ out=$(for f in core/*.[ch] aws/*.[ch] ssh/*.[ch] ssm/*.[ch] front/*.[ch]; do
     done
 done)
 [ -z "$out" ] && exit 0
-printf 'layers: include rule broken (docs/architecture.md):\n%s\n' "$out"
+printf 'layers: include rule broken (gateway/ARCHITECTURE.md):\n%s\n' "$out"
 exit 1

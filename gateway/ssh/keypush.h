@@ -36,7 +36,7 @@
  * the shape of aws_ec2ic_send_ssh_public_key with ctx in front; it must
  * call done exactly once, never from inside send, unless cancel was
  * called first; NULL return = could not start (GW_EIO reported).
- * keypush_aws_api() (keypush_aws.c) gives the real one.
+ * daemon.c wires the real one (aws_ec2ic_send_ssh_public_key).
  */
 struct keypush_api {
     struct aws_call *(*send)(void *ctx, const char *profile, const char *region,
@@ -46,9 +46,6 @@ struct keypush_api {
     void (*cancel)(void *ctx, struct aws_call *call);
     void *ctx;
 };
-
-/* The real API over client (aws_ec2ic_send_ssh_public_key). */
-struct keypush_api keypush_aws_api(struct aws_client *client);
 
 struct keypush_opts {
     uint64_t reuse_ms; /* 0 = KEYPUSH_REUSE_MS */
