@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "secret.h"
 #include "target.h"
 
 enum section_kind { SEC_GATEWAY, SEC_FORWARD, SEC_ROUTE };
@@ -445,7 +446,7 @@ static void config_free(struct config *cfg)
     free(cfg->forwards);
     free(cfg->routes);
     /* The SOCKS password is a secret. */
-    memset(cfg->socks_password, 0, sizeof(cfg->socks_password));
+    secret_wipe(cfg->socks_password, sizeof(cfg->socks_password));
     free(cfg);
 }
 

@@ -25,6 +25,7 @@
 #include "front_reply.h"
 #include "httpconnect.h"
 #include "log.h"
+#include "secret.h"
 
 #define CONN_REQ_CAP (HTTPCONNECT_HEAD_MAX + 512)
 
@@ -366,7 +367,9 @@ static void conn_do_request(struct conn *c)
             if (rc == GW_ENEED_MORE)
                 return;
             uint8_t status[2] = {1, 0};
-            if (rc != 0 || !conn_auth_ok(c, user, pass)) {
+            int ok = rc == 0 && conn_auth_ok(c, user, pass);
+            secret_wipe(pass, sizeof(pass));
+            if (!ok) {
                 status[1] = 1;
                 log_warn("conn %llu: %s: SOCKS5 authentication failed",
                          (unsigned long long)c->id, c->peer);
@@ -422,8 +425,10 @@ static void conn_do_request(struct conn *c)
                 conn_refuse_http(c, status, "bad HTTP request");
                 return;
             }
-            if (conn_auth_required(c) &&
-                (!r.has_auth || !conn_auth_ok(c, r.user, r.pass))) {
+            int denied = conn_auth_required(c) &&
+                         (!r.has_auth || !conn_auth_ok(c, r.user, r.pass));
+            secret_wipe(r.pass, sizeof(r.pass));
+            if (denied) {
                 log_warn("conn %llu: %s: HTTP proxy authentication %s",
                          (unsigned long long)c->id, c->peer,
                          r.has_auth ? "failed" : "missing");

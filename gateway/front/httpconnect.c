@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "common.h"
+#include "secret.h"
 
 /* Finds the end of the head ("\r\n\r\n", or "\n\n" from lax clients). */
 static const uint8_t *find_head_end(const uint8_t *p, size_t len,
@@ -97,7 +98,7 @@ static void parse_basic_auth(const char *value, size_t len,
         return;
     int n = EVP_DecodeBlock(decoded, (const unsigned char *)value, (int)len);
     if (n < 0)
-        return;
+        goto out;
     /* EVP_DecodeBlock counts the padding as output bytes. */
     if (value[len - 1] == '=')
         n--;
@@ -106,16 +107,18 @@ static void parse_basic_auth(const char *value, size_t len,
     decoded[n] = '\0';
     char *colon = memchr(decoded, ':', (size_t)n);
     if (colon == NULL || memchr(decoded, '\0', (size_t)n) != NULL)
-        return;
+        goto out;
     size_t ulen = (size_t)(colon - (char *)decoded);
     size_t plen = (size_t)n - ulen - 1;
     if (ulen >= sizeof(req->user) || plen >= sizeof(req->pass))
-        return;
+        goto out;
     memcpy(req->user, decoded, ulen);
     req->user[ulen] = '\0';
     memcpy(req->pass, colon + 1, plen);
     req->pass[plen] = '\0';
     req->has_auth = 1;
+out:
+    secret_wipe(decoded, sizeof(decoded)); /* the password, in clear */
 }
 
 int httpconnect_parse(struct buf_view *v, struct httpconnect_request *req,
