@@ -180,26 +180,13 @@ static int ssm_open(void *ctx, uv_loop_t *loop, const struct tunnel_spec *spec,
     return rc;
 }
 
-static ssize_t ssm_write(struct backend_stream *st, const uint8_t *p, size_t n)
-{
-    return ssm_stream_write(st, p, n);
-}
-
-static int ssm_shutdown(struct backend_stream *st)
-{
-    return ssm_stream_shutdown(st);
-}
-
+/* The streams' own functions are the ops; only open picks a session.
+ * In backend.h's order: name, open, write, shutdown, pause, resume,
+ * close, shared_streams (pause/resume and close share a type). */
+static const char ssm_name[] = "ssm";
 static const struct backend_ops ssm_ops = {
-    .name = "ssm",
-    .open = ssm_open,
-    .write = ssm_write,
-    .shutdown = ssm_shutdown,
-    .pause = ssm_stream_pause,
-    .resume = ssm_stream_resume,
-    .close = ssm_stream_close,
-    .shared_streams = ssm_stream_shared,
-};
+    ssm_name,         ssm_open,          ssm_stream_write, ssm_stream_shutdown,
+    ssm_stream_pause, ssm_stream_resume, ssm_stream_close, ssm_stream_shared};
 
 int backend_ssm_new(uv_loop_t *loop, struct aws_client *aws, struct ws_ctx *ws,
                     struct keypush *keys, const struct backend_ssm_opts *opts,

@@ -301,15 +301,11 @@ static void session_reopened(void *arg)
     session_set_state(s, SSM_OPEN, "resumed");
 }
 
+/* In dc_channel.h's order: on_ready, on_data, on_flag, on_writable,
+ * on_reopened, on_lost, on_closed (the last two share a type). */
 static const struct dc_channel_cb session_channel_cb = {
-    .on_ready = session_handshake,
-    .on_data = session_data,
-    .on_flag = session_flag,
-    .on_writable = session_writable,
-    .on_reopened = session_reopened,
-    .on_lost = session_lost,
-    .on_closed = session_closed,
-};
+    session_handshake, session_data, session_flag,  session_writable,
+    session_reopened,  session_lost, session_closed};
 
 /* The upgrade request is signed (service ssmmessages): (re)connect. */
 static void on_signed(void *arg, int status,
@@ -317,12 +313,14 @@ static void on_signed(void *arg, int status,
                       const struct aws_error *err)
 {
     struct ssm_session *s = arg;
+    int resuming = s->state == SSM_RESUMING;
     s->call = NULL;
+    if (status != 0 && resuming) {
+        resume_retry(s, "no credentials");
+        return;
+    }
     if (status != 0) {
-        if (s->state == SSM_RESUMING)
-            resume_retry(s, "no credentials");
-        else
-            fail_aws(s, "credentials", status, err);
+        fail_aws(s, "credentials", status, err);
         return;
     }
     snprintf(s->region, sizeof(s->region), "%s", auth->region);
@@ -370,11 +368,13 @@ static void on_resumed(void *arg, int status,
 {
     struct ssm_session *s = arg;
     s->call = NULL;
+    /* The session is gone for good, or this try failed. */
+    int gone = err != NULL && strcmp(err->code, "DoesNotExistException") == 0;
+    if (status != 0 && gone) {
+        fail_aws(s, "ResumeSession", status, err);
+        return;
+    }
     if (status != 0) {
-        if (err != NULL && strcmp(err->code, "DoesNotExistException") == 0) {
-            fail_aws(s, "ResumeSession", status, err);
-            return;
-        }
         resume_retry(s, err ? err->code : gw_strerror(status));
         return;
     }

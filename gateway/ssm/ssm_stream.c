@@ -224,12 +224,10 @@ int ssm_stream_new(struct ssm_session *s, const struct backend_cb *cb,
     struct backend_stream *st = calloc(1, sizeof(*st));
     if (st == NULL)
         return GW_ENOMEM;
-    st->sess = s;
-    st->cb = cb;
-    st->arg = arg;
-    st->sid = s->next_sid;
-    s->next_sid += 2;
+    *st = (struct backend_stream){
+        .sess = s, .cb = cb, .arg = arg, .sid = s->next_sid};
     st->notify.cb = stream_notify;
+    s->next_sid += 2;
     list_insert_head(&s->streams, &st->link);
     s->n_streams++;
     if (s->opened) {              /* joined an open session */

@@ -95,13 +95,20 @@ static void test_header_round_trip(void **state)
 
 static const char WANT[] = "P3:hello P5:ab F3 ";
 
+/* A fresh decoder and record, and the sample in b; returns its length. */
+static size_t fresh(struct smux_rx *rx, uint8_t *b)
+{
+    memset(rx, 0, sizeof(*rx));
+    reset();
+    return sample(b);
+}
+
 static void test_one_feed(void **state)
 {
     (void)state;
     uint8_t b[256];
-    size_t n = sample(b);
-    struct smux_rx rx = {0};
-    reset();
+    struct smux_rx rx;
+    size_t n = fresh(&rx, b);
     assert_int_equal(smux_rx_feed(&rx, b, n, &cb, NULL), 0);
     assert_string_equal(R.log, WANT);
     assert_int_equal(rx.hdr_len, 0);
@@ -182,9 +189,8 @@ static void test_stop(void **state)
 {
     (void)state;
     uint8_t b[256];
-    size_t n = sample(b);
-    struct smux_rx rx = {0};
-    reset();
+    struct smux_rx rx;
+    size_t n = fresh(&rx, b);
     R.stop_after = 1; /* stop on "P3:hello" */
     assert_int_equal(smux_rx_feed(&rx, b, n, &cb, NULL), SMUX_STOPPED);
     assert_string_equal(R.log, "P3:hello ");
@@ -200,6 +206,22 @@ static void test_stop(void **state)
     assert_string_equal(R.log, WANT);
 }
 
+/* Takes the oldest queued frame: checks it is a header-only frame for
+ * sid, and returns its cmd. */
+static int ctrl_take(struct smux_ctrl *q, uint32_t sid)
+{
+    uint8_t cmd;
+    uint32_t got;
+    uint16_t len;
+    const uint8_t *f = smux_ctrl_peek(q);
+    assert_non_null(f);
+    assert_int_equal(smux_get_hdr(f, &cmd, &got, &len), 0);
+    assert_int_equal(got, sid);
+    assert_int_equal(len, 0);
+    smux_ctrl_pop(q);
+    return cmd;
+}
+
 static void test_ctrl_queue(void **state)
 {
     (void)state;
@@ -212,15 +234,8 @@ static void test_ctrl_queue(void **state)
     for (int i = 0; i < 64; i++)
         assert_int_equal(smux_ctrl_push(&q, SMUX_SYN, next_in++), 0);
     assert_int_equal(q.ctrl_cap, 64);
-    for (int i = 0; i < 40; i++) {
-        const uint8_t *f = smux_ctrl_peek(&q);
-        uint8_t cmd;
-        uint32_t sid;
-        uint16_t len;
-        assert_int_equal(smux_get_hdr(f, &cmd, &sid, &len), 0);
-        assert_int_equal(sid, next_out++);
-        smux_ctrl_pop(&q);
-    }
+    for (int i = 0; i < 40; i++)
+        assert_int_equal(ctrl_take(&q, next_out++), SMUX_SYN);
     for (int i = 0; i < 40; i++) /* 24 + 40 = 64: full, wrapped */
         assert_int_equal(smux_ctrl_push(&q, SMUX_FIN, next_in++), 0);
     assert_int_equal(q.ctrl_cap, 64);
@@ -228,16 +243,10 @@ static void test_ctrl_queue(void **state)
     assert_int_equal(smux_ctrl_push(&q, SMUX_NOP, next_in++), 0);
     assert_int_equal(q.ctrl_cap, 128);
     while (smux_ctrl_peek(&q) != NULL) {
-        uint8_t cmd;
-        uint32_t sid;
-        uint16_t len;
-        assert_int_equal(smux_get_hdr(smux_ctrl_peek(&q), &cmd, &sid, &len), 0);
-        assert_int_equal(sid, next_out);
-        assert_int_equal(cmd, next_out <= 64    ? SMUX_SYN
-                              : next_out <= 104 ? SMUX_FIN
-                                                : SMUX_NOP);
-        next_out++;
-        smux_ctrl_pop(&q);
+        int want = next_out <= 64    ? SMUX_SYN
+                   : next_out <= 104 ? SMUX_FIN
+                                     : SMUX_NOP;
+        assert_int_equal(ctrl_take(&q, next_out++), want);
     }
     assert_int_equal(next_out, next_in);
     smux_ctrl_free(&q);
