@@ -21,7 +21,7 @@
 #include "common.h"
 #include "buf.h"
 #include "log.h"
-#include <openssl/crypto.h>
+#include "secret.h"
 
 #define DC_WINDOW      256
 #define DC_REORDER     256
@@ -417,7 +417,7 @@ static void dc_deliver(struct dc_channel *ch, const struct dc_msg *m)
             dc_flush(ch);
         }
         if (unsupported) {
-            char reason[160];
+            char reason[GW_REASON_MAX];
             const char *what = !port ? ch->hs.session_type : "KMSEncryption";
             for (int i = 0; port && i < ch->hs.n_actions; i++)
                 if (strcmp(ch->hs.action_types[i], "SessionType") != 0)
@@ -430,7 +430,7 @@ static void dc_deliver(struct dc_channel *ch, const struct dc_msg *m)
         return;
     }
     case DC_PT_HANDSHAKE_COMPLETE: {
-        char msg[256];
+        char msg[GW_REASON_MAX];
         dc_handshake_complete_parse(m->payload, m->payload_len, msg,
                                     sizeof(msg));
         if (msg[0] != '\0')
@@ -524,7 +524,8 @@ static void dc_ws_message(void *arg, const uint8_t *data, size_t len,
         if (dc_ack_parse(m.payload, m.payload_len, &seq) == 0)
             dc_on_ack(ch, seq);
     } else if (strcmp(m.type, DC_TYPE_CLOSED) == 0) {
-        char out[512], reason[600];
+        /* The agent's words, whole, with room for our prefix. */
+        char out[GW_REASON_MAX - 64], reason[GW_REASON_MAX];
         dc_channel_closed_parse(m.payload, m.payload_len, out, sizeof(out));
         snprintf(reason, sizeof(reason), "the service closed the session%s%s",
                  out[0] ? ": " : "", out);
@@ -548,8 +549,7 @@ static void dc_ws_open(void *arg)
         dc_close_for_good(ch, "cannot send OpenDataChannel");
         return;
     }
-    OPENSSL_cleanse(open, strlen(open));
-    free(open);
+    secret_free_str(open);
     ch->state = ch->ready_once ? DC_READY : DC_HANDSHAKE;
     /* Resend everything not acknowledged, in order. */
     ch->send_seq = ch->tail_seq;
@@ -601,10 +601,7 @@ int dc_channel_connect(struct dc_channel *ch, const char *url,
         ws_close(ch->ws);
         ch->ws = NULL;
     }
-    if (ch->token != NULL) {
-        OPENSSL_cleanse(ch->token, strlen(ch->token));
-        free(ch->token);
-    }
+    secret_free_str(ch->token);
     ch->token = strdup(token);
     if (ch->token == NULL)
         return GW_ENOMEM;
@@ -700,10 +697,7 @@ static void dc_handle_closed(uv_handle_t *h)
         return;
     for (int i = 0; i < DC_REORDER; i++)
         free(ch->reorder[i].frame);
-    if (ch->token != NULL) {
-        OPENSSL_cleanse(ch->token, strlen(ch->token));
-        free(ch->token);
-    }
+    secret_free_str(ch->token);
     free(ch->frames);
     free(ch);
 }

@@ -15,6 +15,7 @@
 
 #include "common.h"
 #include "log.h"
+#include "secret.h"
 #include "tls_bio.h"
 
 #define WS_SLOTS       256
@@ -105,9 +106,7 @@ static void ws_ping_closed(uv_handle_t *h)
     ws_hot_remove(w);
     for (size_t i = 0; i < w->n_headers; i++) {
         free(w->hdr_name[i]);
-        if (w->hdr_value[i] != NULL)
-            OPENSSL_cleanse(w->hdr_value[i], strlen(w->hdr_value[i]));
-        free(w->hdr_value[i]);
+        secret_free_str(w->hdr_value[i]);
     }
     for (unsigned i = 0; i < w->count; i++)
         free(w->slots[(w->head + i) % WS_SLOTS].big);
@@ -292,7 +291,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
         break;
     }
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR: {
-        char why[256];
+        char why[GW_REASON_MAX];
         snprintf(why, sizeof(why), "WebSocket connect failed: %s",
                  in ? (const char *)in : "unknown error");
         if (w != NULL)

@@ -1,0 +1,629 @@
+/*
+ * ssm_session.c - the life of one SSM session:
+ *
+ *   RESOLVING -> STARTING -> OPENING -> OPEN <-> RESUMING
+ *        \___________\___________\_______\_________\__-> CLOSED
+ *
+ * RESOLVING only for a Name target not in the cache; STARTING runs the
+ * key push (SSH) beside StartSession; OPENING signs the WebSocket upgrade
+ * and waits for the handshake, which fixes the mode (ssm_mode_for); a
+ * dropped WebSocket is RESUMING (ResumeSession, reconnect, replay) within
+ * the resume budget. Every change goes through session_set_state. The
+ * session ends by handing its TerminateSession to the owner (on_ended);
+ * its memory goes when the last stream closed and its timer's close
+ * callback ran.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aws.h"
+#include "aws_ssm.h"
+#include "common.h"
+#include "dc_channel.h"
+#include "keypush.h"
+#include "log.h"
+#include "secret.h"
+#include "ssm_names.h"
+#include "ssm_stream.h"
+#include "ws.h"
+
+static const char *const ssm_state_names[] = {
+    [SSM_RESOLVING] = "resolving", [SSM_STARTING] = "starting",
+    [SSM_OPENING] = "opening",     [SSM_OPEN] = "open",
+    [SSM_RESUMING] = "resuming",   [SSM_CLOSED] = "closed",
+};
+
+static void session_set_state(struct ssm_session *s, enum ssm_state next,
+                              const char *why)
+{
+    log_debug("ssm %llu: state %s -> %s (%s)", (unsigned long long)s->id,
+              ssm_state_names[s->state], ssm_state_names[next], why);
+    s->state = next;
+}
+
+int ssm_session_live(const struct ssm_session *s)
+{
+    return s->state == SSM_OPEN || s->state == SSM_RESUMING;
+}
+
+/* ---- ending ---- */
+
+/* Ends the AWS side: pending calls, the closing flag, the channel, and
+ * TerminateSession (the owner's, after the flag is out). */
+static void session_release(struct ssm_session *s, const char *why)
+{
+    if (s->call != NULL) {
+        aws_call_cancel(s->call);
+        s->call = NULL;
+    }
+    if (s->push != NULL) {
+        keypush_cancel(s->push);
+        s->push = NULL;
+    }
+    struct dc_channel *flushing = NULL;
+    if (s->ch != NULL && ssm_session_live(s) && s->session_id[0] != '\0') {
+        if (s->mode.terminate_flag)
+            dc_channel_send_flag(s->ch, DC_FLAG_TERMINATE_SESSION);
+        flushing = s->ch; /* transferred */
+        s->ch = NULL;
+    }
+    if (s->ch != NULL) {
+        dc_channel_free(s->ch);
+        s->ch = NULL;
+    }
+    if (s->session_id[0] != '\0') {
+        s->env->on_ended(s->session_id, s->spec.profile, s->region, flushing,
+                         s->env->arg);
+        s->session_id[0] = '\0';
+    }
+    if (s->state != SSM_CLOSED)
+        session_set_state(s, SSM_CLOSED, why);
+    uv_timer_stop(&s->timer);
+}
+
+static void session_timer_closed(uv_handle_t *h)
+{
+    struct ssm_session *s = h->data;
+    smux_ctrl_free(&s->ctrl);
+    secret_free_str(s->token);
+    free(s);
+}
+
+void ssm_session_close_timer(struct ssm_session *s)
+{
+    if (s->timer_closing)
+        return;
+    s->timer_closing = 1;
+    defer_cancel(&s->start);
+    uv_close((uv_handle_t *)&s->timer, session_timer_closed);
+}
+
+void ssm_session_free(struct ssm_session *s)
+{
+    list_remove(&s->link);
+    session_release(s, "ended");
+    ssm_session_close_timer(s);
+}
+
+/* The session broke: every stream hears it; the streams' close() ends it. */
+void ssm_session_fail(struct ssm_session *s, int err, const char *why)
+{
+    if (s->state == SSM_CLOSED)
+        return;
+    log_debug("ssm %llu: %s", (unsigned long long)s->id, why);
+    list_remove(&s->link); /* nobody new joins a broken session */
+    session_release(s, "failed");
+    struct backend_stream *st, *tmp;
+    SSM_STREAM_FOREACH(st, tmp, s)
+    ssm_stream_fail(st, st->reported ? GW_ECLOSED : err, why);
+    if (s->n_streams == 0)
+        ssm_session_close_timer(s);
+}
+
+/* An AWS call failed: its code and message, whole, become the reason. */
+static void fail_aws(struct ssm_session *s, const char *what, int status,
+                     const struct aws_error *e)
+{
+    char why[GW_REASON_MAX], buf[GW_REASON_MAX];
+    if (e != NULL && e->code[0] != '\0')
+        snprintf(why, sizeof(why), "%s: %s: %s", what, e->code,
+                 e->message[0] ? e->message : "(no message)");
+    else
+        snprintf(why, sizeof(why), "%s: %s", what,
+                 e ? aws_error_str(e, buf, sizeof(buf)) : gw_strerror(status));
+    ssm_session_fail(s, aws_ssm_error_to_gw(status, e), why);
+}
+
+/* ---- open ---- */
+
+static void maybe_report_open(struct ssm_session *s)
+{
+    if (s->opened || !s->ready || s->push_pending || s->state == SSM_CLOSED)
+        return;
+    if (s->push_status != 0) {
+        ssm_session_fail(s, s->push_status, s->push_error);
+        return;
+    }
+    s->opened = 1;
+    session_set_state(s, SSM_OPEN, "handshake done");
+    ssm_session_open_streams(s);
+}
+
+/* A basic session carries one connection: connections that joined while
+ * the mode was unknown get sessions of their own. Such a session is never
+ * reused: after DisconnectToPort the agent redials only when the client
+ * sends, which would hang protocols where the server speaks first (SSH,
+ * MySQL). And when the destination closes first the agent says nothing
+ * (it waits for client data to redial), so the local connection stays
+ * open until the client ends it: a limit of the protocol. */
+static void session_split_basic(struct ssm_session *s)
+{
+    /* The list is newest first: the first connection is at the tail. */
+    struct list *first = s->streams.prev;
+    struct backend_stream *st, *tmp;
+    SSM_STREAM_FOREACH(st, tmp, s)
+    {
+        if (&st->link == first || st->dead)
+            continue;
+        struct ssm_session *n = ssm_session_new(s->env, &s->spec);
+        if (n == NULL) {
+            ssm_stream_fail(st, GW_ENOMEM, "out of memory");
+            continue;
+        }
+        list_remove(&st->link);
+        s->n_streams--;
+        st->sess = n;
+        list_insert_head(&n->streams, &st->link);
+        n->n_streams = 1;
+        log_debug("ssm %llu: basic mode: connection moved to session %llu",
+                  (unsigned long long)s->id, (unsigned long long)n->id);
+    }
+}
+
+/* ---- the data channel ---- */
+
+static void session_handshake(void *arg, const struct dc_handshake_request *hs)
+{
+    struct ssm_session *s = arg;
+    ssm_mode_for(hs->properties_type, hs->agent_version, &s->mode);
+    log_debug("ssm %llu: handshake done: agent %s, %s mode%s",
+              (unsigned long long)s->id, hs->agent_version,
+              ssm_mode_name(&s->mode),
+              s->mode.keepalive ? " with keepalive" : "");
+    if (s->mode.basic)
+        session_split_basic(s);
+    s->ready = 1;
+    maybe_report_open(s);
+}
+
+static void session_data(void *arg, const uint8_t *p, size_t n)
+{
+    ssm_session_input(arg, p, n);
+}
+
+static void session_flag(void *arg, uint32_t flag)
+{
+    struct ssm_session *s = arg;
+    if (flag != DC_FLAG_CONNECT_TO_PORT_ERROR)
+        return;
+    /* The flag names no stream; the FIN that follows does. Fail the
+     * newest stream still without data, which is the one the agent just
+     * tried to dial. */
+    const char *why = "the agent could not connect to the destination port";
+    if (!s->mode.mux) {
+        ssm_session_fail(s, GW_EREFUSED, why);
+        return;
+    }
+    log_warn("ssm %llu: %s", (unsigned long long)s->id, why);
+    struct backend_stream *st, *tmp;
+    SSM_STREAM_FOREACH(st, tmp, s)
+    if (!st->dead && st->sid == s->next_sid - 2) {
+        ssm_stream_fail(st, GW_EREFUSED, why);
+        break;
+    }
+}
+
+static void session_writable(void *arg)
+{
+    ssm_session_writable(arg);
+}
+
+static void session_closed(void *arg, const char *reason)
+{
+    struct ssm_session *s = arg;
+    if (s->state == SSM_OPEN && !s->mode.mux &&
+        strstr(reason, "closed the") != NULL) {
+        /* The destination ended the session: an EOF, not an error. */
+        log_debug("ssm %llu: %s", (unsigned long long)s->id, reason);
+        if (!list_empty(&s->streams))
+            ssm_stream_eof(
+                CONTAINER_OF(s->streams.next, struct backend_stream, link));
+        return;
+    }
+    ssm_session_fail(s, s->opened ? GW_ECLOSED : GW_EUNREACHABLE, reason);
+}
+
+/* ---- resume ---- */
+
+static void resume_now(struct ssm_session *s);
+
+static void resume_timer_fired(uv_timer_t *t)
+{
+    resume_now(t->data);
+}
+
+static void resume_retry(struct ssm_session *s, const char *why)
+{
+    uint64_t now = uv_now(s->env->loop);
+    uint64_t delay = 100ull << GW_MIN(s->resume_attempt, 6);
+    if (delay > 5000)
+        delay = 5000;
+    if (now + delay >= s->resume_deadline) {
+        char msg[GW_REASON_MAX];
+        snprintf(msg, sizeof(msg),
+                 "could not resume the session within %d ms: %s",
+                 s->env->opts->resume_budget_ms, why);
+        ssm_session_fail(s, GW_ECLOSED, msg);
+        return;
+    }
+    s->resume_attempt++;
+    uv_timer_start(&s->timer, resume_timer_fired, delay, 0);
+}
+
+static void session_lost(void *arg, const char *reason)
+{
+    struct ssm_session *s = arg;
+    if (!s->opened) {
+        ssm_session_fail(s, GW_EUNREACHABLE, reason);
+        return;
+    }
+    if (s->state == SSM_RESUMING) {
+        resume_retry(s, reason);
+        return;
+    }
+    log_info("ssm %llu: data channel lost (%s); resuming session %s",
+             (unsigned long long)s->id, reason, s->session_id);
+    session_set_state(s, SSM_RESUMING, "data channel lost");
+    s->resume_attempt = 0;
+    s->resume_deadline =
+        uv_now(s->env->loop) + (uint64_t)s->env->opts->resume_budget_ms;
+    resume_now(s);
+}
+
+static void session_reopened(void *arg)
+{
+    struct ssm_session *s = arg;
+    if (s->state != SSM_RESUMING)
+        return;
+    log_info("ssm %llu: session %s resumed", (unsigned long long)s->id,
+             s->session_id);
+    session_set_state(s, SSM_OPEN, "resumed");
+}
+
+/* In dc_channel.h's order: on_ready, on_data, on_flag, on_writable,
+ * on_reopened, on_lost, on_closed (the last two share a type). */
+static const struct dc_channel_cb session_channel_cb = {
+    session_handshake, session_data, session_flag,  session_writable,
+    session_reopened,  session_lost, session_closed};
+
+/* The upgrade request is signed (service ssmmessages): (re)connect. */
+static void on_signed(void *arg, int status,
+                      const struct aws_ssm_stream_auth *auth,
+                      const struct aws_error *err)
+{
+    struct ssm_session *s = arg;
+    int resuming = s->state == SSM_RESUMING;
+    s->call = NULL;
+    if (status != 0 && resuming) {
+        resume_retry(s, "no credentials");
+        return;
+    }
+    if (status != 0) {
+        fail_aws(s, "credentials", status, err);
+        return;
+    }
+    snprintf(s->region, sizeof(s->region), "%s", auth->region);
+    struct ws_header h[AWS_SSM_AUTH_MAX];
+    size_t nh = 0;
+    for (; nh < auth->n; nh++)
+        h[nh] = (struct ws_header){auth->name[nh], auth->value[nh]};
+    if (s->ch == NULL) {
+        const struct ssm_session_opts *op = s->env->opts;
+        struct dc_channel_opts o = {op->message_rate, op->payload_size,
+                                    op->handshake_timeout_ms};
+        if (dc_channel_new(s->env->loop, s->env->ws, &o, &session_channel_cb, s,
+                           &s->ch) != 0) {
+            ssm_session_fail(s, GW_ENOMEM, "out of memory");
+            return;
+        }
+    }
+    int rc = dc_channel_connect(s->ch, s->stream_url, h, nh, s->token);
+    secret_wipe_str(s->token); /* single-use */
+    if (rc != 0) {
+        if (s->state == SSM_RESUMING)
+            resume_retry(s, "cannot reconnect the WebSocket");
+        else
+            ssm_session_fail(s, GW_EUNREACHABLE,
+                             "cannot open the data channel");
+        return;
+    }
+    /* Still resuming until the socket is open (session_reopened): a
+     * connect that fails must count against the budget and back off. */
+}
+
+static int take_session(struct ssm_session *s,
+                        const struct aws_ssm_session *sess)
+{
+    if (sess->stream_url[0] != '\0')
+        snprintf(s->stream_url, sizeof(s->stream_url), "%s", sess->stream_url);
+    secret_free_str(s->token);
+    s->token = strdup(sess->token);
+    return s->token != NULL ? 0 : GW_ENOMEM;
+}
+
+static void on_resumed(void *arg, int status,
+                       const struct aws_ssm_session *sess,
+                       const struct aws_error *err)
+{
+    struct ssm_session *s = arg;
+    s->call = NULL;
+    /* The session is gone for good, or this try failed. */
+    int gone = err != NULL && strcmp(err->code, "DoesNotExistException") == 0;
+    if (status != 0 && gone) {
+        fail_aws(s, "ResumeSession", status, err);
+        return;
+    }
+    if (status != 0) {
+        resume_retry(s, err ? err->code : gw_strerror(status));
+        return;
+    }
+    if (sess->token[0] == '\0') {
+        ssm_session_fail(s, GW_ECLOSED,
+                         "the session timed out (ResumeSession "
+                         "returned no token)");
+        return;
+    }
+    take_session(s, sess);
+    s->call = aws_ssm_sign_stream_url(s->env->aws, s->spec.profile, s->region,
+                                      s->stream_url, on_signed, s);
+}
+
+static void resume_now(struct ssm_session *s)
+{
+    if (s->state != SSM_RESUMING)
+        return;
+    s->call = aws_ssm_resume_session(s->env->aws, s->spec.profile, s->region,
+                                     s->session_id, on_resumed, s);
+    if (s->call == NULL)
+        resume_retry(s, "cannot call ResumeSession");
+}
+
+/* ---- start ---- */
+
+static void on_started(void *arg, int status,
+                       const struct aws_ssm_session *sess,
+                       const struct aws_error *err)
+{
+    struct ssm_session *s = arg;
+    s->call = NULL;
+    if (status != 0) {
+        fail_aws(s, "StartSession", status, err);
+        return;
+    }
+    snprintf(s->session_id, sizeof(s->session_id), "%s", sess->session_id);
+    if (take_session(s, sess) != 0) {
+        ssm_session_fail(s, GW_ENOMEM, "out of memory");
+        return;
+    }
+    log_debug("ssm %llu: session %s started", (unsigned long long)s->id,
+              s->session_id);
+    session_set_state(s, SSM_OPENING, "StartSession done");
+    s->call =
+        aws_ssm_sign_stream_url(s->env->aws, s->spec.profile, s->spec.region,
+                                s->stream_url, on_signed, s);
+}
+
+static void on_pushed(void *arg, int status, const struct aws_error *err)
+{
+    struct ssm_session *s = arg;
+    s->push = NULL;
+    s->push_pending = 0;
+    s->push_status = status;
+    if (status != 0) {
+        if (err != NULL && err->code[0] != '\0')
+            snprintf(s->push_error, sizeof(s->push_error),
+                     "SendSSHPublicKey for %s@%s: %s: %s", s->spec.user,
+                     s->instance, err->code, err->message);
+        else
+            snprintf(s->push_error, sizeof(s->push_error),
+                     "SendSSHPublicKey for %s@%s: %s", s->spec.user,
+                     s->instance, gw_strerror(status));
+        s->push_status = aws_ssm_error_to_gw(status, err);
+        if (s->push_status == GW_EAWS)
+            s->push_status = GW_EDENIED;
+    }
+    maybe_report_open(s);
+}
+
+static void start_session(struct ssm_session *s)
+{
+    const struct ssm_env *env = s->env;
+    char port[8], reason[256];
+    session_set_state(s, SSM_STARTING, s->instance);
+    /* The key push runs alongside StartSession, so it costs no time. */
+    if (s->spec.kind == TUNNEL_SSM_SSH && env->keys != NULL &&
+        strncmp(s->instance, "i-", 2) == 0) {
+        s->push_pending = 1;
+        if (keypush_start(env->keys, s->spec.profile, s->spec.region,
+                          s->instance, s->spec.user, on_pushed, s,
+                          &s->push) != 0) {
+            s->push_pending = 0;
+            s->push_status = GW_ENOMEM;
+            snprintf(s->push_error, sizeof(s->push_error),
+                     "cannot start the key push");
+        }
+    } else if (s->spec.kind == TUNNEL_SSM_SSH) {
+        log_debug("ssm %llu: %s is a managed node: no key push; the user's "
+                  "own keys apply",
+                  (unsigned long long)s->id, s->instance);
+    }
+    snprintf(port, sizeof(port), "%u", s->spec.port);
+    snprintf(reason, sizeof(reason), "%s via %s", env->opts->reason_prefix,
+             s->spec.label[0] ? s->spec.label : "SOCKS");
+    struct aws_ssm_start req = {
+        .target = s->instance,
+        .document = tunnel_document(s->spec.kind),
+        .port_number = port,
+        .host = s->spec.kind == TUNNEL_SSM_REMOTE ? s->spec.host : NULL,
+        .reason = reason,
+    };
+    s->call = aws_ssm_start_session(env->aws, s->spec.profile, s->spec.region,
+                                    &req, on_started, s);
+    if (s->call == NULL)
+        ssm_session_fail(s, GW_ENOMEM, "cannot call StartSession");
+}
+
+static void on_resolved(void *arg, int status,
+                        const struct aws_ssm_instance *list, size_t n,
+                        const struct aws_error *err)
+{
+    struct ssm_session *s = arg;
+    s->call = NULL;
+    char why[GW_REASON_MAX];
+    if (status != 0) {
+        fail_aws(s, "DescribeInstanceInformation", status, err);
+        return;
+    }
+    if (n == 0) {
+        snprintf(why, sizeof(why), "no managed instance is named %s",
+                 s->spec.target);
+        ssm_session_fail(s, GW_EUNREACHABLE, why);
+        return;
+    }
+    if (n > 1) {
+        int o = snprintf(why, sizeof(why), "%zu instances are named %s:", n,
+                         s->spec.target);
+        for (size_t i = 0; i < n && o < (int)sizeof(why) - 40; i++)
+            o += snprintf(why + o, sizeof(why) - (size_t)o, " %s",
+                          list[i].instance_id);
+        ssm_session_fail(s, GW_EUNREACHABLE, why);
+        return;
+    }
+    if (strcmp(list[0].ping_status, "Online") != 0) {
+        snprintf(why, sizeof(why),
+                 "%s (%s) is not online: its SSM Agent "
+                 "ping status is %s",
+                 s->spec.target, list[0].instance_id, list[0].ping_status);
+        ssm_session_fail(s, GW_EUNREACHABLE, why);
+        return;
+    }
+    snprintf(s->instance, sizeof(s->instance), "%s", list[0].instance_id);
+    ssm_names_put(s->env->names, s->spec.target, s->spec.profile,
+                  s->spec.region, s->instance, uv_now(s->env->loop));
+    log_debug("ssm %llu: %s is %s", (unsigned long long)s->id, s->spec.target,
+              s->instance);
+    start_session(s);
+}
+
+/* The first step, from the loop: on_open must never run inside open(). */
+static void open_deferred(struct defer *d)
+{
+    struct ssm_session *s = CONTAINER_OF(d, struct ssm_session, start);
+    const char *cached =
+        s->spec.target_is_name
+            ? ssm_names_get(s->env->names, s->spec.target, s->spec.profile,
+                            s->spec.region, uv_now(s->env->loop))
+            : NULL;
+    if (cached != NULL) {
+        snprintf(s->instance, sizeof(s->instance), "%s", cached);
+        start_session(s);
+        return;
+    }
+    if (s->spec.target_is_name) {
+        session_set_state(s, SSM_RESOLVING, s->spec.target);
+        s->call =
+            aws_ssm_find_by_name(s->env->aws, s->spec.profile, s->spec.region,
+                                 s->spec.target, on_resolved, s);
+        if (s->call == NULL)
+            ssm_session_fail(s, GW_ENOMEM,
+                             "cannot call DescribeInstanceInformation");
+        return;
+    }
+    snprintf(s->instance, sizeof(s->instance), "%s", s->spec.target);
+    start_session(s);
+}
+
+/* ---- for the owner ---- */
+
+struct ssm_session *ssm_session_new(const struct ssm_env *env,
+                                    const struct tunnel_spec *spec)
+{
+    struct ssm_session *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    s->env = env;
+    s->id = ++*env->next_id;
+    s->spec = *spec;
+    s->state = SSM_RESOLVING;
+    s->mode = (struct ssm_mode)SSM_MODE_INIT;
+    s->next_sid = 3; /* smux client streams: 3, 5, 7, ... */
+    s->shareable =
+        spec->kind == TUNNEL_SSM_PORT || spec->kind == TUNNEL_SSM_REMOTE;
+    snprintf(s->region, sizeof(s->region), "%s", spec->region);
+    list_init(&s->streams);
+    uv_timer_init(env->loop, &s->timer);
+    s->timer.data = s;
+    list_insert_head(env->sessions, &s->link);
+    s->start.cb = open_deferred;
+    defer_queue(env->loop, &s->start);
+    return s;
+}
+
+struct ssm_session *ssm_session_from_link(struct list *l)
+{
+    return CONTAINER_OF(l, struct ssm_session, link);
+}
+
+const struct tunnel_spec *ssm_session_spec(const struct ssm_session *s)
+{
+    return &s->spec;
+}
+
+int ssm_session_joinable(const struct ssm_session *s)
+{
+    return s->shareable && s->state != SSM_CLOSED &&
+           (s->mode.mux || !s->ready) && s->next_sid < 0x7ffffff0u;
+}
+
+int ssm_session_idle(const struct ssm_session *s)
+{
+    return s->n_streams == 0;
+}
+
+int ssm_session_lingers(const struct ssm_session *s)
+{
+    return s->n_streams == 0 && s->state == SSM_OPEN && s->mode.mux &&
+           s->shareable;
+}
+
+static void session_linger_done(uv_timer_t *t)
+{
+    struct ssm_session *s = t->data;
+    if (s->n_streams == 0)
+        ssm_session_free(s);
+}
+
+void ssm_session_linger(struct ssm_session *s, uint64_t ms)
+{
+    uv_timer_start(&s->timer, session_linger_done, ms, 0);
+}
+
+int ssm_session_keepalive(struct ssm_session *s)
+{
+    if (s->state == SSM_CLOSED || (s->ready && !s->mode.keepalive))
+        return 0;
+    if (s->mode.keepalive && s->state == SSM_OPEN)
+        ssm_session_send_ctrl(s, SMUX_NOP, 0);
+    return 1;
+}

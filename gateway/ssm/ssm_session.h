@@ -1,0 +1,86 @@
+/*
+ * ssm_session.h - one Session Manager session and its streams.
+ *
+ * A session resolves its target (Name -> instance id), starts the session
+ * (StartSession, and for SSH the key push alongside), opens the data
+ * channel, and carries its streams: one raw byte stream, or smux v1
+ * streams for port forwards (later connections join as new streams). It
+ * resumes a dropped WebSocket and hands its TerminateSession to the owner
+ * when it ends. The owner (backend_ssm.c) keeps the list of sessions,
+ * decides who joins which, lingers idle sessions and runs the keepalive
+ * timer; it talks to a session only through this header.
+ */
+#ifndef SSMGATE_SSM_SESSION_H
+#define SSMGATE_SSM_SESSION_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "backend.h"
+#include "list.h"
+#include "tunnel.h"
+
+struct aws_client;
+struct dc_channel;
+struct keypush;
+struct ssm_names;
+struct ssm_session;
+struct ws_ctx;
+
+/* The owner's current settings, read when used: rate, payload size and
+ * handshake timeout when a channel starts, the budget when a resume does. */
+struct ssm_session_opts {
+    int message_rate, payload_size, resume_budget_ms, handshake_timeout_ms;
+    const char *reason_prefix; /* "ssmgate: alice" for StartSession Reason */
+};
+
+struct ssm_env { /* from the owner; outlives every session */
+    uv_loop_t *loop;
+    struct aws_client *aws;
+    struct ws_ctx *ws;
+    struct keypush *keys; /* NULL: no key push */
+    const struct ssm_session_opts *opts;
+    struct ssm_names *names;
+    struct list *sessions; /* the owner's list; a session links itself */
+    uint64_t *next_id;     /* the owner's session counter */
+    /* The last stream left an unbroken session. */
+    void (*on_idle)(struct ssm_session *s, void *arg);
+    /* The session ended: TerminateSession is the owner's to call, after
+     * flushing (non-NULL: hand it to dc_channel_free_after_flush). */
+    void (*on_ended)(const char *session_id, const char *profile,
+                     const char *region, struct dc_channel *flushing,
+                     void *arg);
+    void *arg;
+};
+
+/* A new session on env->sessions; it starts from the loop. */
+struct ssm_session *ssm_session_new(const struct ssm_env *env,
+                                    const struct tunnel_spec *spec);
+/* Unlinks, ends the AWS side, and frees once its last stream closed. */
+void ssm_session_free(struct ssm_session *s);
+struct ssm_session *ssm_session_from_link(struct list *l);
+const struct tunnel_spec *ssm_session_spec(const struct ssm_session *s);
+/* Another connection may join: a port forward, not broken, smux or mode
+ * not known yet, stream ids left. */
+int ssm_session_joinable(const struct ssm_session *s);
+int ssm_session_idle(const struct ssm_session *s);
+/* Idle and worth keeping for the next connection (open smux). */
+int ssm_session_lingers(const struct ssm_session *s);
+/* Frees the session after ms unless a stream joined by then. */
+void ssm_session_linger(struct ssm_session *s, uint64_t ms);
+/* A keepalive tick: sends a NOP if the session wants them and is open.
+ * 0 when the session will never want one (the owner may stop its timer). */
+int ssm_session_keepalive(struct ssm_session *s);
+
+/* A new stream on s (joining, or the first). */
+int ssm_stream_new(struct ssm_session *s, const struct backend_cb *cb,
+                   void *arg, struct backend_stream **out);
+ssize_t ssm_stream_write(struct backend_stream *st, const uint8_t *p, size_t n);
+int ssm_stream_shutdown(struct backend_stream *st);
+void ssm_stream_pause(struct backend_stream *st);
+void ssm_stream_resume(struct backend_stream *st);
+void ssm_stream_close(struct backend_stream *st);
+int ssm_stream_shared(const struct backend_stream *st);
+
+#endif

@@ -1,0 +1,366 @@
+/*
+ * ssm_stream.c - the streams of an SSM session and the bytes they carry.
+ *
+ * A stream is reported open (or failed) from the loop, never inside a
+ * call: its defer runs on_open, then hands over what the agent sent in the
+ * meantime (early data, an early EOF). Port-forward sessions frame every
+ * write as one smux PSH that fits the window whole; SYN, FIN and NOP that
+ * find no room wait in the session's control queue and go first when the
+ * window opens, so a stream's data never overtakes its SYN.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "dc_channel.h"
+#include "log.h"
+#include "ssm_stream.h"
+
+static void stream_free(struct backend_stream *st)
+{
+    defer_cancel(&st->notify);
+    free(st->early);
+    free(st);
+}
+
+static void stream_notify(struct defer *d)
+{
+    struct backend_stream *st = CONTAINER_OF(d, struct backend_stream, notify);
+    if (st->dead || st->reported)
+        return;
+    st->reported = 1;
+    if (st->notify_status != 0)
+        st->dead = 1;
+    st->in_notify = 1;
+    st->cb->on_open(st->arg, st->notify_status,
+                    st->notify_status ? st->notify_why : NULL);
+    /* on_open may have closed the stream: then it is freed here. */
+    if (!st->dead && st->early_len > 0)
+        st->cb->on_data(st->arg, st->early, st->early_len);
+    free(st->early);
+    st->early = NULL;
+    st->early_len = 0;
+    if (!st->dead && st->early_eof && !st->eof_sent) {
+        st->eof_sent = 1;
+        st->cb->on_eof(st->arg);
+    }
+    st->in_notify = 0;
+    if (st->closed)
+        stream_free(st);
+}
+
+/* Bytes from the agent for one stream: to the owner, or held until it
+ * hears that the stream is open. */
+static void stream_data(struct backend_stream *st, const uint8_t *p, size_t n)
+{
+    if (st->dead)
+        return;
+    if (st->reported) {
+        st->cb->on_data(st->arg, p, n);
+        return;
+    }
+    uint8_t *e = st->early_len + n <= SSM_EARLY_MAX
+                     ? realloc(st->early, st->early_len + n)
+                     : NULL;
+    if (e == NULL) {
+        ssm_stream_fail(st, GW_ETOO_BIG,
+                        "too much data before the tunnel opened");
+        return;
+    }
+    memcpy(e + st->early_len, p, n);
+    st->early = e;
+    st->early_len += n;
+}
+
+void ssm_stream_eof(struct backend_stream *st)
+{
+    if (st->dead || st->eof_sent)
+        return;
+    if (!st->reported) {
+        st->early_eof = 1;
+        return;
+    }
+    st->eof_sent = 1;
+    st->cb->on_eof(st->arg);
+}
+
+void ssm_stream_report(struct backend_stream *st, int status, const char *why)
+{
+    if (st->reported || st->dead)
+        return;
+    st->notify_status = status;
+    snprintf(st->notify_why, sizeof(st->notify_why), "%s", why ? why : "");
+    defer_queue(st->sess->env->loop, &st->notify);
+}
+
+/* A broken stream: on_open error before open, on_error after. */
+void ssm_stream_fail(struct backend_stream *st, int err, const char *why)
+{
+    if (st->dead)
+        return;
+    if (!st->reported) {
+        ssm_stream_report(st, err, why);
+        return;
+    }
+    st->dead = 1;
+    st->cb->on_error(st->arg, err, why);
+}
+
+static struct backend_stream *session_find_stream(struct ssm_session *s,
+                                                  uint32_t sid)
+{
+    struct backend_stream *st, *tmp;
+    SSM_STREAM_FOREACH(st, tmp, s)
+    if (st->sid == sid)
+        return st;
+    return NULL;
+}
+
+/* Writes queued control frames while the window has room; 1 when the
+ * queue is empty. */
+static int session_flush_ctrl(struct ssm_session *s)
+{
+    const uint8_t *f;
+    while (s->ch != NULL && (f = smux_ctrl_peek(&s->ctrl)) != NULL) {
+        if (dc_channel_room(s->ch) < SMUX_HDR_LEN)
+            return 0;
+        dc_channel_write(s->ch, f, SMUX_HDR_LEN);
+        smux_ctrl_pop(&s->ctrl);
+    }
+    return s->ctrl.ctrl_len == 0;
+}
+
+void ssm_session_send_ctrl(struct ssm_session *s, enum smux_cmd cmd,
+                           uint32_t sid)
+{
+    if (s->ch == NULL)
+        return;
+    if (s->ctrl.ctrl_len == 0 && dc_channel_room(s->ch) >= SMUX_HDR_LEN) {
+        uint8_t f[SMUX_HDR_LEN];
+        smux_put_hdr(f, cmd, sid, 0);
+        dc_channel_write(s->ch, f, sizeof(f));
+        return;
+    }
+    if (smux_ctrl_push(&s->ctrl, cmd, sid) != 0) {
+        ssm_session_fail(s, GW_ENOMEM, "out of memory");
+        return;
+    }
+    dc_channel_want_writable(s->ch);
+}
+
+void ssm_session_open_streams(struct ssm_session *s)
+{
+    struct backend_stream *st, *tmp;
+    SSM_STREAM_FOREACH(st, tmp, s)
+    {
+        if (st->reported || st->dead)
+            continue;
+        if (s->mode.mux)
+            ssm_session_send_ctrl(s, SMUX_SYN, st->sid);
+        else if (s->n_streams > 1) {
+            ssm_stream_fail(st, GW_EUNSUPPORTED,
+                            "the agent does not multiplex this session");
+            continue;
+        }
+        ssm_stream_report(st, 0, NULL);
+    }
+}
+
+/* smux events; a session that broke inside a callback stops the feed. */
+static int rx_psh(void *arg, uint32_t sid, const uint8_t *p, size_t n)
+{
+    struct ssm_session *s = arg;
+    struct backend_stream *st = session_find_stream(s, sid);
+    /* Data for a closed stream is read and dropped. */
+    if (st != NULL)
+        stream_data(st, p, n);
+    return s->state == SSM_CLOSED;
+}
+
+static int rx_fin(void *arg, uint32_t sid)
+{
+    struct ssm_session *s = arg;
+    struct backend_stream *st = session_find_stream(s, sid);
+    if (st != NULL) /* the destination ended this stream */
+        ssm_stream_eof(st);
+    return s->state == SSM_CLOSED;
+}
+
+static const struct smux_rx_cb rx_cb = {.on_psh = rx_psh, .on_fin = rx_fin};
+
+void ssm_session_input(struct ssm_session *s, const uint8_t *p, size_t n)
+{
+    if (!s->mode.mux) {
+        if (!list_empty(&s->streams))
+            stream_data(
+                CONTAINER_OF(s->streams.next, struct backend_stream, link), p,
+                n);
+        return;
+    }
+    if (s->state == SSM_CLOSED)
+        return;
+    if (smux_rx_feed(&s->rx, p, n, &rx_cb, s) == GW_EPROTO)
+        ssm_session_fail(s, GW_EPROTO, "smux protocol error from the agent");
+}
+
+void ssm_session_writable(struct ssm_session *s)
+{
+    if (!ssm_session_live(s))
+        return;
+    if (s->mode.mux && !session_flush_ctrl(s)) {
+        dc_channel_want_writable(s->ch);
+        return;
+    }
+    struct backend_stream *st, *tmp;
+    SSM_STREAM_FOREACH(st, tmp, s)
+    if (st->reported && !st->dead)
+        st->cb->on_drain(st->arg);
+}
+
+int ssm_stream_new(struct ssm_session *s, const struct backend_cb *cb,
+                   void *arg, struct backend_stream **out)
+{
+    struct backend_stream *st = calloc(1, sizeof(*st));
+    if (st == NULL)
+        return GW_ENOMEM;
+    *st = (struct backend_stream){
+        .sess = s, .cb = cb, .arg = arg, .sid = s->next_sid};
+    st->notify.cb = stream_notify;
+    s->next_sid += 2;
+    list_insert_head(&s->streams, &st->link);
+    s->n_streams++;
+    if (s->opened) {              /* joined an open session */
+        uv_timer_stop(&s->timer); /* no longer lingering */
+        log_debug("ssm %llu: new smux stream %u on session %s",
+                  (unsigned long long)s->id, st->sid, s->session_id);
+        ssm_session_send_ctrl(s, SMUX_SYN, st->sid);
+        ssm_stream_report(st, 0, NULL);
+    }
+    *out = st;
+    return 0;
+}
+
+ssize_t ssm_stream_write(struct backend_stream *st, const uint8_t *p, size_t n)
+{
+    struct ssm_session *s = st->sess;
+    if (st->dead || s->state == SSM_CLOSED)
+        return GW_ECLOSED;
+    if (s->ch == NULL)
+        return 0;
+    if (!s->mode.mux)
+        return dc_channel_write(s->ch, p, n);
+    if (!session_flush_ctrl(s)) {
+        dc_channel_want_writable(s->ch);
+        return 0;
+    }
+    /* One PSH frame that fits the window whole, so frames never split
+     * between what was taken and what was not. */
+    size_t room = dc_channel_room(s->ch);
+    if (room <= SMUX_HDR_LEN) {
+        dc_channel_want_writable(s->ch);
+        return 0;
+    }
+    size_t k = GW_MIN(GW_MIN(n, room - SMUX_HDR_LEN), (size_t)SMUX_MAX_PSH);
+    uint8_t frame[SMUX_HDR_LEN + SMUX_MAX_PSH];
+    smux_put_hdr(frame, SMUX_PSH, st->sid, (uint16_t)k);
+    memcpy(frame + SMUX_HDR_LEN, p, k);
+    ssize_t taken = dc_channel_write(s->ch, frame, SMUX_HDR_LEN + k);
+    if (taken < 0)
+        return taken;
+    CHECK((size_t)taken == SMUX_HDR_LEN + k);
+    return (ssize_t)k;
+}
+
+/* Stream mode has no half-close: once the client is done and the agent
+ * acknowledged every byte, the session has nothing left to carry, so end
+ * it rather than wait on a remote that may never speak again. */
+void ssm_session_drain_check(uv_timer_t *t)
+{
+    struct ssm_session *s = t->data;
+    if (!ssm_session_live(s) || s->ch == NULL || list_empty(&s->streams))
+        return;
+    if (dc_channel_unacked(s->ch) > 0)
+        return;
+    uv_timer_stop(&s->timer);
+    struct backend_stream *st =
+        CONTAINER_OF(s->streams.next, struct backend_stream, link);
+    if (!st->eof_sent && !st->dead) {
+        st->eof_sent = 1;
+        st->cb->on_eof(st->arg);
+    }
+}
+
+int ssm_stream_shutdown(struct backend_stream *st)
+{
+    struct ssm_session *s = st->sess;
+    if (s->ch == NULL || !ssm_session_live(s) || st->dead)
+        return 0;
+    if (s->mode.mux) {
+        if (!st->fin_sent) {
+            st->fin_sent = 1;
+            ssm_session_send_ctrl(s, SMUX_FIN, st->sid);
+        }
+        return 0;
+    }
+    s->local_eof = 1;
+    uv_timer_start(&s->timer, ssm_session_drain_check, 0, 100);
+    return 0;
+}
+
+/* smux v1 has no per-stream flow control: pausing one stream pauses the
+ * session's reads, so every stream of it waits for the slowest reader. */
+void ssm_stream_pause(struct backend_stream *st)
+{
+    struct ssm_session *s = st->sess;
+    if (st->paused)
+        return;
+    st->paused = 1;
+    if (s->paused_streams++ == 0 && s->ch != NULL)
+        dc_channel_pause_rx(s->ch, 1);
+}
+
+void ssm_stream_resume(struct backend_stream *st)
+{
+    struct ssm_session *s = st->sess;
+    if (!st->paused)
+        return;
+    st->paused = 0;
+    if (--s->paused_streams == 0 && s->ch != NULL)
+        dc_channel_pause_rx(s->ch, 0);
+}
+
+void ssm_stream_close(struct backend_stream *st)
+{
+    struct ssm_session *s = st->sess;
+    if (st->paused)
+        ssm_stream_resume(st);
+    if (s->mode.mux && ssm_session_live(s) && !st->fin_sent && st->reported)
+        ssm_session_send_ctrl(s, SMUX_FIN, st->sid);
+    /* Basic mode: the local connection ended; the agent closes its
+     * destination connection (as the plugin tells it). */
+    if (s->mode.basic && ssm_session_live(s) && st->reported && !st->dead) {
+        int rc = dc_channel_send_flag(s->ch, DC_FLAG_DISCONNECT_TO_PORT);
+        log_debug("ssm %llu: DisconnectToPort: %s", (unsigned long long)s->id,
+                  rc == 0 ? "queued" : gw_strerror(rc));
+    }
+    list_remove(&st->link);
+    s->n_streams--;
+    st->dead = 1;
+    st->closed = 1;
+    if (!st->in_notify)
+        stream_free(st);
+    if (s->state == SSM_CLOSED) {
+        /* Failed earlier: the session waits for its last stream. */
+        if (s->n_streams == 0)
+            ssm_session_close_timer(s);
+        return;
+    }
+    if (s->n_streams == 0)
+        s->env->on_idle(s, s->env->arg);
+}
+
+int ssm_stream_shared(const struct backend_stream *st)
+{
+    return st->sess->mode.mux ? st->sess->n_streams : 0;
+}

@@ -1,0 +1,118 @@
+/*
+ * ssm_stream.h - private to ssm_session.c and ssm_stream.c: the session
+ * and stream structs and what the two halves call of each other.
+ * ssm_session.c owns the session's life (AWS calls, channel, resume,
+ * end); ssm_stream.c owns the streams and the bytes (smux framing, early
+ * data, the open report).
+ */
+#ifndef SSMGATE_SSM_STREAM_H
+#define SSMGATE_SSM_STREAM_H
+
+#include "aws_ssm.h"
+#include "defer.h"
+#include "list.h"
+#include "smux.h"
+#include "ssm_mode.h"
+#include "ssm_session.h"
+
+#define SSM_EARLY_MAX (256 * 1024) /* bytes held for a stream not reported */
+
+enum ssm_state {
+    SSM_RESOLVING, /* Name -> instance id, DescribeInstanceInformation */
+    SSM_STARTING,  /* StartSession, and for SSH the key push, in parallel */
+    SSM_OPENING,   /* signed WebSocket upgrade, handshake */
+    SSM_OPEN,      /* bytes flow: stream mode raw, port mode over smux v1 */
+    SSM_RESUMING,  /* the WebSocket dropped: ResumeSession, reopen, replay */
+    SSM_CLOSED,
+};
+
+/* One local connection; owned by its conn until close(). */
+struct backend_stream {
+    struct list link; /* in sess->streams, newest first */
+    struct ssm_session *sess;
+    uint32_t sid; /* smux stream id (odd, from 3) */
+    const struct backend_cb *cb;
+    void *arg;
+    struct defer notify; /* reports open/failure from the loop */
+    int notify_status;
+    char notify_why[GW_REASON_MAX];
+    int reported;  /* on_open was called */
+    int in_notify; /* inside on_open: close() leaves the free to notify */
+    int closed;    /* close() ran */
+    /* What the agent sent before on_open ran (the report waits for a
+     * loop pass; a server that speaks first, like sshd, is quicker). */
+    uint8_t *early;
+    size_t early_len;
+    int early_eof;
+    int eof_sent;
+    int fin_sent;
+    int paused;
+    int dead; /* failed; waiting for close() */
+};
+
+/* One SSM session; on the owner's list, freed when its last stream left
+ * and it was terminated. */
+struct ssm_session {
+    struct list link; /* in env->sessions, newest first */
+    const struct ssm_env *env;
+    uint64_t id;
+    struct tunnel_spec spec; /* of the first stream */
+    enum ssm_state state;
+    char instance[TUNNEL_TARGET_MAX];
+    char region[64];
+    struct aws_call *call;
+    struct keypush_wait *push;
+    int push_pending;
+    int push_status;
+    char push_error[GW_REASON_MAX];
+    char session_id[AWS_SSM_SESSION_ID_MAX];
+    char stream_url[AWS_SSM_URL_MAX];
+    char *token;
+    struct dc_channel *ch;
+    int ready;
+    int opened;
+    struct ssm_mode mode;
+    int shareable; /* a port-forward session other connections may join */
+    struct list streams;
+    int n_streams;
+    uint32_t next_sid;
+    int paused_streams;
+    int local_eof; /* stream mode: the client finished sending */
+    struct smux_rx rx;
+    struct smux_ctrl ctrl; /* SYN/FIN/NOP waiting for window room */
+    struct defer start;    /* the first step, from the loop */
+    uv_timer_t timer;      /* resume back-off, drain check, linger */
+    uint64_t resume_deadline;
+    int resume_attempt;
+    int timer_closing; /* the session is on its way out */
+};
+
+/* Open, or between sockets: the channel keeps queueing what is written,
+ * and a resume delivers it. */
+int ssm_session_live(const struct ssm_session *s);
+void ssm_session_fail(struct ssm_session *s, int err, const char *why);
+/* The timer is closed and the memory freed from its close callback. */
+void ssm_session_close_timer(struct ssm_session *s);
+
+#define SSM_STREAM_FOREACH(st, tmp, s)                                         \
+    for ((st) = CONTAINER_OF((s)->streams.next, struct backend_stream, link),  \
+        (tmp) = CONTAINER_OF((st)->link.next, struct backend_stream, link);    \
+         &(st)->link != &(s)->streams; (st) = (tmp),                           \
+        (tmp) = CONTAINER_OF((st)->link.next, struct backend_stream, link))
+
+void ssm_stream_report(struct backend_stream *st, int status, const char *why);
+void ssm_stream_fail(struct backend_stream *st, int err, const char *why);
+void ssm_stream_eof(struct backend_stream *st);
+/* Queues or writes a header-only smux frame. */
+void ssm_session_send_ctrl(struct ssm_session *s, enum smux_cmd cmd,
+                           uint32_t sid);
+/* The session is up: open every waiting stream. */
+void ssm_session_open_streams(struct ssm_session *s);
+/* Bytes from the agent (smux or raw). */
+void ssm_session_input(struct ssm_session *s, const uint8_t *p, size_t n);
+/* Window room again: queued control frames, then every stream's drain. */
+void ssm_session_writable(struct ssm_session *s);
+/* Stream mode: the client is done; end once the agent acked everything. */
+void ssm_session_drain_check(uv_timer_t *t);
+
+#endif
