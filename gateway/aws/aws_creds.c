@@ -119,7 +119,8 @@ struct aws_creds_wait {
 };
 
 struct aws_creds_cache {
-    struct aws_client *c;
+    struct aws_call_ctx *x;
+    struct http_client *http;
     const struct aws_profiles *p;
     struct entry *entries;
 };
@@ -170,14 +171,16 @@ static int parsed_static(const char *ak, const char *sk, const char *tk,
 /* ---- cache ------------------------------------------------------------------
  */
 
-struct aws_creds_cache *aws_creds_cache_new(struct aws_client *c,
+struct aws_creds_cache *aws_creds_cache_new(struct aws_call_ctx *x,
+                                            struct http_client *http,
                                             const struct aws_profiles *p)
 {
     struct aws_creds_cache *cc = calloc(1, sizeof(*cc));
 
     if (!cc)
         return NULL;
-    cc->c = c;
+    cc->x = x;
+    cc->http = http;
     cc->p = p;
     return cc;
 }
@@ -513,7 +516,7 @@ static void proc_timeout(uv_timer_t *t)
 /* Runs argv without a shell, stdout/stderr into pipes. */
 static int proc_start(struct job *j, char **argv)
 {
-    uv_loop_t *loop = aws_client_loop(j->cc->c);
+    uv_loop_t *loop = aws_call_ctx_loop(j->cc->x);
     uv_process_options_t o;
     uv_stdio_container_t stdio[3];
     struct proc *p = calloc(1, sizeof(*p));
@@ -674,7 +677,7 @@ static int container_start(struct job *j, const char *rel, const char *full)
     o.headers = headers;
     o.timeout_ms = ECS_TIMEOUT_MS;
     o.no_proxy = 1;
-    j->http = http_request(aws_client_http(j->cc->c), &o, container_done, j);
+    j->http = http_request(j->cc->http, &o, container_done, j);
     memset(auth, 0, sizeof(auth));
     memset(tok, 0, sizeof(tok));
     return j->http ? 0 : GW_ENOMEM;
@@ -763,7 +766,7 @@ static void imds_step(struct job *j)
         }
     }
     o.url = url;
-    j->http = http_request(aws_client_http(j->cc->c), &o, imds_done, j);
+    j->http = http_request(j->cc->http, &o, imds_done, j);
     if (!j->http)
         j->done(j, GW_ENOMEM, NULL, "out of memory");
 }
@@ -838,8 +841,8 @@ static void role_source_done(struct job *sub, int status,
     role_region(j, region, sizeof(region));
     j->sts.done = sts_creds_done;
     j->sts.arg = j;
-    j->call =
-        aws_sts_assume_role(j->cc->c, j->profile, region, &src, &role, &j->sts);
+    j->call = aws_sts_assume_role(j->cc->x, j->cc->p, j->profile, region, &src,
+                                  &role, &j->sts);
     job_free(sub);
     if (!j->call)
         j->done(j, GW_ENOMEM, NULL, "cannot start AssumeRole");
@@ -981,8 +984,8 @@ static int web_identity_start(struct job *j)
     role_region(j, region, sizeof(region));
     j->sts.done = sts_creds_done;
     j->sts.arg = j;
-    j->call = aws_sts_assume_role_web_identity(j->cc->c, j->profile, region,
-                                               &role, token, &j->sts);
+    j->call = aws_sts_assume_role_web_identity(j->cc->x, j->cc->p, j->profile,
+                                               region, &role, token, &j->sts);
     memset(token, 0, sizeof(token));
     if (!j->call)
         j->done(j, GW_ENOMEM, NULL, "cannot start AssumeRoleWithWebIdentity");
@@ -1004,9 +1007,9 @@ static void sso_get_role(struct job *j)
     }
     j->sts.done = sts_creds_done;
     j->sts.arg = j;
-    j->call = aws_sso_get_role_credentials(j->cc->c, j->profile, j->sso_region,
-                                           j->sso_tok.access_token, j->sso_acct,
-                                           j->sso_role, &j->sts);
+    j->call = aws_sso_get_role_credentials(
+        j->cc->x, j->cc->p, j->profile, j->sso_region, j->sso_tok.access_token,
+        j->sso_acct, j->sso_role, &j->sts);
     if (!j->call)
         j->done(j, GW_ENOMEM, NULL, "cannot start GetRoleCredentials");
 }
@@ -1079,8 +1082,8 @@ static int sso_start(struct job *j)
         j->sso_ref.done = sso_refresh_done;
         j->sso_ref.arg = j;
         j->sso_ref.token = &j->sso_tok;
-        j->call =
-            aws_sso_refresh_token(j->cc->c, j->profile, region, &j->sso_ref);
+        j->call = aws_sso_refresh_token(j->cc->x, j->cc->p, j->profile, region,
+                                        &j->sso_ref);
         if (j->call)
             return 1;
     }

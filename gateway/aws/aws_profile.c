@@ -867,3 +867,14 @@ int aws_resolve_region(const struct aws_env *env, const char *explicit_region,
     strcpy(out, v);
     return 0;
 }
+
+const char *aws_profile_ca_bundle(const struct aws_profiles *p,
+                                  const char *profile)
+{
+    const char *v = aws_env_get(NULL, "AWS_CA_BUNDLE");
+
+    if (v && v[0])
+        return v;
+    v = aws_profile_get(p, profile, "ca_bundle");
+    return v && v[0] ? v : NULL;
+}
