@@ -83,7 +83,7 @@ static void session_done(void *arg, int status, json_t *resp,
         goto out;
     }
     r->session_done(r->arg, 0, &s, NULL);
-    memset(s.token, 0, sizeof(s.token));
+    secret_wipe(s.token, sizeof(s.token));
 out:
     req_free(r);
 }
