@@ -16,6 +16,7 @@
  */
 #include "aws_creds.h"
 
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -290,6 +291,19 @@ int aws_creds_get(struct aws_creds_cache *cc, const char *profile,
     return 0;
 }
 
+int aws_creds_job_fail(struct job *j, int status, const char *fmt, ...)
+{
+    char why[GW_REASON_MAX];
+    va_list ap;
+    int n = snprintf(why, sizeof(why), "profile %s: ", j->profile);
+
+    va_start(ap, fmt);
+    vsnprintf(why + n, sizeof(why) - (size_t)n, fmt, ap);
+    va_end(ap);
+    j->done(j, status, NULL, why);
+    return 1;
+}
+
 /* ---- processes (credential_process, aws CLI) -------------------------------
  */
 
@@ -372,14 +386,10 @@ static int process_start(struct job *j, const char *cmdline)
     char why[GW_REASON_MAX];
     int rc = aws_shell_split(cmdline, &argv);
 
-    if (rc < 0) {
-        snprintf(why, sizeof(why),
-                 "profile %s: credential_process cannot be split into "
-                 "words (unbalanced quotes?)",
-                 j->profile);
-        j->done(j, GW_ECONFIG, NULL, why);
-        return 1;
-    }
+    if (rc < 0)
+        return aws_creds_job_fail(j, GW_ECONFIG,
+                                  "credential_process cannot be split into "
+                                  "words (unbalanced quotes?)");
     rc = proc_start(j, argv);
     if (rc < 0) {
         snprintf(why, sizeof(why), "profile %s: cannot run %s: %s", j->profile,
@@ -470,14 +480,10 @@ static int job_try(struct job *j)
         ak = aws_creds_pget(j, "aws_access_key_id");
         sk = aws_creds_pget(j, "aws_secret_access_key");
         tk = aws_creds_pget(j, "aws_session_token");
-        if (!sk) {
-            snprintf(why, sizeof(why),
-                     "profile %s: aws_access_key_id without "
-                     "aws_secret_access_key",
-                     j->profile);
-            j->done(j, GW_ENO_CREDS, NULL, why);
-            return 1;
-        }
+        if (!sk)
+            return aws_creds_job_fail(j, GW_ENO_CREDS,
+                                      "aws_access_key_id without "
+                                      "aws_secret_access_key");
         if (!tk)
             tk = aws_creds_pget(j, "aws_security_token");
         j->step = AWS_CHAIN_END;

@@ -14,6 +14,7 @@
 #include "aws_sso.h"
 #include "aws_sts.h"
 #include "list.h"
+#include "log.h"
 
 #define ADVISORY_S      (15 * 60)
 #define MANDATORY_S     (10 * 60)
@@ -66,6 +67,11 @@ const char *aws_creds_penv(const char *name);
 /* Copies of the three strings (tk may be NULL). */
 int aws_creds_parsed_dup(const char *ak, const char *sk, const char *tk,
                          struct aws_creds_parsed *pc);
+
+/* j->done(j, status, NULL, "profile P: " + the formatted reason); returns
+ * 1 (the provider took over, and failed). */
+int aws_creds_job_fail(struct job *j, int status, const char *fmt, ...)
+    LOG_PRINTF(3, 4);
 
 /* The providers of aws_creds_role.c; each returns 1 when it took over
  * (j->done then runs once), 0 when not configured here. */

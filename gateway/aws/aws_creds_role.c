@@ -113,14 +113,10 @@ int aws_creds_role_start(struct job *j)
         j->done(j, GW_ENO_CREDS, NULL, why);
         return 1;
     }
-    if (!!src == !!csrc) {
-        snprintf(why, sizeof(why),
-                 "profile %s: role_arn needs exactly one of source_profile "
-                 "and credential_source",
-                 j->profile);
-        j->done(j, GW_ECONFIG, NULL, why);
-        return 1;
-    }
+    if (!!src == !!csrc)
+        return aws_creds_job_fail(j, GW_ECONFIG,
+                                  "role_arn needs exactly one of "
+                                  "source_profile and credential_source");
     if (j->depth + 1 >= CHAIN_DEPTH_MAX) {
         snprintf(why, sizeof(why), "profile %s: role chain too deep",
                  j->profile);
