@@ -15,16 +15,6 @@
 #include "aws_chain.h"
 #include "common.h"
 
-/* A fake environment: NULL-terminated name/value pairs. */
-static const char *fake_get(const char *name, void *arg)
-{
-    const char *const *kv = arg;
-    for (; kv[0]; kv += 2)
-        if (strcmp(kv[0], name) == 0)
-            return kv[1];
-    return NULL;
-}
-
 static const char cfg[] =
     "[default]\nregion = eu-west-1\n"
     "[profile keys]\naws_access_key_id = AK\naws_secret_access_key = SK\n"
@@ -36,61 +26,62 @@ static const char cfg[] =
     "[profile proc]\ncredential_process = /bin/true\n"
     "[profile empty]\nregion = us-east-1\n";
 
-#define ENV(...) ((const char *const[]){__VA_ARGS__, NULL, NULL})
-#define NOENV    ((const char *const[]){NULL, NULL})
+#define S(n) AWS_CHAIN_##n
 
+/* profile, one "NAME=value" variable (or NULL), flags (x explicit
+ * profile, s a role's source, f credential_source, d inside a role
+ * chain), the step to start from, the step wanted. */
 struct row {
-    const char *profile;
-    const char *const *env;
-    int explicit_profile, source_mode, forced, depth;
+    const char *profile, *env, *flags;
     enum aws_chain_step from, want;
 };
 
 static const struct row rows[] = {
     /* Environment keys win unless the profile was named. */
-    {"default", ENV("AWS_ACCESS_KEY_ID", "A"), 0, 0, 0, 0, AWS_CHAIN_ENV,
-     AWS_CHAIN_ENV},
-    {"keys", ENV("AWS_ACCESS_KEY_ID", "A"), 1, 0, 0, 0, AWS_CHAIN_ENV,
-     AWS_CHAIN_STATIC},
-    {"default", ENV("AWS_ACCESS_KEY_ID", ""), 0, 0, 0, 0, AWS_CHAIN_ENV,
-     AWS_CHAIN_IMDS},
+    {"default", "AWS_ACCESS_KEY_ID=A", "", S(ENV), S(ENV)},
+    {"keys", "AWS_ACCESS_KEY_ID=A", "x", S(ENV), S(STATIC)},
+    {"default", "AWS_ACCESS_KEY_ID=", "", S(ENV), S(IMDS)},
     /* Assume role before static keys; a source with keys uses them. */
-    {"role", NOENV, 1, 0, 0, 0, AWS_CHAIN_ENV, AWS_CHAIN_ASSUME_ROLE},
-    {"rolekeys", NOENV, 1, 1, 0, 1, AWS_CHAIN_ENV, AWS_CHAIN_STATIC},
-    {"rolekeys", NOENV, 1, 0, 0, 0, AWS_CHAIN_ENV, AWS_CHAIN_ASSUME_ROLE},
+    {"role", NULL, "x", S(ENV), S(ASSUME_ROLE)},
+    {"rolekeys", NULL, "xsd", S(ENV), S(STATIC)},
+    {"rolekeys", NULL, "x", S(ENV), S(ASSUME_ROLE)},
     /* role_arn with a token file is web identity, not assume role. */
-    {"webid", NOENV, 1, 0, 0, 0, AWS_CHAIN_ENV, AWS_CHAIN_WEB_IDENTITY},
-    {"default", ENV("AWS_WEB_IDENTITY_TOKEN_FILE", "/t"), 0, 0, 0, 0,
-     AWS_CHAIN_ENV, AWS_CHAIN_WEB_IDENTITY},
-    {"empty", ENV("AWS_WEB_IDENTITY_TOKEN_FILE", "/t"), 1, 0, 0, 0,
-     AWS_CHAIN_ENV, AWS_CHAIN_IMDS},
-    {"sso", NOENV, 1, 0, 0, 0, AWS_CHAIN_ENV, AWS_CHAIN_SSO},
-    {"proc", NOENV, 1, 0, 0, 0, AWS_CHAIN_ENV, AWS_CHAIN_PROCESS},
-    {"empty", ENV("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/c"), 1, 0, 0, 0,
-     AWS_CHAIN_ENV, AWS_CHAIN_CONTAINER},
-    {"empty", ENV("AWS_CONTAINER_CREDENTIALS_FULL_URI", "https://x"), 1, 0, 0,
-     0, AWS_CHAIN_ENV, AWS_CHAIN_CONTAINER},
+    {"webid", NULL, "x", S(ENV), S(WEB_IDENTITY)},
+    {"default", "AWS_WEB_IDENTITY_TOKEN_FILE=/t", "", S(ENV), S(WEB_IDENTITY)},
+    {"empty", "AWS_WEB_IDENTITY_TOKEN_FILE=/t", "x", S(ENV), S(IMDS)},
+    {"sso", NULL, "x", S(ENV), S(SSO)},
+    {"proc", NULL, "x", S(ENV), S(PROCESS)},
+    {"empty", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI=/c", "x", S(ENV),
+     S(CONTAINER)},
+    {"empty", "AWS_CONTAINER_CREDENTIALS_FULL_URI=https://x", "x", S(ENV),
+     S(CONTAINER)},
     /* IMDS unless disabled; then the CLI for a profile that exists. */
-    {"empty", ENV("AWS_EC2_METADATA_DISABLED", "true"), 1, 0, 0, 0,
-     AWS_CHAIN_ENV, AWS_CHAIN_CLI},
-    {"nosuch", ENV("AWS_EC2_METADATA_DISABLED", "TRUE"), 1, 0, 0, 0,
-     AWS_CHAIN_ENV, AWS_CHAIN_END},
-    {"empty", ENV("AWS_EC2_METADATA_DISABLED", "true"), 1, 0, 0, 1,
-     AWS_CHAIN_ENV, AWS_CHAIN_END},
-    {"empty", NOENV, 1, 0, 0, 0, AWS_CHAIN_CLI, AWS_CHAIN_CLI},
-    {"empty", NOENV, 1, 0, 0, 0, AWS_CHAIN_END, AWS_CHAIN_END},
+    {"empty", "AWS_EC2_METADATA_DISABLED=true", "x", S(ENV), S(CLI)},
+    {"nosuch", "AWS_EC2_METADATA_DISABLED=TRUE", "x", S(ENV), S(END)},
+    {"empty", "AWS_EC2_METADATA_DISABLED=true", "xd", S(ENV), S(END)},
+    {"empty", NULL, "x", S(CLI), S(CLI)},
+    {"empty", NULL, "x", S(END), S(END)},
     /* Going on after a step that took over but was not configured. */
-    {"proc", NOENV, 1, 0, 0, 0, AWS_CHAIN_PROCESS + 1, AWS_CHAIN_IMDS},
+    {"proc", NULL, "x", S(PROCESS) + 1, S(IMDS)},
     /* credential_source: only environment, container and IMDS. */
-    {"keys", NOENV, 0, 0, 1, 1, AWS_CHAIN_ENV, AWS_CHAIN_END},
-    {"keys", ENV("AWS_ACCESS_KEY_ID", "A"), 0, 0, 1, 1, AWS_CHAIN_ENV,
-     AWS_CHAIN_ENV},
-    {"keys", NOENV, 1, 0, 1, 1, AWS_CHAIN_IMDS, AWS_CHAIN_IMDS},
-    {"keys", ENV("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/c"), 1, 0, 1, 1,
-     AWS_CHAIN_CONTAINER, AWS_CHAIN_CONTAINER},
-    {"keys", ENV("AWS_EC2_METADATA_DISABLED", "true"), 1, 0, 1, 1,
-     AWS_CHAIN_IMDS, AWS_CHAIN_END},
+    {"keys", NULL, "fd", S(ENV), S(END)},
+    {"keys", "AWS_ACCESS_KEY_ID=A", "fd", S(ENV), S(ENV)},
+    {"keys", NULL, "xfd", S(IMDS), S(IMDS)},
+    {"keys", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI=/c", "xfd", S(CONTAINER),
+     S(CONTAINER)},
+    {"keys", "AWS_EC2_METADATA_DISABLED=true", "xfd", S(IMDS), S(END)},
 };
+
+/* The row's one variable. */
+static const char *row_get(const char *name, void *arg)
+{
+    const char *kv = arg;
+    size_t n = strlen(name);
+
+    if (kv && strncmp(kv, name, n) == 0 && kv[n] == '=')
+        return kv + n + 1;
+    return NULL;
+}
 
 static void test_select(void **state)
 {
@@ -103,15 +94,15 @@ static void test_select(void **state)
         0);
     for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
         const struct row *r = &rows[i];
-        struct aws_env env = {fake_get, (void *)r->env};
+        struct aws_env env = {row_get, (void *)r->env};
         struct aws_chain_view v = {
             .p = p,
             .profile = r->profile,
             .env = &env,
-            .explicit_profile = r->explicit_profile,
-            .source_mode = r->source_mode,
-            .forced = r->forced,
-            .depth = r->depth,
+            .explicit_profile = strchr(r->flags, 'x') != NULL,
+            .source_mode = strchr(r->flags, 's') != NULL,
+            .forced = strchr(r->flags, 'f') != NULL,
+            .depth = strchr(r->flags, 'd') != NULL,
         };
         enum aws_chain_step got = aws_chain_next(&v, r->from);
         if (got != r->want)
