@@ -22,11 +22,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "aws_profile.h"
 #include "common.h"
 #include "http.h"
 #include "list.h"
 #include "log.h"
-#include "aws_profile.h"
 #include "secret.h"
 
 #define AWS_CALL_DEADLINE_MS   60000

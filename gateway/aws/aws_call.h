@@ -72,7 +72,8 @@ void aws_call_ctx_free(struct aws_call_ctx *x);
 /* idle(arg) runs whenever the last call's handle closed. */
 void aws_call_ctx_set_idle(struct aws_call_ctx *x, void (*idle)(void *arg),
                            void *arg);
-/* Calls not yet freed, and whether one of their callbacks is running. */
+/* Calls not yet ended (reported or cancelled), and whether one of their
+ * callbacks is running. */
 int aws_call_ctx_pending(const struct aws_call_ctx *x);
 int aws_call_ctx_busy(const struct aws_call_ctx *x);
 uv_loop_t *aws_call_ctx_loop(const struct aws_call_ctx *x);

@@ -15,10 +15,10 @@
 
 #include <time.h>
 
-#include "aws_call.h"
 #include "aws_parse.h"
 #include "aws_profile.h"
 
+struct aws_call_ctx;
 struct http_client;
 
 struct aws_creds {
