@@ -15,9 +15,11 @@
 
 #include <time.h>
 
-#include "aws.h"
 #include "aws_parse.h"
 #include "aws_profile.h"
+
+struct aws_call_ctx;
+struct http_client;
 
 struct aws_creds {
     char *access_key_id;
@@ -35,7 +37,10 @@ struct aws_creds_wait;
 typedef void aws_creds_ready_cb(void *arg, int status,
                                 const struct aws_creds *creds, const char *why);
 
-struct aws_creds_cache *aws_creds_cache_new(struct aws_client *c,
+/* The providers' STS / SSO calls go through x, the container and IMDS
+ * requests through http (both borrowed, as is p). */
+struct aws_creds_cache *aws_creds_cache_new(struct aws_call_ctx *x,
+                                            struct http_client *http,
                                             const struct aws_profiles *p);
 /* Cancels pending waits (no callbacks) and in-flight providers. */
 void aws_creds_cache_free(struct aws_creds_cache *cc);

@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include "common.h"
+#include "secret.h"
 
 static void copy_str(char *dst, size_t cap, const char *src, size_t len)
 {
@@ -603,11 +604,9 @@ int aws_is_skew_error(const struct aws_error *e)
 
 void aws_creds_parsed_clear(struct aws_creds_parsed *p)
 {
-    if (p->secret_access_key)
-        memset(p->secret_access_key, 0, strlen(p->secret_access_key));
     free(p->access_key_id);
-    free(p->secret_access_key);
-    free(p->session_token);
+    secret_free_str(p->secret_access_key);
+    secret_free_str(p->session_token);
     memset(p, 0, sizeof(*p));
 }
 

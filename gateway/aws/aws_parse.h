@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <time.h>
 
-#include "aws.h"
+#include "aws_error.h"
 
 enum aws_proto {
     AWS_PROTO_JSON,      /* JSON 1.1: ssm, ec2-instance-connect */

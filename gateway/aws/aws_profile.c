@@ -105,18 +105,6 @@ struct rd {
     char *sect_name; /* owned decoded name of the last header */
 };
 
-const char *aws_env_get(const struct aws_env *env, const char *name)
-{
-    if (env && env->get)
-        return env->get(name, env->arg);
-    return getenv(name);
-}
-
-int aws_env_is_true(const char *value)
-{
-    return value && strcasecmp(value, "true") == 0;
-}
-
 /* Python's str.strip() set, restricted to ASCII. */
 static int py_space(unsigned char c)
 {
@@ -204,6 +192,23 @@ fail:
     return -1;
 }
 
+/* Room for element n of an array of cap (doubling from 8). */
+static int array_grow(void **arr, size_t *cap, size_t n, size_t size)
+{
+    size_t nc;
+    void *na;
+
+    if (n < *cap)
+        return 0;
+    nc = *cap ? *cap * 2 : 8;
+    na = realloc(*arr, nc * size);
+    if (!na)
+        return GW_ENOMEM;
+    *arr = na;
+    *cap = nc;
+    return 0;
+}
+
 static long section_find(const struct aws_profiles *p, enum sect_kind kind,
                          const char *name)
 {
@@ -238,14 +243,8 @@ static long section_open(struct aws_profiles *p, enum sect_kind kind,
         }
         return i;
     }
-    if (p->n == p->cap) {
-        size_t cap = p->cap ? p->cap * 2 : 8;
-        struct section *ns = realloc(p->s, cap * sizeof(*ns));
-        if (!ns)
-            return GW_ENOMEM;
-        p->s = ns;
-        p->cap = cap;
-    }
+    if (array_grow((void **)&p->s, &p->cap, p->n, sizeof(*p->s)) < 0)
+        return GW_ENOMEM;
     struct section *s = &p->s[p->n];
     memset(s, 0, sizeof(*s));
     s->kind = kind;
@@ -313,14 +312,8 @@ static int rd_add_key(struct rd *r)
             return 0;
         }
     }
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 8;
-        struct kv *nk = realloc(s->kv, cap * sizeof(*nk));
-        if (!nk)
-            goto nomem;
-        s->kv = nk;
-        s->cap = cap;
-    }
+    if (array_grow((void **)&s->kv, &s->cap, s->n, sizeof(*s->kv)) < 0)
+        goto nomem;
     s->kv[s->n] = (struct kv){.key = key, .val = val, .vlen = r->val_len};
     r->last_kv = (long)s->n++;
     return 0;
@@ -696,63 +689,6 @@ out:
     return rc;
 }
 
-/* os.path.expandvars: $VAR and ${VAR}; unset variables stay as written. */
-static int expand_vars(const struct aws_env *env, const char *p, char *out,
-                       size_t outlen)
-{
-    size_t o = 0;
-    while (*p) {
-        const char *put = p;
-        size_t n = 1;
-        if (*p == '$') {
-            const char *nm = p + 1;
-            int brace = *nm == '{';
-            if (brace)
-                nm++;
-            size_t nl = 0;
-            while (isalnum((unsigned char)nm[nl]) || nm[nl] == '_')
-                nl++;
-            if (nl && (!brace || nm[nl] == '}') && nl < 128) {
-                char var[128];
-                memcpy(var, nm, nl);
-                var[nl] = '\0';
-                const char *v = aws_env_get(env, var);
-                if (v) {
-                    put = v;
-                    n = strlen(v);
-                    p = nm + nl + (brace ? 1 : 0) - 1;
-                }
-            }
-        }
-        if (o + n >= outlen)
-            return GW_ETOO_BIG;
-        memcpy(out + o, put, n);
-        o += n;
-        p++;
-    }
-    out[o] = '\0';
-    return 0;
-}
-
-int aws_expand_path(const struct aws_env *env, const char *in, char *out,
-                    size_t outlen)
-{
-    /* botocore: expandvars first, then expanduser. */
-    char tmp[4096];
-    int rc = expand_vars(env, in, tmp, sizeof(tmp));
-    if (rc < 0)
-        return rc;
-    const char *home = aws_env_get(env, "HOME");
-    const char *rest = tmp;
-    if (home && tmp[0] == '~' && (tmp[1] == '/' || tmp[1] == '\0'))
-        rest = tmp + 1;
-    else
-        home = "";
-    if ((size_t)snprintf(out, outlen, "%s%s", home, rest) >= outlen)
-        return GW_ETOO_BIG;
-    return 0;
-}
-
 int aws_profiles_load(const struct aws_env *env, struct aws_profiles **out,
                       char *err, size_t errlen)
 {
@@ -832,38 +768,4 @@ const char *aws_services_get(const struct aws_profiles *p, const char *services,
         if (strcmp(kv->sub[i].key, key) == 0)
             found = kv->sub[i].val; /* later wins, as in a dict */
     return found;
-}
-
-const char *aws_resolve_profile_name(const struct aws_env *env,
-                                     const char *explicit_name)
-{
-    const char *v;
-    if (explicit_name && *explicit_name)
-        return explicit_name;
-    if ((v = aws_env_get(env, "AWS_PROFILE")) && *v)
-        return v;
-    if ((v = aws_env_get(env, "AWS_DEFAULT_PROFILE")) && *v)
-        return v;
-    return "default";
-}
-
-int aws_resolve_region(const struct aws_env *env, const char *explicit_region,
-                       const struct aws_profiles *p, const char *profile,
-                       char *out, size_t outlen)
-{
-    const char *v = NULL;
-    if (explicit_region && *explicit_region)
-        v = explicit_region;
-    else if ((v = aws_env_get(env, "AWS_REGION")) && *v)
-        ;
-    else if ((v = aws_env_get(env, "AWS_DEFAULT_REGION")) && *v)
-        ;
-    else
-        v = aws_profile_get(p, profile, "region");
-    if (!v || !*v)
-        return GW_ENO_REGION;
-    if (strlen(v) >= outlen)
-        return GW_ETOO_BIG;
-    strcpy(out, v);
-    return 0;
 }

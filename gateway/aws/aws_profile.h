@@ -66,6 +66,11 @@ int aws_profile_exists(const struct aws_profiles *p, const char *profile);
  * NULL when absent. The string lives as long as p. */
 const char *aws_profile_get(const struct aws_profiles *p, const char *profile,
                             const char *key);
+
+/* The CA bundle for profile: AWS_CA_BUNDLE, else the profile's ca_bundle;
+ * NULL when neither is set. */
+const char *aws_profile_ca_bundle(const struct aws_profiles *p,
+                                  const char *profile);
 /* Key of [sso-session name]; NULL when absent. */
 const char *aws_sso_session_get(const struct aws_profiles *p,
                                 const char *session, const char *key);

@@ -10,6 +10,7 @@
 
 #include <time.h>
 
+#include "aws_client_creds.h"
 #include "aws_sigv4.h"
 #include "common.h"
 #include "log.h"
@@ -82,7 +83,7 @@ static void session_done(void *arg, int status, json_t *resp,
         goto out;
     }
     r->session_done(r->arg, 0, &s, NULL);
-    memset(s.token, 0, sizeof(s.token));
+    secret_wipe(s.token, sizeof(s.token));
 out:
     req_free(r);
 }
@@ -317,8 +318,8 @@ static void sign_on_creds(void *arg, int status,
     /* A presigned StreamUrl is used as is. */
     if (strstr(g->url, "X-Amz-") == NULL) {
         struct aws_sigv4_request req = {.method = "GET", .url = g->url};
-        if (aws_sigv4_sign(&req, creds, region, "ssmmessages", time(NULL),
-                           &sig, NULL, NULL) != 0) {
+        if (aws_sigv4_sign(&req, creds, region, "ssmmessages", time(NULL), &sig,
+                           NULL, NULL) != 0) {
             g->done(g->arg, GW_EINVAL, NULL, NULL);
             sign_free(g);
             return;
@@ -372,10 +373,8 @@ int aws_ssm_error_to_gw(int status, const struct aws_error *e)
         "InvalidInstanceId",
     };
     static const char *const denied[] = {
-        "AuthException",
-        "UnrecognizedClientException",
-        "ExpiredTokenException",
-        "InvalidSignatureException",
+        "AuthException",         "UnrecognizedClientException",
+        "ExpiredTokenException", "InvalidSignatureException",
         "InvalidDocument",
     };
     size_t i;

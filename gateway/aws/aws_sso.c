@@ -1,5 +1,10 @@
 /*
- * aws_sso.c - SSO token cache reading and GetRoleCredentials.
+ * aws_sso.c - SSO token cache reading, CreateToken and GetRoleCredentials.
+ *
+ * Both calls are unsigned and REST-JSON: the OIDC token is POST /token
+ * with a JSON body; the portal call is GET federation/credentials with
+ * the bearer token in x-amz-sso_bearer_token (wiped after the engine
+ * copied it).
  *
  * Uses OpenSSL's SHA-1 for the cache file name (botocore's key); the file
  * is small and local, so it is read synchronously.
@@ -14,8 +19,11 @@
 #include <unistd.h>
 
 #include "aws_profile.h"
+#include "aws_provider.h"
+#include "aws_sigv4.h"
 #include "common.h"
 #include "log.h"
+#include "secret.h"
 
 #define SSO_CACHE_MAX (256 * 1024)
 
@@ -30,10 +38,7 @@ void aws_sso_cache_key(const char *key, char out[41])
 
 void aws_sso_token_clear(struct aws_sso_token *t)
 {
-    if (t->access_token) {
-        memset(t->access_token, 0, strlen(t->access_token));
-        free(t->access_token);
-    }
+    secret_free_str(t->access_token);
     json_decref(t->doc);
     memset(t, 0, sizeof(*t));
 }
@@ -75,7 +80,7 @@ int aws_sso_load_token(const char *dir, const char *key,
             return GW_ETOO_BIG;
         }
         out->doc = json_loadb(buf, n, 0, &jerr);
-        memset(buf, 0, n);
+        secret_wipe(buf, n);
         free(buf);
     }
     rc = GW_EPROTO;
@@ -148,8 +153,7 @@ static int write_cache(const struct aws_sso_token *t)
     }
     rc = 0; /* success */
 out:
-    memset(text, 0, strlen(text));
-    free(text);
+    secret_free_str(text);
     return rc;
 }
 
@@ -166,7 +170,7 @@ static void refresh_done(void *arg, int status, json_t *resp,
     struct tm tm;
 
     if (status < 0) {
-        r->done(r->arg, status, err);
+        r->done(r->arg, status == GW_EEXPIRED ? GW_EAWS : status, err);
         return;
     }
     tok = json_string_value(json_object_get(resp, "accessToken"));
@@ -199,11 +203,18 @@ static void refresh_done(void *arg, int status, json_t *resp,
     r->done(r->arg, 0, NULL);
 }
 
-struct aws_call *aws_sso_refresh_token(struct aws_client *c,
+struct aws_call *aws_sso_refresh_token(struct aws_call_ctx *x,
+                                       const struct aws_profiles *p,
                                        const char *profile,
                                        const char *sso_region,
                                        struct aws_sso_refresh_req *req)
 {
+    static const char *const headers[] = {"Content-Type: application/json",
+                                          NULL};
+    struct aws_provider_req pr = {.service = "sso-oidc",
+                                  .action = "CreateToken",
+                                  .path = "token",
+                                  .headers = headers};
     const struct aws_sso_token *t = req->token;
     json_t *in;
     struct aws_call *call;
@@ -215,8 +226,9 @@ struct aws_call *aws_sso_refresh_token(struct aws_client *c,
                    "refresh_token", "refreshToken", doc_str(t, "refreshToken"));
     if (!in)
         return NULL;
-    call = aws_call_start_with(c, "sso-oidc", "CreateToken", in, profile,
-                               sso_region, NULL, refresh_done, req);
+    pr.input = in;
+    call = aws_provider_send(x, p, profile, sso_region, &pr, NULL, refresh_done,
+                             req);
     json_decref(in);
     return call;
 }
@@ -244,7 +256,7 @@ static void sso_done(void *arg, int status, json_t *resp,
     struct aws_creds_parsed pc;
 
     if (status < 0) {
-        r->done(r->arg, status, NULL, err);
+        r->done(r->arg, status == GW_EEXPIRED ? GW_EAWS : status, NULL, err);
         return;
     }
     status = aws_sso_parse_creds(resp, &pc);
@@ -260,21 +272,35 @@ static void sso_done(void *arg, int status, json_t *resp,
     aws_creds_parsed_clear(&pc);
 }
 
-struct aws_call *
-aws_sso_get_role_credentials(struct aws_client *c, const char *profile,
-                             const char *sso_region, const char *access_token,
-                             const char *account_id, const char *role_name,
-                             struct aws_sts_req *req)
+struct aws_call *aws_sso_get_role_credentials(
+    struct aws_call_ctx *x, const struct aws_profiles *p, const char *profile,
+    const char *sso_region, const char *access_token, const char *account_id,
+    const char *role_name, struct aws_sts_req *req)
 {
-    json_t *in =
-        json_pack("{s:s, s:s, s:s}", "roleName", role_name, "accountId",
-                  account_id, "accessToken", access_token);
-    struct aws_call *call;
+    struct aws_provider_req pr = {
+        .service = "sso", .action = "GetRoleCredentials", .method = "GET"};
+    const char *headers[2] = {NULL, NULL};
+    char *er = aws_uri_encode(role_name, strlen(role_name), 0);
+    char *ea = aws_uri_encode(account_id, strlen(account_id), 0);
+    char *path = NULL, *bearer = NULL;
+    struct aws_call *call = NULL;
 
-    if (!in)
-        return NULL;
-    call = aws_call_start_with(c, "sso", "GetRoleCredentials", in, profile,
-                               sso_region, NULL, sso_done, req);
-    json_decref(in);
+    if (!er || !ea ||
+        asprintf(&path, "federation/credentials?role_name=%s&account_id=%s", er,
+                 ea) < 0)
+        path = NULL;
+    if (asprintf(&bearer, "x-amz-sso_bearer_token: %s", access_token) < 0)
+        bearer = NULL;
+    if (path && bearer) {
+        headers[0] = bearer;
+        pr.path = path;
+        pr.headers = headers;
+        call = aws_provider_send(x, p, profile, sso_region, &pr, NULL, sso_done,
+                                 req);
+    }
+    free(er);
+    free(ea);
+    free(path);
+    secret_free_str(bearer);
     return call;
 }

@@ -9,7 +9,8 @@
 #include <stddef.h>
 #include <time.h>
 
-#include "aws.h"
+#include "aws_call.h"
+#include "aws_profile.h"
 #include "aws_sts.h"
 
 /* Lower-case hex SHA-1 of key into out[41] (the cache file name). */
@@ -48,7 +49,8 @@ struct aws_sso_refresh_req { /* caller-owned, lives until done/cancel */
 /* SSO OIDC CreateToken (grant refresh_token) at oidc.<sso_region>; on
  * success the new token replaces the old in req->token and in the cache
  * file (temp file + rename). */
-struct aws_call *aws_sso_refresh_token(struct aws_client *c,
+struct aws_call *aws_sso_refresh_token(struct aws_call_ctx *x,
+                                       const struct aws_profiles *p,
                                        const char *profile,
                                        const char *sso_region,
                                        struct aws_sso_refresh_req *req);
@@ -56,10 +58,9 @@ struct aws_call *aws_sso_refresh_token(struct aws_client *c,
 /* roleCredentials of a GetRoleCredentials response (expiration in ms). */
 int aws_sso_parse_creds(json_t *resp, struct aws_creds_parsed *out);
 
-struct aws_call *
-aws_sso_get_role_credentials(struct aws_client *c, const char *profile,
-                             const char *sso_region, const char *access_token,
-                             const char *account_id, const char *role_name,
-                             struct aws_sts_req *req);
+struct aws_call *aws_sso_get_role_credentials(
+    struct aws_call_ctx *x, const struct aws_profiles *p, const char *profile,
+    const char *sso_region, const char *access_token, const char *account_id,
+    const char *role_name, struct aws_sts_req *req);
 
 #endif

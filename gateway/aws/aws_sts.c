@@ -1,12 +1,14 @@
 /*
- * aws_sts.c - AssumeRole / AssumeRoleWithWebIdentity over aws_call_start_with:
- * form parameters in, the Credentials element of the Result out.
+ * aws_sts.c - AssumeRole (signed with the source credentials) and
+ * AssumeRoleWithWebIdentity (unsigned) through the engine: form parameters
+ * in, the Credentials element of the Result out.
  */
 #include "aws_sts.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "aws_provider.h"
 #include "common.h"
 
 int aws_sts_parse_creds(json_t *result, struct aws_creds_parsed *out)
@@ -31,6 +33,8 @@ static void sts_done(void *arg, int status, json_t *resp,
     struct aws_sts_req *r = arg;
     struct aws_creds_parsed pc;
 
+    if (status == GW_EEXPIRED)
+        status = GW_EAWS; /* the source's token: nothing to refresh here */
     if (status == 0) {
         status = aws_sts_parse_creds(resp, &pc);
         if (status == 0) {
@@ -64,41 +68,46 @@ static json_t *role_params(const struct aws_sts_role *role)
     return in;
 }
 
-static struct aws_call *sts_start(struct aws_client *c, const char *action,
-                                  json_t *in, const char *profile,
-                                  const char *region,
+static struct aws_call *sts_start(struct aws_call_ctx *x,
+                                  const struct aws_profiles *p,
+                                  const char *action, json_t *in,
+                                  const char *profile, const char *region,
                                   const struct aws_sigv4_creds *source,
                                   struct aws_sts_req *r)
 {
+    struct aws_provider_req pr = {
+        .service = "sts", .action = action, .input = in};
     struct aws_call *call = NULL;
 
     if (in)
-        call = aws_call_start_with(c, "sts", action, in, profile, region,
-                                   source, sts_done, r);
+        call =
+            aws_provider_send(x, p, profile, region, &pr, source, sts_done, r);
     json_decref(in);
     return call;
 }
 
-struct aws_call *aws_sts_assume_role(struct aws_client *c, const char *profile,
-                                     const char *region,
+struct aws_call *aws_sts_assume_role(struct aws_call_ctx *x,
+                                     const struct aws_profiles *p,
+                                     const char *profile, const char *region,
                                      const struct aws_sigv4_creds *source,
                                      const struct aws_sts_role *role,
                                      struct aws_sts_req *req)
 {
     if (!source)
         return NULL;
-    return sts_start(c, "AssumeRole", role_params(role), profile, region,
+    return sts_start(x, p, "AssumeRole", role_params(role), profile, region,
                      source, req);
 }
 
 struct aws_call *aws_sts_assume_role_web_identity(
-    struct aws_client *c, const char *profile, const char *region,
-    const struct aws_sts_role *role, const char *token, struct aws_sts_req *req)
+    struct aws_call_ctx *x, const struct aws_profiles *p, const char *profile,
+    const char *region, const struct aws_sts_role *role, const char *token,
+    struct aws_sts_req *req)
 {
     json_t *in = role_params(role);
 
     if (in)
         json_object_set_new(in, "WebIdentityToken", json_string(token));
-    return sts_start(c, "AssumeRoleWithWebIdentity", in, profile, region, NULL,
-                     req);
+    return sts_start(x, p, "AssumeRoleWithWebIdentity", in, profile, region,
+                     NULL, req);
 }

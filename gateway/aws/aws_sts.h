@@ -5,8 +5,9 @@
 #ifndef SSMGATE_AWS_STS_H
 #define SSMGATE_AWS_STS_H
 
-#include "aws.h"
+#include "aws_call.h"
 #include "aws_parse.h"
+#include "aws_profile.h"
 
 /* creds (owned by the callee; valid during the callback) on status 0. */
 typedef void aws_sts_creds_cb(void *arg, int status,
@@ -26,18 +27,18 @@ struct aws_sts_role {
     int duration_seconds;    /* 0 = omit */
 };
 
-/* profile selects endpoint overrides and the CA bundle; region the STS
- * regional endpoint. */
-struct aws_call *aws_sts_assume_role(struct aws_client *c, const char *profile,
-                                     const char *region,
+/* profile (in p) selects endpoint overrides and the CA bundle; region
+ * the STS regional endpoint. */
+struct aws_call *aws_sts_assume_role(struct aws_call_ctx *x,
+                                     const struct aws_profiles *p,
+                                     const char *profile, const char *region,
                                      const struct aws_sigv4_creds *source,
                                      const struct aws_sts_role *role,
                                      struct aws_sts_req *req);
-struct aws_call *
-aws_sts_assume_role_web_identity(struct aws_client *c, const char *profile,
-                                 const char *region,
-                                 const struct aws_sts_role *role,
-                                 const char *token, struct aws_sts_req *req);
+struct aws_call *aws_sts_assume_role_web_identity(
+    struct aws_call_ctx *x, const struct aws_profiles *p, const char *profile,
+    const char *region, const struct aws_sts_role *role, const char *token,
+    struct aws_sts_req *req);
 
 /* Credentials element of an AssumeRole* result (JSON from the XML). */
 int aws_sts_parse_creds(json_t *result, struct aws_creds_parsed *out);

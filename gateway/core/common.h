@@ -66,7 +66,8 @@
     X(NO_REGION, "no region")                                                  \
     X(AWS, "AWS API error")                                                    \
     X(UNSUPPORTED, "not supported")                                            \
-    X(LIMIT, "limit reached")
+    X(LIMIT, "limit reached")                                                  \
+    X(EXPIRED, "credentials expired")
 
 enum gw_err {
     GW_ERR_BASE_ = -20000,

@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #include "aws.h"
+#include "aws_client_creds.h"
 #include "common.h"
 #include "http.h"
 

@@ -139,35 +139,40 @@ static void test_xml_to_json(void **state)
 
 static void test_retry_classify(void **state)
 {
+    static const struct {
+        long status;
+        const char *code;
+        int transport;
+        enum aws_retry_kind want;
+    } cases[] = {
+        {400, "ThrottlingException", 0, AWS_RETRY_THROTTLE},
+        {400, "Throttling", 0, AWS_RETRY_THROTTLE},
+        {429, "TooManyRequestsException", 0, AWS_RETRY_THROTTLE},
+        {503, "RequestLimitExceeded", 0, AWS_RETRY_THROTTLE},
+        {500, "InternalServerError", 0, AWS_RETRY_TRANSIENT},
+        {502, "502", 0, AWS_RETRY_TRANSIENT},
+        {504, "", 0, AWS_RETRY_TRANSIENT},
+        {400, "IDPCommunicationError", 0, AWS_RETRY_TRANSIENT},
+        {400, "RequestTimeout", 0, AWS_RETRY_TRANSIENT},
+        {0, "", GW_ETIMEOUT, AWS_RETRY_TIMEOUT},
+        {0, "", GW_EREFUSED, AWS_RETRY_TRANSIENT},
+        {0, "", GW_ECRYPTO, AWS_RETRY_NO},
+        {0, "", GW_ETOO_BIG, AWS_RETRY_NO},
+        {400, "AccessDeniedException", 0, AWS_RETRY_NO},
+        {400, "TargetNotConnected", 0, AWS_RETRY_NO},
+        {400, "ExpiredTokenException", 0, AWS_RETRY_NO},
+        {501, "", 0, AWS_RETRY_NO},
+    };
+
     (void)state;
-    assert_int_equal(aws_retry_classify(400, "ThrottlingException", 0),
-                     AWS_RETRY_THROTTLE);
-    assert_int_equal(aws_retry_classify(400, "Throttling", 0),
-                     AWS_RETRY_THROTTLE);
-    assert_int_equal(aws_retry_classify(429, "TooManyRequestsException", 0),
-                     AWS_RETRY_THROTTLE);
-    assert_int_equal(aws_retry_classify(503, "RequestLimitExceeded", 0),
-                     AWS_RETRY_THROTTLE);
-    assert_int_equal(aws_retry_classify(500, "InternalServerError", 0),
-                     AWS_RETRY_TRANSIENT);
-    assert_int_equal(aws_retry_classify(502, "502", 0), AWS_RETRY_TRANSIENT);
-    assert_int_equal(aws_retry_classify(504, "", 0), AWS_RETRY_TRANSIENT);
-    assert_int_equal(aws_retry_classify(400, "IDPCommunicationError", 0),
-                     AWS_RETRY_TRANSIENT);
-    assert_int_equal(aws_retry_classify(400, "RequestTimeout", 0),
-                     AWS_RETRY_TRANSIENT);
-    assert_int_equal(aws_retry_classify(0, "", GW_ETIMEOUT), AWS_RETRY_TIMEOUT);
-    assert_int_equal(aws_retry_classify(0, "", GW_EREFUSED),
-                     AWS_RETRY_TRANSIENT);
-    assert_int_equal(aws_retry_classify(0, "", GW_ECRYPTO), AWS_RETRY_NO);
-    assert_int_equal(aws_retry_classify(0, "", GW_ETOO_BIG), AWS_RETRY_NO);
-    assert_int_equal(aws_retry_classify(400, "AccessDeniedException", 0),
-                     AWS_RETRY_NO);
-    assert_int_equal(aws_retry_classify(400, "TargetNotConnected", 0),
-                     AWS_RETRY_NO);
-    assert_int_equal(aws_retry_classify(400, "ExpiredTokenException", 0),
-                     AWS_RETRY_NO);
-    assert_int_equal(aws_retry_classify(501, "", 0), AWS_RETRY_NO);
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        enum aws_retry_kind got = aws_retry_classify(
+            cases[i].status, cases[i].code, cases[i].transport);
+        if (got != cases[i].want)
+            print_message("case %zu: %ld %s\n", i, cases[i].status,
+                          cases[i].code);
+        assert_int_equal(got, cases[i].want);
+    }
 }
 
 static void test_backoff_bounds(void **state)
