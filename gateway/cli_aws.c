@@ -19,6 +19,7 @@
 #include "aws_ec2ic.h"
 #include "aws_ssm.h"
 #include "common.h"
+#include "defer.h"
 #include "log.h"
 
 struct cli_run {
@@ -304,6 +305,8 @@ int cli_aws_call(int argc, char **argv)
     }
 out:
     aws_client_free(run.client);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    defer_shutdown();
     uv_run(&loop, UV_RUN_DEFAULT);
     CHECK(uv_loop_close(&loop) == 0);
     json_decref(run.input);

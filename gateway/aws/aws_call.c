@@ -24,6 +24,7 @@
 
 #include "aws_profile.h"
 #include "common.h"
+#include "defer.h"
 #include "http.h"
 #include "list.h"
 #include "log.h"
@@ -61,6 +62,7 @@ struct aws_call {
     void *arg;
     void (*cleanup)(void *arg);
     uv_timer_t timer;
+    struct defer soon; /* BEGIN or the next page, from the loop */
     struct http_req *req;
     /* The request, copied. */
     int have_req;
@@ -225,6 +227,7 @@ static void call_destroy(struct aws_call *call)
     }
     list_remove(&call->node);
     call->x->n_live--;
+    defer_cancel(&call->soon);
     uv_timer_stop(&call->timer);
     uv_close((uv_handle_t *)&call->timer, call_closed);
     call->hooks = NULL;
@@ -299,15 +302,16 @@ static void call_begin(struct aws_call *call)
         aws_call_fail(call, GW_EINVAL, "no request");
 }
 
-static void call_soon_timer(uv_timer_t *t)
+static void call_soon_run(struct defer *d)
 {
-    call_begin(CONTAINER_OF(t, struct aws_call, timer));
+    call_begin(CONTAINER_OF(d, struct aws_call, soon));
 }
 
 /* BEGIN (or the next page) from the loop, never inside the caller. */
 static void call_soon(struct aws_call *call)
 {
-    uv_timer_start(&call->timer, call_soon_timer, 0, 0);
+    call->soon.cb = call_soon_run;
+    defer_queue(call->x->loop, &call->soon);
 }
 
 static const struct aws_call_hooks no_hooks;

@@ -1,51 +1,48 @@
 /*
- * defer.c - see defer.h. One prepare handle for the process (the daemon
- * runs one loop); it is unreferenced so an idle queue never keeps the
- * loop alive. A run first moves the queue aside: callbacks may queue
- * again (for the next pass) or cancel items still waiting in this one.
+ * defer.c - see defer.h. One idle handle for the process (the daemon runs
+ * one loop), active only while something is queued: an active idle handle
+ * makes the loop poll without blocking and keeps it alive, so queued work
+ * runs on the next pass, including work queued by a deferred callback or
+ * from a phase after the poll, and uv_run never returns with work left.
+ * Idle handles run after timers and before the poll, i.e. before the loop
+ * would sleep. A run first moves the queue aside (first queued, first
+ * run): callbacks may queue again (for the next pass) or cancel items
+ * still waiting in this one.
  */
 #include "defer.h"
 
 #include <stddef.h>
 
-static uv_prepare_t defer_handle;
+#include "common.h"
+
+static uv_idle_t defer_handle;
 static int defer_started;
-static struct defer *defer_queued;  /* for the next run */
-static struct defer *defer_running; /* taken by the current run */
+static struct list defer_queued;  /* for the next run */
+static struct list defer_running; /* taken by the current run */
 
-static void defer_push(struct defer **head, struct defer *d)
+static void defer_run(uv_idle_t *h)
 {
-    d->prev = NULL;
-    d->next = *head;
-    if (*head != NULL)
-        (*head)->prev = d;
-    *head = d;
-}
+    struct list *e;
 
-static void defer_unlink(struct defer **head, struct defer *d)
-{
-    if (d->prev != NULL)
-        d->prev->next = d->next;
-    else
-        *head = d->next;
-    if (d->next != NULL)
-        d->next->prev = d->prev;
-    d->prev = d->next = NULL;
-}
-
-static void defer_run(uv_prepare_t *h)
-{
-    (void)h;
-    defer_running = defer_queued;
-    defer_queued = NULL;
-    for (struct defer *d = defer_running; d != NULL; d = d->next)
-        d->queued = 2;
-    while (defer_running != NULL) {
-        struct defer *d = defer_running;
-        defer_unlink(&defer_running, d);
+    list_init(&defer_running);
+    if (!list_empty(&defer_queued)) {
+        /* Splice the whole queue onto the running list. */
+        defer_running.next = defer_queued.next;
+        defer_running.prev = defer_queued.prev;
+        defer_running.next->prev = &defer_running;
+        defer_running.prev->next = &defer_running;
+        list_init(&defer_queued);
+    }
+    for (e = defer_running.next; e != &defer_running; e = e->next)
+        CONTAINER_OF(e, struct defer, link)->queued = 2;
+    while (!list_empty(&defer_running)) {
+        struct defer *d = CONTAINER_OF(defer_running.next, struct defer, link);
+        list_remove(&d->link);
         d->queued = 0;
         d->cb(d);
     }
+    if (list_empty(&defer_queued))
+        uv_idle_stop(h);
 }
 
 void defer_queue(uv_loop_t *loop, struct defer *d)
@@ -53,21 +50,20 @@ void defer_queue(uv_loop_t *loop, struct defer *d)
     if (d->queued)
         return;
     if (!defer_started) {
-        uv_prepare_init(loop, &defer_handle);
-        uv_prepare_start(&defer_handle, defer_run);
-        uv_unref((uv_handle_t *)&defer_handle);
+        uv_idle_init(loop, &defer_handle);
+        list_init(&defer_queued);
+        list_init(&defer_running);
         defer_started = 1;
     }
     d->queued = 1;
-    defer_push(&defer_queued, d);
+    list_insert_tail(&defer_queued, &d->link);
+    uv_idle_start(&defer_handle, defer_run); /* no-op when active */
 }
 
 void defer_cancel(struct defer *d)
 {
-    if (d->queued == 1)
-        defer_unlink(&defer_queued, d);
-    else if (d->queued == 2)
-        defer_unlink(&defer_running, d);
+    if (d->queued)
+        list_remove(&d->link);
     d->queued = 0;
 }
 
@@ -76,6 +72,11 @@ void defer_shutdown(void)
     if (!defer_started)
         return;
     defer_started = 0;
-    defer_queued = defer_running = NULL;
+    /* Forget what is still queued, so a later defer_cancel is a no-op. */
+    while (!list_empty(&defer_queued)) {
+        struct defer *d = CONTAINER_OF(defer_queued.next, struct defer, link);
+        list_remove(&d->link);
+        d->queued = 0;
+    }
     uv_close((uv_handle_t *)&defer_handle, NULL);
 }

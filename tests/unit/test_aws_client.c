@@ -16,6 +16,7 @@
 #include "aws.h"
 #include "aws_client_creds.h"
 #include "common.h"
+#include "defer.h"
 #include "http.h"
 
 #define FLOOD_LEN (17u * 1024 * 1024)
@@ -110,6 +111,8 @@ static void peer_stop(struct peer *p)
 
 static void finish_loop(uv_loop_t *loop)
 {
+    uv_run(loop, UV_RUN_DEFAULT);
+    defer_shutdown(); /* the deferral's handle is on this test's loop */
     uv_run(loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(loop), 0);
 }
