@@ -138,8 +138,7 @@ void aws_call_ctx_free(struct aws_call_ctx *x)
     if (!x || x->free_requested)
         return;
     x->free_requested = 1;
-    LIST_FOREACH_SAFE(e, tmp, &x->calls)
-    {
+    LIST_FOREACH_SAFE (e, tmp, &x->calls) {
         struct aws_call *call = CONTAINER_OF(e, struct aws_call, node);
         /* A call inside its own callback is destroyed when it returns. */
         if (!call->in_callback && !call->finished)

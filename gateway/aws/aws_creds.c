@@ -215,8 +215,7 @@ static struct entry *entry_find(struct aws_creds_cache *cc, const char *profile,
 {
     struct list *n, *tmp;
 
-    LIST_FOREACH_SAFE(n, tmp, &cc->entries)
-    {
+    LIST_FOREACH_SAFE (n, tmp, &cc->entries) {
         struct entry *e = CONTAINER_OF(n, struct entry, node);
         if (e->explicit_profile == explicit_profile &&
             strcmp(e->profile, profile) == 0)

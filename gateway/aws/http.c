@@ -22,6 +22,7 @@
 #include <strings.h>
 
 #include "common.h"
+#include "list.h"
 #include "log.h"
 
 #define HTTP_BODY_MAX (16u * 1024 * 1024)
@@ -31,9 +32,9 @@ struct http_client {
     uv_loop_t *loop;
     CURLM *multi;
     uv_timer_t timer;
-    struct http_req *reqs; /* live requests (doubly linked) */
-    int open_handles;      /* timer + polls not yet closed */
-    int dispatching;       /* inside check_done: defer the free */
+    struct list reqs; /* live requests */
+    int open_handles; /* timer + polls not yet closed */
+    int dispatching;  /* inside check_done: defer the free */
     int free_requested;
     int freeing;
 };
@@ -47,7 +48,7 @@ struct http_sock {
 
 struct http_req {
     struct http_client *c;
-    struct http_req *prev, *next;
+    struct list link; /* on c->reqs */
     CURL *easy;
     struct curl_slist *headers;
     http_done_cb *done;
@@ -67,15 +68,7 @@ static void client_finish_free(struct http_client *c);
 
 static void req_unlink(struct http_req *r)
 {
-    struct http_client *c = r->c;
-
-    if (r->prev)
-        r->prev->next = r->next;
-    else
-        c->reqs = r->next;
-    if (r->next)
-        r->next->prev = r->prev;
-    r->prev = r->next = NULL;
+    list_remove(&r->link);
 }
 
 static void req_free(struct http_req *r)
@@ -268,6 +261,7 @@ struct http_client *http_client_new(uv_loop_t *loop)
     if (!c)
         return NULL;
     c->loop = loop;
+    list_init(&c->reqs);
     c->multi = curl_multi_init();
     if (!c->multi) {
         free(c);
@@ -287,8 +281,8 @@ struct http_client *http_client_new(uv_loop_t *loop)
 static void client_finish_free(struct http_client *c)
 {
     c->freeing = 1;
-    while (c->reqs) {
-        struct http_req *r = c->reqs;
+    while (!list_empty(&c->reqs)) {
+        struct http_req *r = CONTAINER_OF(c->reqs.next, struct http_req, link);
         req_unlink(r);
         req_free(r);
     }
@@ -413,6 +407,7 @@ struct http_req *http_request(struct http_client *c,
     if (!r)
         return NULL;
     r->c = c;
+    list_init(&r->link);
     r->done = done;
     r->arg = arg;
     e = r->easy = curl_easy_init();
@@ -468,10 +463,7 @@ struct http_req *http_request(struct http_client *c,
 
     if (curl_multi_add_handle(c->multi, e) != CURLM_OK)
         goto fail;
-    r->next = c->reqs;
-    if (c->reqs)
-        c->reqs->prev = r;
-    c->reqs = r;
+    list_insert_head(&c->reqs, &r->link);
     return r;
 fail:
     if (r->easy)

@@ -24,15 +24,7 @@ static void defer_run(uv_idle_t *h)
 {
     struct list *e;
 
-    list_init(&defer_running);
-    if (!list_empty(&defer_queued)) {
-        /* Splice the whole queue onto the running list. */
-        defer_running.next = defer_queued.next;
-        defer_running.prev = defer_queued.prev;
-        defer_running.next->prev = &defer_running;
-        defer_running.prev->next = &defer_running;
-        list_init(&defer_queued);
-    }
+    list_move_all(&defer_running, &defer_queued);
     for (e = defer_running.next; e != &defer_running; e = e->next)
         CONTAINER_OF(e, struct defer, link)->queued = 2;
     while (!list_empty(&defer_running)) {

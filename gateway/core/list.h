@@ -56,6 +56,20 @@ static inline int list_linked(const struct list *e)
     return e->next != e;
 }
 
+/* Moves every element of src onto dst (its old contents dropped); src is
+ * left empty. O(1): the way to take a whole queue and run it. */
+static inline void list_move_all(struct list *dst, struct list *src)
+{
+    list_init(dst);
+    if (list_empty(src))
+        return;
+    dst->next = src->next;
+    dst->prev = src->prev;
+    dst->next->prev = dst;
+    dst->prev->next = dst;
+    list_init(src);
+}
+
 /* Walks h; e may be removed (not its successor) inside the body. */
 #define LIST_FOREACH_SAFE(e, tmp, h)                                           \
     for ((e) = (h)->next, (tmp) = (e)->next; (e) != (h);                       \

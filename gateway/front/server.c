@@ -226,8 +226,7 @@ static struct listener *listener_find(struct server *s, const char *kind,
                                       const char *addr)
 {
     struct list *e, *tmp;
-    LIST_FOREACH_SAFE(e, tmp, &s->listeners)
-    {
+    LIST_FOREACH_SAFE (e, tmp, &s->listeners) {
         struct listener *l = CONTAINER_OF(e, struct listener, link);
         if (strcmp(l->kind, kind) == 0 && strcmp(l->addr, addr) == 0 &&
             !l->keep)
@@ -246,8 +245,7 @@ static int server_reconcile(struct server *s, const struct config *cfg,
     struct listener *fresh[CONFIG_MAX_LISTEN + 256];
     int n_fresh = 0, rc = 0;
     struct list *e, *tmp;
-    LIST_FOREACH_SAFE(e, tmp, &s->listeners)
-    {
+    LIST_FOREACH_SAFE (e, tmp, &s->listeners) {
         CONTAINER_OF(e, struct listener, link)->keep = 0;
     }
     for (int i = 0; i < cfg->n_listen && rc == 0; i++) {
@@ -288,8 +286,7 @@ static int server_reconcile(struct server *s, const struct config *cfg,
     }
     if (rc != 0) {
         /* Roll back: close what this call opened, keep all the rest. */
-        LIST_FOREACH_SAFE(e, tmp, &s->listeners)
-        {
+        LIST_FOREACH_SAFE (e, tmp, &s->listeners) {
             struct listener *l = CONTAINER_OF(e, struct listener, link);
             int opened_now = 0;
             for (int i = 0; i < n_fresh; i++)
@@ -298,8 +295,7 @@ static int server_reconcile(struct server *s, const struct config *cfg,
         }
     }
     /* Close listeners not wanted any more. */
-    LIST_FOREACH_SAFE(e, tmp, &s->listeners)
-    {
+    LIST_FOREACH_SAFE (e, tmp, &s->listeners) {
         struct listener *l = CONTAINER_OF(e, struct listener, link);
         if (l->keep)
             continue;
@@ -312,8 +308,7 @@ static int server_reconcile(struct server *s, const struct config *cfg,
     if (rc != 0)
         return rc;
     if (announce_all) {
-        LIST_FOREACH_SAFE(e, tmp, &s->listeners)
-        {
+        LIST_FOREACH_SAFE (e, tmp, &s->listeners) {
             listener_announce(CONTAINER_OF(e, struct listener, link));
         }
     } else {
@@ -346,8 +341,7 @@ static void server_drain_timeout(uv_timer_t *t)
     uv_close((uv_handle_t *)&s->drain_timer, NULL);
     s->drain_timer_open = 0;
     struct list *e, *tmp;
-    LIST_FOREACH_SAFE(e, tmp, &s->conns)
-    {
+    LIST_FOREACH_SAFE (e, tmp, &s->conns) {
         conn_kill(CONTAINER_OF(e, struct conn, link), "shutting down");
     }
     server_check_shutdown(s);
@@ -361,14 +355,12 @@ void server_shutdown(struct server *s, void (*done)(void *arg), void *arg)
     s->shutdown_done = done;
     s->shutdown_arg = arg;
     struct list *e, *tmp;
-    LIST_FOREACH_SAFE(e, tmp, &s->listeners)
-    {
+    LIST_FOREACH_SAFE (e, tmp, &s->listeners) {
         struct listener *l = CONTAINER_OF(e, struct listener, link);
         list_remove(&l->link);
         uv_close((uv_handle_t *)&l->tcp, listener_closed);
     }
-    LIST_FOREACH_SAFE(e, tmp, &s->conns)
-    {
+    LIST_FOREACH_SAFE (e, tmp, &s->conns) {
         conn_drain(CONTAINER_OF(e, struct conn, link));
     }
     if (s->n_conns > 0) {

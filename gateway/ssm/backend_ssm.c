@@ -120,8 +120,8 @@ static void keepalive_tick(uv_timer_t *t)
     struct backend_ssm *b = t->data;
     struct list *l, *tmp;
     int any = 0;
-    LIST_FOREACH_SAFE(l, tmp, &b->sessions)
-    any |= ssm_session_keepalive(ssm_session_from_link(l));
+    LIST_FOREACH_SAFE (l, tmp, &b->sessions)
+        any |= ssm_session_keepalive(ssm_session_from_link(l));
     if (!any)
         uv_timer_stop(t);
 }
@@ -146,8 +146,7 @@ static struct ssm_session *session_to_join(struct backend_ssm *b,
     struct list *l, *tmp;
     if (spec->kind != TUNNEL_SSM_PORT && spec->kind != TUNNEL_SSM_REMOTE)
         return NULL;
-    LIST_FOREACH_SAFE(l, tmp, &b->sessions)
-    {
+    LIST_FOREACH_SAFE (l, tmp, &b->sessions) {
         struct ssm_session *s = ssm_session_from_link(l);
         if (ssm_session_joinable(s) && same_target(ssm_session_spec(s), spec))
             return s;
@@ -180,13 +179,17 @@ static int ssm_open(void *ctx, uv_loop_t *loop, const struct tunnel_spec *spec,
     return rc;
 }
 
-/* The streams' own functions are the ops; only open picks a session.
- * In backend.h's order: name, open, write, shutdown, pause, resume,
- * close, shared_streams (pause/resume and close share a type). */
-static const char ssm_name[] = "ssm";
+/* The streams' own functions are the ops; only open picks a session. */
 static const struct backend_ops ssm_ops = {
-    ssm_name,         ssm_open,          ssm_stream_write, ssm_stream_shutdown,
-    ssm_stream_pause, ssm_stream_resume, ssm_stream_close, ssm_stream_shared};
+    .name = "ssm",
+    .open = ssm_open,
+    .write = ssm_stream_write,
+    .shutdown = ssm_stream_shutdown,
+    .pause = ssm_stream_pause,
+    .resume = ssm_stream_resume,
+    .close = ssm_stream_close,
+    .shared_streams = ssm_stream_shared,
+};
 
 int backend_ssm_new(uv_loop_t *loop, struct aws_client *aws, struct ws_ctx *ws,
                     struct keypush *keys, const struct backend_ssm_opts *opts,
@@ -246,8 +249,7 @@ const struct backend *backend_ssm_backend(struct backend_ssm *b)
 void backend_ssm_close_idle(struct backend_ssm *b)
 {
     struct list *l, *tmp;
-    LIST_FOREACH_SAFE(l, tmp, &b->sessions)
-    {
+    LIST_FOREACH_SAFE (l, tmp, &b->sessions) {
         struct ssm_session *s = ssm_session_from_link(l);
         if (ssm_session_idle(s))
             ssm_session_free(s);
@@ -274,8 +276,7 @@ void backend_ssm_free(struct backend_ssm *b)
     uv_close((uv_handle_t *)b->keepalive, keepalive_closed);
     /* Sockets still flushing: their TerminateSession calls go now. */
     struct list *l, *tmp;
-    LIST_FOREACH_SAFE(l, tmp, &b->terms)
-    {
+    LIST_FOREACH_SAFE (l, tmp, &b->terms) {
         struct ssm_term *t = CONTAINER_OF(l, struct ssm_term, link);
         list_remove(&t->link);
         term_call(b->env.aws, t->session_id, t->profile, t->region);

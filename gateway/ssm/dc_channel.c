@@ -128,6 +128,23 @@ static uint8_t *frame_of(struct dc_channel *ch, int64_t seq)
 
 static void dc_drain_finish(struct dc_channel *ch);
 
+static const char *const dc_state_names[] = {
+    [DC_IDLE] = "idle",           [DC_OPENING] = "opening",
+    [DC_HANDSHAKE] = "handshake", [DC_READY] = "ready",
+    [DC_LOST] = "lost",           [DC_CLOSED] = "closed",
+};
+
+/* Every change of state goes through here (one line at debug level). */
+static void dc_set_state(struct dc_channel *ch, enum dc_state to,
+                         const char *why)
+{
+    if (ch->state == to)
+        return;
+    log_debug("dc: state %s -> %s (%s)", dc_state_names[ch->state],
+              dc_state_names[to], why);
+    ch->state = to;
+}
+
 static void dc_close_for_good(struct dc_channel *ch, const char *reason)
 {
     if (ch->draining) {
@@ -136,7 +153,7 @@ static void dc_close_for_good(struct dc_channel *ch, const char *reason)
     }
     if (ch->state == DC_CLOSED)
         return;
-    ch->state = DC_CLOSED;
+    dc_set_state(ch, DC_CLOSED, reason ? reason : "closed");
     uv_timer_stop(&ch->tick);
     uv_timer_stop(&ch->pace);
     uv_timer_stop(&ch->hs_timer);
@@ -436,7 +453,7 @@ static void dc_deliver(struct dc_channel *ch, const struct dc_msg *m)
         if (msg[0] != '\0')
             log_info("dc: agent says: %s", msg);
         uv_timer_stop(&ch->hs_timer);
-        ch->state = DC_READY;
+        dc_set_state(ch, DC_READY, "handshake complete");
         if (!ch->ready_once) {
             ch->ready_once = 1;
             ch->cb->on_ready(ch->arg, &ch->hs);
@@ -550,7 +567,8 @@ static void dc_ws_open(void *arg)
         return;
     }
     secret_free_str(open);
-    ch->state = ch->ready_once ? DC_READY : DC_HANDSHAKE;
+    dc_set_state(ch, ch->ready_once ? DC_READY : DC_HANDSHAKE,
+                 ch->ready_once ? "resumed" : "socket open");
     /* Resend everything not acknowledged, in order. */
     ch->send_seq = ch->tail_seq;
     for (int64_t s = ch->tail_seq; s < ch->next_seq; s++)
@@ -579,7 +597,7 @@ static void dc_ws_close(void *arg, const char *reason)
     }
     if (ch->state == DC_CLOSED)
         return;
-    ch->state = DC_LOST;
+    dc_set_state(ch, DC_LOST, "socket closed");
     uv_timer_stop(&ch->pace);
     ch->cb->on_lost(ch->arg, reason);
 }
@@ -605,12 +623,12 @@ int dc_channel_connect(struct dc_channel *ch, const char *url,
     ch->token = strdup(token);
     if (ch->token == NULL)
         return GW_ENOMEM;
-    ch->state = DC_OPENING;
+    dc_set_state(ch, DC_OPENING, "connecting");
     int rc =
         ws_connect(ch->ws_ctx, url, headers, n_headers, &dc_ws_cb, ch, &ch->ws);
     if (rc != 0) {
         ch->ws = NULL;
-        ch->state = DC_LOST;
+        dc_set_state(ch, DC_LOST, "cannot connect");
         return rc;
     }
     if (!ch->ready_once)
@@ -706,7 +724,7 @@ void dc_channel_free(struct dc_channel *ch)
 {
     if (ch == NULL)
         return;
-    ch->state = DC_CLOSED;
+    dc_set_state(ch, DC_CLOSED, "freed");
     if (ch->ws != NULL) {
         ws_close(ch->ws);
         ch->ws = NULL;

@@ -301,11 +301,15 @@ static void session_reopened(void *arg)
     session_set_state(s, SSM_OPEN, "resumed");
 }
 
-/* In dc_channel.h's order: on_ready, on_data, on_flag, on_writable,
- * on_reopened, on_lost, on_closed (the last two share a type). */
 static const struct dc_channel_cb session_channel_cb = {
-    session_handshake, session_data, session_flag,  session_writable,
-    session_reopened,  session_lost, session_closed};
+    .on_ready = session_handshake,
+    .on_data = session_data,
+    .on_flag = session_flag,
+    .on_writable = session_writable,
+    .on_reopened = session_reopened,
+    .on_lost = session_lost,
+    .on_closed = session_closed,
+};
 
 /* The upgrade request is signed (service ssmmessages): (re)connect. */
 static void on_signed(void *arg, int status,

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "list.h"
 #include "log.h"
 #include "secret.h"
 #include "tls_bio.h"
@@ -32,8 +33,8 @@ struct ws_ctx {
     uv_loop_t *loop;
     char *ca_file;
     uv_check_t drain;
-    uv_idle_t spin; /* runs while a socket holds records poll can't see */
-    struct ws *hot; /* sockets that received this loop pass */
+    uv_idle_t spin;  /* runs while a socket holds records poll can't see */
+    struct list hot; /* sockets that received this loop pass */
 };
 
 struct ws_slot {
@@ -63,7 +64,7 @@ struct ws {
     BIO *rbuf;   /* reads TLS records ahead; NULL without TLS */
     int pollout; /* a writable callback is due */
     int hot;     /* on ctx->hot */
-    struct ws *hot_prev, *hot_next;
+    struct list hot_link;
     uint64_t rx_msgs;
     uv_timer_t ping_timer;
     char *hdr_name[WS_MAX_HEADERS];
@@ -80,11 +81,7 @@ static void ws_hot_add(struct ws *w)
     if (w->hot)
         return;
     w->hot = 1;
-    w->hot_prev = NULL;
-    w->hot_next = w->ctx->hot;
-    if (w->hot_next != NULL)
-        w->hot_next->hot_prev = w;
-    w->ctx->hot = w;
+    list_insert_head(&w->ctx->hot, &w->hot_link);
 }
 
 static void ws_hot_remove(struct ws *w)
@@ -92,12 +89,7 @@ static void ws_hot_remove(struct ws *w)
     if (!w->hot)
         return;
     w->hot = 0;
-    if (w->hot_prev != NULL)
-        w->hot_prev->hot_next = w->hot_next;
-    else
-        w->ctx->hot = w->hot_next;
-    if (w->hot_next != NULL)
-        w->hot_next->hot_prev = w->hot_prev;
+    list_remove(&w->hot_link);
 }
 
 static void ws_ping_closed(uv_handle_t *h)
@@ -379,13 +371,12 @@ static void ws_drain(uv_check_t *h)
      * sockets on a fresh one. No ws is freed during this callback (frees
      * wait for a uv close callback), and only close callbacks unlink a
      * socket that is still marked hot. */
-    struct ws *todo = c->hot;
-    c->hot = NULL;
-    while (todo != NULL) {
-        struct ws *w = todo;
-        todo = w->hot_next;
+    struct list todo, *e, *tmp;
+    list_move_all(&todo, &c->hot);
+    while (!list_empty(&todo)) {
+        struct ws *w = CONTAINER_OF(todo.next, struct ws, hot_link);
+        list_remove(&w->hot_link);
         w->hot = 0;
-        w->hot_prev = w->hot_next = NULL;
         for (int k = 0; k < WS_DRAIN_READS && ws_rx_ready(w); k++) {
             if (w->rbuf != NULL && !tls_bio_has_record(w->rbuf))
                 break;
@@ -396,12 +387,12 @@ static void ws_drain(uv_check_t *h)
         }
     }
     /* Keep only what poll will not announce: whole buffered records. */
-    for (struct ws *w = c->hot, *next; w != NULL; w = next) {
-        next = w->hot_next;
+    LIST_FOREACH_SAFE (e, tmp, &c->hot) {
+        struct ws *w = CONTAINER_OF(e, struct ws, hot_link);
         if (!ws_rx_buffered(w))
             ws_hot_remove(w);
     }
-    if (c->hot != NULL)
+    if (!list_empty(&c->hot))
         uv_idle_start(&c->spin, ws_spin);
     else
         uv_idle_stop(&c->spin);
@@ -427,6 +418,7 @@ int ws_ctx_new(uv_loop_t *loop, const char *ca_file, struct ws_ctx **out)
         info.client_ssl_ca_filepath = c->ca_file;
     }
     c->loop = loop;
+    list_init(&c->hot);
     c->lws = lws_create_context(&info);
     if (c->lws == NULL) {
         free(c->ca_file);
