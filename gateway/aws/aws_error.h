@@ -9,11 +9,18 @@
 
 #include <stddef.h>
 
+#include "common.h"
+
+/* Room for an AWS message: a reason (GW_REASON_MAX) holds it whole with
+ * its code and our prefixes. A longer message is cut here, at the source,
+ * and nowhere after. */
+#define AWS_ERROR_MESSAGE_MAX (GW_REASON_MAX - 512)
+
 /* A failed call. code/message come from the AWS error body; for transport
  * failures code is "" and transport holds a gw_err. */
 struct aws_error {
-    char code[128];     /* e.g. "AccessDeniedException" */
-    char message[1024]; /* AWS's message; never holds a secret */
+    char code[128];                      /* e.g. "AccessDeniedException" */
+    char message[AWS_ERROR_MESSAGE_MAX]; /* never holds a secret */
     char request_id[128];
     long http_status; /* 0 when no response */
     int transport;    /* 0 or gw_err (GW_ETIMEOUT, GW_EIO, ...) */

@@ -58,7 +58,7 @@ static void log_vwrite(enum log_level level, const char *func, int rc,
 {
     if (level > current_level)
         return;
-    char line[2048];
+    char line[GW_REASON_MAX + 1024]; /* a whole reason plus its context */
     struct timeval tv;
     struct tm tm;
     gettimeofday(&tv, NULL);

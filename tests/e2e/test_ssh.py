@@ -4,6 +4,7 @@ whose AuthorizedKeysCommand accepts only keys pushed in the last 60 s."""
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -347,3 +348,32 @@ def test_key_file_option(world):
     finally:
         assert gw.close() == 0
     assert not os.path.exists(os.path.join(gw.runtime_dir, "id_ed25519"))
+
+
+def test_aws_reason_reaches_log_and_client_whole(world):
+    """An AWS error message of 1400 bytes arrives uncut in the daemon's one
+    log line and in the HTTP CONNECT reply body (no buffer on the way is
+    smaller than a reason)."""
+    fake = world["fake"]
+    words = " ".join("word%03d" % i for i in range(170))  # 1359 bytes
+    msg = "User is not allowed: " + words + " END"
+    fake.set_faults({"api": [{"action": "StartSession", "kind": "error",
+                              "code": "AccessDeniedException", "message": msg,
+                              "count": 1}]})
+    try:
+        host, port = world["gw"].socks
+        with socket.create_connection((host, port), timeout=30) as s:
+            s.sendall(b"CONNECT %s:8080 HTTP/1.1\r\nHost: x\r\n\r\n"
+                      % WEB[1].encode())
+            reply = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                reply += chunk
+        head, _, body = reply.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 403"), reply[:200]
+        assert msg.encode() in body, body
+        world["gw"].wait_for(re.escape(msg), timeout=10)
+    finally:
+        fake.set_faults({"api": []})
