@@ -269,6 +269,16 @@ class EchoServer(ThreadedServer):
             c.close()
 
 
+def recv_until_eof(s):
+    """Every byte the peer sends on socket s until it closes."""
+    got = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            return got
+        got += d
+
+
 def sha256_file(path):
     import hashlib
     h = hashlib.sha256()

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from harness import EchoServer, Gateway, rss_kb, run_parallel
+from harness import EchoServer, Gateway, recv_until_eof, rss_kb, run_parallel
 
 DIRECT_ROUTES = """
 [route local]
@@ -208,12 +208,7 @@ def test_truncated_request_times_out(echo):
         s = socket.create_connection(g.socks, timeout=10)
         s.sendall(b"\x05\x01\x00\x05\x01\x00\x03\x10i-01")  # cut short
         t0 = time.time()
-        got = b""
-        while True:
-            d = s.recv(4096)
-            if not d:
-                break
-            got += d
+        got = recv_until_eof(s)
         assert time.time() - t0 < 5
         assert got.startswith(b"\x05\x00")
         s.close()

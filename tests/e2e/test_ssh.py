@@ -13,7 +13,7 @@ import time
 import pytest
 
 from harness import (Gateway, SANITIZED, FAKE_DIR, SSMGATE_BIN, forwards_config,
-                     run_parallel, sha256_file as sha)
+                     recv_until_eof, run_parallel, sha256_file as sha)
 
 sys.path.insert(0, FAKE_DIR)
 from fakeaws import FakeAws  # noqa: E402
@@ -365,12 +365,7 @@ def test_aws_reason_reaches_log_and_client_whole(world):
         with socket.create_connection((host, port), timeout=30) as s:
             s.sendall(b"CONNECT %s:8080 HTTP/1.1\r\nHost: x\r\n\r\n"
                       % WEB[1].encode())
-            reply = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                reply += chunk
+            reply = recv_until_eof(s)
         head, _, body = reply.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 403"), reply[:200]
         assert msg.encode() in body, body
