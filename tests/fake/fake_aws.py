@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import base64
 import collections
+import dataclasses
 import datetime
 import hashlib
 import hmac
@@ -105,18 +106,19 @@ def iso(ts):
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
+@dataclasses.dataclass(eq=False)
 class ApiError(Exception):
     """An AWS error answer. kind selects the body shape at render time."""
 
-    def __init__(self, code, message, status=400, namespace=None,
-                 message_key="message", sender="Sender"):
-        super().__init__(code)
-        self.code = code
-        self.message = message
-        self.status = status
-        self.namespace = namespace
-        self.message_key = message_key
-        self.sender = sender
+    code: str
+    message: object
+    status: int = 400
+    namespace: object = None
+    message_key: str = "message"
+    sender: str = "Sender"
+
+    def __post_init__(self):
+        super().__init__(self.code)
 
 
 # ---------------------------------------------------------------------------
