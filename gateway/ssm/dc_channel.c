@@ -750,28 +750,21 @@ static void dc_drain_finish(struct dc_channel *ch)
         done(arg);
 }
 
+/* The unused parameters are the callback types' (-Wno-unused-parameter). */
 static void dc_silent_data(void *arg, const uint8_t *p, size_t n)
 {
-    (void)arg;
-    (void)p;
-    (void)n;
 }
 
 static void dc_silent_flag(void *arg, uint32_t flag)
 {
-    (void)arg;
-    (void)flag;
 }
 
 static void dc_silent(void *arg)
 {
-    (void)arg;
 }
 
 static void dc_silent_reason(void *arg, const char *reason)
 {
-    (void)arg;
-    (void)reason;
 }
 
 /* The owner is gone: nobody hears the channel while it drains. */
