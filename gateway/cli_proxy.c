@@ -14,19 +14,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "config.h"
+#include <openssl/evp.h>
 
-static const char *const socks5_reply_text[] = {
-    "succeeded",
-    "general failure",
-    "not allowed by ruleset",
-    "network unreachable",
-    "host unreachable",
-    "connection refused",
-    "TTL expired (timed out)",
-    "command not supported",
-    "address type not supported",
-};
+#include "common.h"
+#include "config.h"
+#include "secret.h"
 
 static int dial(const char *addr)
 {
@@ -88,49 +80,95 @@ static int write_all(int fd, const unsigned char *p, size_t n)
     return transfer_all(fd, (unsigned char *)p, n, 1); /* only read from */
 }
 
-/* SOCKS5 no-auth CONNECT to host:port; 0 or -1 with a message printed. */
-static int socks5_connect(int fd, const char *host, unsigned port)
+/* Reads the reply head one byte at a time, so not a byte of the tunnel
+ * that may follow it is taken from the socket. 0 or -1. */
+static int read_head(int fd, char *head, size_t cap)
 {
+    size_t n = 0;
+    while (n + 1 < cap) {
+        if (read_exact(fd, (unsigned char *)head + n, 1) != 0)
+            return -1;
+        n++;
+        if (n >= 4 && memcmp(head + n - 4, "\r\n\r\n", 4) == 0) {
+            head[n] = '\0';
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/*
+ * HTTP CONNECT to host:port on the daemon's proxy port (it speaks SOCKS
+ * and HTTP on one port). HTTP rather than SOCKS because a refusal comes
+ * with the daemon's whole reason in the body (an AWS code and message),
+ * which ssh shows the user; SOCKS has only a reply code. 0 or -1 with a
+ * message printed.
+ */
+static int http_connect(const struct config *cfg, int fd, const char *host,
+                        unsigned port)
+{
+    char req[1200 + 2 * CONFIG_STR_MAX], head[8192];
+    char body[GW_REASON_MAX];
     size_t hlen = strlen(host);
-    unsigned char req[4 + 1 + 255 + 2];
-    unsigned char rep[4 + 16 + 2];
+    int n, status;
+
     if (hlen == 0 || hlen > 255) {
         fprintf(stderr, "ssmgate proxy: host name length must be 1-255\n");
         return -1;
     }
-    if (write_all(fd, (const unsigned char *)"\x05\x01\x00", 3) != 0 ||
-        read_exact(fd, rep, 2) != 0 || rep[0] != 5 || rep[1] != 0) {
-        fprintf(stderr, "ssmgate proxy: the daemon refused the SOCKS "
-                        "greeting (socks_user set? use nc -X 5 -P)\n");
-        return -1;
+    for (size_t i = 0; i < hlen; i++)
+        if ((unsigned char)host[i] <= ' ' || (unsigned char)host[i] >= 0x7f) {
+            fprintf(stderr, "ssmgate proxy: bad host name\n");
+            return -1;
+        }
+    n = snprintf(req, sizeof(req), "CONNECT %s:%u HTTP/1.1\r\nHost: %s:%u\r\n",
+                 host, port, host, port);
+    if (cfg->socks_user[0] != '\0' && cfg->socks_password[0] != '\0') {
+        /* The daemon's own credentials, from the same config file. */
+        char cred[CONFIG_NAME_MAX + CONFIG_STR_MAX + 2];
+        unsigned char b64[2 * (CONFIG_NAME_MAX + CONFIG_STR_MAX) + 8];
+        int cl = snprintf(cred, sizeof(cred), "%s:%s", cfg->socks_user,
+                          cfg->socks_password);
+        EVP_EncodeBlock(b64, (const unsigned char *)cred, cl);
+        n += snprintf(req + n, sizeof(req) - (size_t)n,
+                      "Proxy-Authorization: Basic %s\r\n", (char *)b64);
+        secret_wipe(cred, sizeof(cred));
+        secret_wipe(b64, sizeof(b64));
     }
-    req[0] = 5;
-    req[1] = 1;
-    req[2] = 0;
-    req[3] = 3;
-    req[4] = (unsigned char)hlen;
-    memcpy(req + 5, host, hlen);
-    req[5 + hlen] = (unsigned char)(port >> 8);
-    req[6 + hlen] = (unsigned char)port;
-    if (write_all(fd, req, 7 + hlen) != 0 || read_exact(fd, rep, 4) != 0) {
+    n += snprintf(req + n, sizeof(req) - (size_t)n, "\r\n");
+    int wrc = write_all(fd, (const unsigned char *)req, (size_t)n);
+    secret_wipe(req, sizeof(req));
+    if (wrc != 0 || read_head(fd, head, sizeof(head)) != 0) {
         fprintf(stderr, "ssmgate proxy: the daemon closed the connection\n");
         return -1;
     }
-    if (rep[1] != 0) {
-        const char *why =
-            rep[1] < sizeof(socks5_reply_text) / sizeof(socks5_reply_text[0])
-                ? socks5_reply_text[rep[1]]
-                : "unknown error";
-        fprintf(stderr, "ssmgate proxy: %s:%u: %s (see the daemon's log)\n",
-                host, port, why);
+    if (sscanf(head, "HTTP/1.%*d %d", &status) != 1) {
+        fprintf(stderr, "ssmgate proxy: bad reply from the daemon\n");
         return -1;
     }
-    size_t rest = rep[3] == 1 ? 4 + 2 : rep[3] == 4 ? 16 + 2 : 0;
-    if (rest == 0 || read_exact(fd, rep + 4, rest) != 0) {
-        fprintf(stderr, "ssmgate proxy: bad SOCKS reply\n");
-        return -1;
+    if (status == 200)
+        return 0;
+    /* The status line's text, then the body: the reason, whole. */
+    size_t blen = 0;
+    const char *cl = strcasestr(head, "\r\nContent-Length:");
+    if (cl != NULL)
+        blen = strtoul(cl + 17, NULL, 10);
+    char *sp = strchr(head, ' ');
+    const char *text = "";
+    if (sp != NULL && (sp = strchr(sp + 1, ' ')) != NULL) {
+        sp[1 + strcspn(sp + 1, "\r\n")] = '\0';
+        text = sp + 1;
     }
-    return 0;
+    if (blen >= sizeof(body))
+        blen = sizeof(body) - 1;
+    if (blen > 0 && read_exact(fd, (unsigned char *)body, blen) != 0)
+        blen = 0;
+    body[blen] = '\0';
+    while (blen > 0 && (body[blen - 1] == '\n' || body[blen - 1] == '\r'))
+        body[--blen] = '\0';
+    fprintf(stderr, "ssmgate proxy: %s:%u: %d %s%s%s\n", host, port, status,
+            text, blen > 0 ? ": " : "", body);
+    return -1;
 }
 
 /* Copies both ways until each direction has seen EOF. */
@@ -196,8 +234,9 @@ int cli_proxy(const struct config *cfg, int argc, char **argv)
                 listen, strerror(errno));
         return 1;
     }
-    int rc =
-        socks5_connect(fd, argv[0], (unsigned)port) == 0 ? splice_stdio(fd) : 1;
+    int rc = http_connect(cfg, fd, argv[0], (unsigned)port) == 0
+                 ? splice_stdio(fd)
+                 : 1;
     close(fd);
     return rc;
 }

@@ -302,7 +302,9 @@ def test_builtin_proxy_command(world):
                         "example.com", "22"], capture_output=True, text=True,
                        timeout=30, input="")
     assert r.returncode == 1
-    assert "not allowed by ruleset" in r.stderr
+    # The daemon's own reason, not only a reply code.
+    assert "example.com:22: 403 Forbidden: " in r.stderr, r.stderr
+    assert "no [route] matches" in r.stderr, r.stderr
 
 
 def test_name_lookup_is_cached_and_push_renewed_after_expiry(world):
@@ -352,8 +354,8 @@ def test_key_file_option(world):
 
 def test_aws_reason_reaches_log_and_client_whole(world):
     """An AWS error message of 1400 bytes arrives uncut in the daemon's one
-    log line and in the HTTP CONNECT reply body (no buffer on the way is
-    smaller than a reason)."""
+    log line, in the HTTP CONNECT reply body and on the stderr of ssmgate
+    proxy (no buffer on the way is smaller than a reason)."""
     fake = world["fake"]
     words = " ".join("word%03d" % i for i in range(170))  # 1359 bytes
     msg = "User is not allowed: " + words + " END"
@@ -370,5 +372,15 @@ def test_aws_reason_reaches_log_and_client_whole(world):
         assert head.startswith(b"HTTP/1.1 403"), reply[:200]
         assert msg.encode() in body, body
         world["gw"].wait_for(re.escape(msg), timeout=10)
+        # ssmgate proxy (the ProxyCommand) prints the same reason for ssh.
+        fake.set_faults({"api": [{"action": "StartSession", "kind": "error",
+                                  "code": "AccessDeniedException",
+                                  "message": msg, "count": 1}]})
+        r = subprocess.run([SSMGATE_BIN, "proxy", "--listen",
+                            "%s:%d" % (host, port), WEB[1], "8080"],
+                           capture_output=True, text=True, timeout=30, input="")
+        assert r.returncode == 1
+        assert "403 Forbidden: StartSession: AccessDeniedException: " + msg \
+            in r.stderr, r.stderr
     finally:
         fake.set_faults({"api": []})
