@@ -7,17 +7,34 @@
 #include <stdio.h>
 #include <string.h>
 
-const char *ssm_names_get(const struct ssm_names *c, const char *name,
-                          const char *profile, const char *region,
-                          uint64_t now_ms)
+static struct ssm_name *find(const struct ssm_names *c, const char *name,
+                             const char *profile, const char *region,
+                             uint64_t now_ms)
 {
     for (int i = 0; i < SSM_NAMES_N; i++) {
         const struct ssm_name *n = &c->e[i];
         if (n->until_ms > now_ms && strcmp(n->name, name) == 0 &&
             strcmp(n->profile, profile) == 0 && strcmp(n->region, region) == 0)
-            return n->instance;
+            return (struct ssm_name *)n;
     }
     return NULL;
+}
+
+const char *ssm_names_get(const struct ssm_names *c, const char *name,
+                          const char *profile, const char *region,
+                          uint64_t now_ms)
+{
+    const struct ssm_name *n = find(c, name, profile, region, now_ms);
+    return n != NULL ? n->instance : NULL;
+}
+
+void ssm_names_forget(struct ssm_names *c, const char *name,
+                      const char *profile, const char *region)
+{
+    struct ssm_name *n;
+    /* until_ms 0 is expired at any time; a put may repeat a name. */
+    while ((n = find(c, name, profile, region, 0)) != NULL)
+        n->until_ms = 0;
 }
 
 void ssm_names_put(struct ssm_names *c, const char *name, const char *profile,

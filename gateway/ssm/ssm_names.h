@@ -32,5 +32,9 @@ const char *ssm_names_get(const struct ssm_names *c, const char *name,
                           uint64_t now_ms);
 void ssm_names_put(struct ssm_names *c, const char *name, const char *profile,
                    const char *region, const char *instance, uint64_t now_ms);
+/* Drops what name resolved to for (profile, region): the instance it named
+ * is gone or not connected, so the next connect asks again. */
+void ssm_names_forget(struct ssm_names *c, const char *name,
+                      const char *profile, const char *region);
 
 #endif

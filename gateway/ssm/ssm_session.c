@@ -412,6 +412,12 @@ static void on_started(void *arg, int status,
     struct ssm_session *s = arg;
     s->call = NULL;
     if (status != 0) {
+        /* TargetNotConnected, InvalidInstanceId, a terminated instance: the
+         * Name may point elsewhere now. */
+        if (s->spec.target_is_name &&
+            aws_ssm_error_to_gw(status, err) == GW_EUNREACHABLE)
+            ssm_names_forget(s->env->names, s->spec.target, s->spec.profile,
+                             s->spec.region);
         fail_aws(s, "StartSession", status, err);
         return;
     }

@@ -384,3 +384,24 @@ def test_aws_reason_reaches_log_and_client_whole(world):
             in r.stderr, r.stderr
     finally:
         fake.set_faults({"api": []})
+
+
+def test_name_cache_forgets_an_unreachable_instance(world):
+    """TargetNotConnected for a Name's instance drops the cached answer: the
+    next connect asks DescribeInstanceInformation again instead of trying
+    the same instance for the rest of the cache's life."""
+    fake = world["fake"]
+    r = ssh(world, "web-2", "true")  # resolved and cached
+    assert r.returncode == 0, r.stderr
+    fake.set_faults({"api": [{"action": "StartSession", "kind": "error",
+                              "code": "TargetNotConnected",
+                              "message": "i-... is not connected.", "count": 1}]})
+    try:
+        r = ssh(world, "web-2", "true")
+        assert r.returncode != 0
+    finally:
+        fake.set_faults({"api": []})
+    fake.clear_calls()
+    r = ssh(world, "web-2", "true")
+    assert r.returncode == 0, r.stderr
+    assert len(fake.calls("DescribeInstanceInformation")) == 1

@@ -76,12 +76,28 @@ static void test_eviction(void **state)
     assert_string_equal(get("extra", "", "", 1), "i-x");
 }
 
+static void test_forget(void **state)
+{
+    (void)state;
+    memset(&C, 0, sizeof(C));
+    ssm_names_put(&C, "db", "prod", "eu-west-1", "i-a", 0);
+    ssm_names_put(&C, "db", "prod", "eu-west-1", "i-a", 10); /* twice */
+    ssm_names_put(&C, "db", "dev", "eu-west-1", "i-c", 0);
+    ssm_names_forget(&C, "db", "prod", "eu-west-1");
+    assert_null(get("db", "prod", "eu-west-1", 20));
+    /* Only that key: another profile keeps its answer. */
+    assert_string_equal(get("db", "dev", "eu-west-1", 20), "i-c");
+    ssm_names_forget(&C, "nothing", "", ""); /* unknown: no effect */
+    assert_string_equal(get("db", "dev", "eu-west-1", 20), "i-c");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hit_and_expiry),
         cmocka_unit_test(test_key),
         cmocka_unit_test(test_eviction),
+        cmocka_unit_test(test_forget),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
