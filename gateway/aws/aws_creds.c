@@ -336,10 +336,11 @@ static void proc_done(void *arg, const struct aws_proc_result *r)
                  (long long)r->exit_status, errtxt);
         rc = GW_EIO;
     } else {
-        char pwhy[200];
+        char pwhy[200] = "";
         rc = aws_parse_process_creds(r->out, r->out_len, &pc, pwhy,
                                      sizeof(pwhy));
-        snprintf(why, sizeof(why), "credential_process output: %s", pwhy);
+        if (rc != 0)
+            snprintf(why, sizeof(why), "credential_process output: %s", pwhy);
     }
     if (rc == 0) {
         j->done(j, 0, &pc, NULL);

@@ -53,7 +53,8 @@ static size_t frame(uint8_t *out, enum smux_cmd cmd, uint32_t sid,
 {
     size_t n = body ? strlen(body) : 0;
     smux_put_hdr(out, cmd, sid, (uint16_t)n);
-    memcpy(out + SMUX_HDR_LEN, body, n);
+    if (n > 0)
+        memcpy(out + SMUX_HDR_LEN, body, n);
     return SMUX_HDR_LEN + n;
 }
 
