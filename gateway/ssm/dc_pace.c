@@ -4,7 +4,7 @@
  * The bucket alone bounds a 1 s window only to rate + depth, and a timer
  * that fires late lets the whole depth out at once; the ring of send
  * times is the hard bound: the rate-th most recent send must be at least
- * a second old before the next one goes. The bucket keeps the rate even
+ * DC_PACE_SPAN_NS old before the next one goes. The bucket keeps the rate even
  * within the second (depth: 20 ms worth of messages, at least one, so
  * that a timer late by a few milliseconds costs no throughput).
  */
@@ -14,8 +14,6 @@
 
 #include "common.h"
 
-#define DC_PACE_SEC_NS 1000000000ull
-
 int dc_pace_init(struct dc_pace *p, int rate, uint64_t now_ns)
 {
     p->rate = rate;
@@ -23,7 +21,7 @@ int dc_pace_init(struct dc_pace *p, int rate, uint64_t now_ns)
     p->at_ns = now_ns;
     p->sent = NULL;
     p->n = p->head = 0;
-    if (rate <= 0)
+    if (rate <= 0 || rate > DC_PACE_RING_MAX)
         return 0;
     p->sent = malloc((size_t)rate * sizeof(*p->sent));
     return p->sent != NULL ? 0 : GW_ENOMEM;
@@ -55,10 +53,10 @@ uint64_t dc_pace_wait(struct dc_pace *p, uint64_t now_ns)
     if (p->rate <= 0)
         return 0;
     uint64_t wait = 0;
-    if (p->n == p->rate) {
+    if (p->sent != NULL && p->n == p->rate) {
         uint64_t oldest = p->sent[p->head];
-        if (now_ns < oldest + DC_PACE_SEC_NS)
-            wait = oldest + DC_PACE_SEC_NS - now_ns;
+        if (now_ns < oldest + DC_PACE_SPAN_NS)
+            wait = oldest + DC_PACE_SPAN_NS - now_ns;
     }
     dc_pace_refill(p, now_ns);
     if (p->tokens < 1.0) {
@@ -74,6 +72,8 @@ void dc_pace_sent(struct dc_pace *p, uint64_t now_ns)
         return;
     dc_pace_refill(p, now_ns);
     p->tokens -= 1.0;
+    if (p->sent == NULL)
+        return;
     if (p->n < p->rate) {
         p->sent[(p->head + p->n++) % p->rate] = now_ns;
         return;

@@ -3,12 +3,21 @@
  * a token bucket for an even rate, and the times of the last `rate`
  * sends so that no 1-second window, wherever it starts, holds more than
  * `rate` messages (a late timer on a loaded machine cannot make a burst).
+ * Rates above DC_PACE_RING_MAX (far above the service's 1000/s) get the
+ * bucket only, so the ring's memory stays bounded.
  * Pure: the caller passes the clock.
  */
 #ifndef SSMGATE_DC_PACE_H
 #define SSMGATE_DC_PACE_H
 
 #include <stdint.h>
+
+/* The span the ring bounds: a second plus 50 ms for the jitter between a
+ * send here and its arrival at the service (the WebSocket's queue, the
+ * network), so that the service's own 1-second windows see at most rate
+ * messages too. It costs 5 % of the rate on average. */
+#define DC_PACE_SPAN_NS  1050000000ull
+#define DC_PACE_RING_MAX 20000
 
 struct dc_pace {
     int rate; /* messages per second; <= 0 = unpaced */
