@@ -11,9 +11,8 @@
  * bounded reorder buffer (dc_reorder.h, acked when stored); duplicates are
  * re-acked so a lost ack cannot make the agent resend forever.
  * Pacing (dc_pace.h) covers every sequenced send, resends too; acks never
- * wait. pause_publication holds every sequenced send (new and resent) and
- * reports no room, so the owner stops reading; acks and receiving go on.
- * start_publication (or a new socket) resumes.
+ * wait. pause_publication holds them all and reports no room, so the owner
+ * stops reading; acks and receiving go on until start_publication.
  */
 #include "dc_channel.h"
 
@@ -23,8 +22,10 @@
 
 #include "common.h"
 #include "buf.h"
+#include "dc_hs.h"
 #include "dc_pace.h"
 #include "dc_reorder.h"
+#include "defer.h"
 #include "log.h"
 #include "secret.h"
 
@@ -95,6 +96,7 @@ struct dc_channel {
     uv_timer_t tick, pace, hs_timer;
     int handles;
     int rx_paused;
+    struct defer rx_resume; /* drains the reorder buffer after a pause */
     /* dc_channel_free_after_flush: waiting for the last acks */
     void (*drain_done)(void *);
     void *drain_arg;
@@ -213,8 +215,7 @@ static void dc_pace_fired(uv_timer_t *t)
     dc_flush(t->data);
 }
 
-/* 1 when pacing lets a sequenced message go now; else a timer restarts
- * the flush when it will. */
+/* 1 when pacing lets a message go now; else the pace timer is armed. */
 static int dc_may_send(struct dc_channel *ch)
 {
     uint64_t wait = dc_pace_wait(&ch->pace_q, uv_hrtime());
@@ -408,30 +409,17 @@ static void dc_deliver(struct dc_channel *ch, const struct dc_msg *m)
             dc_close_for_good(ch, why);
             return;
         }
-        int port = strcmp(ch->hs.session_type, "Port") == 0;
-        int unsupported = !port;
-        for (int i = 0; i < ch->hs.n_actions; i++)
-            if (strcmp(ch->hs.action_types[i], "SessionType") != 0)
-                unsupported = 1;
-        char *json =
-            dc_handshake_response_json(&ch->hs, DC_CLIENT_VERSION, port);
+        char *json = dc_handshake_response_json(&ch->hs, DC_CLIENT_VERSION,
+                                                dc_hs_is_port(&ch->hs));
         if (json != NULL) {
             dc_queue(ch, DC_PT_HANDSHAKE_RESPONSE, (const uint8_t *)json,
                      strlen(json));
             free(json);
             dc_flush(ch);
         }
-        if (unsupported) {
-            char reason[GW_REASON_MAX];
-            const char *what = !port ? ch->hs.session_type : "KMSEncryption";
-            for (int i = 0; port && i < ch->hs.n_actions; i++)
-                if (strcmp(ch->hs.action_types[i], "SessionType") != 0)
-                    what = ch->hs.action_types[i];
-            snprintf(reason, sizeof(reason),
-                     "the agent asked for %s, which ssmgate does not support",
-                     what);
+        char reason[GW_REASON_MAX];
+        if (dc_hs_refusal(&ch->hs, reason, sizeof(reason)))
             dc_close_for_good(ch, reason);
-        }
         return;
     }
     case DC_PT_HANDSHAKE_COMPLETE: {
@@ -463,26 +451,11 @@ static void dc_deliver(struct dc_channel *ch, const struct dc_msg *m)
     }
 }
 
-static void dc_on_output(struct dc_channel *ch, const struct dc_msg *m,
-                         const uint8_t *frame, size_t len)
+/* Delivers what waited for the expected message while the owner takes
+ * more (thousands may wait); the rest when it resumes (pause_rx 0). */
+static void dc_drain_reorder(struct dc_channel *ch)
 {
-    if (m->seq < ch->expected) {
-        dc_send_ack(ch, m); /* a duplicate: our ack was lost */
-        return;
-    }
-    if (m->seq > ch->expected) {
-        if (dc_reorder_put(&ch->reorder, ch->expected, m->seq, frame, len) != 0)
-            return; /* too far ahead (or no memory): no ack, it comes again */
-        dc_send_ack(ch, m);
-        return;
-    }
-    /* In order. Handshake messages are acked before processing. */
-    dc_send_ack(ch, m);
-    ch->expected++;
-    ch->stats.msgs_in++;
-    dc_deliver(ch, m);
-    /* Then whatever waited for this one. */
-    while (ch->state != DC_CLOSED) {
+    while (ch->state != DC_CLOSED && !ch->rx_paused) {
         size_t flen;
         uint8_t *f = dc_reorder_take(&ch->reorder, ch->expected, &flen);
         if (f == NULL)
@@ -498,8 +471,35 @@ static void dc_on_output(struct dc_channel *ch, const struct dc_msg *m,
     }
 }
 
-/* The service's flow control: while paused nothing sequenced goes out
- * (dc_flush, dc_tick) and the owner sees no room. */
+static void dc_on_output(struct dc_channel *ch, const struct dc_msg *m,
+                         const uint8_t *frame, size_t len)
+{
+    /* The expected one may be kept already, its delivery held by rx
+     * backpressure: then this is a duplicate too. */
+    if (m->seq < ch->expected || dc_reorder_holds(&ch->reorder, m->seq)) {
+        dc_send_ack(ch, m); /* a duplicate: our ack was lost */
+        return;
+    }
+    if (m->seq > ch->expected) {
+        if (dc_reorder_put(&ch->reorder, ch->expected, m->seq, frame, len) != 0)
+            return; /* too far ahead (or no memory): no ack, it comes again */
+        dc_send_ack(ch, m);
+        return;
+    }
+    /* In order. Handshake messages are acked before processing. */
+    dc_send_ack(ch, m);
+    ch->expected++;
+    ch->stats.msgs_in++;
+    dc_deliver(ch, m);
+    dc_drain_reorder(ch);
+}
+
+static void dc_rx_resumed(struct defer *d)
+{
+    dc_drain_reorder(CONTAINER_OF(d, struct dc_channel, rx_resume));
+}
+
+/* While paused nothing sequenced goes out and the owner sees no room. */
 static void dc_set_paused(struct dc_channel *ch, int paused)
 {
     if (ch->pub_paused == paused)
@@ -672,6 +672,7 @@ int dc_channel_new(uv_loop_t *loop, struct ws_ctx *ws,
     uv_timer_init(loop, &ch->hs_timer);
     ch->tick.data = ch->pace.data = ch->hs_timer.data = ch;
     ch->handles = 3;
+    ch->rx_resume.cb = dc_rx_resumed;
     *out = ch;
     return 0;
 }
@@ -679,6 +680,8 @@ int dc_channel_new(uv_loop_t *loop, struct ws_ctx *ws,
 void dc_channel_pause_rx(struct dc_channel *ch, int paused)
 {
     ch->rx_paused = paused;
+    if (!paused && ch->reorder.n > 0)
+        defer_queue(ch->loop, &ch->rx_resume);
     if (ch->ws != NULL)
         ws_rx_pause(ch->ws, paused);
 }
@@ -724,6 +727,7 @@ void dc_channel_free(struct dc_channel *ch)
     if (ch == NULL)
         return;
     dc_set_state(ch, DC_CLOSED, "freed");
+    defer_cancel(&ch->rx_resume);
     if (ch->ws != NULL) {
         ws_close(ch->ws);
         ch->ws = NULL;

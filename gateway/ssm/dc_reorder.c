@@ -70,13 +70,16 @@ int dc_reorder_put(struct dc_reorder *r, int64_t expected, int64_t seq,
     return 0;
 }
 
+int dc_reorder_holds(const struct dc_reorder *r, int64_t seq)
+{
+    return r->n > 0 && r->slots[(uint64_t)seq % r->cap].seq == seq;
+}
+
 uint8_t *dc_reorder_take(struct dc_reorder *r, int64_t seq, size_t *len)
 {
-    if (r->n == 0)
+    if (!dc_reorder_holds(r, seq))
         return NULL;
     struct dc_reorder_slot *s = &r->slots[(uint64_t)seq % r->cap];
-    if (s->seq != seq)
-        return NULL;
     uint8_t *f = s->frame;
     *len = s->len;
     *s = (struct dc_reorder_slot){.seq = -1};

@@ -28,6 +28,8 @@ void dc_reorder_init(struct dc_reorder *r);
  * DC_REORDER_MAX or more ahead (the sender resends it), GW_ENOMEM. */
 int dc_reorder_put(struct dc_reorder *r, int64_t expected, int64_t seq,
                    const uint8_t *frame, size_t len);
+/* 1 when a frame for seq is kept. */
+int dc_reorder_holds(const struct dc_reorder *r, int64_t seq);
 /* The frame kept for seq, now the caller's (free it), or NULL. */
 uint8_t *dc_reorder_take(struct dc_reorder *r, int64_t seq, size_t *len);
 void dc_reorder_free(struct dc_reorder *r);

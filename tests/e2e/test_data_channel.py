@@ -231,6 +231,30 @@ def test_pause_publication_is_honoured(fake, faults, size):
         assert gw.close() == 0
 
 
+def test_messages_far_ahead_of_a_loss_are_kept(fake):
+    """An unpaced agent runs thousands of messages ahead of one it lost
+    before its resend (RTO 200 ms+): the client keeps them all (a buffer
+    like the plugin's 10,000), so one resend fills the gap; with a 256
+    buffer the rest would be resent one per 100 ms."""
+    fake.set_faults({"dc": {"drop_out_every": 3000}})
+    gw = run_gateway(fake)
+    try:
+        t0 = time.time()
+        try:
+            ok = roundtrip(gw, 12 << 20, timeout=90)
+        except OSError:
+            ok = False
+        assert ok, gw.stderr_text()[-3000:]
+        elapsed = time.time() - t0
+        sess, stats = flow_session(fake)
+        print("12 MiB echo with %d losses: %.1f s, %d agent resends" % (
+            stats["dropped_out"], elapsed, stats["retransmits"]))
+        assert stats["dropped_out"] >= 3
+        assert stats["retransmits"] <= 3 * stats["dropped_out"] + 10
+    finally:
+        assert gw.close() == 0
+
+
 def test_paced_window_never_exceeds_message_rate(echo):
     """The agent's own pace (1 ms) and ssmgate's default 990/s: the fake
     counts client data messages in a sliding 1-s window; its maximum stays
