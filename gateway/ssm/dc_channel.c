@@ -8,9 +8,11 @@
  * unacked message is resent per 100 ms tick once its RTO (RFC 6298 style:
  * 1/8 and 1/4 gains, 10 ms granularity, 1 s cap) has passed.
  * Incoming: in-order messages are processed at once; later ones wait in a
- * bounded reorder buffer (acked when stored); duplicates are re-acked so a
- * lost ack cannot make the agent resend forever.
- * Pacing: a token bucket over data messages only; acks never wait.
+ * bounded reorder buffer (dc_reorder.h, acked when stored); duplicates are
+ * re-acked so a lost ack cannot make the agent resend forever.
+ * Pacing (dc_pace.h) covers every sequenced send, resends too; acks never
+ * wait. pause_publication holds them all and reports no room, so the owner
+ * stops reading; acks and receiving go on until start_publication.
  */
 #include "dc_channel.h"
 
@@ -20,11 +22,14 @@
 
 #include "common.h"
 #include "buf.h"
+#include "dc_hs.h"
+#include "dc_pace.h"
+#include "dc_reorder.h"
+#include "defer.h"
 #include "log.h"
 #include "secret.h"
 
 #define DC_WINDOW      256
-#define DC_REORDER     256
 #define DC_TICK_MS     100
 #define DC_RTO_INIT_MS 200.0
 #define DC_RTT_INIT_MS 100.0
@@ -56,12 +61,6 @@ struct dc_pending_ack {
     uint8_t id[16];
 };
 
-struct dc_reorder {
-    int64_t seq; /* -1 = empty */
-    uint8_t *frame;
-    size_t len;
-};
-
 struct dc_channel {
     uv_loop_t *loop;
     struct ws_ctx *ws_ctx;
@@ -84,30 +83,26 @@ struct dc_channel {
     int64_t next_seq; /* next to assign */
     int want_writable;
     double rtt, rttv, rto;
-    double tokens;
-    uint64_t tokens_at_ns;
+    struct dc_pace pace_q;
+    int pub_paused; /* pause_publication until start_publication */
 
     /* incoming */
     struct dc_pending_ack ackq[DC_ACKQ];
     unsigned ackq_head, ackq_len;
     int64_t expected;
-    struct dc_reorder reorder[DC_REORDER];
+    struct dc_reorder reorder;
     struct dc_handshake_request hs;
 
     uv_timer_t tick, pace, hs_timer;
     int handles;
     int rx_paused;
+    struct defer rx_resume; /* drains the reorder buffer after a pause */
     /* dc_channel_free_after_flush: waiting for the last acks */
     void (*drain_done)(void *);
     void *drain_arg;
     int draining;
     struct dc_channel_stats stats;
 };
-
-static uint64_t now_ms(struct dc_channel *ch)
-{
-    return uv_now(ch->loop);
-}
 
 static uint64_t wall_ms(void)
 {
@@ -220,27 +215,13 @@ static void dc_pace_fired(uv_timer_t *t)
     dc_flush(t->data);
 }
 
-/* Takes one pacing token for a data message; 0 when none is left (a
- * timer then restarts the flush when one will be). */
-static int dc_take_token(struct dc_channel *ch)
+/* 1 when pacing lets a message go now; else the pace timer is armed. */
+static int dc_may_send(struct dc_channel *ch)
 {
-    int rate = ch->opts.message_rate;
-    if (rate <= 0)
+    uint64_t wait = dc_pace_wait(&ch->pace_q, uv_hrtime());
+    if (wait == 0)
         return 1;
-    uint64_t now = uv_hrtime();
-    /* Any 1 s window sees at most rate + burst messages: a 5 ms burst
-     * keeps the default 990/s under the service's ~1000/s. */
-    double burst = rate / 200.0 > 1.0 ? rate / 200.0 : 1.0;
-    ch->tokens += (double)(now - ch->tokens_at_ns) * rate / 1e9;
-    ch->tokens_at_ns = now;
-    if (ch->tokens > burst)
-        ch->tokens = burst;
-    if (ch->tokens >= 1.0) {
-        ch->tokens -= 1.0;
-        return 1;
-    }
-    uint64_t wait = (uint64_t)((1.0 - ch->tokens) * 1000.0 / rate) + 1;
-    uv_timer_start(&ch->pace, dc_pace_fired, wait, 0);
+    uv_timer_start(&ch->pace, dc_pace_fired, wait / 1000000 + 1, 0);
     return 0;
 }
 
@@ -257,7 +238,7 @@ static void dc_arm_tick(struct dc_channel *ch)
 /* Hands queued messages to the socket, as pacing and the socket allow. */
 static void dc_flush(struct dc_channel *ch)
 {
-    if (dc_flush_acks(ch) != 0)
+    if (dc_flush_acks(ch) != 0 || ch->pub_paused)
         return;
     while (ch->ws != NULL && ch->send_seq < ch->next_seq &&
            (ch->state == DC_READY || ch->state == DC_HANDSHAKE)) {
@@ -270,18 +251,15 @@ static void dc_flush(struct dc_channel *ch)
          * the agent would ack and drop anything else. */
         if (ch->state != DC_READY && s->seq != 0)
             break;
-        int data = !s->sent; /* resends are not paced */
-        if (data && !dc_take_token(ch))
+        if (!dc_may_send(ch))
             break;
-        int rc = ws_send(ch->ws, frame_of(ch, ch->send_seq), s->len, 1);
-        if (rc != 0) {
-            ch->tokens += data ? 1.0 : 0.0;
+        if (ws_send(ch->ws, frame_of(ch, ch->send_seq), s->len, 1) != 0)
             break; /* the socket's on_writable restarts us */
-        }
+        dc_pace_sent(&ch->pace_q, uv_hrtime());
         if (s->sent)
             ch->stats.resends++;
         s->sent = 1;
-        s->last_sent_ms = now_ms(ch);
+        s->last_sent_ms = uv_now(ch->loop);
         ch->stats.msgs_out++;
         ch->send_seq++;
         dc_arm_tick(ch);
@@ -315,6 +293,8 @@ ssize_t dc_channel_write(struct dc_channel *ch, const uint8_t *p, size_t n)
     if (ch->state == DC_CLOSED)
         return GW_ECLOSED;
     size_t taken = 0;
+    if (ch->pub_paused)
+        n = 0; /* nothing new is taken while the service pauses us */
     size_t chunk_max = (size_t)ch->opts.payload_size;
     while (taken < n) {
         size_t chunk = GW_MIN(n - taken, chunk_max);
@@ -323,7 +303,7 @@ ssize_t dc_channel_write(struct dc_channel *ch, const uint8_t *p, size_t n)
         taken += chunk;
     }
     ch->stats.bytes_out += taken;
-    if (taken < n)
+    if (taken < n || ch->pub_paused)
         ch->want_writable = 1;
     dc_flush(ch);
     return (ssize_t)taken;
@@ -344,6 +324,15 @@ int dc_channel_send_flag(struct dc_channel *ch, uint32_t flag)
 
 /* ---- acks and retransmission ---- */
 
+/* The owner waits for room (last: on_writable may free the channel). */
+static void dc_maybe_writable(struct dc_channel *ch)
+{
+    if (ch->want_writable && dc_channel_room(ch) > 0) {
+        ch->want_writable = 0;
+        ch->cb->on_writable(ch->arg);
+    }
+}
+
 static void dc_on_ack(struct dc_channel *ch, int64_t seq)
 {
     if (seq < ch->tail_seq || seq >= ch->next_seq)
@@ -353,7 +342,7 @@ static void dc_on_ack(struct dc_channel *ch, int64_t seq)
         return;
     s->acked = 1;
     if (s->sent) {
-        double r = (double)(now_ms(ch) - s->last_sent_ms);
+        double r = (double)(uv_now(ch->loop) - s->last_sent_ms);
         ch->rttv =
             0.75 * ch->rttv + 0.25 * (ch->rtt > r ? ch->rtt - r : r - ch->rtt);
         ch->rtt = 0.875 * ch->rtt + 0.125 * r;
@@ -372,10 +361,7 @@ static void dc_on_ack(struct dc_channel *ch, int64_t seq)
             dc_drain_finish(ch);
         return;
     }
-    if (ch->want_writable && ch->next_seq - ch->tail_seq < DC_WINDOW) {
-        ch->want_writable = 0;
-        ch->cb->on_writable(ch->arg);
-    }
+    dc_maybe_writable(ch);
 }
 
 static void dc_tick(uv_timer_t *t)
@@ -385,15 +371,18 @@ static void dc_tick(uv_timer_t *t)
         uv_timer_stop(t); /* all acknowledged; the next send rearms */
         return;
     }
-    if (ch->ws == NULL)
+    if (ch->ws == NULL || ch->pub_paused)
         return;
     /* Only the oldest unacked message, as both official sides do. */
     struct dc_slot *s = slot_of(ch, ch->tail_seq);
     if (s->acked || !s->sent ||
-        (double)(now_ms(ch) - s->last_sent_ms) <= ch->rto)
+        (double)(uv_now(ch->loop) - s->last_sent_ms) <= ch->rto)
         return;
+    if (dc_pace_wait(&ch->pace_q, uv_hrtime()) != 0)
+        return; /* the next tick tries again */
     if (ws_send(ch->ws, frame_of(ch, ch->tail_seq), s->len, 1) == 0) {
-        s->last_sent_ms = now_ms(ch);
+        dc_pace_sent(&ch->pace_q, uv_hrtime());
+        s->last_sent_ms = uv_now(ch->loop);
         s->resent++;
         ch->stats.resends++;
         log_debug("dc: resent seq %lld (rto %.0f ms)", (long long)s->seq,
@@ -420,30 +409,17 @@ static void dc_deliver(struct dc_channel *ch, const struct dc_msg *m)
             dc_close_for_good(ch, why);
             return;
         }
-        int port = strcmp(ch->hs.session_type, "Port") == 0;
-        int unsupported = !port;
-        for (int i = 0; i < ch->hs.n_actions; i++)
-            if (strcmp(ch->hs.action_types[i], "SessionType") != 0)
-                unsupported = 1;
-        char *json =
-            dc_handshake_response_json(&ch->hs, DC_CLIENT_VERSION, port);
+        char *json = dc_handshake_response_json(&ch->hs, DC_CLIENT_VERSION,
+                                                dc_hs_is_port(&ch->hs));
         if (json != NULL) {
             dc_queue(ch, DC_PT_HANDSHAKE_RESPONSE, (const uint8_t *)json,
                      strlen(json));
             free(json);
             dc_flush(ch);
         }
-        if (unsupported) {
-            char reason[GW_REASON_MAX];
-            const char *what = !port ? ch->hs.session_type : "KMSEncryption";
-            for (int i = 0; port && i < ch->hs.n_actions; i++)
-                if (strcmp(ch->hs.action_types[i], "SessionType") != 0)
-                    what = ch->hs.action_types[i];
-            snprintf(reason, sizeof(reason),
-                     "the agent asked for %s, which ssmgate does not support",
-                     what);
+        char reason[GW_REASON_MAX];
+        if (dc_hs_refusal(&ch->hs, reason, sizeof(reason)))
             dc_close_for_good(ch, reason);
-        }
         return;
     }
     case DC_PT_HANDSHAKE_COMPLETE: {
@@ -475,27 +451,38 @@ static void dc_deliver(struct dc_channel *ch, const struct dc_msg *m)
     }
 }
 
+/* Delivers what waited for the expected message while the owner takes
+ * more (thousands may wait); the rest when it resumes (pause_rx 0). */
+static void dc_drain_reorder(struct dc_channel *ch)
+{
+    while (ch->state != DC_CLOSED && !ch->rx_paused) {
+        size_t flen;
+        uint8_t *f = dc_reorder_take(&ch->reorder, ch->expected, &flen);
+        if (f == NULL)
+            break;
+        struct dc_msg next;
+        const char *why;
+        ch->expected++;
+        if (dc_msg_decode(f, flen, &next, &why) == 0) {
+            ch->stats.msgs_in++;
+            dc_deliver(ch, &next);
+        }
+        free(f);
+    }
+}
+
 static void dc_on_output(struct dc_channel *ch, const struct dc_msg *m,
                          const uint8_t *frame, size_t len)
 {
-    if (m->seq < ch->expected) {
+    /* The expected one may be kept already, its delivery held by rx
+     * backpressure: then this is a duplicate too. */
+    if (m->seq < ch->expected || dc_reorder_holds(&ch->reorder, m->seq)) {
         dc_send_ack(ch, m); /* a duplicate: our ack was lost */
         return;
     }
     if (m->seq > ch->expected) {
-        if (m->seq - ch->expected >= DC_REORDER)
-            return; /* too far ahead: no ack, the agent resends */
-        struct dc_reorder *r = &ch->reorder[m->seq % DC_REORDER];
-        if (r->seq != m->seq) {
-            uint8_t *copy = malloc(len);
-            if (copy == NULL)
-                return;
-            free(r->frame);
-            memcpy(copy, frame, len);
-            r->frame = copy;
-            r->len = len;
-            r->seq = m->seq;
-        }
+        if (dc_reorder_put(&ch->reorder, ch->expected, m->seq, frame, len) != 0)
+            return; /* too far ahead (or no memory): no ack, it comes again */
         dc_send_ack(ch, m);
         return;
     }
@@ -504,24 +491,29 @@ static void dc_on_output(struct dc_channel *ch, const struct dc_msg *m,
     ch->expected++;
     ch->stats.msgs_in++;
     dc_deliver(ch, m);
-    /* Then whatever waited for this one. */
-    while (ch->state != DC_CLOSED) {
-        struct dc_reorder *r = &ch->reorder[ch->expected % DC_REORDER];
-        if (r->seq != ch->expected)
-            break;
-        struct dc_msg next;
-        const char *why;
-        uint8_t *f = r->frame;
-        size_t flen = r->len;
-        r->frame = NULL;
-        r->seq = -1;
-        ch->expected++;
-        if (dc_msg_decode(f, flen, &next, &why) == 0) {
-            ch->stats.msgs_in++;
-            dc_deliver(ch, &next);
-        }
-        free(f);
+    dc_drain_reorder(ch);
+}
+
+static void dc_rx_resumed(struct defer *d)
+{
+    dc_drain_reorder(CONTAINER_OF(d, struct dc_channel, rx_resume));
+}
+
+/* While paused nothing sequenced goes out and the owner sees no room. */
+static void dc_set_paused(struct dc_channel *ch, int paused)
+{
+    if (ch->pub_paused == paused)
+        return;
+    log_debug("dc: %s", paused ? "paused by the service" : "resumed");
+    ch->pub_paused = paused;
+    if (paused) {
+        ch->stats.pauses++;
+        uv_timer_stop(&ch->pace);
+        return;
     }
+    dc_flush(ch);
+    if (!ch->draining)
+        dc_maybe_writable(ch);
 }
 
 static void dc_ws_message(void *arg, const uint8_t *data, size_t len,
@@ -547,9 +539,10 @@ static void dc_ws_message(void *arg, const uint8_t *data, size_t len,
         snprintf(reason, sizeof(reason), "the service closed the session%s%s",
                  out[0] ? ": " : "", out);
         dc_close_for_good(ch, reason);
-    } else if (strcmp(m.type, DC_TYPE_PAUSE_PUB) == 0 ||
-               strcmp(m.type, DC_TYPE_START_PUB) == 0) {
-        log_debug("dc: %s", m.type);
+    } else if (strcmp(m.type, DC_TYPE_PAUSE_PUB) == 0) {
+        dc_set_paused(ch, 1);
+    } else if (strcmp(m.type, DC_TYPE_START_PUB) == 0) {
+        dc_set_paused(ch, 0);
     }
 }
 
@@ -569,7 +562,9 @@ static void dc_ws_open(void *arg)
     secret_free_str(open);
     dc_set_state(ch, ch->ready_once ? DC_READY : DC_HANDSHAKE,
                  ch->ready_once ? "resumed" : "socket open");
-    /* Resend everything not acknowledged, in order. */
+    /* A new socket starts unpaused (as the agent does); resend everything
+     * not acknowledged, in order. */
+    ch->pub_paused = 0;
     ch->send_seq = ch->tail_seq;
     for (int64_t s = ch->tail_seq; s < ch->next_seq; s++)
         if (slot_of(ch, s)->sent)
@@ -664,17 +659,20 @@ int dc_channel_new(uv_loop_t *loop, struct ws_ctx *ws,
     ch->arg = arg;
     ch->rtt = DC_RTT_INIT_MS;
     ch->rto = DC_RTO_INIT_MS;
-    ch->tokens = 1.0;
-    ch->tokens_at_ns = uv_hrtime();
+    dc_reorder_init(&ch->reorder);
+    if (dc_pace_init(&ch->pace_q, ch->opts.message_rate, uv_hrtime()) != 0) {
+        free(ch->frames);
+        free(ch);
+        return GW_ENOMEM;
+    }
     dc_uuid_new(ch->client_id);
     dc_ids_init(&ch->ids);
-    for (int i = 0; i < DC_REORDER; i++)
-        ch->reorder[i].seq = -1;
     uv_timer_init(loop, &ch->tick);
     uv_timer_init(loop, &ch->pace);
     uv_timer_init(loop, &ch->hs_timer);
     ch->tick.data = ch->pace.data = ch->hs_timer.data = ch;
     ch->handles = 3;
+    ch->rx_resume.cb = dc_rx_resumed;
     *out = ch;
     return 0;
 }
@@ -682,6 +680,8 @@ int dc_channel_new(uv_loop_t *loop, struct ws_ctx *ws,
 void dc_channel_pause_rx(struct dc_channel *ch, int paused)
 {
     ch->rx_paused = paused;
+    if (!paused && ch->reorder.n > 0)
+        defer_queue(ch->loop, &ch->rx_resume);
     if (ch->ws != NULL)
         ws_rx_pause(ch->ws, paused);
 }
@@ -693,6 +693,8 @@ void dc_channel_want_writable(struct dc_channel *ch)
 
 size_t dc_channel_room(const struct dc_channel *ch)
 {
+    if (ch->pub_paused)
+        return 0;
     int64_t free_slots = DC_WINDOW - (ch->next_seq - ch->tail_seq);
     return free_slots > 0 ? (size_t)free_slots * (size_t)ch->opts.payload_size
                           : 0;
@@ -713,8 +715,8 @@ static void dc_handle_closed(uv_handle_t *h)
     struct dc_channel *ch = h->data;
     if (--ch->handles > 0)
         return;
-    for (int i = 0; i < DC_REORDER; i++)
-        free(ch->reorder[i].frame);
+    dc_reorder_free(&ch->reorder);
+    dc_pace_free(&ch->pace_q);
     secret_free_str(ch->token);
     free(ch->frames);
     free(ch);
@@ -725,6 +727,7 @@ void dc_channel_free(struct dc_channel *ch)
     if (ch == NULL)
         return;
     dc_set_state(ch, DC_CLOSED, "freed");
+    defer_cancel(&ch->rx_resume);
     if (ch->ws != NULL) {
         ws_close(ch->ws);
         ch->ws = NULL;

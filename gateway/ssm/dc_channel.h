@@ -50,6 +50,7 @@ struct dc_channel_opts {
 
 struct dc_channel_stats {
     uint64_t msgs_out, msgs_in, bytes_out, bytes_in, resends;
+    uint64_t pauses; /* pause_publication received */
     int max_unacked;
 };
 
@@ -63,8 +64,8 @@ int dc_channel_connect(struct dc_channel *ch, const char *url,
                        const char *token);
 /*
  * Queues up to n bytes as Output messages. Returns the bytes taken (less
- * than n when the unacknowledged window is full: wait for on_writable),
- * or GW_ECLOSED.
+ * than n when the unacknowledged window is full or the service paused
+ * publication: wait for on_writable), or GW_ECLOSED.
  */
 ssize_t dc_channel_write(struct dc_channel *ch, const uint8_t *p, size_t n);
 int dc_channel_send_flag(struct dc_channel *ch, uint32_t flag);
@@ -72,7 +73,8 @@ int dc_channel_send_flag(struct dc_channel *ch, uint32_t flag);
 void dc_channel_pause_rx(struct dc_channel *ch, int paused);
 /* Asks for on_writable once the window has room again. */
 void dc_channel_want_writable(struct dc_channel *ch);
-/* Bytes dc_channel_write would take right now (whole messages). */
+/* Bytes dc_channel_write would take right now (whole messages); 0 while
+ * the service paused publication. */
 size_t dc_channel_room(const struct dc_channel *ch);
 /* Messages sent but not acknowledged yet. */
 int dc_channel_unacked(const struct dc_channel *ch);

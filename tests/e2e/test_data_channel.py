@@ -197,6 +197,83 @@ def test_paced_upload_rate_stays_under_the_service_limit(echo):
             assert gw.close() == 0
 
 
+def flow_session(fake):
+    sess = list(fake.sessions().values())[0]
+    return sess, sess["stats"]
+
+
+@pytest.mark.parametrize("faults,size", [
+    # pauses injected every 2 MiB of client data, 300 ms each
+    ({"pause_client_every_bytes": 2 << 20, "pause_client_ms": 300}, 40 << 20),
+    # the service's window: paused while 128 KiB wait for a slow agent
+    ({"client_window_bytes": 128 << 10, "delay_in_ms": 1}, 4 << 20),
+])
+def test_pause_publication_is_honoured(fake, faults, size):
+    """The fake service pauses the client and closes the channel at the
+    first data message that arrives while paused (after a grace for those
+    already on the wire): an echo (upload and download at once, unpaced)
+    comes back whole, no send while paused, the session alive."""
+    fake.set_faults({"dc": faults})
+    gw = run_gateway(fake, "message_rate = 0")
+    try:
+        t0 = time.time()
+        ok = roundtrip(gw, size, timeout=90)
+        elapsed = time.time() - t0
+        sess, stats = flow_session(fake)
+        print("%.1f s, %d pauses, %d sends while paused, %d in grace" % (
+            elapsed, stats["client_pauses"], stats["client_sends_while_paused"],
+            stats["client_sends_in_pause_grace"]))
+        assert stats["client_sends_while_paused"] == 0, sess["violations"]
+        assert not sess["terminated"], sess["end_reason"]
+        assert ok, gw.stderr_text()[-3000:]
+        assert stats["client_pauses"] >= 3
+    finally:
+        assert gw.close() == 0
+
+
+def test_messages_far_ahead_of_a_loss_are_kept(fake):
+    """An unpaced agent runs thousands of messages ahead of one it lost
+    before its resend (RTO 200 ms+): the client keeps them all (a buffer
+    like the plugin's 10,000), so one resend fills the gap; with a 256
+    buffer the rest would be resent one per 100 ms."""
+    fake.set_faults({"dc": {"drop_out_every": 3000}})
+    gw = run_gateway(fake)
+    try:
+        t0 = time.time()
+        try:
+            ok = roundtrip(gw, 12 << 20, timeout=90)
+        except OSError:
+            ok = False
+        assert ok, gw.stderr_text()[-3000:]
+        elapsed = time.time() - t0
+        sess, stats = flow_session(fake)
+        print("12 MiB echo with %d losses: %.1f s, %d agent resends" % (
+            stats["dropped_out"], elapsed, stats["retransmits"]))
+        assert stats["dropped_out"] >= 3
+        assert stats["retransmits"] <= 3 * stats["dropped_out"] + 10
+    finally:
+        assert gw.close() == 0
+
+
+def test_paced_window_never_exceeds_message_rate(echo):
+    """The agent's own pace (1 ms) and ssmgate's default 990/s: the fake
+    counts client data messages in a sliding 1-s window; its maximum stays
+    at or under message_rate."""
+    with FakeAws(pace_ms=1) as fake:
+        fake.set_instances({INST: {"name": "web", "ports": {"7": echo.port}}})
+        gw = Gateway("[forward echo]\nlisten = 127.0.0.1:0\ntarget = %s\n"
+                     "port = 7\n" % INST, env=fake.env())
+        try:
+            assert roundtrip(gw, 6 * 1000 * 1000, timeout=60)
+            sess, stats = flow_session(fake)
+            print("max %d client msgs in a 1-s window" %
+                  stats["max_client_msgs_per_s"])
+            assert stats["max_client_msgs_per_s"] <= 990
+            assert stats["rate_violations"] == 0
+        finally:
+            assert gw.close() == 0
+
+
 def test_50_connections_share_one_smux_session(fake):
     """Connections to an open forward join its session as smux streams:
     no API call, a new stream in milliseconds, data kept apart."""

@@ -15,6 +15,15 @@ Per session:
                (re-ack duplicates, buffer out-of-order, never ack acks).
 While no client socket is attached the agent behaves as paused (stops reading
 destinations, no retransmission), which is what we assume MGS does.
+
+MGS's flow control toward the client (faults, off by default): it pauses the
+client (pause_publication) when more than client_window_bytes of client data
+wait in MGS for the agent, or after every pause_client_every_bytes of client
+data for pause_client_ms; it sends start_publication when the backlog halves /
+the time is up. A client input_stream_data that arrives more than
+pause_grace_ms after the pause went out is a send while paused: counted
+(client_sends_while_paused) and, with pause_action "close" (default), the
+channel is closed (channel_closed) as the service does.
 """
 
 import asyncio
@@ -56,6 +65,12 @@ DEFAULT_FAULTS = {
     "resume_mode": "empty_token",
     "max_unacked": 100000,
     "max_inbuf": 100000,
+    "client_window_bytes": 0,       # 0 = never pause for backlog
+    "pause_client_every_bytes": 0,  # 0 = no injected pauses
+    "pause_client_ms": 500,
+    "pause_grace_ms": 200,
+    "pause_action": "close",        # "close" or "record"
+    "delay_in_ms": 0,               # the agent's time per client message
 }
 
 
@@ -175,11 +190,17 @@ class Session:
         self.smux_last_in = 0.0
         self.smux_keepalive_on = False
         self.rate_win = collections.deque()
+        self.client_paused = None   # None, "window" or "injected"
+        self.client_paused_at = 0.0
+        self.client_backlog = 0     # client stream bytes queued in MGS
+        self.client_since_pause = 0
         self.inq = asyncio.Queue(maxsize=100000)
         self.proc_task = None
         self.cut_base = 0
         self.stats = collections.defaultdict(int)
         self.stats.update({"resume_calls": 0, "max_client_msgs_per_s": 0,
+                           "client_pauses": 0, "client_sends_while_paused": 0,
+                           "client_sends_in_pause_grace": 0,
                            "rate_violations": 0, "terminate_api": False})
         self.violations = []
         self.events = []
@@ -245,6 +266,7 @@ class Session:
         if len(self.opens) > 1:
             self.stats["resumes"] += 1
         self.paused = False
+        self.client_paused = None  # a new socket starts unpaused
         self._update_flow()
         loop = asyncio.get_event_loop()
         if not self.started:
@@ -423,7 +445,10 @@ class Session:
         (MGS buffers between client and agent)."""
         self.stats["frames_from_client"] += 1
         self.stats["bytes_from_client_ws"] += len(frame)
-        self._rate(frame[4:21] == b"input_stream_data")
+        is_stream = frame[4:21] == b"input_stream_data"
+        self._rate(is_stream)
+        if is_stream:
+            self._client_flow(len(frame))
         self.inq.put_nowait(frame)
         if self.proc_task is None:
             self.proc_task = asyncio.get_event_loop().create_task(self.processor())
@@ -434,6 +459,58 @@ class Session:
         while not self.terminated:
             frame = await self.inq.get()
             await self.on_frame(frame)
+            if frame[4:21] == b"input_stream_data":
+                if self.faults.get("delay_in_ms"):  # a slow agent
+                    await asyncio.sleep(self.faults["delay_in_ms"] / 1000.0)
+                self.client_backlog -= len(frame)
+                if self.client_paused == "window" and \
+                        self.client_backlog <= self.faults["client_window_bytes"] // 2:
+                    await self._start_client(None)
+
+    # -- MGS's flow control toward the client ------------------------------------
+
+    def _client_flow(self, n):
+        f = self.faults
+        now = time.monotonic()
+        self.client_backlog += n
+        if self.client_paused:
+            if now - self.client_paused_at <= f["pause_grace_ms"] / 1000.0:
+                self.stats["client_sends_in_pause_grace"] += 1
+                return
+            self.stats["client_sends_while_paused"] += 1
+            if self.stats["client_sends_while_paused"] == 1:
+                self.violation("input_stream_data while paused")
+                self.event("client_sent_while_paused")
+                if f["pause_action"] == "close":
+                    asyncio.get_event_loop().create_task(self.terminate(
+                        "Session terminated: the client kept sending while paused."))
+            return
+        self.client_since_pause += n
+        every, win = f.get("pause_client_every_bytes"), f.get("client_window_bytes")
+        why = None
+        if every and self.client_since_pause >= every:
+            why = "injected"
+        elif win and self.client_backlog > win:
+            why = "window"
+        if why is None:
+            return
+        self.client_paused, self.client_paused_at = why, now
+        self.client_since_pause = 0
+        self.stats["client_pauses"] += 1
+        self.event("paused_client", why=why, backlog=self.client_backlog)
+        loop = asyncio.get_event_loop()
+        loop.create_task(self.send_control("pause_publication"))
+        if why == "injected":
+            ws = self.ws
+            loop.call_later(f["pause_client_ms"] / 1000.0,
+                            lambda: loop.create_task(self._start_client(ws)))
+
+    async def _start_client(self, ws):
+        if not self.client_paused or (ws is not None and ws is not self.ws):
+            return
+        self.client_paused = None
+        self.event("started_client")
+        await self.send_control("start_publication")
 
     async def on_frame(self, frame):
         try:

@@ -24,7 +24,7 @@
 
 /* ---- the fake WebSocket ---- */
 
-#define SENT_MAX 2048
+#define SENT_MAX 8192
 
 struct ws {
     const struct ws_cb *cb;
@@ -512,6 +512,64 @@ static void test_pacing_holds_the_rate_but_never_acks(void **st)
     close_channel();
 }
 
+static int count_type(const char *type)
+{
+    int n = 0;
+    for (int i = 0; i < F.n_sent; i++)
+        n += F.sent_binary[i] && strcmp(sent_msg(i).type, type) == 0;
+    return n;
+}
+
+static void test_pause_holds_sends_and_resends_but_not_acks(void **st)
+{
+    (void)st;
+    ready_channel(0);
+    deliver_ack(0);
+    uint8_t buf[3000] = {0};
+    assert_int_equal(dc_channel_write(ch, buf, sizeof(buf)), sizeof(buf));
+    assert_int_equal(count_type(DC_TYPE_INPUT), 3);
+    deliver(DC_TYPE_PAUSE_PUB, 0, 0, "", 0);
+    assert_int_equal(dc_channel_room(ch), 0);
+    assert_int_equal(dc_channel_write(ch, buf, sizeof(buf)), 0);
+    assert_int_equal(dc_channel_send_flag(ch, 1), 0); /* queued, held */
+    run_for_ms(500);                       /* the RTO passed: still no resend */
+    deliver_output(2, DC_PT_OUTPUT, "in"); /* receiving and acking go on */
+    assert_int_equal(O.data_len, 2);
+    assert_int_equal(count_acks(2), 1);
+    assert_int_equal(count_type(DC_TYPE_INPUT), 3);
+    assert_int_equal(O.writable, 0);
+    deliver(DC_TYPE_START_PUB, 0, 0, "", 0);
+    assert_int_equal(O.writable, 1);
+    assert_int_equal(count_type(DC_TYPE_INPUT), 4); /* the flag */
+    assert_true(dc_channel_room(ch) > 0);
+    run_for_ms(300);
+    assert_true(count_data(1) >= 2); /* the overdue resend went */
+    struct dc_channel_stats stats;
+    dc_channel_stats(ch, &stats);
+    assert_int_equal(stats.pauses, 1);
+    close_channel();
+}
+
+static void test_a_loss_of_2000_recovers_with_one_resend(void **st)
+{
+    (void)st;
+    ready_channel(0);
+    /* seq 2 was lost; 2,500 later ones arrive and are all kept and acked */
+    for (int64_t seq = 3; seq <= 2502; seq++)
+        deliver_output(seq, DC_PT_OUTPUT, "x");
+    assert_int_equal(O.data_len, 0);
+    assert_int_equal(count_type(DC_TYPE_ACK), 2500);
+    deliver_output(2 + 10000, DC_PT_OUTPUT, "y"); /* beyond the buffer */
+    assert_int_equal(count_type(DC_TYPE_ACK), 2500);
+    deliver_output(2, DC_PT_OUTPUT, "x"); /* the one resend */
+    assert_int_equal(O.data_len, 2501);
+    sent_clear();
+    deliver_output(2503, DC_PT_OUTPUT, "z");
+    assert_int_equal(O.data_len, 2502);
+    assert_int_equal(count_acks(2503), 1);
+    close_channel();
+}
+
 static void test_flags_and_channel_closed_reach_the_owner(void **st)
 {
     (void)st;
@@ -595,6 +653,8 @@ int main(void)
         cmocka_unit_test(test_oldest_unacked_is_resent_after_the_rto),
         cmocka_unit_test(test_acks_wait_for_room_and_go_first),
         cmocka_unit_test(test_pacing_holds_the_rate_but_never_acks),
+        cmocka_unit_test(test_pause_holds_sends_and_resends_but_not_acks),
+        cmocka_unit_test(test_a_loss_of_2000_recovers_with_one_resend),
         cmocka_unit_test(test_flags_and_channel_closed_reach_the_owner),
         cmocka_unit_test(test_resume_replays_unacked_with_the_same_numbers),
         cmocka_unit_test(test_free_after_flush_waits_for_the_last_ack),

@@ -1,0 +1,83 @@
+/*
+ * dc_pace.c - see dc_pace.h.
+ *
+ * The bucket alone bounds a 1 s window only to rate + depth, and a timer
+ * that fires late lets the whole depth out at once; the ring of send
+ * times is the hard bound: the rate-th most recent send must be at least
+ * DC_PACE_SPAN_NS old before the next one goes. The bucket keeps the rate even
+ * within the second (depth: 20 ms worth of messages, at least one, so
+ * that a timer late by a few milliseconds costs no throughput).
+ */
+#include "dc_pace.h"
+
+#include <stdlib.h>
+
+#include "common.h"
+
+int dc_pace_init(struct dc_pace *p, int rate, uint64_t now_ns)
+{
+    p->rate = rate;
+    p->tokens = 1.0;
+    p->at_ns = now_ns;
+    p->sent = NULL;
+    p->n = p->head = 0;
+    if (rate <= 0 || rate > DC_PACE_RING_MAX)
+        return 0;
+    p->sent = malloc((size_t)rate * sizeof(*p->sent));
+    return p->sent != NULL ? 0 : GW_ENOMEM;
+}
+
+void dc_pace_free(struct dc_pace *p)
+{
+    free(p->sent);
+    p->sent = NULL;
+}
+
+static double dc_pace_depth(const struct dc_pace *p)
+{
+    return p->rate / 50.0 > 1.0 ? p->rate / 50.0 : 1.0;
+}
+
+static void dc_pace_refill(struct dc_pace *p, uint64_t now_ns)
+{
+    if (now_ns > p->at_ns) {
+        p->tokens += (double)(now_ns - p->at_ns) * p->rate / 1e9;
+        p->at_ns = now_ns;
+    }
+    if (p->tokens > dc_pace_depth(p))
+        p->tokens = dc_pace_depth(p);
+}
+
+uint64_t dc_pace_wait(struct dc_pace *p, uint64_t now_ns)
+{
+    if (p->rate <= 0)
+        return 0;
+    uint64_t wait = 0;
+    if (p->sent != NULL && p->n == p->rate) {
+        uint64_t oldest = p->sent[p->head];
+        if (now_ns < oldest + DC_PACE_SPAN_NS)
+            wait = oldest + DC_PACE_SPAN_NS - now_ns;
+    }
+    dc_pace_refill(p, now_ns);
+    if (p->tokens < 1.0) {
+        uint64_t t = (uint64_t)((1.0 - p->tokens) * 1e9 / p->rate) + 1;
+        wait = GW_MAX(wait, t);
+    }
+    return wait;
+}
+
+void dc_pace_sent(struct dc_pace *p, uint64_t now_ns)
+{
+    if (p->rate <= 0)
+        return;
+    dc_pace_refill(p, now_ns);
+    p->tokens -= 1.0;
+    if (p->sent == NULL)
+        return;
+    if (p->n < p->rate) {
+        p->sent[(p->head + p->n++) % p->rate] = now_ns;
+        return;
+    }
+    p->sent[p->head] = now_ns; /* the oldest goes, the newest takes its place */
+    p->head = (p->head + 1) % p->rate;
+}
