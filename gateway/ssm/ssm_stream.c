@@ -294,6 +294,8 @@ void ssm_session_drain_check(uv_timer_t *t)
         CONTAINER_OF(s->streams.next, struct backend_stream, link);
     /* Basic mode: the agent drops the destination on DisconnectToPort,
      * and a destination that closed is not heard of; wait for quiet. */
+    if (s->mode.basic && st->paused)
+        st->quiet_since = uv_now(s->env->loop);
     if (s->mode.basic && uv_now(s->env->loop) - st->quiet_since <
                              (uint64_t)s->env->opts->half_close_linger_ms)
         return;
@@ -319,6 +321,10 @@ void ssm_session_fin_check(struct ssm_session *s)
     {
         if (!st->fin_held || st->dead)
             continue;
+        /* Reads paused for a slow client: the destination is not quiet,
+         * it is waiting for us. */
+        if (s->paused_streams > 0)
+            st->quiet_since = now;
         uint64_t quiet = now - st->quiet_since;
         if (quiet < linger) {
             next = GW_MIN(next, linger - quiet);
