@@ -124,6 +124,7 @@ static struct backend_ssm_opts daemon_ssm_opts(const struct config *cfg,
         .payload_size = cfg->payload_size,
         .resume_budget_ms = cfg->resume_budget_ms,
         .handshake_timeout_ms = 20000,
+        .half_close_linger_ms = cfg->half_close_linger_ms,
         .reason_prefix = reason,
     };
     return so;
@@ -240,8 +241,9 @@ static void daemon_apply_ssm(struct daemon *d)
         return;
     backend_ssm_set_opts(d->ssm, &so);
     log_info("SIGHUP: new SSM sessions use message_rate %d, payload_size "
-             "%d, resume_budget_ms %d",
-             so.message_rate, so.payload_size, so.resume_budget_ms);
+             "%d, resume_budget_ms %d; half_close_linger_ms %d",
+             so.message_rate, so.payload_size, so.resume_budget_ms,
+             so.half_close_linger_ms);
 }
 
 static void daemon_apply_keys(struct daemon *d)

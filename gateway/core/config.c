@@ -235,6 +235,8 @@ static const struct directive directives[] = {
       SSM),
     G("message_rate", parse_int, message_rate, 0, 1000000, "990", SSM),
     G("payload_size", parse_int, payload_size, 1, 65536, "1024", SSM),
+    G("half_close_linger_ms", parse_int, half_close_linger_ms, 0, 3600000,
+      "2000", SSM),
     F("listen", parse_addr, listen),
     F("target", parse_string, target),
     F("port", parse_port, port),

@@ -70,6 +70,8 @@ struct config {
     int resume_budget_ms;   /* default 60000 */
     int message_rate;       /* data messages/s per session: 990; 0 = off */
     int payload_size;       /* bytes per data message: 1024 */
+    /* ms a client EOF waits for a quiet far end: 2000; 0 = at once */
+    int half_close_linger_ms;
 
     struct config_forward *forwards;
     int n_forwards;

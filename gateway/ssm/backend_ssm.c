@@ -237,6 +237,7 @@ void backend_ssm_set_opts(struct backend_ssm *b,
         .payload_size = opts->payload_size,
         .resume_budget_ms = opts->resume_budget_ms,
         .handshake_timeout_ms = opts->handshake_timeout_ms,
+        .half_close_linger_ms = opts->half_close_linger_ms,
         .reason_prefix = b->reason_prefix,
     };
 }

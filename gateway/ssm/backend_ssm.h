@@ -19,6 +19,7 @@ struct backend_ssm_opts {
     int payload_size;
     int resume_budget_ms;
     int handshake_timeout_ms;
+    int half_close_linger_ms;  /* quiet far end before a client EOF goes */
     const char *reason_prefix; /* "ssmgate: alice" for StartSession Reason */
 };
 
@@ -30,7 +31,8 @@ int backend_ssm_new(uv_loop_t *loop, struct aws_client *aws, struct ws_ctx *ws,
                     struct backend_ssm **out);
 /* New options (SIGHUP): sessions started from now on use them; open
  * sessions keep the rate, payload size and timeouts they started with,
- * except the resume budget, which is read when a resume begins. */
+ * except the resume budget, which is read when a resume begins, and the
+ * half-close linger, read when a held client EOF is checked. */
 void backend_ssm_set_opts(struct backend_ssm *b,
                           const struct backend_ssm_opts *opts);
 /* The struct backend to register with the server. */

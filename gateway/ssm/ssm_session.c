@@ -80,11 +80,14 @@ static void session_release(struct ssm_session *s, const char *why)
     if (s->state != SSM_CLOSED)
         session_set_state(s, SSM_CLOSED, why);
     uv_timer_stop(&s->timer);
+    uv_timer_stop(&s->fin_timer);
 }
 
 static void session_timer_closed(uv_handle_t *h)
 {
     struct ssm_session *s = h->data;
+    if (--s->handles_open > 0)
+        return;
     smux_ctrl_free(&s->ctrl);
     secret_free_str(s->token);
     free(s);
@@ -97,6 +100,7 @@ void ssm_session_close_timer(struct ssm_session *s)
     s->timer_closing = 1;
     defer_cancel(&s->start);
     uv_close((uv_handle_t *)&s->timer, session_timer_closed);
+    uv_close((uv_handle_t *)&s->fin_timer, session_timer_closed);
 }
 
 void ssm_session_free(struct ssm_session *s)
@@ -584,6 +588,9 @@ struct ssm_session *ssm_session_new(const struct ssm_env *env,
     list_init(&s->streams);
     uv_timer_init(env->loop, &s->timer);
     s->timer.data = s;
+    uv_timer_init(env->loop, &s->fin_timer);
+    s->fin_timer.data = s;
+    s->handles_open = 2;
     list_insert_head(env->sessions, &s->link);
     s->start.cb = open_deferred;
     defer_queue(env->loop, &s->start);

@@ -32,6 +32,9 @@ struct ws_ctx;
  * handshake timeout when a channel starts, the budget when a resume does. */
 struct ssm_session_opts {
     int message_rate, payload_size, resume_budget_ms, handshake_timeout_ms;
+    /* A client EOF is held while the far end still sends; it goes once
+     * the far end was quiet this long (or ended first). */
+    int half_close_linger_ms;
     const char *reason_prefix; /* "ssmgate: alice" for StartSession Reason */
 };
 

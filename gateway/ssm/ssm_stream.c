@@ -7,6 +7,13 @@
  * write as one smux PSH that fits the window whole; SYN, FIN and NOP that
  * find no room wait in the session's control queue and go first when the
  * window opens, so a stream's data never overtakes its SYN.
+ *
+ * smux v1 has no half-close, and the agent (like amazon-ssm-agent) closes
+ * the destination both ways when a stream's FIN arrives, dropping what it
+ * still had to say. So a client's EOF is held while the destination
+ * talks: the FIN goes when the destination ended (its FIN arrives first,
+ * and the stream closes) or when it was quiet for half_close_linger_ms.
+ * Basic mode holds its DisconnectToPort the same way.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +61,7 @@ static void stream_notify(struct defer *d)
  * hears that the stream is open. */
 static void stream_data(struct backend_stream *st, const uint8_t *p, size_t n)
 {
+    st->quiet_since = uv_now(st->sess->env->loop);
     if (st->dead)
         return;
     if (st->reported) {
@@ -282,13 +290,57 @@ void ssm_session_drain_check(uv_timer_t *t)
         return;
     if (dc_channel_unacked(s->ch) > 0)
         return;
-    uv_timer_stop(&s->timer);
     struct backend_stream *st =
         CONTAINER_OF(s->streams.next, struct backend_stream, link);
+    /* Basic mode: the agent drops the destination on DisconnectToPort,
+     * and a destination that closed is not heard of; wait for quiet. */
+    if (s->mode.basic && st->paused)
+        st->quiet_since = uv_now(s->env->loop);
+    if (s->mode.basic && uv_now(s->env->loop) - st->quiet_since <
+                             (uint64_t)s->env->opts->half_close_linger_ms)
+        return;
+    uv_timer_stop(&s->timer);
     if (!st->eof_sent && !st->dead) {
         st->eof_sent = 1;
         st->cb->on_eof(st->arg);
     }
+}
+
+static void session_fin_timer(uv_timer_t *t)
+{
+    ssm_session_fin_check(t->data);
+}
+
+void ssm_session_fin_check(struct ssm_session *s)
+{
+    uint64_t now = uv_now(s->env->loop);
+    uint64_t linger = (uint64_t)s->env->opts->half_close_linger_ms;
+    uint64_t next = UINT64_MAX;
+    struct backend_stream *st, *tmp;
+    SSM_STREAM_FOREACH(st, tmp, s)
+    {
+        if (!st->fin_held || st->dead)
+            continue;
+        /* Reads paused for a slow client: the destination is not quiet,
+         * it is waiting for us. */
+        if (s->paused_streams > 0)
+            st->quiet_since = now;
+        uint64_t quiet = now - st->quiet_since;
+        if (quiet < linger) {
+            next = GW_MIN(next, linger - quiet);
+            continue;
+        }
+        log_debug("ssm %llu: stream %u: destination quiet %llu ms, FIN",
+                  (unsigned long long)s->id, st->sid,
+                  (unsigned long long)quiet);
+        st->fin_held = 0;
+        st->fin_sent = 1;
+        ssm_session_send_ctrl(s, SMUX_FIN, st->sid);
+    }
+    if (next == UINT64_MAX)
+        uv_timer_stop(&s->fin_timer);
+    else
+        uv_timer_start(&s->fin_timer, session_fin_timer, next, 0);
 }
 
 int ssm_stream_shutdown(struct backend_stream *st)
@@ -296,10 +348,12 @@ int ssm_stream_shutdown(struct backend_stream *st)
     struct ssm_session *s = st->sess;
     if (s->ch == NULL || !ssm_session_live(s) || st->dead)
         return 0;
+    uint64_t now = uv_now(s->env->loop);
+    st->quiet_since = GW_MAX(st->quiet_since, now);
     if (s->mode.mux) {
-        if (!st->fin_sent) {
-            st->fin_sent = 1;
-            ssm_session_send_ctrl(s, SMUX_FIN, st->sid);
+        if (!st->fin_sent && !st->fin_held) {
+            st->fin_held = 1;
+            ssm_session_fin_check(s);
         }
         return 0;
     }

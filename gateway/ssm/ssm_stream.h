@@ -46,6 +46,12 @@ struct backend_stream {
     int early_eof;
     int eof_sent;
     int fin_sent;
+    /* The client's EOF, held: smux v1 has no half-close and the agent
+     * closes the destination both ways on a FIN (basic mode: on
+     * DisconnectToPort), so it goes once the destination ended or was
+     * quiet for the linger. */
+    int fin_held;
+    uint64_t quiet_since; /* uv_now of the last destination bytes */
     int paused;
     int dead; /* failed; waiting for close() */
 };
@@ -82,6 +88,8 @@ struct ssm_session {
     struct smux_ctrl ctrl; /* SYN/FIN/NOP waiting for window room */
     struct defer start;    /* the first step, from the loop */
     uv_timer_t timer;      /* resume back-off, drain check, linger */
+    uv_timer_t fin_timer;  /* held client EOFs (smux) */
+    int handles_open;      /* timer and fin_timer: freed when both closed */
     uint64_t resume_deadline;
     int resume_attempt;
     int timer_closing; /* the session is on its way out */
@@ -114,5 +122,8 @@ void ssm_session_input(struct ssm_session *s, const uint8_t *p, size_t n);
 void ssm_session_writable(struct ssm_session *s);
 /* Stream mode: the client is done; end once the agent acked everything. */
 void ssm_session_drain_check(uv_timer_t *t);
+/* smux: sends the held FINs whose destination was quiet for the linger,
+ * and rearms fin_timer for the rest. */
+void ssm_session_fin_check(struct ssm_session *s);
 
 #endif

@@ -820,6 +820,7 @@ class Session:
             await self.finish("", success=True)
         elif flag == FLAG_DISCONNECT:
             if self.mode == "basic":
+                # Both ways at once: the reader stops, unsent replies are dropped.
                 self._close_dest()
                 self.need_redial = True
             elif self.mode == "stream":
@@ -1062,6 +1063,9 @@ class MuxStream:
                 pass
 
     def remote_fin(self):
+        """The client's FIN: like amazon-ssm-agent, whose stream copy ends and closes
+        the destination socket both ways, the destination is closed at once and
+        whatever it still sends is dropped (smux v1 has no half-close)."""
         self.sess.event("mux_fin_in", stream=self.sid)
         self.close()
 

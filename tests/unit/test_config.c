@@ -33,6 +33,7 @@ static void test_defaults(void **state)
     assert_int_equal(c->ssh_port, 22);
     assert_int_equal(c->message_rate, 990);
     assert_int_equal(c->payload_size, 1024);
+    assert_int_equal(c->half_close_linger_ms, 2000);
     assert_int_equal(c->key_file, 0);
     assert_true(c->runtime_dir[0] == '/');
     config_unref(c);
@@ -49,7 +50,7 @@ static void test_every_key(void **state)
         "request_timeout_ms = 100\nconnect_timeout_ms = 200\n"
         "drain_timeout_ms = 0\nssh_port = 2022\nkey_file = yes\n"
         "key_rotation_s = 60\nresume_budget_ms = 5\nmessage_rate = 0\n"
-        "payload_size = 4096\n"
+        "payload_size = 4096\nhalf_close_linger_ms = 0\n"
         "[forward web]\nlisten = 127.0.0.1:2222\ntarget = i-0123456789abcdef0\n"
         "port = 22\nuser = admin\nprofile = p\nregion = us-gov-west-1\n"
         "[forward db]\nlisten = 127.0.0.1:5432\ntarget = web-1\n"
@@ -67,6 +68,7 @@ static void test_every_key(void **state)
     assert_int_equal(c->ssh_port, 2022);
     assert_int_equal(c->key_file, 1);
     assert_int_equal(c->message_rate, 0);
+    assert_int_equal(c->half_close_linger_ms, 0);
     assert_int_equal(c->n_forwards, 2);
     assert_string_equal(c->forwards[0].name, "web");
     assert_int_equal(c->forwards[0].port, 22);
@@ -190,6 +192,7 @@ static void test_example_file_is_the_defaults(void **state)
     assert_int_equal(ex->resume_budget_ms, def->resume_budget_ms);
     assert_int_equal(ex->message_rate, def->message_rate);
     assert_int_equal(ex->payload_size, def->payload_size);
+    assert_int_equal(ex->half_close_linger_ms, def->half_close_linger_ms);
     assert_int_equal(ex->n_forwards, 0);
     assert_int_equal(ex->n_routes, 0);
     config_unref(ex);
