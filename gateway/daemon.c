@@ -113,13 +113,13 @@ static void daemon_keypush_cancel(void *ctx, struct aws_call *call)
 
 /* The SSM options from cfg; reason (the StartSession Reason prefix) is
  * the caller's buffer. */
-static struct backend_ssm_opts daemon_ssm_opts(const struct config *cfg,
-                                               char *reason, size_t len)
+static struct ssm_opts daemon_ssm_opts(const struct config *cfg, char *reason,
+                                       size_t len)
 {
     const char *user = getenv("USER");
     snprintf(reason, len, "ssmgate %s by %s", SSMGATE_VERSION,
              user && user[0] ? user : "unknown user");
-    struct backend_ssm_opts so = {
+    struct ssm_opts so = {
         .message_rate = cfg->message_rate,
         .payload_size = cfg->payload_size,
         .resume_budget_ms = cfg->resume_budget_ms,
@@ -160,8 +160,7 @@ static int daemon_start_backends(struct daemon *d)
     if (rc != 0)
         return rc;
     char reason[128];
-    struct backend_ssm_opts so =
-        daemon_ssm_opts(d->cfg, reason, sizeof(reason));
+    struct ssm_opts so = daemon_ssm_opts(d->cfg, reason, sizeof(reason));
     rc = backend_ssm_new(d->loop, d->aws, d->ws, d->keypush, &so, &d->ssm);
     if (rc == 0)
         server_set_ssm_backend(d->server, backend_ssm_backend(d->ssm));
@@ -235,8 +234,7 @@ static void daemon_apply_log(struct daemon *d)
 static void daemon_apply_ssm(struct daemon *d)
 {
     char reason[128];
-    struct backend_ssm_opts so =
-        daemon_ssm_opts(d->cfg, reason, sizeof(reason));
+    struct ssm_opts so = daemon_ssm_opts(d->cfg, reason, sizeof(reason));
     if (d->ssm == NULL)
         return;
     backend_ssm_set_opts(d->ssm, &so);

@@ -31,7 +31,7 @@
 
 struct backend_ssm {
     struct ssm_env env;
-    struct ssm_session_opts opts;
+    struct ssm_opts opts;
     char reason_prefix[128];
     struct backend be;
     uint64_t next_id;
@@ -192,7 +192,7 @@ static const struct backend_ops ssm_ops = {
 };
 
 int backend_ssm_new(uv_loop_t *loop, struct aws_client *aws, struct ws_ctx *ws,
-                    struct keypush *keys, const struct backend_ssm_opts *opts,
+                    struct keypush *keys, const struct ssm_opts *opts,
                     struct backend_ssm **out)
 {
     struct backend_ssm *b = calloc(1, sizeof(*b));
@@ -227,19 +227,12 @@ int backend_ssm_new(uv_loop_t *loop, struct aws_client *aws, struct ws_ctx *ws,
     return 0;
 }
 
-void backend_ssm_set_opts(struct backend_ssm *b,
-                          const struct backend_ssm_opts *opts)
+void backend_ssm_set_opts(struct backend_ssm *b, const struct ssm_opts *opts)
 {
     snprintf(b->reason_prefix, sizeof(b->reason_prefix), "%s",
              opts->reason_prefix ? opts->reason_prefix : "ssmgate");
-    b->opts = (struct ssm_session_opts){
-        .message_rate = opts->message_rate,
-        .payload_size = opts->payload_size,
-        .resume_budget_ms = opts->resume_budget_ms,
-        .handshake_timeout_ms = opts->handshake_timeout_ms,
-        .half_close_linger_ms = opts->half_close_linger_ms,
-        .reason_prefix = b->reason_prefix,
-    };
+    b->opts = *opts;
+    b->opts.reason_prefix = b->reason_prefix; /* the copy outlives opts */
 }
 
 const struct backend *backend_ssm_backend(struct backend_ssm *b)

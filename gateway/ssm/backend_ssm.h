@@ -9,32 +9,23 @@
 #include <uv.h>
 
 #include "backend.h"
+#include "ssm_opts.h"
 
 struct aws_client;
 struct keypush;
 struct ws_ctx;
 
-struct backend_ssm_opts {
-    int message_rate;
-    int payload_size;
-    int resume_budget_ms;
-    int handshake_timeout_ms;
-    int half_close_linger_ms;  /* quiet far end before a client EOF goes */
-    const char *reason_prefix; /* "ssmgate: alice" for StartSession Reason */
-};
-
 struct backend_ssm;
 
 /* aws, ws and keys (may be NULL: no key push) are borrowed. */
 int backend_ssm_new(uv_loop_t *loop, struct aws_client *aws, struct ws_ctx *ws,
-                    struct keypush *keys, const struct backend_ssm_opts *opts,
+                    struct keypush *keys, const struct ssm_opts *opts,
                     struct backend_ssm **out);
 /* New options (SIGHUP): sessions started from now on use them; open
  * sessions keep the rate, payload size and timeouts they started with,
  * except the resume budget, which is read when a resume begins, and the
  * half-close linger, read when a held client EOF is checked. */
-void backend_ssm_set_opts(struct backend_ssm *b,
-                          const struct backend_ssm_opts *opts);
+void backend_ssm_set_opts(struct backend_ssm *b, const struct ssm_opts *opts);
 /* The struct backend to register with the server. */
 const struct backend *backend_ssm_backend(struct backend_ssm *b);
 /* Ends idle (lingering) sessions now, starting their TerminateSession

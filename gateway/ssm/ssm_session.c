@@ -337,7 +337,7 @@ static void on_signed(void *arg, int status,
     for (; nh < auth->n; nh++)
         h[nh] = (struct ws_header){auth->name[nh], auth->value[nh]};
     if (s->ch == NULL) {
-        const struct ssm_session_opts *op = s->env->opts;
+        const struct ssm_opts *op = s->env->opts;
         struct dc_channel_opts o = {op->message_rate, op->payload_size,
                                     op->handshake_timeout_ms};
         if (dc_channel_new(s->env->loop, s->env->ws, &o, &session_channel_cb, s,

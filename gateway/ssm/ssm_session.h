@@ -19,6 +19,7 @@
 
 #include "backend.h"
 #include "list.h"
+#include "ssm_opts.h"
 #include "tunnel.h"
 
 struct aws_client;
@@ -28,22 +29,12 @@ struct ssm_names;
 struct ssm_session;
 struct ws_ctx;
 
-/* The owner's current settings, read when used: rate, payload size and
- * handshake timeout when a channel starts, the budget when a resume does. */
-struct ssm_session_opts {
-    int message_rate, payload_size, resume_budget_ms, handshake_timeout_ms;
-    /* A client EOF is held while the far end still sends; it goes once
-     * the far end was quiet this long (or ended first). */
-    int half_close_linger_ms;
-    const char *reason_prefix; /* "ssmgate: alice" for StartSession Reason */
-};
-
 struct ssm_env { /* from the owner; outlives every session */
     uv_loop_t *loop;
     struct aws_client *aws;
     struct ws_ctx *ws;
     struct keypush *keys; /* NULL: no key push */
-    const struct ssm_session_opts *opts;
+    const struct ssm_opts *opts;
     struct ssm_names *names;
     struct list *sessions; /* the owner's list; a session links itself */
     uint64_t *next_id;     /* the owner's session counter */

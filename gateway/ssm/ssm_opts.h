@@ -1,0 +1,19 @@
+/*
+ * ssm_opts.h - the SSM backend's settings, as the daemon gives them
+ * (start-up and SIGHUP) and as every session reads them when used: rate,
+ * payload size and handshake timeout when a channel starts, the budget
+ * when a resume does, the linger when a client half-closes.
+ */
+#ifndef SSMGATE_SSM_OPTS_H
+#define SSMGATE_SSM_OPTS_H
+
+struct ssm_opts {
+    int message_rate;
+    int payload_size;
+    int resume_budget_ms;
+    int handshake_timeout_ms;
+    int half_close_linger_ms;  /* quiet far end before a client EOF goes */
+    const char *reason_prefix; /* "ssmgate: alice" for StartSession Reason */
+};
+
+#endif
