@@ -329,6 +329,10 @@ class State:
         self.eic_deny = []   # list of {"instance": id or "*", "user": name or "*"}
         self.calls = []
         self.api_faults = []
+        # api_rate: action -> calls allowed per sliding second per account;
+        # rate_seen: (account, action) -> times of the calls it let through
+        self.api_rate = {}
+        self.rate_seen = {}
         self.dc_faults = {}
         self.clock_offset = 0.0
         self.ws_port = 0
@@ -361,6 +365,8 @@ class State:
             self.regions = list(cfg["regions"])
         if "faults" in cfg:
             self.set_faults(cfg["faults"])
+        if "api_rate" in cfg:
+            self.set_api_rate(cfg["api_rate"])
         if "external_agent" in cfg:
             self.external_agent = cfg["external_agent"] or None
 
@@ -390,6 +396,31 @@ class State:
                     s.update_faults(df)
         if "clock_offset" in f:
             self.clock_offset = float(f["clock_offset"])
+        if "api_rate" in f:
+            self.set_api_rate(f["api_rate"])
+
+    def set_api_rate(self, rates):
+        """{action: N}: more than N calls of action in any sliding second
+        from one account are throttled (N <= 0 or null removes the limit)."""
+        self.api_rate = {a: int(n) for a, n in (rates or {}).items()
+                         if n is not None and int(n) > 0}
+        self.rate_seen = {}
+
+    def over_rate(self, account, action):
+        """Whether this call goes over the action's per-account rate. Only
+        the calls let through count, as a service's token bucket spends
+        nothing on a throttled call."""
+        limit = self.api_rate.get(action)
+        if not limit:
+            return False
+        now = time.monotonic()
+        seen = self.rate_seen.setdefault((account, action), collections.deque())
+        while seen and now - seen[0] >= 1.0:
+            seen.popleft()
+        if len(seen) >= limit:
+            return True
+        seen.append(now)
+        return False
 
     def take_api_fault(self, action):
         for rule in self.api_faults:
@@ -582,8 +613,13 @@ class Api:
         return await self.query_call(req, rid)
 
     async def raise_or_drop(self, entry, action, proto, rid, caller_arn):
-        """Applies the API fault for this call: raises its error, or, for
-        "drop", logs the call as dropped and returns True (answer nothing)."""
+        """Applies the API rate and the API fault for this call: raises its
+        error, or, for "drop", logs the call as dropped and returns True
+        (answer nothing)."""
+        account = caller_arn.split(":")[4] if caller_arn.count(":") >= 5 else ACCOUNT
+        if self.state.over_rate(account or ACCOUNT, action):
+            entry["throttled"] = "api_rate"
+            raise self.throttle_error(proto)
         f = await self.apply_fault(action, proto, rid, caller_arn)
         if f == "drop":
             entry["error"] = "dropped"
@@ -592,6 +628,18 @@ class Api:
         if f:
             raise f
         return False
+
+    @staticmethod
+    def throttle_error(proto):
+        """The service's own answer to a call over its rate."""
+        if proto == "query":
+            return ApiError("Throttling", "Rate exceeded", 400)
+        if proto == "sso":
+            return ApiError("TooManyRequestsException", "Too many requests", 429)
+        if proto == "eic":
+            return ApiError("ThrottlingException",
+                            "Server is busy! Please retry after a moment.", 400)
+        return ApiError("ThrottlingException", "Rate exceeded", 400)
 
     async def apply_fault(self, action, proto, rid, caller_arn="", resource="*"):
         rule = self.state.take_api_fault(action)
@@ -604,14 +652,7 @@ class Api:
         if kind == "drop":
             return "drop"
         if kind == "throttle":
-            if proto == "query":
-                return ApiError("Throttling", "Rate exceeded", 400)
-            if proto == "sso":
-                return ApiError("TooManyRequestsException", "Too many requests", 429)
-            if proto == "eic":
-                return ApiError("ThrottlingException",
-                                "Server is busy! Please retry after a moment.", 400)
-            return ApiError("ThrottlingException", "Rate exceeded", 400)
+            return self.throttle_error(proto)
         if kind == "error500":
             if proto == "query":
                 return ApiError("InternalFailure", "An internal error occurred.", 500,
@@ -662,6 +703,10 @@ class Api:
         entry["region"] = sres.region
         entry["signed_headers"] = sres.signed_headers
         entry["session_token"] = bool(req.header("x-amz-security-token"))
+        # The SDK headers that tie attempts to one call (retries share
+        # the invocation id): a test counts attempts per call with them.
+        entry["invocation_id"] = req.header("amz-sdk-invocation-id")
+        entry["sdk_request"] = req.header("amz-sdk-request")
         ctype = (req.header("content-type") or "").split(";")[0].strip().lower()
         try:
             if ctype != "application/x-amz-json-1.1":
@@ -1407,7 +1452,8 @@ class Api:
         elif path == "/_fake/faults" and req.method == "POST":
             st.set_faults(body)
         elif path == "/_fake/faults" and req.method == "GET":
-            out = {"api": st.api_faults, "dc": st.dc_faults, "clock_offset": st.clock_offset}
+            out = {"api": st.api_faults, "dc": st.dc_faults, "clock_offset": st.clock_offset,
+                   "api_rate": st.api_rate}
         elif path == "/_fake/instances" and req.method == "POST":
             for k, v in body.items():
                 st.set_instance(k, v)
