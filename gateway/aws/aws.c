@@ -99,6 +99,7 @@ struct aws_client *aws_client_new(uv_loop_t *loop,
 {
     struct aws_client *c = calloc(1, sizeof(*c));
     char err[GW_REASON_MAX];
+    const char *prof;
     int rc;
 
     if (!c)
@@ -124,6 +125,11 @@ struct aws_client *aws_client_new(uv_loop_t *loop,
     if (!c->x)
         goto fail;
     aws_call_ctx_set_idle(c->x, client_idle, c);
+    /* One engine for every profile: the default profile's retry settings. */
+    prof = aws_resolve_profile_name(NULL, c->default_profile);
+    aws_call_ctx_set_retry(c->x,
+                           aws_profile_get(c->profiles, prof, "retry_mode"),
+                           aws_profile_get(c->profiles, prof, "max_attempts"));
     c->creds = aws_creds_cache_new(c->x, c->http, c->profiles);
     if (!c->creds)
         goto fail;

@@ -9,7 +9,11 @@
  * -> DONE: success, or classify the error: retry after a full-jitter
  * backoff when the standard mode says so and the context's retry quota
  * allows, correct the clock once on a skew error and re-sign, else
- * report. ExpiredToken is reported as GW_EEXPIRED: refreshing credentials
+ * report. The throttle-prone actions (every signed call in the adaptive
+ * retry mode) take a token from their key's adaptive limiter before each
+ * attempt, waiting in its FIFO line (aws_throttle.c) while the service
+ * throttles; the wait is bounded by the call's deadline, the attempts by
+ * max_attempts. ExpiredToken is reported as GW_EEXPIRED: refreshing credentials
  * is the owner's business (its answer hook may hold the call and resume
  * it). Every path ends in call_finish(), which runs the callback once and
  * then closes the call's timer; the call is freed in the close callback.
@@ -22,7 +26,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "aws_call_int.h"
 #include "aws_profile.h"
+#include "aws_throttle.h"
 #include "common.h"
 #include "defer.h"
 #include "http.h"
@@ -30,63 +36,10 @@
 #include "log.h"
 #include "secret.h"
 
-#define AWS_CALL_DEADLINE_MS   60000
 #define AWS_ATTEMPT_TIMEOUT_MS 30000
 #define AWS_CONNECT_TIMEOUT_MS 10000
-#define AWS_CALL_HEADERS_MAX   8
-
-struct aws_call_ctx {
-    uv_loop_t *loop;
-    struct http_client *http; /* borrowed */
-    struct list calls;        /* live calls */
-    int n_calls;              /* not yet freed */
-    int n_live;               /* not yet destroyed */
-    int quota;                /* retry tokens (standard mode) */
-    long skew;                /* seconds to add to our clock */
-    int max_attempts;
-    int new_retries;
-    int busy; /* inside a callback we run: defer the free */
-    int free_requested;
-    void (*idle)(void *arg);
-    void *idle_arg;
-};
-
-/* Owned by its context's list until destroyed, then by its timer's close
- * callback. */
-struct aws_call {
-    struct aws_call_ctx *x;
-    struct list node;
-    const struct aws_call_hooks *hooks;
-    void *owner;
-    aws_done_cb *done;
-    void *arg;
-    void (*cleanup)(void *arg);
-    uv_timer_t timer;
-    struct defer soon; /* BEGIN or the next page, from the loop */
-    struct http_req *req;
-    /* The request, copied. */
-    int have_req;
-    const struct aws_svc *svc;
-    char action[64];
-    char *method, *url, *signing_region, *signing_name, *ca_file;
-    char **headers; /* may hold a bearer token: wiped */
-    char *body;
-    size_t body_len;
-    struct aws_sigv4_creds creds; /* own copy; all NULL = unsigned */
-    char invocation_id[40];
-    int attempt;
-    int last_cost; /* quota taken by the latest retry */
-    int skew_fixed;
-    uint64_t deadline;
-    int finished;
-    int in_callback;
-    json_t *again; /* aws_call_again: next input */
-    int early;     /* aws_call_send_failed: status to report at BEGIN */
-    struct aws_error err;
-};
 
 static void call_finish(struct aws_call *call, int status, json_t *resp);
-static void call_send_or_fail(struct aws_call *call);
 
 static void set_msg(struct aws_error *err, const char *fmt, ...)
     LOG_PRINTF(2, 3);
@@ -104,7 +57,6 @@ static void set_msg(struct aws_error *err, const char *fmt, ...)
 struct aws_call_ctx *aws_call_ctx_new(uv_loop_t *loop, struct http_client *http)
 {
     struct aws_call_ctx *x = calloc(1, sizeof(*x));
-    const char *v;
 
     if (!x)
         return NULL;
@@ -113,10 +65,9 @@ struct aws_call_ctx *aws_call_ctx_new(uv_loop_t *loop, struct http_client *http)
     list_init(&x->calls);
     x->quota = AWS_RETRY_QUOTA_MAX;
     x->max_attempts = 3;
-    v = aws_env_get(NULL, "AWS_MAX_ATTEMPTS");
-    if (v && atoi(v) >= 1 && atoi(v) <= 10)
-        x->max_attempts = atoi(v);
     x->new_retries = aws_env_is_true(aws_env_get(NULL, "AWS_NEW_RETRIES_2026"));
+    aws_call_ctx_set_retry(x, NULL, NULL);
+    x->throttle = aws_throttle_new(&aws_call_throttle_ops);
     return x;
 }
 
@@ -126,6 +77,7 @@ static void ctx_maybe_free(struct aws_call_ctx *x)
         return;
     if (x->idle)
         x->idle(x->idle_arg);
+    aws_throttle_free(x->throttle);
     free(x);
 }
 
@@ -225,6 +177,7 @@ static void call_destroy(struct aws_call *call)
         call->req = NULL;
     }
     list_remove(&call->node);
+    aws_throttle_leave(&call->tw, uv_now(call->x->loop));
     call->x->n_live--;
     defer_cancel(&call->soon);
     uv_timer_stop(&call->timer);
@@ -294,7 +247,7 @@ static void call_begin(struct aws_call *call)
     if (call->early)
         call_finish(call, call->early, NULL);
     else if (call->have_req)
-        call_send_or_fail(call);
+        aws_call_send_limited(call);
     else if (call->hooks && call->hooks->begin)
         call->hooks->begin(call, call->owner);
     else
@@ -333,6 +286,7 @@ struct aws_call *aws_call_new(struct aws_call_ctx *x,
     call->arg = arg;
     make_uuid(call->invocation_id);
     call->deadline = uv_now(x->loop) + AWS_CALL_DEADLINE_MS;
+    call->tw.order = ++x->seq;
     CHECK(uv_timer_init(x->loop, &call->timer) == 0);
     x->n_calls++;
     x->n_live++;
@@ -465,7 +419,7 @@ void aws_call_resume(struct aws_call *call, const struct aws_req *r,
         call_finish(call, rc, NULL);
         return;
     }
-    call_send_or_fail(call);
+    aws_call_send_limited(call);
 }
 
 void aws_call_fail(struct aws_call *call, int status, const char *message)
@@ -571,7 +525,7 @@ out:
     return rc;
 }
 
-static void call_send_or_fail(struct aws_call *call)
+void aws_call_send_attempt(struct aws_call *call)
 {
     int rc = call_send(call);
 
@@ -584,7 +538,7 @@ static void call_send_or_fail(struct aws_call *call)
 
 static void call_retry_timer(uv_timer_t *t)
 {
-    call_send_or_fail(CONTAINER_OF(t, struct aws_call, timer));
+    aws_call_send_limited(CONTAINER_OF(t, struct aws_call, timer));
 }
 
 static int is_expired_token(const struct aws_error *e)
@@ -656,18 +610,19 @@ static int call_retry(struct aws_call *call, const struct http_response *resp,
     return 1;
 }
 
-static void call_http_done(struct http_req *req,
-                           const struct http_response *resp, void *arg)
+/* *b: the limiter told of the answer, to run its line afterwards. */
+static void call_answered(struct aws_call *call,
+                          const struct http_response *resp,
+                          struct aws_throttle_bucket **b)
 {
-    struct aws_call *call = arg;
+    uint64_t now = uv_now(call->x->loop);
     enum aws_retry_kind kind;
     time_t server_now;
     long skew;
 
-    (void)req;
-    call->req = NULL;
     call->err.attempts = call->attempt;
     if (!resp->transport_error && resp->status >= 200 && resp->status < 300) {
+        *b = aws_throttle_answer(&call->tw, now, AWS_THROTTLE_ANSWERED);
         call_success(call, resp);
         return;
     }
@@ -686,6 +641,11 @@ static void call_http_done(struct http_req *req,
     kind =
         aws_retry_classify(resp->status, call->err.code, resp->transport_error);
     call->err.retryable = kind != AWS_RETRY_NO;
+    *b = aws_throttle_answer(&call->tw, now,
+                             resp->transport_error ? AWS_THROTTLE_NO_ANSWER
+                             : kind == AWS_RETRY_THROTTLE
+                                 ? AWS_THROTTLE_THROTTLED
+                                 : AWS_THROTTLE_ANSWERED);
     if (is_expired_token(&call->err)) {
         call_finish(call, GW_EEXPIRED, NULL);
         return;
@@ -697,13 +657,26 @@ static void call_http_done(struct http_req *req,
                  skew);
         call->x->skew = skew;
         call->skew_fixed = 1;
-        call_send_or_fail(call);
+        aws_call_send_limited(call);
         return;
     }
     if (call_retry(call, resp, kind))
         return;
     call_finish(call, resp->transport_error ? resp->transport_error : GW_EAWS,
                 NULL);
+}
+
+static void call_http_done(struct http_req *req,
+                           const struct http_response *resp, void *arg)
+{
+    struct aws_call *call = arg;
+    struct aws_throttle_bucket *b = NULL;
+    uint64_t now = uv_now(call->x->loop);
+
+    (void)req;
+    call->req = NULL;
+    call_answered(call, resp, &b); /* the call may be gone after this */
+    aws_throttle_run(b, now);
 }
 
 /* aws_call_again: the same call with the next input, from the loop. */

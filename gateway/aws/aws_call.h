@@ -77,6 +77,13 @@ void aws_call_ctx_set_idle(struct aws_call_ctx *x, void (*idle)(void *arg),
 int aws_call_ctx_pending(const struct aws_call_ctx *x);
 int aws_call_ctx_busy(const struct aws_call_ctx *x);
 uv_loop_t *aws_call_ctx_loop(const struct aws_call_ctx *x);
+/* The retry settings of the default profile (retry_mode, max_attempts;
+ * NULL = unset); AWS_RETRY_MODE and AWS_MAX_ATTEMPTS win over them.
+ * retry_mode adaptive queues every signed call behind its limiter;
+ * otherwise only the throttle-prone ones (StartSession, ResumeSession,
+ * SendSSHPublicKey) are, whose bursts ssmgate itself makes. */
+void aws_call_ctx_set_retry(struct aws_call_ctx *x, const char *mode,
+                            const char *max_attempts);
 struct http_client *aws_call_ctx_http(const struct aws_call_ctx *x);
 
 /* Starts r signed with creds (copied; NULL = unsigned). Returns the call
