@@ -3,7 +3,9 @@
  *
  * IMDSv2 is three requests, one at a time: PUT /latest/api/token (a 403,
  * 404 or 405 answer means IMDSv1 only: go on without a token), GET the
- * role name, GET the role's credentials. Short timeouts and no proxy:
+ * role name, GET the role's credentials. A 401 to a GET made with a
+ * token (it expired or was revoked meanwhile) fetches a new token once
+ * and repeats that GET. Short timeouts and no proxy:
  * off EC2 the first request fails fast and the chain moves on. The
  * container endpoint is one GET. The session token is wiped when the
  * request object is freed.
@@ -27,7 +29,9 @@
 struct aws_imds {
     struct http_client *http;
     struct http_req *req;
-    int stage; /* IMDS: 0 token, 1 role name, 2 credentials */
+    int stage;  /* IMDS: 0 token, 1 role name, 2 credentials */
+    int resume; /* the GET to repeat after a new token, or 0 */
+    int retokened;
     char token[256];
     char role_name[256];
     aws_imds_done_cb *done;
@@ -217,6 +221,17 @@ static void imds_done(struct http_req *req, const struct http_response *resp,
 
     (void)req;
     m->req = NULL;
+    if (m->stage > 0 && resp->status == 401 && m->token[0] && !m->retokened) {
+        log_info("aws: IMDS refused its session token (401); fetching a new "
+                 "one");
+        m->retokened = 1;
+        m->resume = m->stage;
+        secret_wipe(m->token, sizeof(m->token));
+        m->stage = 0;
+        if (imds_step(m) < 0)
+            imds_finish(m, GW_ENOMEM, NULL, "out of memory");
+        return;
+    }
     switch (m->stage) {
     case 0: /* token PUT */
         if (resp->status == 200 && resp->body_len > 0 &&
@@ -247,7 +262,7 @@ static void imds_done(struct http_req *req, const struct http_response *resp,
         metadata_creds_done(m, resp, "instance metadata");
         return;
     }
-    m->stage++;
+    m->stage = m->stage == 0 && m->resume ? m->resume : m->stage + 1;
     if (imds_step(m) < 0)
         imds_finish(m, GW_ENOMEM, NULL, "out of memory");
 }

@@ -310,6 +310,10 @@ def test_web_identity(fake, tmp_path):
 
 class _Meta(http.server.BaseHTTPRequestHandler):
     seen = []
+    valid = set()   # tokens issued and not revoked
+    # Answer 401 to the next credentials GET and revoke its token (as
+    # IMDS does for a token that expired or was revoked meanwhile).
+    revoke_on_creds = False
 
     def log_message(self, *a):
         pass
@@ -330,17 +334,24 @@ class _Meta(http.server.BaseHTTPRequestHandler):
     def do_PUT(self):
         _Meta.seen.append(("PUT", self.path, dict(self.headers)))
         if self.path == "/latest/api/token":
-            return self._send(200, "imds-token-123")
+            tok = "imds-token-%d" % (123 + sum(1 for s in _Meta.seen if s[0] == "PUT") - 1)
+            _Meta.valid.add(tok)
+            return self._send(200, tok)
         self._send(404, "")
 
     def do_GET(self):
         _Meta.seen.append(("GET", self.path, dict(self.headers)))
         if self.path.startswith("/latest/"):
-            if self.headers.get("X-aws-ec2-metadata-token") != "imds-token-123":
+            tok = self.headers.get("X-aws-ec2-metadata-token")
+            if tok not in _Meta.valid:
                 return self._send(401, "")
             if self.path == "/latest/meta-data/iam/security-credentials/":
                 return self._send(200, "my-role")
             if self.path == "/latest/meta-data/iam/security-credentials/my-role":
+                if _Meta.revoke_on_creds:
+                    _Meta.revoke_on_creds = False
+                    _Meta.valid.discard(tok)
+                    return self._send(401, "")
                 return self._send(200, self.creds(), "application/json")
         if self.path == "/ecs-creds":
             if self.headers.get("Authorization") != "ecs-auth-xyz":
@@ -352,6 +363,8 @@ class _Meta(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def meta():
     _Meta.seen = []
+    _Meta.valid = set()
+    _Meta.revoke_on_creds = False
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Meta)
     t = threading.Thread(target=srv.serve_forever, daemon=True)
     t.start()
@@ -379,6 +392,39 @@ def test_imds_credentials(fake, tmp_path, meta):
     put = [s for s in _Meta.seen if s[0] == "PUT"]
     assert put and put[0][2].get("X-aws-ec2-metadata-token-ttl-seconds") == "21600"
     assert_no_secrets(p.stderr, TEMP_SECRET, TEMP_TOKEN, "imds-token-123")
+
+
+def test_imds_401_fetches_a_new_token_once(fake, tmp_path, meta):
+    env = no_keys_env(fake, str(tmp_path))
+    env.pop("AWS_EC2_METADATA_DISABLED", None)
+    env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = meta
+    env["PATH"] = "/usr/bin:/bin"
+    _Meta.revoke_on_creds = True
+    p = run(["ssm", "DescribeInstanceInformation"], env)
+    assert p.returncode == 0, p.stderr
+    assert fake.calls("DescribeInstanceInformation")[-1]["access_key"] == TEMP_AKID
+    puts = [s for s in _Meta.seen if s[0] == "PUT"]
+    creds = [s for s in _Meta.seen if s[0] == "GET" and s[1].endswith("/my-role")]
+    assert len(puts) == 2 and len(creds) == 2
+    assert creds[0][2].get("X-aws-ec2-metadata-token") == "imds-token-123"
+    assert creds[1][2].get("X-aws-ec2-metadata-token") == "imds-token-124"
+    assert_no_secrets(p.stderr, TEMP_SECRET, TEMP_TOKEN, "imds-token-123",
+                      "imds-token-124")
+    # Only once: a token that is refused again ends the IMDS step.
+    _Meta.seen = []
+    _Meta.valid = set()
+    orig = _Meta.do_PUT
+
+    def put_unusable(self):
+        _Meta.seen.append(("PUT", self.path, dict(self.headers)))
+        self._send(200, "imds-token-never-valid")
+    _Meta.do_PUT = put_unusable
+    try:
+        p = run(["ssm", "DescribeInstanceInformation"], env)
+    finally:
+        _Meta.do_PUT = orig
+    assert p.returncode == 1, p.stderr
+    assert len([s for s in _Meta.seen if s[0] == "PUT"]) == 2
 
 
 def test_no_credentials_and_no_region(fake, tmp_path):
