@@ -8,6 +8,7 @@
 
 #include "aws_call.h"
 #include "aws_chain.h"
+#include "aws_cli_cache.h"
 #include "aws_creds.h"
 #include "aws_imds.h"
 #include "aws_proc.h"
@@ -47,6 +48,7 @@ struct job {
     struct aws_sso_token sso_tok;
     struct aws_sso_refresh_req sso_ref;
     const char *sso_region, *sso_acct, *sso_role; /* live as long as p */
+    char cli_key[AWS_CLI_CACHE_KEY_MAX]; /* assume role: the CLI's cache */
 };
 
 struct aws_creds_cache {

@@ -3,7 +3,10 @@
  * role (the source resolved by a sub-job, then STS AssumeRole signed with
  * it), web identity (AssumeRoleWithWebIdentity, unsigned) and SSO (the
  * cached token, refreshed through SSO OIDC when under 15 minutes remain,
- * then GetRoleCredentials). Each ends in j->done exactly once.
+ * then GetRoleCredentials). Each ends in j->done exactly once. Assume
+ * role shares the AWS CLI's cache (aws_cli_cache.h): a cached answer with
+ * 15 minutes left is used without calling STS, and a new one is written
+ * there for the CLI.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +47,13 @@ static void sts_creds_done(void *arg, int status,
         return;
     }
     copy.expiration = pc->expiration;
+    if (j->cli_key[0]) {
+        int rc = aws_cli_cache_write(NULL, j->cli_key, &copy);
+        if (rc < 0)
+            log_warn("aws: profile %s: cannot write the AWS CLI cache "
+                     "~/.aws/cli/cache/%s.json: %s",
+                     j->profile, j->cli_key, gw_strerror(rc));
+    }
     j->done(j, 0, &copy, NULL);
     aws_creds_parsed_clear(&copy);
 }
@@ -96,6 +106,31 @@ static void role_source_done(struct job *sub, int status,
         j->done(j, GW_ENOMEM, NULL, "cannot start AssumeRole");
 }
 
+/* botocore's cache key of the role's AssumeRole arguments into
+ * j->cli_key, then a cached answer: 1 when j is done with it. */
+static int role_from_cli_cache(struct job *j)
+{
+    const char *dur = aws_creds_pget(j, "duration_seconds");
+    struct aws_cli_role_args a = {
+        .role_arn = aws_creds_pget(j, "role_arn"),
+        .session_name = aws_creds_pget(j, "role_session_name"),
+        .external_id = aws_creds_pget(j, "external_id"),
+        .duration_seconds = dur ? atoi(dur) : 0,
+    };
+    struct aws_creds_parsed pc;
+
+    if (aws_cli_cache_role_key(&a, j->cli_key) < 0 ||
+        aws_cli_cache_read(NULL, j->cli_key, ADVISORY_S, &pc) < 0)
+        return 0;
+    log_info("aws: profile %s: role credentials from the AWS CLI cache "
+             "(%s.json)",
+             j->profile, j->cli_key);
+    j->source = "assume-role (the AWS CLI cache)";
+    j->done(j, 0, &pc, NULL);
+    aws_creds_parsed_clear(&pc);
+    return 1;
+}
+
 int aws_creds_role_start(struct job *j)
 {
     const char *src = aws_creds_pget(j, "source_profile");
@@ -123,6 +158,8 @@ int aws_creds_role_start(struct job *j)
         j->done(j, GW_ECONFIG, NULL, why);
         return 1;
     }
+    if (role_from_cli_cache(j))
+        return 1;
     sub = aws_creds_job_new(j->cc, src ? src : j->profile, 1, role_source_done,
                             j);
     if (!sub) {
