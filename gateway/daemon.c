@@ -143,7 +143,8 @@ static void daemon_stop_backends(struct daemon *d)
 
 static int daemon_start_backends(struct daemon *d)
 {
-    struct aws_client_opts ao = {d->cfg->profile, d->cfg->region};
+    struct aws_client_opts ao = {d->cfg->profile, d->cfg->region,
+                                 d->cfg->connect_timeout_ms};
     d->aws = aws_client_new(d->loop, &ao);
     if (d->aws == NULL)
         return GW_ENOMEM;

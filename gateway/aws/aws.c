@@ -127,6 +127,8 @@ struct aws_client *aws_client_new(uv_loop_t *loop,
     aws_call_ctx_set_idle(c->x, client_idle, c);
     /* One engine for every profile: the default profile's retry settings. */
     prof = aws_resolve_profile_name(NULL, c->default_profile);
+    if (opts && opts->queue_deadline_ms > 0)
+        aws_call_ctx_set_queue_deadline(c->x, opts->queue_deadline_ms);
     aws_call_ctx_set_retry(c->x,
                            aws_profile_get(c->profiles, prof, "retry_mode"),
                            aws_profile_get(c->profiles, prof, "max_attempts"));

@@ -29,6 +29,9 @@ struct http_client;
 struct aws_client_opts {
     const char *default_profile; /* NULL/"" = AWS_PROFILE, then "default" */
     const char *default_region;  /* NULL/"" = env, then profile region */
+    /* How long a call may wait in a throttle line, from its start (the
+     * caller's own deadline, e.g. connect_timeout_ms); 0 = the call's. */
+    int queue_deadline_ms;
 };
 
 struct aws_client *aws_client_new(uv_loop_t *loop,

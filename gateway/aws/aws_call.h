@@ -84,6 +84,10 @@ uv_loop_t *aws_call_ctx_loop(const struct aws_call_ctx *x);
  * SendSSHPublicKey) are, whose bursts ssmgate itself makes. */
 void aws_call_ctx_set_retry(struct aws_call_ctx *x, const char *mode,
                             const char *max_attempts);
+/* A call waiting in a throttle line fails (GW_ETIMEOUT, naming the
+ * throttle) once ms passed since it started, if its own deadline is not
+ * sooner. */
+void aws_call_ctx_set_queue_deadline(struct aws_call_ctx *x, int ms);
 struct http_client *aws_call_ctx_http(const struct aws_call_ctx *x);
 
 /* Starts r signed with creds (copied; NULL = unsigned). Returns the call

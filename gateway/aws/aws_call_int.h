@@ -31,6 +31,7 @@ struct aws_call_ctx {
     int adaptive;                  /* retry_mode = adaptive: limit all */
     struct aws_throttle *throttle; /* NULL: no limiter (out of memory) */
     uint64_t seq;                  /* calls made: their FIFO rank */
+    int queue_ms;                  /* 0: a queued call waits to its deadline */
     int busy; /* inside a callback we run: defer the free */
     int free_requested;
     void (*idle)(void *arg);

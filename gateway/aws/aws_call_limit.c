@@ -34,6 +34,11 @@ void aws_call_ctx_set_retry(struct aws_call_ctx *x, const char *mode,
         x->adaptive = strcmp(v, "adaptive") == 0;
 }
 
+void aws_call_ctx_set_queue_deadline(struct aws_call_ctx *x, int ms)
+{
+    x->queue_ms = ms > 0 ? ms : 0;
+}
+
 /* Whether the call waits for its limiter, and its key: the service counts
  * a rate per action, region and account; the access key stands for the
  * account (and a temporary key's limiter starts over after a refresh,
@@ -59,7 +64,12 @@ void aws_call_send_limited(struct aws_call *call)
 {
     char key[AWS_THROTTLE_KEY_MAX];
 
+    uint64_t started = call->deadline - AWS_CALL_DEADLINE_MS;
+
     call->tw.deadline = call->deadline;
+    if (call->x->queue_ms > 0 &&
+        started + (uint64_t)call->x->queue_ms < call->deadline)
+        call->tw.deadline = started + (uint64_t)call->x->queue_ms;
     if (call_limited(call, key, sizeof(key)) &&
         aws_throttle_enter(call->x->throttle, key, &call->tw,
                            uv_now(call->x->loop)) == 0)

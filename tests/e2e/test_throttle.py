@@ -7,11 +7,12 @@ attempts than max_attempts (3), counted from the fake's call log by each
 call's amz-sdk-invocation-id."""
 
 import collections
+import socket
 import subprocess
 import sys
 import time
 
-from harness import FAKE_DIR, Gateway
+from harness import FAKE_DIR, EchoServer, Gateway, run_parallel
 
 sys.path.insert(0, FAKE_DIR)
 from fakeaws import FakeAws  # noqa: E402
@@ -82,3 +83,57 @@ def test_forty_parallel_ssh_against_throttling(tmp_path):
                 assert [c["sdk_request"].split(";")[0] for c in calls] == \
                     ["attempt=%d" % (k + 1) for k in range(len(calls))]
             assert sum(1 for c in starts if c["status"] == 200) == N_SSH
+
+
+def http_connect(addr, target, timeout=30):
+    """An HTTP CONNECT through the gateway: (status line, body, seconds)."""
+    t0 = time.time()
+    with socket.create_connection(addr, timeout=timeout) as s:
+        s.sendall(("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (target, target)).encode())
+        data = b""
+        while b"\r\n\r\n" not in data:
+            d = s.recv(4096)
+            if not d:
+                break
+            data += d
+        head, _, body = data.partition(b"\r\n\r\n")
+        status = head.split(b"\r\n")[0].decode(errors="replace")
+        if not status.startswith("HTTP/1.1 200"):
+            try:
+                while True:
+                    d = s.recv(4096)
+                    if not d:
+                        break
+                    body += d
+            except OSError:
+                pass
+        return status, body.decode(errors="replace"), time.time() - t0
+
+
+def test_queued_past_the_connect_deadline_names_the_throttle():
+    """A call still waiting for its limiter when the connect's deadline
+    (connect_timeout_ms) passes fails with a reason naming the throttle,
+    which the client sees, before the front end's own timeout."""
+    with EchoServer() as echo, FakeAws(pace_ms=0, config={
+            "api_rate": {"StartSession": 1}}) as fake:
+        many = ["i-0fedcba98765432%02x" % i for i in range(8)]
+        fake.set_instances({iid: {"ports": {"7": echo.port}} for iid in many})
+        cfg = "[gateway]\nmessage_rate = 0\nconnect_timeout_ms = 4000\n"
+        with Gateway(cfg, env=fake.env()) as gw:
+            out = [None] * 8
+
+            def one(i):
+                out[i] = http_connect(gw.socks, "%s:7" % many[i])
+            run_parallel(one, 8, 30)
+            ok = [o for o in out if o and o[0].startswith("HTTP/1.1 200")]
+            failed = [o for o in out if o and not o[0].startswith("HTTP/1.1 200")]
+            print("\n%d ok, %d failed: %s" % (len(ok), len(failed),
+                                              [(o[0], round(o[2], 1)) for o in failed]))
+            assert ok and failed and len(ok) + len(failed) == 8
+            for status, body, took in failed:
+                print(status, body.strip()[:300])
+                assert "throttl" in body, (status, body)
+                assert took < 5.9  # before the front end's 4 + 2 s timer
+            assert "no turn for it within its deadline" in gw.stderr_text()
+            starts = attempts_by_call(fake.calls("StartSession"))
+            assert max(map(len, starts.values())) <= MAX_ATTEMPTS
