@@ -70,13 +70,11 @@ static double per_second(const double *ring, double now)
 
 /* An answer to an attempt sent before the latest decrease: the answers
  * of one burst arrive in any order, so a success counted only now may
- * raise the event's W_max (never above the rate in use before it). */
+ * raise the event's W_max. */
 static void raise_w_max(struct aws_limiter *l, double now)
 {
     double accepted = per_second(l->ok_at, now);
 
-    if (accepted > l->event_cap)
-        accepted = l->event_cap;
     if (accepted <= l->w_max)
         return;
     l->w_max = accepted;
@@ -114,16 +112,21 @@ void aws_limiter_answer(struct aws_limiter *l, double now, double sent,
         raise_w_max(l, now);
         return;
     }
-    /* botocore error_received: the rate in use bounds W_max. */
-    l->event_cap = l->enabled ? l->fill_rate : INFINITY;
-    if (accepted > l->event_cap)
-        accepted = l->event_cap;
+    /* botocore error_received, with what the service accepted as the
+     * rate to use (it cannot exceed what was sent, so botocore's cap by
+     * the fill rate, which would ratchet W_max down at every event while
+     * a backlog keeps the rate below it, is not needed). */
     l->w_max = accepted;
     l->k = cbrt(accepted * (1.0 - AWS_LIMITER_BETA) / AWS_LIMITER_SCALE);
     l->last_fail = now;
     l->enabled = 1;
     l->decreases++;
     set_rate(l, now, accepted * AWS_LIMITER_BETA);
+    /* The service counts calls per second and has just said this one
+     * is full: the next token comes a second from now (capacity below
+     * zero), as a token saved up here would only buy another throttle
+     * of a call whose attempts are counted. */
+    l->capacity = 1.0 - l->fill_rate;
 }
 
 double aws_limiter_rate(const struct aws_limiter *l)

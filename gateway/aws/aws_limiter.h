@@ -19,8 +19,10 @@
  *   smoothed half-second buckets (which read ~0 or ~80/s for one burst
  *   of answers, depending on where a bucket boundary falls): W_max is
  *   the rate the service accepted in the last second (its successful
- *   answers; capped by the fill rate in use), and growth is capped at
- *   twice the rate of all answers in the last second;
+ *   answers), and growth is capped at twice the rate of all answers in
+ *   the last second;
+ * - a decrease leaves the bucket a second away from its next token:
+ *   the service has no spare capacity for the second it just counted;
  * - no probing on the backlog: while calls wait (a burst being served),
  *   the rate stays below the last known limit (BACKLOG_SHARE of W_max).
  *   Each call has a budget of max_attempts; a probe above the limit
@@ -45,7 +47,7 @@ struct aws_limiter {
     /* the bucket */
     double fill_rate, max_capacity, capacity, last_refill;
     /* CUBIC */
-    double w_max, k, last_fail, event_cap;
+    double w_max, k, last_fail;
     /* times of the latest answers and of the accepted ones, rings */
     double all_at[AWS_LIMITER_OK_MAX], ok_at[AWS_LIMITER_OK_MAX];
     unsigned all_next, ok_next;

@@ -51,16 +51,18 @@ static void throttle_sets_beta_times_accepted(void **state)
     assert_int_equal(l.throttles, 37);
     assert_float_equal(aws_limiter_rate(&l), 2.1, 1e-9);
     /* A throttle of an attempt sent after the decrease is a new event:
-     * 0.7 of min(accepted, fill rate). */
-    aws_limiter_answer(&l, 10.5, 10.4, 1, 0);
+     * 0.7 of what was accepted in the last second (2 more). */
+    aws_limiter_answer(&l, 10.3, 10.2, 0, 0);
+    aws_limiter_answer(&l, 10.4, 10.3, 0, 0);
+    aws_limiter_answer(&l, 11.2, 11.1, 1, 0);
     assert_int_equal(l.decreases, 2);
-    assert_float_equal(aws_limiter_rate(&l), 2.1 * 0.7, 1e-9);
-    /* The bucket's wait: empty after the tokens it holds. */
-    w = 0;
-    for (int i = 0; i < 5 && w == 0; i++)
-        w = aws_limiter_acquire(&l, 10.5);
-    assert_true(w > 0 && w <= 1.0 / (2.1 * 0.7) + 1e-9);
-    assert_true(aws_limiter_acquire(&l, 10.5 + w + 1e-6) == 0);
+    assert_float_equal(l.w_max, 2.0, 1e-9);
+    assert_float_equal(aws_limiter_rate(&l), 1.4, 1e-9);
+    /* After a decrease the next token is a second away. */
+    w = aws_limiter_acquire(&l, 11.2);
+    assert_float_equal(w, 1.0, 1e-9);
+    assert_true(aws_limiter_acquire(&l, 11.2 + w / 2) > 0);
+    assert_true(aws_limiter_acquire(&l, 11.2 + w + 1e-6) == 0);
 }
 
 static void echo_may_raise_w_max(void **state)
@@ -201,7 +203,7 @@ static void burst_all_succeed(void **state)
     double end_t, worst_t = 0;
 
     (void)state;
-    for (uint32_t seed = 1; seed <= 50; seed++) {
+    for (uint32_t seed = 1; seed <= 200; seed++) {
         int failed = simulate(1, seed, &throttles, &max_att, &end_t);
         if (failed)
             fprintf(stderr, "seed %u: %d failed, %d throttles, %.1f s\n", seed,
@@ -213,8 +215,8 @@ static void burst_all_succeed(void **state)
     }
     /* 40 calls at about 3/s: well inside a 30 s connect timeout. */
     assert_true(worst_t < 25.0);
-    fprintf(stderr, "burst: 50 seeds, worst %.1f s, max attempts %d\n", worst_t,
-            worst_att);
+    fprintf(stderr, "burst: 200 seeds, worst %.1f s, max attempts %d\n",
+            worst_t, worst_att);
 }
 
 static void burst_fails_without_limiter(void **state)
