@@ -29,6 +29,15 @@ static void dormant_until_throttled(void **state)
     assert_false(l.enabled);
 }
 
+/* The limiter's decreases so far, its W_max and its fill rate. */
+static void expect(const struct aws_limiter *l, unsigned decreases,
+                   double w_max, double rate, double tol)
+{
+    assert_int_equal(l->decreases, decreases);
+    assert_float_equal(l->w_max, w_max, 1e-9);
+    assert_float_equal(aws_limiter_rate(l), rate, tol);
+}
+
 static void throttle_sets_beta_times_accepted(void **state)
 {
     struct aws_limiter l;
@@ -55,9 +64,7 @@ static void throttle_sets_beta_times_accepted(void **state)
     aws_limiter_answer(&l, 10.3, 10.2, 0, 0);
     aws_limiter_answer(&l, 10.4, 10.3, 0, 0);
     aws_limiter_answer(&l, 11.2, 11.1, 1, 0);
-    assert_int_equal(l.decreases, 2);
-    assert_float_equal(l.w_max, 2.0, 1e-9);
-    assert_float_equal(aws_limiter_rate(&l), 1.4, 1e-9);
+    expect(&l, 2, 2.0, 1.4, 1e-9);
     /* After a decrease the next token is a second away. */
     w = aws_limiter_acquire(&l, 11.2);
     assert_float_equal(w, 1.0, 1e-9);
@@ -77,9 +84,7 @@ static void echo_may_raise_w_max(void **state)
     aws_limiter_answer(&l, 5.001, 4.99, 0, 0);
     aws_limiter_answer(&l, 5.002, 4.99, 0, 0);
     aws_limiter_answer(&l, 5.003, 4.99, 1, 0);
-    assert_int_equal(l.decreases, 1);
-    assert_float_equal(l.w_max, 2.0, 1e-9);
-    assert_float_equal(aws_limiter_rate(&l), 1.4, 0.01);
+    expect(&l, 1, 2.0, 1.4, 0.01);
 }
 
 static void cubic_recovers(void **state)
