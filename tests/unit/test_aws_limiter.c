@@ -218,8 +218,11 @@ static void burst_all_succeed(void **state)
         worst_att = max_att > worst_att ? max_att : worst_att;
         worst_t = end_t > worst_t ? end_t : worst_t;
     }
-    /* 40 calls at about 3/s: well inside a 30 s connect timeout. */
-    assert_true(worst_t < 25.0);
+    /* 40 calls at about 3/s: well inside a 30 s connect timeout; only
+     * the first burst is throttled (probing on the backlog or a token
+     * right after a throttle costs calls their third attempt). */
+    assert_true(worst_t < 20.0);
+    assert_true(worst_att <= 2);
     fprintf(stderr, "burst: 200 seeds, worst %.1f s, max attempts %d\n",
             worst_t, worst_att);
 }
