@@ -232,18 +232,9 @@ static void session_flag(void *arg, uint32_t flag)
         return;
     }
     log_warn("ssm %llu: %s", (unsigned long long)s->id, why);
-    /* The flag names no stream; the FIN that follows does (rx_fin). With
-     * no report held, fail the newest stream now, which is the one the
-     * agent just tried to dial. */
+    /* The flag names no stream; the FIN that follows does (rx_fin):
+     * the first stream that ends without a byte from its destination. */
     s->port_errors++;
-    if (s->n_holding > 0)
-        return;
-    struct backend_stream *st, *tmp;
-    SSM_STREAM_FOREACH(st, tmp, s)
-    if (!st->dead && st->sid == s->next_sid - 2) {
-        ssm_stream_fail(st, GW_EREFUSED, why);
-        break;
-    }
 }
 
 static void session_writable(void *arg)
@@ -267,7 +258,14 @@ static void session_acked(void *arg)
 static void session_closed(void *arg, const char *reason)
 {
     struct ssm_session *s = arg;
-    if (s->opened && !s->mode.mux && s->n_holding > 0) {
+    struct backend_stream *st =
+        list_empty(&s->streams)
+            ? NULL
+            : CONTAINER_OF(s->streams.next, struct backend_stream, link);
+    /* Nothing went either way: the dial failed ([forward] ports do not
+     * hold the report, but their log should still say so). */
+    if (s->opened && !s->mode.mux && st != NULL &&
+        (st->holding || (!st->heard && !st->wrote))) {
         char dest[TUNNEL_HOST_MAX + TUNNEL_TARGET_MAX + 64];
         char why[GW_REASON_MAX];
         ssm_session_dest(s, dest, sizeof(dest));

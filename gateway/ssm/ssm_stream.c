@@ -234,7 +234,7 @@ void ssm_stream_opened(struct backend_stream *st)
 {
     struct ssm_session *s = st->sess;
     int grace = s->env->opts->open_confirm_ms;
-    if (grace <= 0 || st->reported || st->dead || st->holding ||
+    if (grace <= 0 || st->no_hold || st->reported || st->dead || st->holding ||
         s->ch == NULL) {
         ssm_stream_report(st, 0, NULL);
         return;
@@ -308,7 +308,7 @@ static int rx_fin(void *arg, uint32_t sid)
     int port_error = !st->heard && s->port_errors > 0;
     if (port_error)
         s->port_errors--;
-    if (st->holding) {
+    if (st->holding || port_error) {
         char dest[TUNNEL_HOST_MAX + TUNNEL_TARGET_MAX + 64];
         char why[GW_REASON_MAX];
         ssm_session_dest(s, dest, sizeof(dest));
@@ -360,14 +360,19 @@ void ssm_session_writable(struct ssm_session *s)
         st->cb->on_drain(st->arg);
 }
 
-int ssm_stream_new(struct ssm_session *s, const struct backend_cb *cb,
-                   void *arg, struct backend_stream **out)
+int ssm_stream_new(struct ssm_session *s, int no_reply,
+                   const struct backend_cb *cb, void *arg,
+                   struct backend_stream **out)
 {
     struct backend_stream *st = calloc(1, sizeof(*st));
     if (st == NULL)
         return GW_ENOMEM;
-    *st = (struct backend_stream){
-        .sess = s, .cb = cb, .arg = arg, .sid = s->next_sid, .syn_seq = -1};
+    *st = (struct backend_stream){.sess = s,
+                                  .cb = cb,
+                                  .arg = arg,
+                                  .sid = s->next_sid,
+                                  .syn_seq = -1,
+                                  .no_hold = no_reply};
     st->notify.cb = stream_notify;
     s->next_sid += 2;
     list_insert_head(&s->streams, &st->link);
@@ -391,6 +396,7 @@ ssize_t ssm_stream_write(struct backend_stream *st, const uint8_t *p, size_t n)
         return GW_ECLOSED;
     if (s->ch == NULL)
         return 0;
+    st->wrote |= n > 0;
     if (!s->mode.mux)
         return dc_channel_write(s->ch, p, n);
     if (!session_flush_ctrl(s)) {

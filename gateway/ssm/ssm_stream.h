@@ -58,7 +58,9 @@ struct backend_stream {
      * session) passed with no refusal (ConnectToPortError, a FIN, the
      * session's end). */
     int holding;
-    int heard; /* the destination sent a byte */
+    int heard;   /* the destination sent a byte */
+    int no_hold; /* a [forward] port: nobody waits for the report */
+    int wrote;   /* the client sent a byte */
     int syn_sent;
     int64_t syn_seq;     /* the data-channel message with the SYN; -1 */
     uint64_t confirm_at; /* uv_now the wait ends; 0: SYN not acked yet */
