@@ -120,11 +120,13 @@ void ssm_session_fail(struct ssm_session *s, int err, const char *why)
 {
     if (s->state == SSM_CLOSED)
         return;
+    /* The service's own end (channel_closed: TerminateSession, an idle
+     * timeout, an SSH session whose sshd closed) is news, not a fault. */
     if (s->opened && s->n_streams > 0)
-        log_warn("ssm %llu: session %s ended, closing its %d connection%s: "
-                 "%s",
-                 (unsigned long long)s->id, s->session_id, s->n_streams,
-                 s->n_streams == 1 ? "" : "s", why);
+        log_msg(s->by_service ? LOG_INFO : LOG_WARN, NULL,
+                "ssm %llu: session %s ended, closing its %d connection%s: %s",
+                (unsigned long long)s->id, s->session_id, s->n_streams,
+                s->n_streams == 1 ? "" : "s", why);
     else
         log_debug("ssm %llu: %s", (unsigned long long)s->id, why);
     list_remove(&s->link); /* nobody new joins a broken session */
@@ -258,6 +260,7 @@ static void session_acked(void *arg)
 static void session_closed(void *arg, const char *reason)
 {
     struct ssm_session *s = arg;
+    s->by_service = 1;
     struct backend_stream *st =
         list_empty(&s->streams)
             ? NULL
@@ -423,8 +426,8 @@ static void on_resumed(void *arg, int status,
     }
     if (sess->token[0] == '\0') {
         ssm_session_fail(s, GW_ECLOSED,
-                         "the session timed out (ResumeSession "
-                         "returned no token)");
+                         "the session ended: terminated or timed out "
+                         "(ResumeSession returned no token)");
         return;
     }
     take_session(s, sess);

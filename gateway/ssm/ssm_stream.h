@@ -106,6 +106,7 @@ struct ssm_session {
     int handles_open;      /* the three timers: freed when all closed */
     int n_holding;         /* streams whose open report is held */
     int port_errors;       /* ConnectToPortError flags not matched yet */
+    int by_service;        /* ended by channel_closed */
     uint64_t resume_deadline;
     int resume_attempt;
     int timer_closing; /* the session is on its way out */
