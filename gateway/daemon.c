@@ -125,6 +125,7 @@ static struct ssm_opts daemon_ssm_opts(const struct config *cfg, char *reason,
         .resume_budget_ms = cfg->resume_budget_ms,
         .handshake_timeout_ms = 20000,
         .half_close_linger_ms = cfg->half_close_linger_ms,
+        .open_confirm_ms = cfg->open_confirm_ms,
         .reason_prefix = reason,
     };
     return so;

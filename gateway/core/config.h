@@ -72,6 +72,9 @@ struct config {
     int payload_size;       /* bytes per data message: 1024 */
     /* ms a client EOF waits for a quiet far end: 2000; 0 = at once */
     int half_close_linger_ms;
+    /* ms after the agent acked a stream's SYN to wait for a refusal
+     * before the client hears "open": 100; 0 = at once */
+    int open_confirm_ms;
 
     struct config_forward *forwards;
     int n_forwards;

@@ -35,6 +35,9 @@ struct tunnel_spec {
     char profile[TUNNEL_PROFILE_MAX]; /* "" = default chain */
     char region[TUNNEL_REGION_MAX];   /* "" = profile/env default */
     char label[TUNNEL_LABEL_MAX];     /* [forward]/[route] name for logs */
+    /* A [forward] port: no reply waits for the open, so a backend need
+     * not hold its report to learn whether the destination is there. */
+    int no_reply;
 };
 
 const char *tunnel_kind_name(enum tunnel_kind kind);

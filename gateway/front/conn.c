@@ -27,7 +27,8 @@
 #include "log.h"
 #include "secret.h"
 
-#define CONN_REQ_CAP (HTTPCONNECT_HEAD_MAX + 512)
+#define CONN_REQ_CAP  (HTTPCONNECT_HEAD_MAX + 512)
+#define CONN_FLUSH_MS 2000 /* a dead tunnel's last bytes to a slow client */
 
 static const char *const conn_state_names[] = {
     [CONN_SNIFF] = "sniff",
@@ -216,13 +217,25 @@ static void conn_on_drain(void *arg)
         pump_backend_drain(&c->pump);
 }
 
+static void conn_open_timeout(uv_timer_t *t);
+
+/* The tunnel is gone (the session ended): nothing the client sends can
+ * go anywhere, so it closes now; what the remote sent before the end
+ * still goes to the client first, within CONN_FLUSH_MS. */
 static void conn_on_error(void *arg, int err, const char *reason)
 {
     struct conn *c = arg;
     char why[GW_REASON_MAX];
     snprintf(why, sizeof(why), "tunnel failed: %s",
              reason ? reason : gw_strerror(err));
-    conn_kill(c, why);
+    if (c->state != CONN_PUMP || txq_pending(&c->pump.down) == 0) {
+        conn_kill(c, why);
+        return;
+    }
+    snprintf(c->close_reason, sizeof(c->close_reason), "%s", why);
+    uv_read_stop(conn_stream(c));
+    conn_set_state(c, CONN_REFUSING);
+    uv_timer_start(&c->timer, conn_open_timeout, CONN_FLUSH_MS, 0);
 }
 
 static const struct backend_cb conn_backend_cb = {
@@ -246,6 +259,8 @@ static void conn_open_timeout(uv_timer_t *t)
         conn_refuse(c, GW_ETIMEOUT, "tunnel open timed out");
     } else if (c->state < CONN_ROUTE) {
         conn_refuse(c, GW_ETIMEOUT, "client did not finish its request");
+    } else if (c->state == CONN_REFUSING) { /* the client does not read */
+        conn_kill(c, c->close_reason);
     }
 }
 

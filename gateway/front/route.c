@@ -140,6 +140,7 @@ int route_from_forward(const struct config *cfg,
 {
     base_spec(cfg, out);
     snprintf(out->label, sizeof(out->label), "forward %s", fwd->name);
+    out->no_reply = 1;
     out->port = fwd->port;
     overlay(out, fwd->user, fwd->profile, fwd->region);
     if (strcmp(fwd->target, "direct") == 0) {

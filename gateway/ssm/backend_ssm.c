@@ -173,7 +173,7 @@ static int ssm_open(void *ctx, uv_loop_t *loop, const struct tunnel_spec *spec,
             uv_timer_start(b->keepalive, keepalive_tick, SSM_MODE_NOP_MS,
                            SSM_MODE_NOP_MS);
     }
-    int rc = ssm_stream_new(s, cb, arg, out);
+    int rc = ssm_stream_new(s, spec->no_reply, cb, arg, out);
     if (rc != 0 && created)
         ssm_session_free(s);
     return rc;

@@ -23,8 +23,9 @@ int backend_ssm_new(uv_loop_t *loop, struct aws_client *aws, struct ws_ctx *ws,
                     struct backend_ssm **out);
 /* New options (SIGHUP): sessions started from now on use them; open
  * sessions keep the rate, payload size and timeouts they started with,
- * except the resume budget, which is read when a resume begins, and the
- * half-close linger, read when a held client EOF is checked. */
+ * except the resume budget, which is read when a resume begins, the
+ * half-close linger, read when a held client EOF is checked, and the
+ * open confirmation wait, read when a stream opens. */
 void backend_ssm_set_opts(struct backend_ssm *b, const struct ssm_opts *opts);
 /* The struct backend to register with the server. */
 const struct backend *backend_ssm_backend(struct backend_ssm *b);

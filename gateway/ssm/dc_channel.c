@@ -352,6 +352,7 @@ static void dc_on_ack(struct dc_channel *ch, int64_t seq)
         if (ch->rto > DC_RTO_MAX_MS)
             ch->rto = DC_RTO_MAX_MS;
     }
+    int64_t tail = ch->tail_seq;
     while (ch->tail_seq < ch->next_seq && slot_of(ch, ch->tail_seq)->acked)
         ch->tail_seq++;
     if (ch->send_seq < ch->tail_seq)
@@ -361,6 +362,8 @@ static void dc_on_ack(struct dc_channel *ch, int64_t seq)
             dc_drain_finish(ch);
         return;
     }
+    if (ch->tail_seq != tail && ch->cb->on_acked != NULL)
+        ch->cb->on_acked(ch->arg);
     dc_maybe_writable(ch);
 }
 
@@ -703,6 +706,21 @@ size_t dc_channel_room(const struct dc_channel *ch)
 int dc_channel_unacked(const struct dc_channel *ch)
 {
     return (int)(ch->next_seq - ch->tail_seq);
+}
+
+int64_t dc_channel_last_seq(const struct dc_channel *ch)
+{
+    return ch->next_seq - 1;
+}
+
+int dc_channel_acked(const struct dc_channel *ch, int64_t seq)
+{
+    return seq < ch->tail_seq;
+}
+
+double dc_channel_srtt(const struct dc_channel *ch)
+{
+    return ch->rtt;
 }
 
 void dc_channel_stats(const struct dc_channel *ch, struct dc_channel_stats *o)

@@ -40,6 +40,9 @@ struct dc_channel_cb {
     void (*on_lost)(void *arg, const char *reason);
     /* The channel ended for good (channel_closed, handshake failure). */
     void (*on_closed)(void *arg, const char *reason);
+    /* Optional: the oldest unacknowledged message moved on (the agent
+     * acknowledged more); see dc_channel_acked. */
+    void (*on_acked)(void *arg);
 };
 
 struct dc_channel_opts {
@@ -78,6 +81,12 @@ void dc_channel_want_writable(struct dc_channel *ch);
 size_t dc_channel_room(const struct dc_channel *ch);
 /* Messages sent but not acknowledged yet. */
 int dc_channel_unacked(const struct dc_channel *ch);
+/* The sequence number of the newest message queued (-1: none yet), and
+ * whether the agent acknowledged every message up to seq. */
+int64_t dc_channel_last_seq(const struct dc_channel *ch);
+int dc_channel_acked(const struct dc_channel *ch, int64_t seq);
+/* The smoothed round trip of the acks (ms; 100 before the first). */
+double dc_channel_srtt(const struct dc_channel *ch);
 void dc_channel_stats(const struct dc_channel *ch,
                       struct dc_channel_stats *out);
 /* Closes the WebSocket and frees; no callbacks after this returns. */

@@ -81,6 +81,7 @@ static void session_release(struct ssm_session *s, const char *why)
         session_set_state(s, SSM_CLOSED, why);
     uv_timer_stop(&s->timer);
     uv_timer_stop(&s->fin_timer);
+    uv_timer_stop(&s->hold_timer);
 }
 
 static void session_timer_closed(uv_handle_t *h)
@@ -101,6 +102,7 @@ void ssm_session_close_timer(struct ssm_session *s)
     defer_cancel(&s->start);
     uv_close((uv_handle_t *)&s->timer, session_timer_closed);
     uv_close((uv_handle_t *)&s->fin_timer, session_timer_closed);
+    uv_close((uv_handle_t *)&s->hold_timer, session_timer_closed);
 }
 
 void ssm_session_free(struct ssm_session *s)
@@ -110,12 +112,23 @@ void ssm_session_free(struct ssm_session *s)
     ssm_session_close_timer(s);
 }
 
-/* The session broke: every stream hears it; the streams' close() ends it. */
+/* The session broke: every stream hears it at once (an open one as
+ * on_error, one still waiting as its on_open error), and the streams'
+ * close() ends it. One line says why, with the service's or agent's
+ * words; each connection then logs its own close. */
 void ssm_session_fail(struct ssm_session *s, int err, const char *why)
 {
     if (s->state == SSM_CLOSED)
         return;
-    log_debug("ssm %llu: %s", (unsigned long long)s->id, why);
+    /* The service's own end (channel_closed: TerminateSession, an idle
+     * timeout, an SSH session whose sshd closed) is news, not a fault. */
+    if (s->opened && s->n_streams > 0)
+        log_msg(s->by_service ? LOG_INFO : LOG_WARN, NULL,
+                "ssm %llu: session %s ended, closing its %d connection%s: %s",
+                (unsigned long long)s->id, s->session_id, s->n_streams,
+                s->n_streams == 1 ? "" : "s", why);
+    else
+        log_debug("ssm %llu: %s", (unsigned long long)s->id, why);
     list_remove(&s->link); /* nobody new joins a broken session */
     session_release(s, "failed");
     struct backend_stream *st, *tmp;
@@ -211,21 +224,19 @@ static void session_flag(void *arg, uint32_t flag)
     struct ssm_session *s = arg;
     if (flag != DC_FLAG_CONNECT_TO_PORT_ERROR)
         return;
-    /* The flag names no stream; the FIN that follows does. Fail the
-     * newest stream still without data, which is the one the agent just
-     * tried to dial. */
-    const char *why = "the agent could not connect to the destination port";
+    char dest[TUNNEL_HOST_MAX + TUNNEL_TARGET_MAX + 64], why[GW_REASON_MAX];
+    ssm_session_dest(s, dest, sizeof(dest));
+    snprintf(why, sizeof(why),
+             "%s refused the connection (ConnectToPortError from the agent)",
+             dest);
     if (!s->mode.mux) {
         ssm_session_fail(s, GW_EREFUSED, why);
         return;
     }
     log_warn("ssm %llu: %s", (unsigned long long)s->id, why);
-    struct backend_stream *st, *tmp;
-    SSM_STREAM_FOREACH(st, tmp, s)
-    if (!st->dead && st->sid == s->next_sid - 2) {
-        ssm_stream_fail(st, GW_EREFUSED, why);
-        break;
-    }
+    /* The flag names no stream; the FIN that follows does (rx_fin):
+     * the first stream that ends without a byte from its destination. */
+    s->port_errors++;
 }
 
 static void session_writable(void *arg)
@@ -233,16 +244,39 @@ static void session_writable(void *arg)
     ssm_session_writable(arg);
 }
 
+static void session_acked(void *arg)
+{
+    struct ssm_session *s = arg;
+    if (s->n_holding > 0)
+        ssm_session_hold_check(s);
+}
+
+/* channel_closed (the service ended the session: TerminateSession, an
+ * idle timeout, the agent's end) or a failed handshake: nothing can
+ * reach the destination any more, so every connection closes now (what
+ * already arrived is still written to the client first). With one
+ * connection per session, an end before the destination said anything
+ * while the report is held is the agent's failed dial. */
 static void session_closed(void *arg, const char *reason)
 {
     struct ssm_session *s = arg;
-    if (s->state == SSM_OPEN && !s->mode.mux &&
-        strstr(reason, "closed the") != NULL) {
-        /* The destination ended the session: an EOF, not an error. */
-        log_debug("ssm %llu: %s", (unsigned long long)s->id, reason);
-        if (!list_empty(&s->streams))
-            ssm_stream_eof(
-                CONTAINER_OF(s->streams.next, struct backend_stream, link));
+    s->by_service = 1;
+    struct backend_stream *st =
+        list_empty(&s->streams)
+            ? NULL
+            : CONTAINER_OF(s->streams.next, struct backend_stream, link);
+    /* Nothing went either way: the dial failed ([forward] ports do not
+     * hold the report, but their log should still say so). */
+    if (s->opened && !s->mode.mux && st != NULL &&
+        (st->holding || (!st->heard && !st->wrote))) {
+        char dest[TUNNEL_HOST_MAX + TUNNEL_TARGET_MAX + 64];
+        char why[GW_REASON_MAX];
+        ssm_session_dest(s, dest, sizeof(dest));
+        snprintf(why, sizeof(why),
+                 "%s refused the connection or closed before sending "
+                 "anything (%s)",
+                 dest, reason);
+        ssm_session_fail(s, GW_EREFUSED, why);
         return;
     }
     ssm_session_fail(s, s->opened ? GW_ECLOSED : GW_EUNREACHABLE, reason);
@@ -303,6 +337,9 @@ static void session_reopened(void *arg)
     log_info("ssm %llu: session %s resumed", (unsigned long long)s->id,
              s->session_id);
     session_set_state(s, SSM_OPEN, "resumed");
+    uv_timer_stop(&s->timer); /* the budget's deadline */
+    if (s->local_eof)         /* stream mode: the drain check goes on */
+        uv_timer_start(&s->timer, ssm_session_drain_check, 0, 100);
 }
 
 static const struct dc_channel_cb session_channel_cb = {
@@ -313,6 +350,7 @@ static const struct dc_channel_cb session_channel_cb = {
     .on_reopened = session_reopened,
     .on_lost = session_lost,
     .on_closed = session_closed,
+    .on_acked = session_acked,
 };
 
 /* The upgrade request is signed (service ssmmessages): (re)connect. */
@@ -388,8 +426,8 @@ static void on_resumed(void *arg, int status,
     }
     if (sess->token[0] == '\0') {
         ssm_session_fail(s, GW_ECLOSED,
-                         "the session timed out (ResumeSession "
-                         "returned no token)");
+                         "the session ended: terminated or timed out "
+                         "(ResumeSession returned no token)");
         return;
     }
     take_session(s, sess);
@@ -397,10 +435,27 @@ static void on_resumed(void *arg, int status,
                                       s->stream_url, on_signed, s);
 }
 
+/* The budget holds whatever one attempt does: an API call or a socket
+ * that hangs ends the session at the deadline, not at its own timeout. */
+static void resume_expired(uv_timer_t *t)
+{
+    struct ssm_session *s = t->data;
+    if (s->state != SSM_RESUMING)
+        return;
+    char msg[GW_REASON_MAX];
+    snprintf(msg, sizeof(msg),
+             "could not resume the session within %d ms: no answer in time",
+             s->env->opts->resume_budget_ms);
+    ssm_session_fail(s, GW_ECLOSED, msg);
+}
+
 static void resume_now(struct ssm_session *s)
 {
     if (s->state != SSM_RESUMING)
         return;
+    uint64_t now = uv_now(s->env->loop);
+    uv_timer_start(&s->timer, resume_expired,
+                   s->resume_deadline > now ? s->resume_deadline - now : 0, 0);
     s->call = aws_ssm_resume_session(s->env->aws, s->spec.profile, s->region,
                                      s->session_id, on_resumed, s);
     if (s->call == NULL)
@@ -590,7 +645,9 @@ struct ssm_session *ssm_session_new(const struct ssm_env *env,
     s->timer.data = s;
     uv_timer_init(env->loop, &s->fin_timer);
     s->fin_timer.data = s;
-    s->handles_open = 2;
+    uv_timer_init(env->loop, &s->hold_timer);
+    s->hold_timer.data = s;
+    s->handles_open = 3;
     list_insert_head(env->sessions, &s->link);
     s->start.cb = open_deferred;
     defer_queue(env->loop, &s->start);

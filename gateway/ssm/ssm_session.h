@@ -67,9 +67,11 @@ void ssm_session_linger(struct ssm_session *s, uint64_t ms);
  * 0 when the session will never want one (the owner may stop its timer). */
 int ssm_session_keepalive(struct ssm_session *s);
 
-/* A new stream on s (joining, or the first). */
-int ssm_stream_new(struct ssm_session *s, const struct backend_cb *cb,
-                   void *arg, struct backend_stream **out);
+/* A new stream on s (joining, or the first); no_reply (a [forward]
+ * port): its open is reported without waiting for the destination. */
+int ssm_stream_new(struct ssm_session *s, int no_reply,
+                   const struct backend_cb *cb, void *arg,
+                   struct backend_stream **out);
 ssize_t ssm_stream_write(struct backend_stream *st, const uint8_t *p, size_t n);
 int ssm_stream_shutdown(struct backend_stream *st);
 void ssm_stream_pause(struct backend_stream *st);

@@ -14,6 +14,18 @@
  * talks: the FIN goes when the destination ended (its FIN arrives first,
  * and the stream closes) or when it was quiet for half_close_linger_ms.
  * Basic mode holds its DisconnectToPort the same way.
+ *
+ * The open report is held too (open_confirm_ms): the agent dials the
+ * destination only when the SYN arrives and answers a refusal with a
+ * ConnectToPortError flag and a FIN (a session that ends, with one
+ * connection per session), within about a round trip. So a new stream is
+ * reported open on the destination's first byte, or once the agent
+ * acknowledged the SYN (one round trip, measured, whatever queueing or
+ * resends it took) and open_confirm_ms more passed with no refusal; a
+ * FIN before any byte is a refusal, reported as such. A server that
+ * speaks first (sshd) pays nothing; a client that speaks first pays the
+ * round trip and the grace. SSM_HOLD_CAP_MS bounds a SYN whose ack does
+ * not come (a resume): the report goes then, the old way.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +35,8 @@
 #include "dc_channel.h"
 #include "log.h"
 #include "ssm_stream.h"
+
+#define SSM_HOLD_CAP_MS 2000
 
 static void stream_free(struct backend_stream *st)
 {
@@ -62,8 +76,11 @@ static void stream_notify(struct defer *d)
 static void stream_data(struct backend_stream *st, const uint8_t *p, size_t n)
 {
     st->quiet_since = uv_now(st->sess->env->loop);
+    st->heard = 1;
     if (st->dead)
         return;
+    if (st->holding) /* the destination is there: it spoke */
+        ssm_stream_report(st, 0, NULL);
     if (st->reported) {
         st->cb->on_data(st->arg, p, n);
         return;
@@ -95,6 +112,10 @@ void ssm_stream_eof(struct backend_stream *st)
 
 void ssm_stream_report(struct backend_stream *st, int status, const char *why)
 {
+    if (st->holding) {
+        st->holding = 0;
+        st->sess->n_holding--;
+    }
     if (st->reported || st->dead)
         return;
     st->notify_status = status;
@@ -125,6 +146,20 @@ static struct backend_stream *session_find_stream(struct ssm_session *s,
     return NULL;
 }
 
+/* A control frame went into the channel: a SYN's message is the one
+ * whose ack starts the refusal wait. */
+static void ctrl_written(struct ssm_session *s, const uint8_t *f)
+{
+    uint8_t cmd;
+    uint32_t sid;
+    uint16_t len;
+    if (smux_get_hdr(f, &cmd, &sid, &len) != 0 || cmd != SMUX_SYN)
+        return;
+    struct backend_stream *st = session_find_stream(s, sid);
+    if (st != NULL)
+        st->syn_seq = dc_channel_last_seq(s->ch);
+}
+
 /* Writes queued control frames while the window has room; 1 when the
  * queue is empty. */
 static int session_flush_ctrl(struct ssm_session *s)
@@ -134,6 +169,7 @@ static int session_flush_ctrl(struct ssm_session *s)
         if (dc_channel_room(s->ch) < SMUX_HDR_LEN)
             return 0;
         dc_channel_write(s->ch, f, SMUX_HDR_LEN);
+        ctrl_written(s, f);
         smux_ctrl_pop(&s->ctrl);
     }
     return s->ctrl.ctrl_len == 0;
@@ -148,6 +184,7 @@ void ssm_session_send_ctrl(struct ssm_session *s, enum smux_cmd cmd,
         uint8_t f[SMUX_HDR_LEN];
         smux_put_hdr(f, cmd, sid, 0);
         dc_channel_write(s->ch, f, sizeof(f));
+        ctrl_written(s, f);
         return;
     }
     if (smux_ctrl_push(&s->ctrl, cmd, sid) != 0) {
@@ -164,15 +201,89 @@ void ssm_session_open_streams(struct ssm_session *s)
     {
         if (st->reported || st->dead)
             continue;
-        if (s->mode.mux)
+        if (s->mode.mux) {
+            st->syn_sent = 1;
             ssm_session_send_ctrl(s, SMUX_SYN, st->sid);
-        else if (s->n_streams > 1) {
+        } else if (s->n_streams > 1) {
             ssm_stream_fail(st, GW_EUNSUPPORTED,
                             "the agent does not multiplex this session");
             continue;
         }
-        ssm_stream_report(st, 0, NULL);
+        ssm_stream_opened(st);
     }
+}
+
+void ssm_session_dest(const struct ssm_session *s, char *out, size_t cap)
+{
+    const char *via = s->instance[0] ? s->instance : s->spec.target;
+    if (s->spec.kind == TUNNEL_SSM_REMOTE)
+        snprintf(out, cap, "destination %s:%u (via %s)", s->spec.host,
+                 s->spec.port, via);
+    else
+        snprintf(out, cap, "destination port %u on %s", s->spec.port, via);
+}
+
+/* ---- the held open report ---- */
+
+static void hold_timer_fired(uv_timer_t *t)
+{
+    ssm_session_hold_check(t->data);
+}
+
+void ssm_stream_opened(struct backend_stream *st)
+{
+    struct ssm_session *s = st->sess;
+    int grace = s->env->opts->open_confirm_ms;
+    if (grace <= 0 || st->no_hold || st->reported || st->dead || st->holding ||
+        s->ch == NULL) {
+        ssm_stream_report(st, 0, NULL);
+        return;
+    }
+    uint64_t now = uv_now(s->env->loop);
+    st->holding = 1;
+    s->n_holding++;
+    st->hold_cap = now + SSM_HOLD_CAP_MS + (uint64_t)grace;
+    /* One connection per session: the agent dialed when the handshake
+     * ended, and a refusal ends the session, which reaches us about a
+     * round trip later. */
+    if (!s->mode.mux)
+        st->confirm_at =
+            now + (uint64_t)dc_channel_srtt(s->ch) + (uint64_t)grace;
+    ssm_session_hold_check(s);
+}
+
+void ssm_session_hold_check(struct ssm_session *s)
+{
+    if (s->n_holding <= 0 || s->timer_closing) {
+        uv_timer_stop(&s->hold_timer);
+        return;
+    }
+    uint64_t now = uv_now(s->env->loop);
+    uint64_t grace = (uint64_t)GW_MAX(s->env->opts->open_confirm_ms, 0);
+    uint64_t next = UINT64_MAX;
+    struct backend_stream *st, *tmp;
+    SSM_STREAM_FOREACH(st, tmp, s)
+    {
+        if (!st->holding)
+            continue;
+        if (st->confirm_at == 0 && st->syn_seq >= 0 && s->ch != NULL &&
+            dc_channel_acked(s->ch, st->syn_seq))
+            st->confirm_at = now + grace;
+        uint64_t end = st->confirm_at ? GW_MIN(st->confirm_at, st->hold_cap)
+                                      : st->hold_cap;
+        if (now >= end) {
+            log_debug("ssm %llu: stream %u: no refusal%s, open",
+                      (unsigned long long)s->id, st->sid,
+                      st->confirm_at ? "" : " and no ack of the SYN yet");
+            ssm_stream_report(st, 0, NULL);
+            continue;
+        }
+        next = GW_MIN(next, end - now);
+    }
+    if (next == UINT64_MAX)
+        uv_timer_stop(&s->hold_timer);
+    else
+        uv_timer_start(&s->hold_timer, hold_timer_fired, next, 0);
 }
 
 /* smux events; a session that broke inside a callback stops the feed. */
@@ -190,8 +301,31 @@ static int rx_fin(void *arg, uint32_t sid)
 {
     struct ssm_session *s = arg;
     struct backend_stream *st = session_find_stream(s, sid);
-    if (st != NULL) /* the destination ended this stream */
+    if (st == NULL)
+        return s->state == SSM_CLOSED;
+    /* A ConnectToPortError names no stream: the FIN of a stream that
+     * never heard from its destination is the one it meant. */
+    int port_error = !st->heard && s->port_errors > 0;
+    if (port_error)
+        s->port_errors--;
+    if (st->holding || port_error) {
+        char dest[TUNNEL_HOST_MAX + TUNNEL_TARGET_MAX + 64];
+        char why[GW_REASON_MAX];
+        ssm_session_dest(s, dest, sizeof(dest));
+        if (port_error)
+            snprintf(why, sizeof(why),
+                     "%s refused the connection (ConnectToPortError from "
+                     "the agent)",
+                     dest);
+        else
+            snprintf(why, sizeof(why),
+                     "%s closed the connection before sending anything "
+                     "(the agent ended the stream)",
+                     dest);
+        ssm_stream_fail(st, GW_EREFUSED, why);
+    } else { /* the destination ended this stream */
         ssm_stream_eof(st);
+    }
     return s->state == SSM_CLOSED;
 }
 
@@ -226,14 +360,19 @@ void ssm_session_writable(struct ssm_session *s)
         st->cb->on_drain(st->arg);
 }
 
-int ssm_stream_new(struct ssm_session *s, const struct backend_cb *cb,
-                   void *arg, struct backend_stream **out)
+int ssm_stream_new(struct ssm_session *s, int no_reply,
+                   const struct backend_cb *cb, void *arg,
+                   struct backend_stream **out)
 {
     struct backend_stream *st = calloc(1, sizeof(*st));
     if (st == NULL)
         return GW_ENOMEM;
-    *st = (struct backend_stream){
-        .sess = s, .cb = cb, .arg = arg, .sid = s->next_sid};
+    *st = (struct backend_stream){.sess = s,
+                                  .cb = cb,
+                                  .arg = arg,
+                                  .sid = s->next_sid,
+                                  .syn_seq = -1,
+                                  .no_hold = no_reply};
     st->notify.cb = stream_notify;
     s->next_sid += 2;
     list_insert_head(&s->streams, &st->link);
@@ -242,8 +381,9 @@ int ssm_stream_new(struct ssm_session *s, const struct backend_cb *cb,
         uv_timer_stop(&s->timer); /* no longer lingering */
         log_debug("ssm %llu: new smux stream %u on session %s",
                   (unsigned long long)s->id, st->sid, s->session_id);
+        st->syn_sent = 1;
         ssm_session_send_ctrl(s, SMUX_SYN, st->sid);
-        ssm_stream_report(st, 0, NULL);
+        ssm_stream_opened(st);
     }
     *out = st;
     return 0;
@@ -256,6 +396,7 @@ ssize_t ssm_stream_write(struct backend_stream *st, const uint8_t *p, size_t n)
         return GW_ECLOSED;
     if (s->ch == NULL)
         return 0;
+    st->wrote |= n > 0;
     if (!s->mode.mux)
         return dc_channel_write(s->ch, p, n);
     if (!session_flush_ctrl(s)) {
@@ -389,7 +530,12 @@ void ssm_stream_close(struct backend_stream *st)
     struct ssm_session *s = st->sess;
     if (st->paused)
         ssm_stream_resume(st);
-    if (s->mode.mux && ssm_session_live(s) && !st->fin_sent && st->reported)
+    if (st->holding) { /* the client left before the report */
+        st->holding = 0;
+        s->n_holding--;
+    }
+    /* A stream the agent knows of ends with a FIN, reported or not. */
+    if (s->mode.mux && ssm_session_live(s) && !st->fin_sent && st->syn_sent)
         ssm_session_send_ctrl(s, SMUX_FIN, st->sid);
     /* Basic mode: the local connection ended; the agent closes its
      * destination connection (as the plugin tells it). */

@@ -52,6 +52,19 @@ struct backend_stream {
      * quiet for the linger. */
     int fin_held;
     uint64_t quiet_since; /* uv_now of the last destination bytes */
+    /* The open report, held until the destination is known to be there
+     * (open_confirm_ms): its first byte, or the wait after the agent
+     * acknowledged the SYN (smux) or the handshake (one connection per
+     * session) passed with no refusal (ConnectToPortError, a FIN, the
+     * session's end). */
+    int holding;
+    int heard;   /* the destination sent a byte */
+    int no_hold; /* a [forward] port: nobody waits for the report */
+    int wrote;   /* the client sent a byte */
+    int syn_sent;
+    int64_t syn_seq;     /* the data-channel message with the SYN; -1 */
+    uint64_t confirm_at; /* uv_now the wait ends; 0: SYN not acked yet */
+    uint64_t hold_cap;   /* uv_now it ends whatever the acks do */
     int paused;
     int dead; /* failed; waiting for close() */
 };
@@ -89,7 +102,11 @@ struct ssm_session {
     struct defer start;    /* the first step, from the loop */
     uv_timer_t timer;      /* resume back-off, drain check, linger */
     uv_timer_t fin_timer;  /* held client EOFs (smux) */
-    int handles_open;      /* timer and fin_timer: freed when both closed */
+    uv_timer_t hold_timer; /* held open reports */
+    int handles_open;      /* the three timers: freed when all closed */
+    int n_holding;         /* streams whose open report is held */
+    int port_errors;       /* ConnectToPortError flags not matched yet */
+    int by_service;        /* ended by channel_closed */
     uint64_t resume_deadline;
     int resume_attempt;
     int timer_closing; /* the session is on its way out */
@@ -109,6 +126,14 @@ void ssm_session_close_timer(struct ssm_session *s);
         (tmp) = CONTAINER_OF((st)->link.next, struct backend_stream, link))
 
 void ssm_stream_report(struct backend_stream *st, int status, const char *why);
+/* The stream is open on the agent's side (SYN sent, or the session's one
+ * connection): report it now or hold the report (open_confirm_ms). */
+void ssm_stream_opened(struct backend_stream *st);
+/* Ends the holds whose wait is over and rearms hold_timer (also on every
+ * ack while a report is held). */
+void ssm_session_hold_check(struct ssm_session *s);
+/* "destination HOST:PORT (via TARGET)" for the reasons. */
+void ssm_session_dest(const struct ssm_session *s, char *out, size_t cap);
 void ssm_stream_fail(struct backend_stream *st, int err, const char *why);
 void ssm_stream_eof(struct backend_stream *st);
 /* Queues or writes a header-only smux frame. */

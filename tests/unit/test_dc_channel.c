@@ -188,7 +188,7 @@ static int count_data(int64_t seq)
 /* ---- the owner's callbacks ---- */
 
 static struct {
-    int ready, lost, closed, writable, flags[4];
+    int ready, lost, closed, writable, acked, flags[4];
     char reason[600];
     uint8_t data[1 << 20];
     size_t data_len;
@@ -236,6 +236,12 @@ static void on_closed(void *arg, const char *reason)
     snprintf(O.reason, sizeof(O.reason), "%s", reason);
 }
 
+static void on_acked(void *arg)
+{
+    (void)arg;
+    O.acked++;
+}
+
 static const struct dc_channel_cb owner = {
     .on_ready = on_ready,
     .on_data = on_data,
@@ -243,6 +249,7 @@ static const struct dc_channel_cb owner = {
     .on_writable = on_writable,
     .on_lost = on_lost,
     .on_closed = on_closed,
+    .on_acked = on_acked,
 };
 
 /* ---- fixtures ---- */
@@ -450,6 +457,36 @@ static void test_full_window_is_backpressure_then_writable(void **st)
     close_channel();
 }
 
+/* What the held open report waits for: the message that carried a SYN,
+ * acknowledged (an ack further ahead does not count until the window's
+ * oldest end moves past it). */
+static void test_acked_says_when_a_message_got_through(void **st)
+{
+    (void)st;
+    ready_channel(0);
+    int64_t hs = dc_channel_last_seq(ch); /* the HandshakeResponse */
+    assert_int_equal(hs, 0);
+    assert_int_equal(dc_channel_write(ch, (const uint8_t *)"a", 1), 1);
+    assert_int_equal(dc_channel_write(ch, (const uint8_t *)"b", 1), 1);
+    int64_t syn = dc_channel_last_seq(ch);
+    assert_int_equal(syn, 2);
+    assert_false(dc_channel_acked(ch, syn));
+    deliver_ack(2);
+    assert_false(dc_channel_acked(ch, syn));
+    assert_int_equal(O.acked, 0);
+    deliver_ack(0);
+    assert_int_equal(O.acked, 1);
+    assert_false(dc_channel_acked(ch, syn));
+    deliver_ack(1);
+    assert_int_equal(O.acked, 2);
+    assert_true(dc_channel_acked(ch, syn));
+    assert_false(dc_channel_acked(ch, syn + 1));
+    deliver_ack(1); /* a duplicate moves nothing */
+    assert_int_equal(O.acked, 2);
+    assert_true(dc_channel_srtt(ch) > 0);
+    close_channel();
+}
+
 static void test_oldest_unacked_is_resent_after_the_rto(void **st)
 {
     (void)st;
@@ -650,6 +687,7 @@ int main(void)
         cmocka_unit_test(test_data_is_chunked_numbered_and_delivered_in_order),
         cmocka_unit_test(test_bad_digest_is_dropped_unacked),
         cmocka_unit_test(test_full_window_is_backpressure_then_writable),
+        cmocka_unit_test(test_acked_says_when_a_message_got_through),
         cmocka_unit_test(test_oldest_unacked_is_resent_after_the_rto),
         cmocka_unit_test(test_acks_wait_for_room_and_go_first),
         cmocka_unit_test(test_pacing_holds_the_rate_but_never_acks),
