@@ -340,6 +340,8 @@ static void session_reopened(void *arg)
     uv_timer_stop(&s->timer); /* the budget's deadline */
     if (s->local_eof)         /* stream mode: the drain check goes on */
         uv_timer_start(&s->timer, ssm_session_drain_check, 0, 100);
+    else if (ssm_session_lingers(s)) /* the resume took the linger timer */
+        s->env->on_idle(s, s->env->arg);
 }
 
 static const struct dc_channel_cb session_channel_cb = {

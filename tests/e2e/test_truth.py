@@ -393,3 +393,28 @@ def test_a_session_the_service_ends_stops_a_running_scp(world, how,
                         r"connection: .*%s" % (sid, REASONS[how]))
     finally:
         fake.set_faults({"api": []})
+
+
+def test_an_idle_session_that_resumed_still_ends_after_its_linger(world):
+    """A shared smux session lingers 30 s for the next connection, then
+    ends. A data channel that dropped while it lingered is resumed, and
+    the linger starts again: the session must not stay open for ever."""
+    fake = world["fake"]
+    before = set(fake.sessions())
+    with gateway(world) as gw:
+        code, s, _ = socks5(gw, "banner.internal", 22)
+        assert code == 0
+        assert s.recv(64).startswith(b"SSH-2.0-banner")
+        s.close()
+        sid = fake.wait_for(
+            lambda: next((k for k, x in fake.sessions().items()
+                          if k not in before and x["handshake_done"]), None),
+            what="the new session")
+        gw.wait_for(r"conn \d+: closed")
+        fake.session_action(sid, "cut")
+        gw.wait_for(r"session %s resumed" % sid, timeout=20)
+        t0 = time.monotonic()
+        fake.wait_for(lambda: fake.session(sid)["terminated"], timeout=50,
+                      what="the lingering session to end")
+        print("resumed idle session ended %.1f s after the resume" %
+              (time.monotonic() - t0))
