@@ -278,17 +278,23 @@ class Session:
                 loop.call_later(t, lambda: loop.create_task(
                     self.terminate(self.faults.get("channel_closed_text",
                                                    "Session terminated due to idle timeout."))))
+        # The service's recycle: a normal close T s after each open, close_count
+        # times (-1: forever, "every 20 s"). The client must ResumeSession: the
+        # token it opened with is spent.
         t = self.faults.get("close_after_s")
-        if t and self.faults.get("close_count", 1) > 0:
-            self.faults["close_count"] = self.faults.get("close_count", 1) - 1
+        cnt = self.faults.get("close_count", 1)
+        if t and cnt != 0:
+            if cnt > 0:
+                self.faults["close_count"] = cnt - 1
             loop.call_later(t, lambda: loop.create_task(self._normal_close(ws)))
         if self.faults.get("resend_all_on_attach"):
             loop.create_task(self._resend_all())
 
     async def _normal_close(self, ws):
-        if self.ws is ws:
+        if self.ws is ws and not self.terminated:
             self.event("normal_close")
-            await ws.close(1000, "")
+            self.stats["normal_closes"] += 1
+            await ws.close(1000, "Bye")
 
     async def _resend_all(self):
         for seq, ent in list(self.unacked.items()):
@@ -367,6 +373,16 @@ class Session:
         n = self.stats["stream_msgs_to_client"]
         if f.get("drop_out_every") and n % f["drop_out_every"] == 0:
             self.stats["dropped_out"] += 1
+            return
+        # A burst lost at once (a WebSocket dropped mid-burst): stream messages
+        # M .. M+K-1 are stored but not sent; only the resender brings them back.
+        m, k = f.get("drop_run_after_messages"), f.get("drop_run_count", 0)
+        if m and k and m <= n < m + k:
+            if n == m:
+                self.event("drop_run_start", seq=self.out_seq - 1, count=k)
+            if n == m + k - 1:
+                self.event("drop_run_end", seq=self.out_seq - 1)
+            self.stats["dropped_run"] += 1
             return
         if f.get("reorder_every") and n % f["reorder_every"] == 0 and self.held is None:
             self.held = msg
@@ -1112,6 +1128,14 @@ async def serve(state, ssl_ctx, port):
             state.ws_log.append({"time": time.time(), "path": path, "error": "bad path"})
             return http.HTTPStatus.NOT_FOUND, [], b"not found\n"
         signed, ok, info = check_sig(path, headers)
+        if signed and not ok and info.startswith("ExpiredToken"):
+            # Signed with temporary credentials past their expiration: the
+            # service refuses the upgrade (plugin issue 136).
+            state.ws_log.append({"time": time.time(), "path": path,
+                                 "error": "expired token", "detail": info})
+            log("ws: rejected upgrade signed with expired credentials")
+            return http.HTTPStatus.FORBIDDEN, [], \
+                b"The security token included in the request is expired\n"
         if signed and not ok:
             state.ws_log.append({"time": time.time(), "path": path,
                                  "error": "bad signature", "detail": info})
