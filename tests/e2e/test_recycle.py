@@ -170,6 +170,10 @@ def test_scp_through_recycles_with_expiring_credentials(source, tmp_path):
         assert not exp or c["time"] <= exp + 0.5, c
     expired = [c for c in calls if (c.get("error") or "").startswith("ExpiredToken")]
     ws_expired = [w for w in ws_log if w.get("error") == "expired token"]
+    # "Refresh first": the gateway renews credentials before they expire,
+    # it does not wait for the service to refuse them (plugin issue 136).
+    assert not expired, expired[:3]
+    assert not ws_expired, ws_expired[:3]
     resume_ok = len([c for c in calls if c.get("action") == "ResumeSession"
                      and c["status"] == 200])
     assert resume_ok >= sum(resumes)
