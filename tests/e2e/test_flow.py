@@ -64,10 +64,22 @@ class World:
             self.fake.__exit__(None, None, None)
 
     def scp(self, *args):
+        """Runs scp; fails at once when the fake ended a session for a fault
+        (a local connection may stay open after channel_closed)."""
         t0 = time.time()
-        r = subprocess.run(["scp", "-q"] + self.opts + list(args), capture_output=True,
-                           text=True, timeout=1800)
-        assert r.returncode == 0, r.stderr + self.gw.stderr_text()[-4000:]
+        p = subprocess.Popen(["scp", "-q"] + self.opts + list(args),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        while p.poll() is None:
+            time.sleep(0.5)
+            bad = [s["end_reason"] for s in self.fake.sessions().values()
+                   if (s["end_reason"] or "").startswith("Session terminated")]
+            if bad or time.time() - t0 > 1800:
+                p.kill()
+                p.wait()
+                raise AssertionError("scp stopped: %s\n%s" % (
+                    bad or "timeout", self.gw.stderr_text()[-3000:]))
+        err = p.stderr.read().decode()
+        assert p.returncode == 0, err + self.gw.stderr_text()[-4000:]
         return time.time() - t0
 
 
