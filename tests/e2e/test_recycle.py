@@ -113,6 +113,8 @@ def test_scp_through_recycles_with_expiring_credentials(source, tmp_path):
             f.write(os.urandom(1 << 20))
     up, down = tmp_path / "up.bin", tmp_path / "down.bin"
     faults = {"dc": {"close_after_s": RECYCLE_S, "close_count": -1}}
+    if not REAL_PACE:
+        faults["dc"]["rate_limit"] = 0  # unpaced: the subject is the recycle
     with FakeAws(config={"temp_creds_ttl_s": TTL_S}, faults=faults,
                  pace_ms=1 if REAL_PACE else 0) as fake, \
             Sshd(fake.state_dir, instance_id="*") as sd:
