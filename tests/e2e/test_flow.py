@@ -86,7 +86,7 @@ class World:
 def test_big_transfers_honour_pauses(tmp_path):
     src, up, down = tmp_path / "src.bin", tmp_path / "up.bin", tmp_path / "down.bin"
     make_file(src, PAUSE_SIZE)
-    dc = {"pause_client_every_ms": 500, "pause_client_ms": 200,
+    dc = {"pause_client_every_ms": 1000, "pause_client_ms": 500,
           "client_window_bytes": 128 * 1024, "pause_action": "close"}
     if not REAL_PACE:
         dc["rate_limit"] = 0

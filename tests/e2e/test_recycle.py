@@ -16,7 +16,6 @@ Default suite: 6 MiB each way at the real pace (~1 MB/s), a recycle every
 500 MiB each way, a recycle every 20 s, credentials that live 60 s, unpaced
 (SSMGATE_RECYCLE_PACE=real for the service's 990 messages/s pace)."""
 
-import hashlib
 import json
 import os
 import re
@@ -31,6 +30,7 @@ from harness import FAKE_DIR, PYTHON, Gateway, Process, sha256_file as sha
 sys.path.insert(0, FAKE_DIR)
 from fakeaws import DEFAULT_AKID, DEFAULT_SECRET, FakeAws  # noqa: E402
 from sshd import Sshd  # noqa: E402
+from test_aws_layer import sso_setup, write  # noqa: E402
 
 LONG = os.environ.get("SSMGATE_LONG") == "1"
 REAL_PACE = not LONG or os.environ.get("SSMGATE_RECYCLE_PACE") == "real"
@@ -38,13 +38,6 @@ SIZE = (500 if LONG else 6) * 1024 * 1024
 RECYCLE_S = 20 if LONG else 2
 TTL_S = 60 if LONG else 4
 IID = "i-0123456789abcdef0"
-
-
-def write(path, text):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
-        f.write(text)
-    os.chmod(path, 0o600)
 
 
 class Imds(Process):
@@ -70,24 +63,16 @@ def source_env(source, fake, home, imds):
                 "AWS_SHARED_CREDENTIALS_FILE": os.path.join(home, "credentials"),
                 "AWS_PROFILE": "", "PATH": "/usr/bin:/bin"})
     if source == "assume-role":
-        write(os.path.join(home, "credentials"),
-              "[base]\naws_access_key_id = %s\naws_secret_access_key = %s\n"
-              % (DEFAULT_AKID, DEFAULT_SECRET))
-        write(os.path.join(home, "config"),
-              "[profile r]\nregion = us-east-1\n"
-              "role_arn = arn:aws:iam::123456789012:role/ops\n"
-              "source_profile = base\nrole_session_name = recycle\n")
+        # the source profile's static keys in the config file (the CLI reads them
+        # there too), the role in profile r
+        write(os.path.join(home, "config"), "".join([
+            "[profile base]\n", "aws_access_key_id = %s\n" % DEFAULT_AKID,
+            "aws_secret_access_key = %s\n\n" % DEFAULT_SECRET, "[profile r]\n",
+            "region = us-east-1\n", "role_arn = arn:aws:iam::123456789012:role/ops\n",
+            "source_profile = base\n", "role_session_name = recycle\n"]))
         return env, "r"
     if source == "sso":
-        write(os.path.join(home, "config"),
-              "[profile sso]\nregion = us-east-1\nsso_session = corp\n"
-              "sso_account_id = 123456789012\nsso_role_name = Admin\n\n"
-              "[sso-session corp]\nsso_start_url = https://corp.awsapps.com/start\n"
-              "sso_region = us-east-1\n")
-        key = hashlib.sha1(b"corp").hexdigest()
-        write(os.path.join(home, ".aws", "sso", "cache", key + ".json"), json.dumps({
-            "startUrl": "https://corp.awsapps.com/start", "region": "us-east-1",
-            "accessToken": "fake-sso-bearer-token", "expiresAt": "2099-01-01T00:00:00Z"}))
+        sso_setup(home, "2099-01-01T00:00:00Z")
         return env, "sso"
     write(os.path.join(home, "config"), "[default]\nregion = us-east-1\n")
     env["AWS_EC2_METADATA_DISABLED"] = "false"
