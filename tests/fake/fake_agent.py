@@ -194,6 +194,8 @@ class Session:
         self.client_paused_at = 0.0
         self.client_backlog = 0     # client stream bytes queued in MGS
         self.client_since_pause = 0
+        self.drop_run_left = set()  # seqs of the drop_run not acked yet
+        self.drop_run_t0 = 0.0
         self.inq = asyncio.Queue(maxsize=100000)
         self.proc_task = None
         self.cut_base = 0
@@ -273,22 +275,30 @@ class Session:
             self.started = True
             self.tasks.append(loop.create_task(self.agent_main()))
             self.tasks.append(loop.create_task(self.resender()))
+            if self.faults.get("pause_client_every_ms"):
+                self.tasks.append(loop.create_task(self.pause_timer()))
             t = self.faults.get("channel_closed_after_s")
             if t:
                 loop.call_later(t, lambda: loop.create_task(
                     self.terminate(self.faults.get("channel_closed_text",
                                                    "Session terminated due to idle timeout."))))
+        # The service's recycle: a normal close T s after each open, close_count
+        # times (-1: forever, "every 20 s"). The client must ResumeSession: the
+        # token it opened with is spent.
         t = self.faults.get("close_after_s")
-        if t and self.faults.get("close_count", 1) > 0:
-            self.faults["close_count"] = self.faults.get("close_count", 1) - 1
+        cnt = self.faults.get("close_count", 1)
+        if t and cnt != 0:
+            if cnt > 0:
+                self.faults["close_count"] = cnt - 1
             loop.call_later(t, lambda: loop.create_task(self._normal_close(ws)))
         if self.faults.get("resend_all_on_attach"):
             loop.create_task(self._resend_all())
 
     async def _normal_close(self, ws):
-        if self.ws is ws:
+        if self.ws is ws and not self.terminated:
             self.event("normal_close")
-            await ws.close(1000, "")
+            self.stats["normal_closes"] += 1
+            await ws.close(1000, "Bye")
 
     async def _resend_all(self):
         for seq, ent in list(self.unacked.items()):
@@ -367,6 +377,17 @@ class Session:
         n = self.stats["stream_msgs_to_client"]
         if f.get("drop_out_every") and n % f["drop_out_every"] == 0:
             self.stats["dropped_out"] += 1
+            return
+        # A burst lost at once (a WebSocket dropped mid-burst): stream messages
+        # M .. M+K-1 are stored but not sent; only the resender brings them back.
+        m, k = f.get("drop_run_after_messages"), f.get("drop_run_count", 0)
+        if m and k and m <= n < m + k:
+            seq = HDR.unpack_from(msg)[4]
+            if n == m:
+                self.event("drop_run_start", seq=seq, count=k)
+                self.drop_run_t0 = time.time()
+            self.drop_run_left.add(seq)
+            self.stats["dropped_run"] += 1
             return
         if f.get("reorder_every") and n % f["reorder_every"] == 0 and self.held is None:
             self.held = msg
@@ -492,15 +513,28 @@ class Session:
             why = "injected"
         elif win and self.client_backlog > win:
             why = "window"
-        if why is None:
-            return
+        if why is not None:
+            self._pause_client(why)
+
+    async def pause_timer(self):
+        """pause_client_every_ms: a pause of pause_client_ms injected on a clock,
+        whatever the client sends (downloads too: acks are allowed while paused,
+        smux frames and retransmissions are not)."""
+        while not self.terminated:
+            await asyncio.sleep(self.faults["pause_client_every_ms"] / 1000.0)
+            if self.ws is not None and not self.client_paused:
+                self._pause_client("timed")
+
+    def _pause_client(self, why):
+        f = self.faults
+        now = time.monotonic()
         self.client_paused, self.client_paused_at = why, now
         self.client_since_pause = 0
         self.stats["client_pauses"] += 1
         self.event("paused_client", why=why, backlog=self.client_backlog)
         loop = asyncio.get_event_loop()
         loop.create_task(self.send_control("pause_publication"))
-        if why == "injected":
+        if why in ("injected", "timed"):
             ws = self.ws
             loop.call_later(f["pause_client_ms"] / 1000.0,
                             lambda: loop.create_task(self._start_client(ws)))
@@ -554,6 +588,19 @@ class Session:
             self.stats["dup_from_client"] += 1
             await self.send_ack("input_stream_data", mid, seq)
 
+    def _drop_run_acked(self, seq):
+        """Times the recovery of a drop_run: its first and its last lost
+        message acknowledged (seconds since the loss)."""
+        first = "drop_run_first_acked_s" not in self.stats
+        self.drop_run_left.discard(seq)
+        dt = time.time() - self.drop_run_t0
+        if first:
+            self.stats["drop_run_first_acked_s"] = round(dt, 3)
+            self.event("drop_run_first_acked", seq=seq)
+        if not self.drop_run_left:
+            self.stats["drop_run_recovered_s"] = round(dt, 3)
+            self.event("drop_run_recovered", seq=seq)
+
     def on_ack(self, payload):
         self.stats["acks_from_client"] += 1
         try:
@@ -572,6 +619,8 @@ class Session:
         if ent is None:
             self.stats["acks_unknown"] += 1
             return
+        if aseq in self.drop_run_left:
+            self._drop_run_acked(aseq)
         mid = str(wire_to_uuid(ent[0][64:80]))
         if aid != mid:
             self.violation("ack for seq %d names id %r, expected %s" % (aseq, aid, mid))
@@ -1112,6 +1161,14 @@ async def serve(state, ssl_ctx, port):
             state.ws_log.append({"time": time.time(), "path": path, "error": "bad path"})
             return http.HTTPStatus.NOT_FOUND, [], b"not found\n"
         signed, ok, info = check_sig(path, headers)
+        if signed and not ok and info.startswith("ExpiredToken"):
+            # Signed with temporary credentials past their expiration: the
+            # service refuses the upgrade (plugin issue 136).
+            state.ws_log.append({"time": time.time(), "path": path,
+                                 "error": "expired token", "detail": info})
+            log("ws: rejected upgrade signed with expired credentials")
+            return http.HTTPStatus.FORBIDDEN, [], \
+                b"The security token included in the request is expired\n"
         if signed and not ok:
             state.ws_log.append({"time": time.time(), "path": path,
                                  "error": "bad signature", "detail": info})

@@ -343,6 +343,9 @@ class State:
         self.external_agent = getattr(args, "external_agent", None)
         self.started = time.time()
         self.eic_path = os.path.join(self.state_dir, "eic_keys.jsonl")
+        # config temp_creds_ttl_s: temporary credentials (AssumeRole*, SSO)
+        # expire after this many seconds whatever DurationSeconds asked
+        self.temp_creds_ttl_s = None
 
     def credential(self, akid):
         return self.creds.get(akid)
@@ -369,6 +372,8 @@ class State:
             self.set_api_rate(cfg["api_rate"])
         if "external_agent" in cfg:
             self.external_agent = cfg["external_agent"] or None
+        if "temp_creds_ttl_s" in cfg:
+            self.temp_creds_ttl_s = float(cfg["temp_creds_ttl_s"] or 0) or None
 
     def set_instance(self, iid, spec):
         base = {"name": None, "ping_status": "Online", "agent_version": "3.3.987.0",
@@ -1117,14 +1122,16 @@ class Api:
                 % (action, STS_NS, action, xml, action, rid, action))
         return HttpResponse(200, body, ctype="text/xml", headers=[("x-amzn-RequestId", rid)])
 
-    def _issue_creds(self, caller, arn, user_id, duration):
+    def _issue_creds(self, caller, arn, user_id, duration, via):
         akid = "ASIA" + "".join(secrets.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
                                 for _ in range(16))
         secret = base64.b64encode(secrets.token_bytes(30)).decode()
         token = "IQoJb3JpZ2luX2VjEFAKE" + base64.b64encode(secrets.token_bytes(600)).decode()
-        exp = time.time() + duration
+        now = time.time()
+        exp = now + (self.state.temp_creds_ttl_s or duration)
         self.state.creds[akid] = {"secret": secret, "token": token, "caller": caller,
-                                  "arn": arn, "user_id": user_id, "expires": exp}
+                                  "arn": arn, "user_id": user_id, "expires": exp,
+                                  "issued": now, "issued_by": via}
         return akid, secret, token, exp
 
     @staticmethod
@@ -1184,7 +1191,7 @@ class Api:
         dur = self._dur(params, role.get("max_duration", 43200))
         akid, secret, token, exp = self._issue_creds(
             name, "arn:aws:sts::%s:assumed-role/%s/%s" % (account, rname, name),
-            "AROAFAKEROLEID000001:%s" % name, dur)
+            "AROAFAKEROLEID000001:%s" % name, dur, "AssumeRole")
         return self._creds_xml(akid, secret, token, exp, arn, name, account, rname) + \
             "    <PackedPolicySize>6</PackedPolicySize>\n"
 
@@ -1203,7 +1210,7 @@ class Api:
         dur = self._dur(params, role.get("max_duration", 43200))
         akid, secret, token, exp = self._issue_creds(
             name, "arn:aws:sts::%s:assumed-role/%s/%s" % (account, rname, name),
-            "AROAFAKEROLEID000001:%s" % name, dur)
+            "AROAFAKEROLEID000001:%s" % name, dur, "AssumeRoleWithWebIdentity")
         return self._creds_xml(akid, secret, token, exp, arn, name, account, rname) + \
             ("    <SubjectFromWebIdentityToken>system:serviceaccount:default:fake"
              "</SubjectFromWebIdentityToken>\n    <Audience>sts.amazonaws.com</Audience>\n"
@@ -1249,7 +1256,8 @@ class Api:
             return err("ResourceNotFoundException", "No access", 404)
         akid, secret, token, exp = self._issue_creds(
             "sso-user", "arn:aws:sts::%s:assumed-role/AWSReservedSSO_%s_0123/sso-user"
-            % (q["account_id"], q["role_name"]), "AROAFAKESSO:sso-user", 3600)
+            % (q["account_id"], q["role_name"]), "AROAFAKESSO:sso-user", 3600,
+            "GetRoleCredentials")
         entry["status"] = 200
         st.record(entry)
         log("call sso GetRoleCredentials -> 200")
@@ -1462,6 +1470,11 @@ class Api:
             out = {"instances": st.instances}
         elif path == "/_fake/credentials" and req.method == "POST":
             st.creds.update(body)
+        elif path == "/_fake/credentials" and req.method == "GET":
+            # who holds which key until when; never a secret or token
+            out = {"credentials": {k: {n: v.get(n) for n in (
+                "caller", "arn", "expires", "issued", "issued_by")}
+                for k, v in st.creds.items()}}
         elif path == "/_fake/config" and req.method == "POST":
             st.load_config(body)
         elif path == "/_fake/sessions" and req.method == "GET":
