@@ -75,7 +75,8 @@ class Schedule:
 
     def stop(self):
         self._stop.set()
-        self.thread.join(30)
+        if self.thread.ident is not None:
+            self.thread.join(30)
         for t in self._timers:
             t.cancel()
 

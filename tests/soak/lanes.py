@@ -86,6 +86,8 @@ class Lane:
                     conn.ok = conn.error is None
             except (OSError, ValueError) as e:
                 conn.error = conn.error or "%s: %s" % (type(e).__name__, e)
+                if isinstance(e, socket.timeout):
+                    w.on_stall(conn)
             conn.t_end = time.time()
             if conn.error:
                 w.stop.wait(1.0)  # never a hot loop of failures

@@ -16,6 +16,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -69,6 +70,7 @@ def params(args):
         "rss_slope_max_kb_min": args.rss_slope_max or (8192 if quick else 256),
         "fd_slack": 8,
         "quick": quick,
+        "faults": not args.no_faults,
     }
     return p
 
@@ -81,8 +83,34 @@ class World:
         self.instances = INSTANCES
         self.doom = DOOM
         self._cid = 0
+        self._stall_dumped = False
         self._lock = threading.Lock()
         self.gw = self.fake = self.sshd = self.dest = None
+
+    def on_stall(self, conn):
+        """The first stalled connection: the fake's and the gateway's view
+        of every session at that moment, for the report."""
+        with self._lock:
+            if self._stall_dumped:
+                return
+            self._stall_dumped = True
+        out = {"conn": conn.as_dict(), "t": time.time()}
+        try:
+            out["fake_sessions"] = {sid: {k: x.get(k) for k in (
+                "target", "document", "mode", "connected", "terminated", "unacked",
+                "out_seq", "expected_in", "streams", "rto", "faults")} | {
+                "events": x.get("events", [])[-30:],
+                "stats": x.get("stats")} for sid, x in self.fake.sessions().items()
+                if not x.get("terminated")}
+        except Exception as e:  # noqa: BLE001
+            out["fake_error"] = str(e)
+        import subprocess
+        r = subprocess.run([harness.SSMGATE_BIN, "status", "--json", "--config",
+                            self.gw.config_path, "--runtime-dir", self.gw.runtime_dir],
+                           capture_output=True, text=True, timeout=30)
+        out["gateway_status"] = r.stdout
+        with open(os.path.join(self.logdir, "first-stall.json"), "w") as f:
+            json.dump(out, f, indent=1, default=str)
 
     def next_conn_id(self):
         with self._lock:
@@ -173,7 +201,8 @@ def run(args):
                              "hosts": {"h%d.r%d.soak" % (h, k): "127.0.0.1:%d" % w.dest.port
                                        for h in range(3)}}
             w.fake.set_instances(spec)
-            faultmod.setup(w)
+            if p["faults"]:
+                faultmod.setup(w)
             env = gateway_env(w.fake, os.path.join(logdir, "aws"))
             w.gw = harness.Gateway(gateway_config(w.dest.port), env=env)
             result.update(soak(w, t_start))
@@ -198,7 +227,8 @@ def soak(w, t_start):
     sched = faultmod.Schedule(w, t0)
     for lane in all_lanes:
         lane.start()
-    sched.start()
+    if p["faults"]:
+        sched.start()
     t_stop = t0 + p["duration_s"]
     while time.time() < t_stop:
         time.sleep(min(5, max(0.1, t_stop - time.time())))
@@ -251,9 +281,15 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", help="write the result here")
     ap.add_argument("--keep", action="store_true", help="keep the logs dir")
+    ap.add_argument("--no-faults", action="store_true",
+                    help="traffic only (no always-on or scheduled fault): tells load "
+                    "from faults apart")
     ap.add_argument("--rss-slope-max", type=float,
                     help="KB/min limit of the RSS slope after warm-up")
     args = ap.parse_args()
+    # SIGTERM (ctest's timeout, a user's kill) unwinds like ^C, so that the
+    # fake, sshd and the gateway are stopped on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(3))
     if not os.path.exists(harness.SSMGATE_BIN or "/nonexistent"):
         sys.stderr.write("soak: SSMGATE_BIN=%r is not a binary\n" % harness.SSMGATE_BIN)
         return 2
