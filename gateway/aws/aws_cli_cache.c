@@ -24,11 +24,62 @@
 
 #define CLI_CACHE_MAX (64 * 1024)
 
+void aws_cli_cache_sha1_hex(const char *s, char out[AWS_CLI_CACHE_KEY_MAX])
+{
+    unsigned char md[SHA_DIGEST_LENGTH];
+
+    SHA1((const unsigned char *)s, strlen(s), md);
+    for (size_t i = 0; i < sizeof(md); i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+int aws_cli_cache_load(const char *path, size_t max, json_t **doc)
+{
+    char *buf;
+    size_t n;
+    FILE *f;
+
+    *doc = NULL;
+    f = fopen(path, "rb");
+    if (!f)
+        return errno == ENOENT ? GW_ENOT_FOUND : GW_EIO;
+    buf = malloc(max + 1);
+    n = buf ? fread(buf, 1, max + 1, f) : 0;
+    fclose(f);
+    if (!buf)
+        return GW_ENOMEM;
+    if (n <= max)
+        *doc = json_loadb(buf, n, 0, NULL);
+    secret_wipe(buf, n);
+    free(buf);
+    return n <= max ? 0 : GW_ETOO_BIG;
+}
+
+int aws_cli_cache_replace(const char *path, const char *text)
+{
+    char tmp[1120];
+    size_t len = strlen(text);
+    int fd, ok;
+
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmpXXXXXX", path) >= sizeof(tmp))
+        return GW_ETOO_BIG;
+    fd = mkstemp(tmp); /* 0600 */
+    if (fd < 0)
+        return GW_EIO;
+    ok = write(fd, text, len) == (ssize_t)len && fsync(fd) == 0;
+    if (close(fd) != 0)
+        ok = 0;
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return GW_EIO;
+    }
+    return 0;
+}
+
 int aws_cli_cache_role_key(const struct aws_cli_role_args *a,
                            char key[AWS_CLI_CACHE_KEY_MAX])
 {
     json_t *args = json_object();
-    unsigned char md[SHA_DIGEST_LENGTH];
     char *text = NULL;
     int rc = GW_ENOMEM;
 
@@ -58,9 +109,7 @@ int aws_cli_cache_role_key(const struct aws_cli_role_args *a,
     text = json_dumps(args, JSON_SORT_KEYS | JSON_ENSURE_ASCII);
     if (!text)
         goto out;
-    SHA1((const unsigned char *)text, strlen(text), md);
-    for (size_t i = 0; i < sizeof(md); i++)
-        snprintf(key + 2 * i, 3, "%02x", md[i]);
+    aws_cli_cache_sha1_hex(text, key);
     rc = 0;
 out:
     free(text);
@@ -94,31 +143,16 @@ static const char *str_of(json_t *o, const char *k)
 int aws_cli_cache_read(const char *dir, const char *key, long min_valid_s,
                        struct aws_creds_parsed *out)
 {
-    char path[1100], *buf = NULL;
+    char path[1100];
     json_t *doc = NULL, *c;
     time_t exp;
-    size_t n = 0;
-    FILE *f;
     int rc;
 
     memset(out, 0, sizeof(*out));
     if ((rc = cache_path(dir, key, path, sizeof(path))) < 0)
         return rc;
-    f = fopen(path, "rb");
-    if (!f)
-        return errno == ENOENT ? GW_ENOT_FOUND : GW_EIO;
-    buf = malloc(CLI_CACHE_MAX + 1);
-    if (buf)
-        n = fread(buf, 1, CLI_CACHE_MAX + 1, f);
-    fclose(f);
-    rc = !buf ? GW_ENOMEM : n > CLI_CACHE_MAX ? GW_ETOO_BIG : 0;
-    if (rc == 0)
-        doc = json_loadb(buf, n, 0, NULL);
-    if (buf)
-        secret_wipe(buf, n);
-    free(buf);
-    if (rc < 0)
-        goto out;
+    if ((rc = aws_cli_cache_load(path, CLI_CACHE_MAX, &doc)) < 0)
+        return rc;
     rc = GW_EPROTO;
     c = json_object_get(doc, "Credentials");
     if (!json_is_object(c) || !str_of(c, "AccessKeyId") ||
@@ -169,11 +203,10 @@ static json_t *cache_doc(const struct aws_creds_parsed *pc)
 int aws_cli_cache_write(const char *dir, const char *key,
                         const struct aws_creds_parsed *pc)
 {
-    char path[1100], tmp[1120], *slash;
+    char path[1100], *slash;
     json_t *doc = NULL;
     char *text = NULL;
-    int fd, rc, ok;
-    size_t len;
+    int rc;
 
     if (!pc->session_token || !pc->expiration)
         return GW_EINVAL;
@@ -194,23 +227,8 @@ int aws_cli_cache_write(const char *dir, const char *key,
     rc = GW_ENOMEM;
     doc = cache_doc(pc);
     text = doc ? json_dumps(doc, 0) : NULL;
-    if (!text)
-        goto out;
-    rc = GW_EIO;
-    snprintf(tmp, sizeof(tmp), "%s.tmpXXXXXX", path);
-    fd = mkstemp(tmp); /* 0600 */
-    if (fd < 0)
-        goto out;
-    len = strlen(text);
-    ok = write(fd, text, len) == (ssize_t)len && fsync(fd) == 0;
-    if (close(fd) != 0)
-        ok = 0;
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
-        goto out;
-    }
-    rc = 0;
-out:
+    if (text)
+        rc = aws_cli_cache_replace(path, text);
     secret_free_str(text);
     json_decref(doc);
     return rc;

@@ -11,9 +11,26 @@
 #ifndef SSMGATE_AWS_CLI_CACHE_H
 #define SSMGATE_AWS_CLI_CACHE_H
 
+#include <jansson.h>
+#include <stddef.h>
+
 #include "aws_parse.h"
 
 #define AWS_CLI_CACHE_KEY_MAX 41 /* 40 hex + NUL */
+
+/* What both of the CLI's caches (cli/cache and sso/cache) are made of. */
+
+/* The SHA-1 hex of s: botocore's cache file name of a key string. */
+void aws_cli_cache_sha1_hex(const char *s, char out[AWS_CLI_CACHE_KEY_MAX]);
+
+/* The JSON document of the cache file path, read whole (at most max
+ * bytes; the buffer is wiped). Returns 0 (*doc NULL when the text is not
+ * JSON), GW_ENOT_FOUND, GW_EIO, GW_ENOMEM or GW_ETOO_BIG. */
+int aws_cli_cache_load(const char *path, size_t max, json_t **doc);
+
+/* Replaces path with text atomically: a 0600 temp file in the same
+ * directory, synced, then renamed over it. */
+int aws_cli_cache_replace(const char *path, const char *text);
 
 /* A role profile's AssumeRole arguments (NULL / 0 = not set). */
 struct aws_cli_role_args {

@@ -6,18 +6,16 @@
  * the bearer token in x-amz-sso_bearer_token (wiped after the engine
  * copied it).
  *
- * Uses OpenSSL's SHA-1 for the cache file name (botocore's key); the file
- * is small and local, so it is read synchronously.
+ * The cache file (named and read as aws_cli_cache.h does for both of the
+ * CLI's caches) is small and local, so it is read synchronously.
  */
 #include "aws_sso.h"
 
-#include <errno.h>
-#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "aws_cli_cache.h"
 #include "aws_profile.h"
 #include "aws_provider.h"
 #include "aws_sigv4.h"
@@ -26,15 +24,6 @@
 #include "secret.h"
 
 #define SSO_CACHE_MAX (256 * 1024)
-
-void aws_sso_cache_key(const char *key, char out[41])
-{
-    unsigned char md[SHA_DIGEST_LENGTH];
-
-    SHA1((const unsigned char *)key, strlen(key), md);
-    for (int i = 0; i < SHA_DIGEST_LENGTH; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
-}
 
 void aws_sso_token_clear(struct aws_sso_token *t)
 {
@@ -46,14 +35,12 @@ void aws_sso_token_clear(struct aws_sso_token *t)
 int aws_sso_load_token(const char *dir, const char *key,
                        struct aws_sso_token *out, char *why, size_t why_len)
 {
-    char hex[41], base[900];
-    json_error_t jerr;
+    char hex[AWS_CLI_CACHE_KEY_MAX], base[900];
     const char *tok;
-    FILE *f;
     int rc;
 
     memset(out, 0, sizeof(*out));
-    aws_sso_cache_key(key, hex);
+    aws_cli_cache_sha1_hex(key, hex);
     if (!dir) {
         if (aws_expand_path(NULL, "~/.aws/sso/cache", base, sizeof(base)) < 0)
             return GW_ETOO_BIG;
@@ -62,27 +49,13 @@ int aws_sso_load_token(const char *dir, const char *key,
     if ((size_t)snprintf(out->path, sizeof(out->path), "%s/%s.json", dir,
                          hex) >= sizeof(out->path))
         return GW_ETOO_BIG;
-    f = fopen(out->path, "rb");
-    if (!f) {
+    rc = aws_cli_cache_load(out->path, SSO_CACHE_MAX, &out->doc);
+    if (rc == GW_ENOT_FOUND || rc == GW_EIO)
         snprintf(why, why_len, "no SSO token cache file %s", out->path);
-        return errno == ENOENT ? GW_ENOT_FOUND : GW_EIO;
-    }
-    {
-        char *buf = malloc(SSO_CACHE_MAX + 1);
-        size_t n = buf ? fread(buf, 1, SSO_CACHE_MAX + 1, f) : 0;
-        fclose(f);
-        if (!buf)
-            return GW_ENOMEM;
-        if (n > SSO_CACHE_MAX) {
-            free(buf);
-            snprintf(why, why_len, "SSO token cache file %s too big",
-                     out->path);
-            return GW_ETOO_BIG;
-        }
-        out->doc = json_loadb(buf, n, 0, &jerr);
-        secret_wipe(buf, n);
-        free(buf);
-    }
+    else if (rc == GW_ETOO_BIG)
+        snprintf(why, why_len, "SSO token cache file %s too big", out->path);
+    if (rc < 0)
+        return rc;
     rc = GW_EPROTO;
     tok = json_string_value(json_object_get(out->doc, "accessToken"));
     if (!json_is_object(out->doc) || !tok || !tok[0] ||
@@ -122,37 +95,15 @@ int aws_sso_token_refreshable(const struct aws_sso_token *t)
     return 1;
 }
 
-/* Replaces the cache file atomically: temp file in the same directory,
- * mode 0600, then rename. */
+/* Writes the token document back as the CLI does (sorted, indented). */
 static int write_cache(const struct aws_sso_token *t)
 {
-    char tmp[1100];
     char *text = json_dumps(t->doc, JSON_INDENT(2) | JSON_SORT_KEYS);
-    FILE *f;
-    int fd, rc = GW_EIO;
+    int rc;
 
     if (!text)
         return GW_ENOMEM;
-    snprintf(tmp, sizeof(tmp), "%s.tmpXXXXXX", t->path);
-    fd = mkstemp(tmp);
-    if (fd < 0)
-        goto out;
-    f = fdopen(fd, "wb");
-    if (!f) {
-        close(fd);
-        unlink(tmp);
-        goto out;
-    }
-    if (fputs(text, f) < 0 || fclose(f) != 0) {
-        unlink(tmp);
-        goto out;
-    }
-    if (rename(tmp, t->path) != 0) {
-        unlink(tmp);
-        goto out;
-    }
-    rc = 0; /* success */
-out:
+    rc = aws_cli_cache_replace(t->path, text);
     secret_free_str(text);
     return rc;
 }

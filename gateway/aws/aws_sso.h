@@ -13,9 +13,6 @@
 #include "aws_profile.h"
 #include "aws_sts.h"
 
-/* Lower-case hex SHA-1 of key into out[41] (the cache file name). */
-void aws_sso_cache_key(const char *key, char out[41]);
-
 /* A cached SSO token (the whole cache file kept for write-back). */
 struct aws_sso_token {
     char *access_token; /* malloc'd */
