@@ -269,6 +269,17 @@ class EchoServer(ThreadedServer):
             c.close()
 
 
+def recv_exact(s, n):
+    """Up to n bytes: fewer only when the peer closed first."""
+    out = b""
+    while len(out) < n:
+        d = s.recv(n - len(out))
+        if not d:
+            break
+        out += d
+    return out
+
+
 def recv_until_eof(s):
     """Every byte the peer sends on socket s until it closes."""
     got = b""

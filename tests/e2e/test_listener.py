@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from harness import EchoServer, Gateway, recv_until_eof, rss_kb, run_parallel
+from harness import (EchoServer, Gateway, recv_exact, recv_until_eof, rss_kb,
+                     run_parallel)
 
 DIRECT_ROUTES = """
 [route local]
@@ -86,16 +87,6 @@ def socks5_connect(port, host, dport, timeout=10):
               struct.pack(">H", dport))
     rep = recv_exact(s, 10)
     return s, rep
-
-
-def recv_exact(s, n):
-    out = b""
-    while len(out) < n:
-        d = s.recv(n - len(out))
-        if not d:
-            break
-        out += d
-    return out
 
 
 @pytest.fixture

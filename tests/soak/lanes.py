@@ -18,6 +18,7 @@ import threading
 import time
 
 import ledger
+from harness import recv_exact
 
 PORT = 7000  # the instances' port mapped to the destination server
 
@@ -261,17 +262,17 @@ class Lane:
 
 def socks5(s, host, port):
     s.sendall(b"\x05\x01\x00")
-    if ledger.recv_exact(s, 2) != b"\x05\x00":
+    if recv_exact(s, 2) != b"\x05\x00":
         raise ValueError("SOCKS5 greeting refused")
     name = host.encode()
     s.sendall(b"\x05\x01\x00\x03" + bytes([len(name)]) + name + struct.pack(">H", port))
-    head = ledger.recv_exact(s, 4)
+    head = recv_exact(s, 4)
     if len(head) < 4 or head[1] != 0:
         raise ValueError("SOCKS5 reply %r for %s:%d" % (head, host, port))
     alen = {1: 4, 4: 16}.get(head[3])
     if alen is None:
-        alen = ledger.recv_exact(s, 1)[0]
-    ledger.recv_exact(s, alen + 2)
+        alen = recv_exact(s, 1)[0]
+    recv_exact(s, alen + 2)
 
 
 def http_connect(s, host, port):

@@ -29,6 +29,8 @@ import sys
 import threading
 import time
 
+from harness import ThreadedServer, recv_exact
+
 HEADER = struct.Struct(">4sIBBHIQQ")
 MAGIC = b"SOAK"
 MODE_BULK, MODE_ONESHOT, MODE_ROUNDS = 1, 2, 3
@@ -140,50 +142,22 @@ def recv_into_check(sock, check, n, on_progress=None):
     return True
 
 
-def recv_exact(sock, n):
-    out = b""
-    while len(out) < n:
-        d = sock.recv(n - len(out))
-        if not d:
-            break
-        out += d
-    return out
-
-
-class DestServer:
+class DestServer(ThreadedServer):
     """The destination of every port-forward tunnel: one loopback port, a
     thread per connection, a record per connection id in self.conns."""
 
     def __init__(self, stall_s):
         self.stall_s = stall_s
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(1024)
-        self.port = self.sock.getsockname()[1]
         self.lock = threading.Lock()
         self.conns = {}       # conn_id -> record
         self.bad_headers = []
-        self.accepted = 0
         self.open = 0
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(self._handle, backlog=1024)
 
-    def close(self):
-        self.sock.close()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            with self.lock:
-                self.accepted += 1
-                self.open += 1
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
-
-    def _serve(self, c):
+    def _handle(self, c):
         rec = None
+        with self.lock:
+            self.open += 1
         try:
             c.settimeout(self.stall_s)
             hdr = recv_exact(c, HEADER.size)

@@ -13,8 +13,6 @@ log is scanned."""
 import argparse
 import json
 import os
-import random
-import re
 import shutil
 import signal
 import sys
