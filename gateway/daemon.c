@@ -126,6 +126,7 @@ static struct ssm_opts daemon_ssm_opts(const struct config *cfg, char *reason,
         .handshake_timeout_ms = 20000,
         .half_close_linger_ms = cfg->half_close_linger_ms,
         .open_confirm_ms = cfg->open_confirm_ms,
+        .session_linger_ms = cfg->session_linger_ms,
         .reason_prefix = reason,
     };
     return so;
@@ -241,9 +242,10 @@ static void daemon_apply_ssm(struct daemon *d)
         return;
     backend_ssm_set_opts(d->ssm, &so);
     log_info("SIGHUP: new SSM sessions use message_rate %d, payload_size "
-             "%d, resume_budget_ms %d; half_close_linger_ms %d",
+             "%d, resume_budget_ms %d; half_close_linger_ms %d, "
+             "session_linger_ms %d",
              so.message_rate, so.payload_size, so.resume_budget_ms,
-             so.half_close_linger_ms);
+             so.half_close_linger_ms, so.session_linger_ms);
 }
 
 static void daemon_apply_keys(struct daemon *d)

@@ -62,6 +62,7 @@ struct api {
     aws_creds_cb *creds_done;
     void *creds_arg;
     const struct aws_creds *creds_now; /* API_CREDS: for the report */
+    struct aws_sigv4_creds fresh;      /* api_refresh's answer */
 };
 
 static void api_get_creds(struct api *a);
@@ -272,6 +273,7 @@ static void api_creds_ready(void *arg, int status,
     r.signing_region = a->ep.signing_region;
     r.signing_name = a->ep.signing_name;
     r.ca_file = aws_ca_bundle(a->c, a->profile);
+    r.rate_scope = a->profile;
     a->sent = 1;
     aws_call_resume(a->call, &r, &sc);
 }
@@ -324,6 +326,37 @@ static int api_answer(struct aws_call *call, void *owner, int *status)
     return 1;
 }
 
+static void api_refresh_unused(void *arg, int status,
+                               const struct aws_creds *creds, const char *why)
+{
+    (void)arg, (void)status, (void)creds, (void)why;
+}
+
+/* The cache's keys now, if it has them without waiting; asking also
+ * starts the background refresh of keys in their advisory window. */
+static const struct aws_sigv4_creds *api_refresh(struct aws_call *call,
+                                                 void *owner)
+{
+    struct api *a = owner;
+    const struct aws_creds *now = NULL;
+    struct aws_creds_wait *wait = NULL;
+    char why[GW_REASON_MAX];
+
+    (void)call;
+    if (!a->c->creds || a->wait)
+        return NULL;
+    if (aws_creds_get(a->c->creds, a->profile, a->explicit_profile, 0, &now,
+                      &wait, api_refresh_unused, NULL, why, sizeof(why)) < 0)
+        return NULL;
+    aws_creds_wait_cancel(wait); /* the refresh goes on without us */
+    if (!now)
+        return NULL;
+    a->fresh.access_key_id = now->access_key_id;
+    a->fresh.secret_access_key = now->secret_access_key;
+    a->fresh.session_token = now->session_token;
+    return &a->fresh;
+}
+
 static void api_report(struct aws_call *call, void *owner, int status,
                        const struct aws_error *err)
 {
@@ -354,6 +387,7 @@ static void api_release(void *owner)
 static const struct aws_call_hooks api_hooks = {
     .begin = api_begin,
     .answer = api_answer,
+    .refresh = api_refresh,
     .release = api_release,
 };
 

@@ -157,6 +157,7 @@ static void call_closed(uv_handle_t *h)
     free(call->signing_region);
     free(call->signing_name);
     free(call->ca_file);
+    free(call->rate_scope);
     headers_free(call->headers);
     creds_wipe(&call->creds);
     free(call);
@@ -327,6 +328,19 @@ static int call_set_creds(struct aws_call *call,
     return 0;
 }
 
+void aws_call_refresh_creds(struct aws_call *call)
+{
+    const struct aws_sigv4_creds *cr;
+
+    if (!call->hooks || !call->hooks->refresh || !call->creds.access_key_id)
+        return;
+    cr = call->hooks->refresh(call, call->owner);
+    if (cr && cr->access_key_id &&
+        strcmp(cr->access_key_id, call->creds.access_key_id) != 0 &&
+        call_set_creds(call, cr) < 0)
+        log_warn("aws: %s: out of memory for fresh credentials", call->action);
+}
+
 static int call_set_req(struct aws_call *call, const struct aws_req *r)
 {
     size_t n = 0;
@@ -342,6 +356,7 @@ static int call_set_req(struct aws_call *call, const struct aws_req *r)
     call->signing_region = dup_or_null(r->signing_region, &bad);
     call->signing_name = dup_or_null(r->signing_name, &bad);
     call->ca_file = dup_or_null(r->ca_file, &bad);
+    call->rate_scope = dup_or_null(r->rate_scope, &bad);
     while (r->headers && r->headers[n])
         n++;
     if (n > AWS_CALL_HEADERS_MAX)
@@ -576,6 +591,21 @@ static void call_success(struct aws_call *call,
     json_decref(out);
 }
 
+/* A throttle answered to a call in a limiter's line is the service's
+ * word that the line goes too fast, and the limiter has just slowed it
+ * for every call in it: such a call may wait for its turn again, past
+ * max_attempts, while its deadline allows (a connect queues instead of
+ * failing when others in the account share its rate). */
+#define AWS_THROTTLE_EXTRA_ATTEMPTS 4
+
+static int call_attempts_max(const struct aws_call *call,
+                             enum aws_retry_kind kind)
+{
+    if (kind == AWS_RETRY_THROTTLE && call->tw.b != NULL)
+        return call->x->max_attempts + AWS_THROTTLE_EXTRA_ATTEMPTS;
+    return call->x->max_attempts;
+}
+
 /* Whether a retry was scheduled for this failed attempt. */
 static int call_retry(struct aws_call *call, const struct http_response *resp,
                       enum aws_retry_kind kind)
@@ -584,7 +614,7 @@ static int call_retry(struct aws_call *call, const struct http_response *resp,
     long delay;
     int cost;
 
-    if (kind == AWS_RETRY_NO || call->attempt >= x->max_attempts)
+    if (kind == AWS_RETRY_NO || call->attempt >= call_attempts_max(call, kind))
         return 0;
     delay = aws_retry_delay_ms(call->attempt, kind, x->new_retries, rand01());
     if (x->new_retries && resp->retry_after && resp->retry_after[0]) {

@@ -46,6 +46,10 @@ struct aws_req {
     size_t body_len;
     const char *signing_region, *signing_name;
     const char *ca_file; /* NULL = system trust store */
+    /* What the service counts the action's rate by besides the region
+     * (the facade: the profile, which stands for one account), so a
+     * throttle line outlives a key refresh; NULL = the access key. */
+    const char *rate_scope;
 };
 
 /* What an owner (the facade) adds to a call: all optional. */
@@ -56,6 +60,11 @@ struct aws_call_hooks {
      * 1 to keep the call (it waits for aws_call_resume or aws_call_fail
      * and may be gone when this returns), 0 to report. */
     int (*answer)(struct aws_call *call, void *owner, int *status);
+    /* Before an attempt that waited (a retry, a throttle line): fresher
+     * credentials at hand now, or NULL to keep the call's copy. Must not
+     * wait: keys about to expire are the answer hook's business. */
+    const struct aws_sigv4_creds *(*refresh)(struct aws_call *call,
+                                             void *owner);
     /* Reports instead of the call's done callback (for a call that is
      * not an API call, e.g. a credentials request). */
     void (*report)(struct aws_call *call, void *owner, int status,

@@ -57,6 +57,7 @@ struct aws_call {
     const struct aws_svc *svc;
     char action[64];
     char *method, *url, *signing_region, *signing_name, *ca_file;
+    char *rate_scope;
     char **headers; /* may hold a bearer token: wiped */
     char *body;
     size_t body_len;
@@ -75,6 +76,8 @@ struct aws_call {
 
 extern const struct aws_throttle_ops aws_call_throttle_ops;
 
+/* Takes the owner's fresher credentials, if any (hooks->refresh). */
+void aws_call_refresh_creds(struct aws_call *call);
 /* Signs and sends the next attempt now (aws_call.c); a failure is
  * reported through the call. */
 void aws_call_send_attempt(struct aws_call *call);

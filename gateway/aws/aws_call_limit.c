@@ -40,9 +40,10 @@ void aws_call_ctx_set_queue_deadline(struct aws_call_ctx *x, int ms)
 }
 
 /* Whether the call waits for its limiter, and its key: the service counts
- * a rate per action, region and account; the access key stands for the
- * account (and a temporary key's limiter starts over after a refresh,
- * which the service's own bucket does not, so it errs towards sending). */
+ * a rate per action, region and account; the owner's rate_scope (the
+ * profile) stands for the account, else the access key does (and then a
+ * temporary key's limiter starts over after a refresh, which the
+ * service's own bucket does not, so it errs towards sending). */
 static int call_limited(const struct aws_call *call, char *key, size_t n)
 {
     static const char *const prone[] = {"StartSession", "ResumeSession",
@@ -56,7 +57,8 @@ static int call_limited(const struct aws_call *call, char *key, size_t n)
     if (hit)
         snprintf(key, n, "%s %s %s", call->action,
                  call->signing_region ? call->signing_region : "",
-                 call->creds.access_key_id);
+                 call->rate_scope ? call->rate_scope
+                                  : call->creds.access_key_id);
     return hit;
 }
 
@@ -66,6 +68,8 @@ void aws_call_send_limited(struct aws_call *call)
 
     uint64_t started = call->deadline - AWS_CALL_DEADLINE_MS;
 
+    if (call->attempt > 0)
+        aws_call_refresh_creds(call); /* a retry: its keys may have aged */
     call->tw.deadline = call->deadline;
     if (call->x->queue_ms > 0 &&
         started + (uint64_t)call->x->queue_ms < call->deadline)
@@ -82,8 +86,11 @@ static void throttle_go(struct aws_throttle_waiter *w)
     struct aws_call *call = CONTAINER_OF(w, struct aws_call, tw);
 
     uv_timer_stop(&call->timer);
-    if (!call->x->free_requested) /* not while tearing down */
-        aws_call_send_attempt(call);
+    if (call->x->free_requested) /* not while tearing down */
+        return;
+    if (w->sent_at != w->queued_at)
+        aws_call_refresh_creds(call); /* it waited: its keys may have aged */
+    aws_call_send_attempt(call);
 }
 
 static void throttle_expire(struct aws_throttle_waiter *w, const char *why)

@@ -5,7 +5,9 @@
  * fresh keys at once; inside the advisory window (< 15 min left) it also
  * starts a background refresh; inside the mandatory window (< 10 min) or
  * with nothing cached the caller becomes a waiter of the entry's single
- * refresh job.
+ * refresh job. Keys that live less than the windows (a role session set
+ * shorter than STS's usual minimum, a test) get windows of a half and a
+ * quarter of their lifetime: fixed windows would refresh on every call.
  *
  * A job walks the providers in AWS CLI v2 order from job->step, each
  * either answering at once (environment, static keys) or asynchronously
@@ -38,6 +40,7 @@ struct entry {
     char profile[128];
     int explicit_profile;
     struct aws_creds creds;
+    time_t got_at; /* when creds arrived: their lifetime scales the windows */
     int have;
     struct job *refresh;
     struct list waiters;     /* of struct aws_creds_wait */
@@ -63,6 +66,23 @@ const char *aws_creds_pget(struct job *j, const char *key)
 {
     const char *v = aws_profile_get(j->cc->p, j->profile, key);
     return v && v[0] ? v : NULL;
+}
+
+/* Seconds left on e's keys, and the advisory and mandatory windows. */
+static time_t entry_left(const struct entry *e, time_t *advisory,
+                         time_t *mandatory)
+{
+    time_t life = e->creds.expiration - e->got_at;
+
+    *advisory = ADVISORY_S;
+    *mandatory = MANDATORY_S;
+    if (!e->creds.expiration)
+        return INT32_MAX;
+    if (life > 0 && life / 2 < ADVISORY_S) {
+        *advisory = life / 2;
+        *mandatory = GW_MIN(life / 4, (time_t)MANDATORY_S);
+    }
+    return e->creds.expiration - time(NULL);
 }
 
 static void creds_clear(struct aws_creds *cr)
@@ -166,6 +186,7 @@ static void entry_job_done(struct job *j, int status,
         e->creds.secret_access_key = pc->secret_access_key;
         e->creds.session_token = pc->session_token;
         e->creds.expiration = pc->expiration;
+        e->got_at = time(NULL);
         memset(pc, 0, sizeof(*pc)); /* transferred */
         e->have = 1;
         char kid[64];
@@ -181,9 +202,9 @@ static void entry_job_done(struct job *j, int status,
     } else {
         snprintf(e->why, sizeof(e->why), "%s", why ? why : gw_strerror(status));
         log_debug("aws: credentials for profile %s: %s", e->profile, e->why);
-        /* Advisory failure: keys still valid for > 10 min stay. */
-        if (e->have && e->creds.expiration &&
-            e->creds.expiration - time(NULL) > MANDATORY_S)
+        /* Advisory failure: keys still outside the mandatory window stay. */
+        time_t adv, mand;
+        if (e->have && entry_left(e, &adv, &mand) > mand)
             status = 0;
     }
     /* Take the whole list first: a callback may add a waiter. */
@@ -231,7 +252,7 @@ int aws_creds_get(struct aws_creds_cache *cc, const char *profile,
 {
     struct entry *e;
     struct aws_creds_wait *w;
-    time_t left = 0;
+    time_t left = 0, adv = ADVISORY_S, mand = MANDATORY_S;
 
     *now = NULL;
     *wait = NULL;
@@ -248,9 +269,8 @@ int aws_creds_get(struct aws_creds_cache *cc, const char *profile,
     if (force && e->have && !e->refresh)
         e->have = 0;
     if (e->have) {
-        left =
-            e->creds.expiration ? e->creds.expiration - time(NULL) : INT32_MAX;
-        if (left > ADVISORY_S) {
+        left = entry_left(e, &adv, &mand);
+        if (left > adv) {
             *now = &e->creds;
             return 0;
         }
@@ -263,15 +283,14 @@ int aws_creds_get(struct aws_creds_cache *cc, const char *profile,
         aws_creds_job_next(e->refresh);
         /* aws_creds_job_next may have finished synchronously (static keys). */
         if (!e->refresh && e->have) {
-            left = e->creds.expiration ? e->creds.expiration - time(NULL)
-                                       : INT32_MAX;
-            if (left > MANDATORY_S) {
+            left = entry_left(e, &adv, &mand);
+            if (left > mand) {
                 *now = &e->creds;
                 return 0;
             }
         }
     }
-    if (e->have && left > MANDATORY_S) {
+    if (e->have && left > mand) {
         *now = &e->creds; /* advisory: refresh runs in the background */
         return 0;
     }

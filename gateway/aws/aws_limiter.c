@@ -100,7 +100,8 @@ void aws_limiter_answer(struct aws_limiter *l, double now, double sent,
         if (rate > 2.0 * measured)
             rate = 2.0 * measured;
         cap = AWS_LIMITER_BACKLOG_SHARE * l->w_max;
-        if (backlog > 0 && l->enabled && rate > cap)
+        if (backlog > 0 && l->enabled && rate > cap &&
+            now - l->last_fail < l->k + AWS_LIMITER_HOLD_S)
             rate = cap;
         set_rate(l, now, rate);
         return;

@@ -29,7 +29,10 @@
  *   costs one attempt of a queued call, and with a backlog of a few
  *   dozen, some call loses its last one (a simulated burst of 40 against
  *   3/s lost one call in half the runs). Probing resumes with fresh
- *   demand once the backlog is served.
+ *   demand once the backlog is served, or HOLD_S past the time CUBIC
+ *   regains W_max: a W_max read low (a throttle caused by others in the
+ *   account, or a sparse second) must not hold a line whose demand
+ *   exceeds it below that demand for good.
  */
 #ifndef SSMGATE_AWS_LIMITER_H
 #define SSMGATE_AWS_LIMITER_H
@@ -41,6 +44,7 @@
 /* With a backlog, the rate stays at this share of W_max (half-way from
  * the decrease back to the last known limit). */
 #define AWS_LIMITER_BACKLOG_SHARE 0.85
+#define AWS_LIMITER_HOLD_S        4.0
 
 struct aws_limiter {
     int enabled; /* the service has throttled: tokens apply */

@@ -238,6 +238,8 @@ static const struct directive directives[] = {
     G("half_close_linger_ms", parse_int, half_close_linger_ms, 0, 3600000,
       "2000", SSM),
     G("open_confirm_ms", parse_int, open_confirm_ms, 0, 10000, "100", SSM),
+    G("session_linger_ms", parse_int, session_linger_ms, 0, 3600000, "30000",
+      SSM),
     F("listen", parse_addr, listen),
     F("target", parse_string, target),
     F("port", parse_port, port),

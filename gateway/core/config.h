@@ -75,6 +75,9 @@ struct config {
     /* ms after the agent acked a stream's SYN to wait for a refusal
      * before the client hears "open": 100; 0 = at once */
     int open_confirm_ms;
+    /* ms an idle session waits for the next connection to its target:
+     * 30000; 0 = it ends with its last connection */
+    int session_linger_ms;
 
     struct config_forward *forwards;
     int n_forwards;

@@ -6,7 +6,7 @@
  * sessions carry one stream; port-forward sessions speak smux, so later
  * connections to the same (target, port, remote host, profile, region)
  * join the open session as new smux streams: one SYN, no API call. An
- * idle smux session lingers SSM_LINGER_MS for the next connection, then
+ * idle smux session lingers session_linger_ms for the next connection, then
  * it is terminated; every session ends with TerminateSession, made here
  * once the session's last flags went out. One keepalive timer walks the
  * sessions and sends NOPs where the agent expects them.
@@ -26,8 +26,6 @@
 #include "ssm_mode.h"
 #include "ssm_names.h"
 #include "ssm_session.h"
-
-#define SSM_LINGER_MS 30000
 
 struct backend_ssm {
     struct ssm_env env;
@@ -108,9 +106,9 @@ static void term_session(const char *session_id, const char *profile,
 /* env->on_idle: the last stream left; linger or end. */
 static void session_idle(struct ssm_session *s, void *arg)
 {
-    (void)arg;
-    if (ssm_session_lingers(s))
-        ssm_session_linger(s, SSM_LINGER_MS);
+    struct backend_ssm *b = arg;
+    if (ssm_session_lingers(s) && b->opts.session_linger_ms > 0)
+        ssm_session_linger(s, (uint64_t)b->opts.session_linger_ms);
     else
         ssm_session_free(s);
 }

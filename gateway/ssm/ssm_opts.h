@@ -14,6 +14,7 @@ struct ssm_opts {
     int handshake_timeout_ms;
     int half_close_linger_ms;  /* quiet far end before a client EOF goes */
     int open_confirm_ms;       /* refusal wait after the SYN's ack; 0 = off */
+    int session_linger_ms;     /* an idle session waits for the next conn */
     const char *reason_prefix; /* "ssmgate: alice" for StartSession Reason */
 };
 

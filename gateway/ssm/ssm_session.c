@@ -249,6 +249,9 @@ static void session_acked(void *arg)
     struct ssm_session *s = arg;
     if (s->n_holding > 0)
         ssm_session_hold_check(s);
+    /* Held client EOFs: their quiet starts once the agent has it all. */
+    if (uv_is_active((uv_handle_t *)&s->fin_timer))
+        ssm_session_fin_check(s);
 }
 
 /* channel_closed (the service ended the session: TerminateSession, an
@@ -692,7 +695,14 @@ static void session_linger_done(uv_timer_t *t)
 
 void ssm_session_linger(struct ssm_session *s, uint64_t ms)
 {
-    uv_timer_start(&s->timer, session_linger_done, ms, 0);
+    /* Counted from when the session went idle: a recycle on the way
+     * (its resume takes this timer) must not restart it, or a service
+     * that recycles more often than that keeps an idle session forever. */
+    uint64_t now = uv_now(s->env->loop);
+    if (s->linger_until == 0)
+        s->linger_until = now + ms;
+    uv_timer_start(&s->timer, session_linger_done,
+                   s->linger_until > now ? s->linger_until - now : 0, 0);
 }
 
 int ssm_session_keepalive(struct ssm_session *s)

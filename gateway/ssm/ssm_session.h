@@ -61,7 +61,8 @@ int ssm_session_joinable(const struct ssm_session *s);
 int ssm_session_idle(const struct ssm_session *s);
 /* Idle and worth keeping for the next connection (open smux). */
 int ssm_session_lingers(const struct ssm_session *s);
-/* Frees the session after ms unless a stream joined by then. */
+/* Frees the session ms after it went idle (a resume on the way does not
+ * restart the count) unless a stream joined by then. */
 void ssm_session_linger(struct ssm_session *s, uint64_t ms);
 /* A keepalive tick: sends a NOP if the session wants them and is open.
  * 0 when the session will never want one (the owner may stop its timer). */

@@ -372,11 +372,13 @@ int ssm_stream_new(struct ssm_session *s, int no_reply,
                                   .arg = arg,
                                   .sid = s->next_sid,
                                   .syn_seq = -1,
+                                  .last_seq = -1,
                                   .no_hold = no_reply};
     st->notify.cb = stream_notify;
     s->next_sid += 2;
     list_insert_head(&s->streams, &st->link);
     s->n_streams++;
+    s->linger_until = 0;
     if (s->opened) {              /* joined an open session */
         uv_timer_stop(&s->timer); /* no longer lingering */
         log_debug("ssm %llu: new smux stream %u on session %s",
@@ -418,6 +420,7 @@ ssize_t ssm_stream_write(struct backend_stream *st, const uint8_t *p, size_t n)
     if (taken < 0)
         return taken;
     CHECK((size_t)taken == SMUX_HDR_LEN + k);
+    st->last_seq = dc_channel_last_seq(s->ch);
     return (ssize_t)k;
 }
 
@@ -463,8 +466,12 @@ void ssm_session_fin_check(struct ssm_session *s)
         if (!st->fin_held || st->dead)
             continue;
         /* Reads paused for a slow client: the destination is not quiet,
-         * it is waiting for us. */
-        if (s->paused_streams > 0)
+         * it is waiting for us. Nor is it before the agent has the
+         * client's every byte: a SYN or request still unacknowledged (a
+         * resume on the way) has not reached it, so it had no chance to
+         * answer yet. */
+        if (s->paused_streams > 0 || st->syn_seq < 0 || s->ch == NULL ||
+            !dc_channel_acked(s->ch, GW_MAX(st->syn_seq, st->last_seq)))
             st->quiet_since = now;
         uint64_t quiet = now - st->quiet_since;
         if (quiet < linger) {

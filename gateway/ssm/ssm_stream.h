@@ -63,6 +63,7 @@ struct backend_stream {
     int wrote;   /* the client sent a byte */
     int syn_sent;
     int64_t syn_seq;     /* the data-channel message with the SYN; -1 */
+    int64_t last_seq;    /* the one with the client's last byte; -1 */
     uint64_t confirm_at; /* uv_now the wait ends; 0: SYN not acked yet */
     uint64_t hold_cap;   /* uv_now it ends whatever the acks do */
     int paused;
@@ -108,6 +109,7 @@ struct ssm_session {
     int port_errors;       /* ConnectToPortError flags not matched yet */
     int by_service;        /* ended by channel_closed */
     uint64_t resume_deadline;
+    uint64_t linger_until; /* idle: ends then, recycles or not; 0 = in use */
     int resume_attempt;
     int timer_closing; /* the session is on its way out */
 };

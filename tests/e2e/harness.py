@@ -299,6 +299,39 @@ def sha256_file(path):
     return h.hexdigest()
 
 
+def fd_kinds(pid):
+    """A process's open fds by kind: {"tcp 127.0.0.1:N -> :443 ESTABLISHED": 2, ...},
+    so a count that grew can say what grew."""
+    socks = {}
+    states = {"01": "ESTABLISHED", "0A": "LISTEN", "06": "TIME_WAIT", "08": "CLOSE_WAIT"}
+    for name in ("tcp", "tcp6"):
+        try:
+            with open("/proc/%d/net/%s" % (pid, name)) as f:
+                next(f)
+                for line in f:
+                    c = line.split()
+                    lport = int(c[1].rsplit(":", 1)[1], 16)
+                    rport = int(c[2].rsplit(":", 1)[1], 16)
+                    socks[c[9]] = "tcp :%d -> :%d %s" % (
+                        lport if c[3] == "0A" else 0, rport, states.get(c[3], c[3]))
+        except OSError:
+            pass
+    out = {}
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            t = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if t.startswith("socket:["):
+            t = socks.get(t[8:-1], "socket (unix or other)")
+        elif t.startswith("anon_inode:"):
+            pass
+        elif t.startswith("/"):
+            t = "file " + t
+        out[t] = out.get(t, 0) + 1
+    return out
+
+
 def rss_kb(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:

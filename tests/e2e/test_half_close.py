@@ -52,6 +52,28 @@ def slow_http(c):
         c.close()
 
 
+BIG = 32 << 20
+
+
+def big_reply(c):
+    """Answers a request at once with BIG bytes, then closes."""
+    try:
+        c.settimeout(60)
+        req = b""
+        while b"\n" not in req:
+            d = c.recv(4096)
+            if not d:
+                break
+            req += d
+        chunk = bytes(range(256)) * 256
+        for _ in range(BIG // len(chunk)):
+            c.sendall(chunk)
+    except OSError:
+        pass
+    finally:
+        c.close()
+
+
 def silent(c):
     """Reads and never answers, never closes first."""
     try:
@@ -64,16 +86,17 @@ def silent(c):
 
 @pytest.fixture(scope="module")
 def servers():
-    with ThreadedServer(slow_http) as web, ThreadedServer(silent) as mute:
-        yield web, mute
+    with ThreadedServer(slow_http) as web, ThreadedServer(silent) as mute, \
+            ThreadedServer(big_reply) as big:
+        yield web, mute, big
 
 
 @pytest.fixture
 def fake(servers):
-    web, mute = servers
+    web, mute, big = servers
     with FakeAws(pace_ms=0) as f:
         f.set_instances({
-            INST: {"ports": {"80": web.port, "81": mute.port},
+            INST: {"ports": {"80": web.port, "81": mute.port, "82": big.port},
                    "hosts": {"web.internal": "127.0.0.1:%d" % web.port}},
             OLD: {"ports": {"80": web.port}, "agent_version": OLD_AGENT}})
         yield f
@@ -82,6 +105,7 @@ def fake(servers):
 def gateway(fake, linger_ms=1000):
     cfg = forwards_config(
         ("web", INST, "port = 80\n"), ("mute", INST, "port = 81\n"),
+        ("big", INST, "port = 82\n"),
         ("old", OLD, "port = 80\n"),
         gateway="half_close_linger_ms = %d\n" % linger_ms)
     cfg += "[route r]\nmatch = *.internal\nvia = %s\n" % INST
@@ -180,4 +204,65 @@ def test_a_client_that_half_closed_and_left_ends_after_the_linger(fake):
         assert 0.9 <= took < 5, took
         assert wait_no_tunnels(gw) == []
     finally:
+        assert gw.close() == 0
+
+
+def test_a_slow_reader_after_half_close_gets_everything(fake):
+    """The client half-closes and then reads nothing for longer than the
+    linger while a big reply waits: the destination is not quiet, it waits
+    for us (reads paused by backpressure), so the FIN must wait too, or the
+    agent closes the destination and the rest of the reply is lost."""
+    gw = gateway(fake, linger_ms=500)
+    try:
+        s = socket.create_connection(gw.listeners["big"], timeout=30)
+        s.sendall(b"send it all\n")
+        s.shutdown(socket.SHUT_WR)
+        time.sleep(3)  # six lingers without reading
+        got = 0
+        while True:
+            d = s.recv(1 << 20)
+            if not d:
+                break
+            got += len(d)
+        s.close()
+        print("slow reader got %d of %d bytes" % (got, BIG))
+        assert got == BIG
+        assert wait_no_tunnels(gw) == []
+    finally:
+        assert gw.close() == 0
+
+
+def test_a_half_close_during_a_resume_waits_for_the_agent(fake):
+    """The data channel drops and ResumeSession takes 3 s; meanwhile a
+    client sends its request and half-closes. Nothing reached the agent
+    yet, so the destination cannot have answered: the linger must count
+    from when the agent has the request, or the FIN arrives with it and
+    the agent closes the destination before it answers."""
+    gw = gateway(fake, linger_ms=1000)
+    try:
+        # An open connection (silent, the server waits for its request)
+        # keeps the session; the next one joins it as a new stream.
+        keep = socket.create_connection(gw.listeners["web"], timeout=15)
+        sid = fake.wait_for(
+            lambda: next((k for k, x in fake.sessions().items()
+                          if not x["terminated"] and x["handshake_done"]), None),
+            what="the session")
+        gw.wait_for(r"conn \d+: open .*:80")
+        fake.set_faults({"api": [{"action": "ResumeSession", "kind": "delay",
+                                  "delay_ms": 3000, "count": 1}]})
+        fake.session_action(sid, "cut")
+        gw.wait_for(r"resuming session %s" % sid)
+        s = socket.create_connection(gw.listeners["web"], timeout=20)
+        s.sendall(REQUEST)
+        s.shutdown(socket.SHUT_WR)
+        got = recv_until_eof(s)
+        s.close()
+        keep.close()
+        print("reply through a resume: %d of %d body bytes" % (
+            len(got.partition(b"\r\n\r\n")[2]), len(BODY)))
+        assert got.endswith(BODY), got[:200]
+        assert fake.session(sid)["stats"].get("resume_calls", 0) >= 1
+        assert fake.session(sid)["stats"].get("smux_streams", 0) >= 2
+    finally:
+        fake.set_faults({"api": []})
         assert gw.close() == 0

@@ -216,7 +216,7 @@ def judge_fake(sessions, calls, failures):
                 failures.append("session %s ended: %r" % (sid, r[:200]))
         for v in x.get("violations", []):
             violations.append("%s: %s" % (sid, v))
-    for k in ("bad_frames", "client_sends_while_paused"):
+    for k in ("bad_frames", "client_sends_while_paused", "rate_violations"):
         if agg.get(k):
             failures.append("fake: %s = %d" % (k, agg[k]))
     fast = sorted(((x.get("stats", {}).get("max_client_msgs_per_s", 0), sid)
@@ -224,6 +224,8 @@ def judge_fake(sessions, calls, failures):
     over = [{"sid": sid, "target": sessions[sid].get("target"),
              "document": sessions[sid].get("document"),
              "max_client_msgs_per_s": n,
+             "net_of_fake_stalls": sessions[sid]["stats"].get("max_client_msgs_per_s_net"),
+             "fake_loop_stall_ms": sessions[sid]["stats"].get("max_window_loop_stall_ms"),
              "rate_violations": sessions[sid]["stats"].get("rate_violations", 0),
              "resumes": sessions[sid]["stats"].get("resumes", 0),
              "dup_from_client": sessions[sid]["stats"].get("dup_from_client", 0)}
@@ -237,7 +239,8 @@ def judge_fake(sessions, calls, failures):
     keep = ("resumes", "resume_calls", "cuts", "retransmits", "duplicated", "reordered",
             "dropped_out", "acks_dropped", "client_pauses", "client_sends_in_pause_grace",
             "client_sends_while_paused", "dup_from_client", "out_of_order_from_client",
-            "bad_frames", "rate_violations", "max_client_msgs_per_s", "smux_streams",
+            "bad_frames", "rate_violations", "max_client_msgs_per_s",
+            "max_client_msgs_per_s_net", "smux_streams",
             "bytes_from_client", "bytes_to_client", "violations")
     return {"sessions": len(sessions), "stats": {k: agg.get(k, 0) for k in keep},
             "end_reasons": ends, "violations": violations[:50], "api": api,
@@ -287,11 +290,12 @@ def summary(r):
             led["doom_end_max_s"]),
         "faults injected: %s" % ", ".join("%s %d" % kv for kv in sorted(inj.items())),
         "fake: %d sessions; resumes %d, cuts %d, dup %d, reordered %d, dropped %d, "
-        "acks dropped %d, client pauses %d, retransmits %d, max msgs/s %d" % (
+        "acks dropped %d, client pauses %d, retransmits %d, max msgs/s %d (%d net of the fake's own stalls)" % (
             fk["sessions"], fk["stats"]["resumes"], fk["stats"]["cuts"],
             fk["stats"]["duplicated"], fk["stats"]["reordered"], fk["stats"]["dropped_out"],
             fk["stats"]["acks_dropped"], fk["stats"]["client_pauses"],
-            fk["stats"]["retransmits"], fk["stats"]["max_client_msgs_per_s"]),
+            fk["stats"]["retransmits"], fk["stats"]["max_client_msgs_per_s"],
+            fk["stats"]["max_client_msgs_per_s_net"]),
         "api: %s" % ", ".join("%s %d%s" % (k, v["calls"], (" (%s)" % ", ".join(
             "%s %d" % e for e in v["errors"].items())) if v["errors"] else "")
             for k, v in sorted(fk["api"].items())),
@@ -306,6 +310,10 @@ def summary(r):
         out.append("  %5d x %s" % (v["count"], k[:150]))
     for o in fk["over_1000_msgs_per_s"]:
         out.append("  over 1000 client msgs/s: %s" % o)
+    fs, fe = r.get("fds_at_start", {}), r.get("fds_at_end", {})
+    grew = {k: fe[k] - fs.get(k, 0) for k in fe if fe[k] > fs.get(k, 0)}
+    if grew:
+        out.append("  fds grown since the start: %s" % grew)
     if r["faults"]["errors"]:
         out.append("fault schedule errors: %s" % r["faults"]["errors"][:5])
     for f in r["failures"]:

@@ -220,6 +220,7 @@ def soak(w, t_start):
     t0 = time.time()
     mon = Monitor(gw.proc.pid, t0)
     base = mon.sample()
+    fds_at_start = harness.fd_kinds(mon.pid)
     mon.thread.start()
     all_lanes = lanes.make_lanes(p["tunnels"], w, p["seed"])
     sched = faultmod.Schedule(w, t0)
@@ -253,6 +254,7 @@ def soak(w, t_start):
         time.sleep(1)
         end = mon.sample()
     mon.stop.set()
+    fds_at_end = harness.fd_kinds(mon.pid) if end else {}
     fake_sessions = {}
     try:
         fake_sessions = w.fake.sessions()
@@ -266,8 +268,10 @@ def soak(w, t_start):
     shutil.copy(gw.errpath, os.path.join(w.logdir, "ssmgate.log"))
     with open(os.path.join(w.logdir, "sshd.log"), "w") as f:
         f.write(w.sshd.log() if hasattr(w.sshd, "log") else "")
-    return report.judge(w, all_lanes, sched, mon, base, end, fake_sessions, calls,
-                        log, rc, alive, stuck, t_start, t0, t_traffic_end)
+    r = report.judge(w, all_lanes, sched, mon, base, end, fake_sessions, calls,
+                     log, rc, alive, stuck, t_start, t0, t_traffic_end)
+    r.update(fds_at_start=fds_at_start, fds_at_end=fds_at_end)
+    return r
 
 
 def main():
