@@ -16,9 +16,11 @@
 #include "conn.h"
 
 #include <arpa/inet.h>
+#include <linux/sockios.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 #include "common.h"
 #include "config.h"
@@ -119,6 +121,16 @@ static uint64_t now_ms(struct conn *c)
     return uv_now(c->loop);
 }
 
+/* Whether the kernel has sent all we wrote to the client: a reset would
+ * throw away what it still holds. */
+static int conn_sent_all(struct conn *c)
+{
+    uv_os_fd_t fd;
+    int unsent = 0;
+    return uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 &&
+           ioctl(fd, SIOCOUTQ, &unsent) == 0 && unsent == 0;
+}
+
 void conn_kill(struct conn *c, const char *reason)
 {
     if (c->state == CONN_CLOSING)
@@ -142,7 +154,10 @@ void conn_kill(struct conn *c, const char *reason)
         c->backend->ops->close(c->stream);
         c->stream = NULL;
     }
-    uv_close((uv_handle_t *)&c->tcp, conn_handle_closed);
+    if (c->failed && conn_sent_all(c))
+        uv_tcp_close_reset(&c->tcp, conn_handle_closed);
+    else
+        uv_close((uv_handle_t *)&c->tcp, conn_handle_closed);
     uv_close((uv_handle_t *)&c->timer, conn_handle_closed);
 }
 
@@ -221,11 +236,15 @@ static void conn_open_timeout(uv_timer_t *t);
 
 /* The tunnel is gone (the session ended): nothing the client sends can
  * go anywhere, so it closes now; what the remote sent before the end
- * still goes to the client first, within CONN_FLUSH_MS. */
+ * still goes to the client first, within CONN_FLUSH_MS. Then a reset,
+ * not a FIN: what the client sent last may not have arrived, and a
+ * clean end would tell it that it had (an upload would look complete).
+ * Only when the kernel has sent everything: a reset drops the rest. */
 static void conn_on_error(void *arg, int err, const char *reason)
 {
     struct conn *c = arg;
     char why[GW_REASON_MAX];
+    c->failed = c->state == CONN_PUMP;
     snprintf(why, sizeof(why), "tunnel failed: %s",
              reason ? reason : gw_strerror(err));
     if (c->state != CONN_PUMP || txq_pending(&c->pump.down) == 0) {

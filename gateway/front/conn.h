@@ -66,6 +66,7 @@ struct conn {
     uint64_t started_ms, opened_ms;
     char close_reason[GW_REASON_MAX];
     int draining; /* server shutting down */
+    int failed;   /* the tunnel broke: the client hears a reset */
 };
 
 /* A new conn with a ref on cfg. fixed: the spec of a [forward] port, or

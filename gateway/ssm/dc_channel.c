@@ -565,16 +565,20 @@ static void dc_ws_open(void *arg)
     secret_free_str(open);
     dc_set_state(ch, ch->ready_once ? DC_READY : DC_HANDSHAKE,
                  ch->ready_once ? "resumed" : "socket open");
-    /* A new socket starts unpaused (as the agent does); resend everything
-     * not acknowledged, in order. */
-    ch->pub_paused = 0;
+    /* Resend everything not acknowledged, in order. */
     ch->send_seq = ch->tail_seq;
     for (int64_t s = ch->tail_seq; s < ch->next_seq; s++)
         if (slot_of(ch, s)->sent)
             slot_of(ch, s)->resent++;
     if (ch->rx_paused)
         ws_rx_pause(ch->ws, 1);
-    dc_flush(ch);
+    /* A new socket starts unpaused (as the agent does). Through the
+     * setter: an owner that saw no room while paused waits to hear of
+     * room, and with nothing in flight no ack would ever tell it. */
+    if (ch->pub_paused)
+        dc_set_paused(ch, 0);
+    else
+        dc_flush(ch);
     if (ch->ready_once && ch->ws != NULL && ch->cb->on_reopened != NULL)
         ch->cb->on_reopened(ch->arg);
 }

@@ -123,7 +123,9 @@ def write(path, text, mode=0o600):
 
 
 def gateway_config(dest_port):
-    cfg = "[gateway]\nprofile = soak\nlog_level = info\n"
+    # SSMGATE_SOAK_LOG=debug to look into a failure (a big log)
+    cfg = "[gateway]\nprofile = soak\nlog_level = %s\n" % os.environ.get(
+        "SSMGATE_SOAK_LOG", "info")
     for k, iid in enumerate(INSTANCES):
         cfg += "[forward f%d]\nlisten = 127.0.0.1:0\ntarget = %s\nport = %d\n" % (
             k, iid, lanes.PORT)
