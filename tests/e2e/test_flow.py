@@ -172,4 +172,3 @@ def test_burst_loss_recovers_at_full_speed(tmp_path):
           "after %.0f KB/s; agent retransmits %d" % (
               LOSS_K, first, rec, bound, gap[0], before / 1e3, after / 1e3,
               st["retransmits"]))
-

@@ -86,6 +86,13 @@ def reconcile(w, all_lanes, dooms, failures):
         if c.path == "doom" and c.error:
             doom = next((t for t in dooms if c.t_open <= t + DOOM_GRACE_S
                          and c.t_end >= t - 1), None)
+        elif c.path == "doom" and tail_lost and srv is not None and srv.get("t_end"):
+            # The client had sent everything and closed, its upload still
+            # queued in the gateway (paced), when the service ended the
+            # session: nothing was left to tell the client; the tail died
+            # with the session, as with any TCP relay.
+            doom = next((t for t in dooms if c.t_open <= t + DOOM_GRACE_S and
+                         abs(srv["t_end"] - t) <= 1), None)
         if doom is not None:
             led.setdefault("expected_end_list", []).append(
                 {"conn": c.id, "lane": c.lane, "traffic": c.traffic, "error": c.error,
