@@ -5,9 +5,11 @@
  * fresh keys at once; inside the advisory window (< 15 min left) it also
  * starts a background refresh; inside the mandatory window (< 10 min) or
  * with nothing cached the caller becomes a waiter of the entry's single
- * refresh job. Keys that live less than the windows (a role session set
- * shorter than STS's usual minimum, a test) get windows of a half and a
- * quarter of their lifetime: fixed windows would refresh on every call.
+ * refresh job. Keys STS or SSO just issued for less than twice the
+ * advisory window (a 15-minute role session, a test's seconds) get
+ * windows of a half and a quarter of their lifetime: the fixed ones would
+ * call STS again at nearly every call (botocore does). Keys a process,
+ * a container or IMDS hands out may be part-used: botocore's windows.
  *
  * A job walks the providers in AWS CLI v2 order from job->step, each
  * either answering at once (environment, static keys) or asynchronously
@@ -40,7 +42,8 @@ struct entry {
     char profile[128];
     int explicit_profile;
     struct aws_creds creds;
-    time_t got_at; /* when creds arrived: their lifetime scales the windows */
+    time_t got_at; /* when creds arrived */
+    int issued;    /* fresh from STS / SSO: their lifetime scales windows */
     int have;
     struct job *refresh;
     struct list waiters;     /* of struct aws_creds_wait */
@@ -78,7 +81,7 @@ static time_t entry_left(const struct entry *e, time_t *advisory,
     *mandatory = MANDATORY_S;
     if (!e->creds.expiration)
         return INT32_MAX;
-    if (life > 0 && life / 2 < ADVISORY_S) {
+    if (e->issued && life > 0 && life / 2 < ADVISORY_S) {
         *advisory = life / 2;
         *mandatory = GW_MIN(life / 4, (time_t)MANDATORY_S);
     }
@@ -187,6 +190,7 @@ static void entry_job_done(struct job *j, int status,
         e->creds.session_token = pc->session_token;
         e->creds.expiration = pc->expiration;
         e->got_at = time(NULL);
+        e->issued = j->issued;
         memset(pc, 0, sizeof(*pc)); /* transferred */
         e->have = 1;
         char kid[64];

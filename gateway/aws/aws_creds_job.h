@@ -49,6 +49,7 @@ struct job {
     struct aws_sso_refresh_req sso_ref;
     const char *sso_region, *sso_acct, *sso_role; /* live as long as p */
     char cli_key[AWS_CLI_CACHE_KEY_MAX]; /* assume role: the CLI's cache */
+    int issued; /* STS or SSO issued these keys just now: whole lifetime */
 };
 
 struct aws_creds_cache {

@@ -4,9 +4,9 @@
  * it), web identity (AssumeRoleWithWebIdentity, unsigned) and SSO (the
  * cached token, refreshed through SSO OIDC when under 15 minutes remain,
  * then GetRoleCredentials). Each ends in j->done exactly once. Assume
- * role shares the AWS CLI's cache (aws_cli_cache.h): a cached answer with
- * 15 minutes left is used without calling STS, and a new one is written
- * there for the CLI.
+ * role and web identity share the AWS CLI's cache (aws_cli_cache.h): a
+ * cached answer with 15 minutes left is used without calling STS, and a
+ * new one is written there for the CLI.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +47,7 @@ static void sts_creds_done(void *arg, int status,
         return;
     }
     copy.expiration = pc->expiration;
+    j->issued = 1;
     if (j->cli_key[0]) {
         int rc = aws_cli_cache_write(NULL, j->cli_key, &copy);
         if (rc < 0)
@@ -246,6 +247,20 @@ int aws_creds_web_identity_start(struct job *j)
     if (!arn) {
         j->done(j, GW_ECONFIG, NULL,
                 "web identity token file set but no role ARN");
+        return 1;
+    }
+    /* The AWS CLI caches these too, keyed like a role without its
+     * generated session name (botocore's web identity fetcher). */
+    struct aws_cli_role_args a = {.role_arn = arn, .session_name = sname};
+    struct aws_creds_parsed pc;
+    if (aws_cli_cache_role_key(&a, j->cli_key) == 0 &&
+        aws_cli_cache_read(NULL, j->cli_key, ADVISORY_S, &pc) == 0) {
+        log_info("aws: profile %s: web identity credentials from the AWS "
+                 "CLI cache (%s.json)",
+                 j->profile, j->cli_key);
+        j->source = "web identity (the AWS CLI cache)";
+        j->done(j, 0, &pc, NULL);
+        aws_creds_parsed_clear(&pc);
         return 1;
     }
     rc = read_small_file(file, token, sizeof(token));

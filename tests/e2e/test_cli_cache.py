@@ -118,3 +118,48 @@ def test_assume_role_shares_the_cli_cache(tmp_path):
         assert fake.calls("DescribeInstanceInformation")[-1]["access_key"] == \
             resp["Credentials"]["AccessKeyId"]
         assert resp["Credentials"]["SecretAccessKey"] not in p.stderr
+
+
+def test_web_identity_shares_the_cli_cache(tmp_path):
+    """The AWS CLI caches AssumeRoleWithWebIdentity answers too (its
+    assumerole customization gives both providers the JSONFileCache), under
+    botocore's key of RoleArn and a configured RoleSessionName."""
+    from botocore.credentials import AssumeRoleWithWebIdentityCredentialFetcher
+    home = str(tmp_path)
+    os.makedirs(os.path.join(home, ".aws"), mode=0o700)
+    tok = os.path.join(home, "token")
+    with open(tok, "w") as f:
+        f.write("fake-web-identity-token\n")
+    arn = "arn:aws:iam::123456789012:role/web"
+    cache_dir = os.path.join(home, ".aws", "cli", "cache")
+
+    def cli_fetcher():
+        return AssumeRoleWithWebIdentityCredentialFetcher(
+            None, lambda: "fake-web-identity-token", arn,
+            extra_args={"RoleSessionName": "wi"}, cache=JSONFileCache(cache_dir))
+    path = os.path.join(cache_dir, cli_fetcher()._cache_key + ".json")
+    with FakeAws(pace_ms=0) as fake:
+        env = home_env(fake, home)
+        env.update({"AWS_WEB_IDENTITY_TOKEN_FILE": tok, "AWS_ROLE_ARN": arn,
+                    "AWS_ROLE_SESSION_NAME": "wi"})
+
+        def call():
+            p = subprocess.run([SSMGATE_BIN, "aws-call", "sts", "GetCallerIdentity"],
+                               env=dict(os.environ, **env), capture_output=True,
+                               text=True, timeout=60)
+            assert p.returncode == 0, p.stderr
+            return p
+        call()
+        assert len(fake.calls("AssumeRoleWithWebIdentity")) == 1
+        assert os.path.exists(path), os.listdir(cache_dir) if os.path.isdir(cache_dir) else None
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+        with open(path) as f:
+            akid = json.load(f)["Credentials"]["AccessKeyId"]
+        # The CLI reads it back without calling STS ...
+        assert cli_fetcher().fetch_credentials()["access_key"] == akid
+        # ... and so does the next ssmgate.
+        fake.clear_calls()
+        p = call()
+        assert fake.calls("AssumeRoleWithWebIdentity") == []
+        assert fake.calls("GetCallerIdentity")[-1]["access_key"] == akid
+        assert "fake-web-identity-token" not in p.stderr
