@@ -107,8 +107,26 @@ static void role_source_done(struct job *sub, int status,
         j->done(j, GW_ENOMEM, NULL, "cannot start AssumeRole");
 }
 
-/* botocore's cache key of the role's AssumeRole arguments into
- * j->cli_key, then a cached answer: 1 when j is done with it. */
+/* botocore's cache key of a's arguments into j->cli_key (where the
+ * answer is written later), then a cached answer with 15 minutes left: 1
+ * when j is done with it. what: "role", "web identity", for the log. */
+static int from_cli_cache(struct job *j, const struct aws_cli_role_args *a,
+                          const char *what, const char *source)
+{
+    struct aws_creds_parsed pc;
+
+    if (aws_cli_cache_role_key(a, j->cli_key) < 0 ||
+        aws_cli_cache_read(NULL, j->cli_key, ADVISORY_S, &pc) < 0)
+        return 0;
+    log_info("aws: profile %s: %s credentials from the AWS CLI cache "
+             "(%s.json)",
+             j->profile, what, j->cli_key);
+    j->source = source;
+    j->done(j, 0, &pc, NULL);
+    aws_creds_parsed_clear(&pc);
+    return 1;
+}
+
 static int role_from_cli_cache(struct job *j)
 {
     const char *dur = aws_creds_pget(j, "duration_seconds");
@@ -118,18 +136,7 @@ static int role_from_cli_cache(struct job *j)
         .external_id = aws_creds_pget(j, "external_id"),
         .duration_seconds = dur ? atoi(dur) : 0,
     };
-    struct aws_creds_parsed pc;
-
-    if (aws_cli_cache_role_key(&a, j->cli_key) < 0 ||
-        aws_cli_cache_read(NULL, j->cli_key, ADVISORY_S, &pc) < 0)
-        return 0;
-    log_info("aws: profile %s: role credentials from the AWS CLI cache "
-             "(%s.json)",
-             j->profile, j->cli_key);
-    j->source = "assume-role (the AWS CLI cache)";
-    j->done(j, 0, &pc, NULL);
-    aws_creds_parsed_clear(&pc);
-    return 1;
+    return from_cli_cache(j, &a, "role", "assume-role (the AWS CLI cache)");
 }
 
 int aws_creds_role_start(struct job *j)
@@ -252,17 +259,9 @@ int aws_creds_web_identity_start(struct job *j)
     /* The AWS CLI caches these too, keyed like a role without its
      * generated session name (botocore's web identity fetcher). */
     struct aws_cli_role_args a = {.role_arn = arn, .session_name = sname};
-    struct aws_creds_parsed pc;
-    if (aws_cli_cache_role_key(&a, j->cli_key) == 0 &&
-        aws_cli_cache_read(NULL, j->cli_key, ADVISORY_S, &pc) == 0) {
-        log_info("aws: profile %s: web identity credentials from the AWS "
-                 "CLI cache (%s.json)",
-                 j->profile, j->cli_key);
-        j->source = "web identity (the AWS CLI cache)";
-        j->done(j, 0, &pc, NULL);
-        aws_creds_parsed_clear(&pc);
+    if (from_cli_cache(j, &a, "web identity",
+                       "web identity (the AWS CLI cache)"))
         return 1;
-    }
     rc = read_small_file(file, token, sizeof(token));
     if (rc < 0) {
         snprintf(why, sizeof(why), "cannot read web identity token %s: %s",

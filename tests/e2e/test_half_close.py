@@ -31,16 +31,22 @@ BODY = b"hello from a slow server\n" * 40
 REQUEST = b"GET / HTTP/1.0\r\nHost: web.internal\r\n\r\n"
 
 
+def read_request(c, end, timeout):
+    """Reads until end (or EOF) with a timeout."""
+    c.settimeout(timeout)
+    req = b""
+    while end not in req:
+        d = c.recv(4096)
+        if not d:
+            break
+        req += d
+    return req
+
+
 def slow_http(c):
     """Reads the request, thinks, answers in two parts, closes."""
     try:
-        c.settimeout(10)
-        req = b""
-        while b"\r\n\r\n" not in req:
-            d = c.recv(4096)
-            if not d:
-                break
-            req += d
+        read_request(c, b"\r\n\r\n", 10)
         time.sleep(0.2)
         head = b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n" % len(BODY)
         c.sendall(head + BODY[:100])
@@ -58,13 +64,7 @@ BIG = 32 << 20
 def big_reply(c):
     """Answers a request at once with BIG bytes, then closes."""
     try:
-        c.settimeout(60)
-        req = b""
-        while b"\n" not in req:
-            d = c.recv(4096)
-            if not d:
-                break
-            req += d
+        read_request(c, b"\n", 60)
         chunk = bytes(range(256)) * 256
         for _ in range(BIG // len(chunk)):
             c.sendall(chunk)
