@@ -23,7 +23,8 @@ WEB = ["i-0123456789abcdef0", "i-0123456789abcdef1", "i-0123456789abcdef2"]
 OFFLINE = "i-0aaaaaaaaaaaaaaa0"
 STOPPED = "i-0bbbbbbbbbbbbbbb0"
 DENIED = "i-0ccccccccccccccc0"
-BIG = (50 if SANITIZED else 200) * 1024 * 1024
+# scp/sftp each way; the 500 MiB runs are SSMGATE_LONG=1 (test_recycle, test_flow)
+BIG = (50 if SANITIZED else 64) * 1024 * 1024
 
 
 @pytest.fixture(scope="module")
