@@ -354,6 +354,15 @@ void ssm_session_writable(struct ssm_session *s)
         dc_channel_want_writable(s->ch);
         return;
     }
+    /* Room goes to whoever writes first, and a bulk stream takes all of
+     * it: who goes first turns with each wake, or the streams at the
+     * front of the list starve the rest (a soak upload waited 150 s
+     * behind newer connections). */
+    if (s->mode.mux && s->streams.next != s->streams.prev) {
+        struct list *first = s->streams.next;
+        list_remove(first);
+        list_insert_tail(&s->streams, first);
+    }
     struct backend_stream *st, *tmp;
     SSM_STREAM_FOREACH(st, tmp, s)
     if (st->reported && !st->dead)
