@@ -42,8 +42,7 @@ struct entry {
     char profile[128];
     int explicit_profile;
     struct aws_creds creds;
-    time_t got_at; /* when creds arrived */
-    int issued;    /* fresh from STS / SSO: their lifetime scales windows */
+    time_t lifetime; /* STS / SSO just issued them for this long; 0 = not */
     int have;
     struct job *refresh;
     struct list waiters;     /* of struct aws_creds_wait */
@@ -75,15 +74,13 @@ const char *aws_creds_pget(struct job *j, const char *key)
 static time_t entry_left(const struct entry *e, time_t *advisory,
                          time_t *mandatory)
 {
-    time_t life = e->creds.expiration - e->got_at;
-
     *advisory = ADVISORY_S;
     *mandatory = MANDATORY_S;
     if (!e->creds.expiration)
         return INT32_MAX;
-    if (e->issued && life > 0 && life / 2 < ADVISORY_S) {
-        *advisory = life / 2;
-        *mandatory = GW_MIN(life / 4, (time_t)MANDATORY_S);
+    if (e->lifetime > 0 && e->lifetime / 2 < ADVISORY_S) {
+        *advisory = e->lifetime / 2;
+        *mandatory = GW_MIN(e->lifetime / 4, (time_t)MANDATORY_S);
     }
     return e->creds.expiration - time(NULL);
 }
@@ -189,8 +186,9 @@ static void entry_job_done(struct job *j, int status,
         e->creds.secret_access_key = pc->secret_access_key;
         e->creds.session_token = pc->session_token;
         e->creds.expiration = pc->expiration;
-        e->got_at = time(NULL);
-        e->issued = j->issued;
+        e->lifetime = j->issued && e->creds.expiration
+                          ? e->creds.expiration - time(NULL)
+                          : 0;
         memset(pc, 0, sizeof(*pc)); /* transferred */
         e->have = 1;
         char kid[64];

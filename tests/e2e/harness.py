@@ -324,8 +324,6 @@ def fd_kinds(pid):
             continue
         if t.startswith("socket:["):
             t = socks.get(t[8:-1], "socket (unix or other)")
-        elif t.startswith("anon_inode:"):
-            pass
         elif t.startswith("/"):
             t = "file " + t
         out[t] = out.get(t, 0) + 1
