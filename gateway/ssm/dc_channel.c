@@ -9,7 +9,12 @@
  * 1/8 and 1/4 gains, 10 ms granularity, 1 s cap) has passed.
  * Incoming: in-order messages are processed at once; later ones wait in a
  * bounded reorder buffer (dc_reorder.h, acked when stored); duplicates are
- * re-acked so a lost ack cannot make the agent resend forever.
+ * re-acked so a lost ack cannot make the agent resend forever. While the
+ * owner takes no data (pause_rx) the socket is still read, and what comes
+ * waits in the reorder buffer, acked, up to DC_RX_HOLD messages: acks for
+ * our sends, pause/start and a recycle's close frame keep arriving through
+ * a short stall of one slow local reader. Only beyond that is the socket
+ * itself paused (TCP backpressure towards the agent).
  * Pacing (dc_pace.h) covers every sequenced send, resends too; acks never
  * wait. pause_publication holds them all and reports no room, so the owner
  * stops reading; acks and receiving go on until start_publication.
@@ -22,6 +27,7 @@
 
 #include "common.h"
 #include "buf.h"
+#include "dc_ackq.h"
 #include "dc_hs.h"
 #include "dc_pace.h"
 #include "dc_reorder.h"
@@ -36,7 +42,10 @@
 #define DC_RTO_MAX_MS  1000.0
 #define DC_CLOCK_G_MS  10.0
 #define DC_DRAIN_MS    1000 /* closing flags: wait this long for acks */
-#define DC_ACKQ        512  /* acks waiting for room in the socket queue */
+#define DC_RX_HOLD     1024 /* messages kept while the owner takes none */
+/* Paced data waits in our ring, not in the socket's queue: a queue filled
+ * while the socket was blocked would leave as one burst, past the rate. */
+#define DC_WS_DEPTH 32
 
 enum dc_state {
     DC_IDLE,      /* no socket yet */
@@ -54,11 +63,6 @@ struct dc_slot {
     int sent;
     int acked;
     int resent;
-};
-
-struct dc_pending_ack {
-    int64_t seq;
-    uint8_t id[16];
 };
 
 struct dc_channel {
@@ -87,15 +91,15 @@ struct dc_channel {
     int pub_paused; /* pause_publication until start_publication */
 
     /* incoming */
-    struct dc_pending_ack ackq[DC_ACKQ];
-    unsigned ackq_head, ackq_len;
+    struct dc_ackq acks;
     int64_t expected;
     struct dc_reorder reorder;
     struct dc_handshake_request hs;
 
     uv_timer_t tick, pace, hs_timer;
     int handles;
-    int rx_paused;
+    int rx_paused; /* the owner takes no data */
+    int ws_held;   /* ...and DC_RX_HOLD wait: the socket is paused too */
     struct defer rx_resume; /* drains the reorder buffer after a pause */
     /* dc_channel_free_after_flush: waiting for the last acks */
     void (*drain_done)(void *);
@@ -135,8 +139,8 @@ static void dc_set_state(struct dc_channel *ch, enum dc_state to,
 {
     if (ch->state == to)
         return;
-    log_debug("dc: state %s -> %s (%s)", dc_state_names[ch->state],
-              dc_state_names[to], why);
+    log_debug("dc %llu: state %s -> %s (%s)", ch->opts.log_id,
+              dc_state_names[ch->state], dc_state_names[to], why);
     ch->state = to;
 }
 
@@ -176,36 +180,33 @@ static int dc_write_ack(struct dc_channel *ch, const uint8_t msg_id[16],
     dc_ids_next(&ch->ids, id);
     size_t n = dc_msg_encode(frame, DC_TYPE_ACK, 0, 3, id, wall_ms(), 0,
                              frame + DC_MSG_OVERHEAD, (uint32_t)jlen);
-    return ws_send(ch->ws, frame, n, 1);
+    int rc = ws_send(ch->ws, frame, n, 1);
+    if (rc == 0)
+        dc_ackq_handed(&ch->acks, seq, msg_id);
+    return rc;
 }
 
 /* Acks waiting for socket room go first, before any data: an agent
  * waiting for them would otherwise stall and resend. */
 static int dc_flush_acks(struct dc_channel *ch)
 {
-    while (ch->ackq_len > 0 && ch->ws != NULL) {
-        struct dc_pending_ack *a = &ch->ackq[ch->ackq_head];
+    const struct dc_ack *a;
+    while (ch->ws != NULL && (a = dc_ackq_peek(&ch->acks)) != NULL) {
         if (dc_write_ack(ch, a->id, a->seq) != 0)
             return GW_EAGAIN; /* the socket's on_writable resumes us */
-        ch->ackq_head = (ch->ackq_head + 1) % DC_ACKQ;
-        ch->ackq_len--;
+        dc_ackq_pop(&ch->acks);
     }
     return 0;
 }
 
+/* No socket (a resume on the way) or no room: it waits for the next. */
 static void dc_send_ack(struct dc_channel *ch, const struct dc_msg *m)
 {
-    if (ch->ws == NULL)
-        return; /* the agent resends after a resume; we ack then */
-    if (ch->ackq_len == 0 && dc_write_ack(ch, m->id, m->seq) == 0)
+    if (ch->ws != NULL && dc_ackq_peek(&ch->acks) == NULL &&
+        dc_write_ack(ch, m->id, m->seq) == 0)
         return;
-    if (ch->ackq_len == DC_ACKQ)
-        return; /* far behind: the agent resends, the duplicate is acked */
-    struct dc_pending_ack *a =
-        &ch->ackq[(ch->ackq_head + ch->ackq_len++) % DC_ACKQ];
-    a->seq = m->seq;
-    memcpy(a->id, m->id, 16);
-    dc_flush_acks(ch);
+    if (dc_ackq_push(&ch->acks, m->seq, m->id) == 0)
+        dc_flush_acks(ch);
 }
 
 static void dc_flush(struct dc_channel *ch);
@@ -251,7 +252,7 @@ static void dc_flush(struct dc_channel *ch)
          * the agent would ack and drop anything else. */
         if (ch->state != DC_READY && s->seq != 0)
             break;
-        if (!dc_may_send(ch))
+        if (ws_backlogged(ch->ws, DC_WS_DEPTH) || !dc_may_send(ch))
             break;
         if (ws_send(ch->ws, frame_of(ch, ch->send_seq), s->len, 1) != 0)
             break; /* the socket's on_writable restarts us */
@@ -388,8 +389,8 @@ static void dc_tick(uv_timer_t *t)
         s->last_sent_ms = uv_now(ch->loop);
         s->resent++;
         ch->stats.resends++;
-        log_debug("dc: resent seq %lld (rto %.0f ms)", (long long)s->seq,
-                  ch->rto);
+        log_debug("dc %llu: resent seq %lld (rto %.0f ms)", ch->opts.log_id,
+                  (long long)s->seq, ch->rto);
     }
 }
 
@@ -430,7 +431,7 @@ static void dc_deliver(struct dc_channel *ch, const struct dc_msg *m)
         dc_handshake_complete_parse(m->payload, m->payload_len, msg,
                                     sizeof(msg));
         if (msg[0] != '\0')
-            log_info("dc: agent says: %s", msg);
+            log_info("dc %llu: agent says: %s", ch->opts.log_id, msg);
         uv_timer_stop(&ch->hs_timer);
         dc_set_state(ch, DC_READY, "handshake complete");
         if (!ch->ready_once) {
@@ -474,6 +475,18 @@ static void dc_drain_reorder(struct dc_channel *ch)
     }
 }
 
+/* The socket pauses only when DC_RX_HOLD wait for an owner that takes
+ * none; short stalls of a local reader leave it read. */
+static void dc_rx_hold_check(struct dc_channel *ch)
+{
+    int hold = ch->rx_paused && ch->reorder.n >= DC_RX_HOLD;
+    if (hold == ch->ws_held)
+        return;
+    ch->ws_held = hold;
+    if (ch->ws != NULL)
+        ws_rx_pause(ch->ws, hold);
+}
+
 static void dc_on_output(struct dc_channel *ch, const struct dc_msg *m,
                          const uint8_t *frame, size_t len)
 {
@@ -483,10 +496,12 @@ static void dc_on_output(struct dc_channel *ch, const struct dc_msg *m,
         dc_send_ack(ch, m); /* a duplicate: our ack was lost */
         return;
     }
-    if (m->seq > ch->expected) {
+    /* Ahead of a gap, or the owner takes nothing now: kept, acked. */
+    if (m->seq > ch->expected || ch->rx_paused) {
         if (dc_reorder_put(&ch->reorder, ch->expected, m->seq, frame, len) != 0)
             return; /* too far ahead (or no memory): no ack, it comes again */
         dc_send_ack(ch, m);
+        dc_rx_hold_check(ch);
         return;
     }
     /* In order. Handshake messages are acked before processing. */
@@ -507,7 +522,8 @@ static void dc_set_paused(struct dc_channel *ch, int paused)
 {
     if (ch->pub_paused == paused)
         return;
-    log_debug("dc: %s", paused ? "paused by the service" : "resumed");
+    log_debug("dc %llu: %s", ch->opts.log_id,
+              paused ? "paused by the service" : "resumed");
     ch->pub_paused = paused;
     if (paused) {
         ch->stats.pauses++;
@@ -526,7 +542,7 @@ static void dc_ws_message(void *arg, const uint8_t *data, size_t len,
     struct dc_msg m;
     const char *why;
     if (dc_msg_decode(data, len, &m, &why) != 0) {
-        log_debug("dc: dropped a bad message: %s", why);
+        log_debug("dc %llu: dropped a bad message: %s", ch->opts.log_id, why);
         return;
     }
     if (strcmp(m.type, DC_TYPE_OUTPUT) == 0) {
@@ -570,7 +586,7 @@ static void dc_ws_open(void *arg)
     for (int64_t s = ch->tail_seq; s < ch->next_seq; s++)
         if (slot_of(ch, s)->sent)
             slot_of(ch, s)->resent++;
-    if (ch->rx_paused)
+    if (ch->ws_held)
         ws_rx_pause(ch->ws, 1);
     /* A new socket starts unpaused (as the agent does). Through the
      * setter: an owner that saw no room while paused waits to hear of
@@ -592,7 +608,7 @@ static void dc_ws_close(void *arg, const char *reason)
 {
     struct dc_channel *ch = arg;
     ch->ws = NULL;
-    ch->ackq_len = 0; /* the agent resends those; duplicates get acked */
+    dc_ackq_requeue(&ch->acks);
     if (ch->draining) {
         dc_drain_finish(ch);
         return;
@@ -620,6 +636,7 @@ int dc_channel_connect(struct dc_channel *ch, const char *url,
     if (ch->ws != NULL) {
         ws_close(ch->ws);
         ch->ws = NULL;
+        dc_ackq_requeue(&ch->acks);
     }
     secret_free_str(ch->token);
     ch->token = strdup(token);
@@ -667,6 +684,7 @@ int dc_channel_new(uv_loop_t *loop, struct ws_ctx *ws,
     ch->rtt = DC_RTT_INIT_MS;
     ch->rto = DC_RTO_INIT_MS;
     dc_reorder_init(&ch->reorder);
+    dc_ackq_init(&ch->acks);
     if (dc_pace_init(&ch->pace_q, ch->opts.message_rate, uv_hrtime()) != 0) {
         free(ch->frames);
         free(ch);
@@ -689,8 +707,7 @@ void dc_channel_pause_rx(struct dc_channel *ch, int paused)
     ch->rx_paused = paused;
     if (!paused && ch->reorder.n > 0)
         defer_queue(ch->loop, &ch->rx_resume);
-    if (ch->ws != NULL)
-        ws_rx_pause(ch->ws, paused);
+    dc_rx_hold_check(ch);
 }
 
 void dc_channel_want_writable(struct dc_channel *ch)

@@ -49,6 +49,7 @@ struct dc_channel_opts {
     int message_rate; /* data messages per second; 0 = unpaced */
     int payload_size; /* bytes per data message */
     int handshake_timeout_ms;
+    unsigned long long log_id; /* the owner's number, in every log line */
 };
 
 struct dc_channel_stats {
@@ -72,7 +73,8 @@ int dc_channel_connect(struct dc_channel *ch, const char *url,
  */
 ssize_t dc_channel_write(struct dc_channel *ch, const uint8_t *p, size_t n);
 int dc_channel_send_flag(struct dc_channel *ch, uint32_t flag);
-/* Stops/starts reading from the WebSocket (local side backpressure). */
+/* Stops/starts handing data to the owner (local side backpressure); the
+ * WebSocket pauses too once DC_RX_HOLD messages wait. */
 void dc_channel_pause_rx(struct dc_channel *ch, int paused);
 /* Asks for on_writable once the window has room again. */
 void dc_channel_want_writable(struct dc_channel *ch);

@@ -382,7 +382,8 @@ static void on_signed(void *arg, int status,
     if (s->ch == NULL) {
         const struct ssm_opts *op = s->env->opts;
         struct dc_channel_opts o = {op->message_rate, op->payload_size,
-                                    op->handshake_timeout_ms};
+                                    op->handshake_timeout_ms,
+                                    (unsigned long long)s->id};
         if (dc_channel_new(s->env->loop, s->env->ws, &o, &session_channel_cb, s,
                            &s->ch) != 0) {
             ssm_session_fail(s, GW_ENOMEM, "out of memory");

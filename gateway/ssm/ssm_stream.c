@@ -527,6 +527,8 @@ void ssm_stream_pause(struct backend_stream *st)
     if (st->paused)
         return;
     st->paused = 1;
+    log_debug("ssm %llu: stream %u: client slow, reads paused (%d)",
+              (unsigned long long)s->id, st->sid, s->paused_streams + 1);
     if (s->paused_streams++ == 0 && s->ch != NULL)
         dc_channel_pause_rx(s->ch, 1);
 }
@@ -537,6 +539,8 @@ void ssm_stream_resume(struct backend_stream *st)
     if (!st->paused)
         return;
     st->paused = 0;
+    log_debug("ssm %llu: stream %u: client drained (%d paused)",
+              (unsigned long long)s->id, st->sid, s->paused_streams - 1);
     if (--s->paused_streams == 0 && s->ch != NULL)
         dc_channel_pause_rx(s->ch, 0);
 }

@@ -574,6 +574,14 @@ int ws_can_send(const struct ws *w)
     return !w->closing && w->open && w->count < WS_SLOTS;
 }
 
+int ws_backlogged(struct ws *w, unsigned max)
+{
+    if (w->count < max)
+        return 0;
+    w->want_writable = 1;
+    return 1;
+}
+
 void ws_rx_pause(struct ws *w, int paused)
 {
     w->rx_paused = paused;

@@ -56,6 +56,9 @@ int ws_connect(struct ws_ctx *ctx, const char *url,
 int ws_send(struct ws *w, const void *data, size_t len, int binary);
 /* Room for more messages in the send queue? */
 int ws_can_send(const struct ws *w);
+/* Messages queued and not yet written; past `max` the caller hears of
+ * room again through on_writable (returns 1: wait). */
+int ws_backlogged(struct ws *w, unsigned max);
 /* Pause / resume reading (backpressure toward the remote). */
 void ws_rx_pause(struct ws *w, int paused);
 /* Closes the connection; no callbacks after this returns. */

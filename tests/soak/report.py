@@ -130,7 +130,13 @@ def reconcile(w, all_lanes, dooms, failures):
                               "traffic": c.traffic,
                               "t_open": round(c.t_open - w.t0, 1),
                               "t_end": round((c.t_end or time.time()) - w.t0, 1),
-                              "problems": problems})
+                              "problems": problems,
+                              "dest": None if srv is None else {
+                                  "end": srv.get("end"), "rounds": srv.get("rounds"),
+                                  "up": srv["up"].offset,
+                                  "down_sent": srv.get("down_sent")},
+                              "client": {"up_sent": c.up_sent, "rounds": c.rounds,
+                                         "down": c.down.offset}})
     for cid in sorted(dest):
         lost_list.append({"conn": cid, "problems": ["destination saw an unknown id"]})
         led["tunnels_lost"] += 1

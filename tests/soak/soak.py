@@ -52,7 +52,7 @@ def params(args):
         "duration_s": d,
         "tunnels": args.tunnels or (20 if quick else 50),
         "seed": args.seed,
-        "recycle_s": max(8, min(60, d // 50)),
+        "recycle_s": args.recycle_s or max(8, min(60, d // 50)),
         "creds_ttl_s": max(20, min(120, d // 25)),
         "fault_every_s": 3.0 if quick else max(3.0, min(10.0, d / 300.0)),
         "warmup_s": max(30, int(d * 0.2)),
@@ -291,6 +291,9 @@ def main():
     ap.add_argument("--no-faults", action="store_true",
                     help="traffic only (no always-on or scheduled fault): tells load "
                     "from faults apart")
+    ap.add_argument("--recycle-s", type=int,
+                    help="normal close of every data channel socket this long after "
+                    "each attach (default: duration / 50, 8..60)")
     ap.add_argument("--rss-slope-max", type=float,
                     help="KB/min limit of the RSS slope after warm-up")
     args = ap.parse_args()

@@ -20,6 +20,7 @@
 #include "common.h"
 #include "dc_channel.h"
 #include "dc_msg.h"
+#include "defer.h"
 #include "ws.h"
 
 /* ---- the fake WebSocket ---- */
@@ -40,7 +41,8 @@ static struct {
     size_t sent_len[SENT_MAX];
     int sent_binary[SENT_MAX];
     int n_sent;
-    int full; /* ws_send answers GW_EAGAIN */
+    int full;    /* ws_send answers GW_EAGAIN */
+    int backlog; /* messages "queued" in the socket, for ws_backlogged */
 } F;
 
 int ws_connect(struct ws_ctx *ctx, const char *url,
@@ -81,6 +83,12 @@ void ws_close(struct ws *w)
 void ws_rx_pause(struct ws *w, int paused)
 {
     w->paused = paused;
+}
+
+int ws_backlogged(struct ws *w, unsigned max)
+{
+    (void)w;
+    return F.backlog >= (int)max;
 }
 
 static struct ws *cur(void)
@@ -268,6 +276,7 @@ static void open_channel(int rate)
     sent_clear();
     F.n_ws = 0;
     F.full = 0;
+    F.backlog = 0;
     uv_loop_init(&loop);
     struct dc_channel_opts opts = {.message_rate = rate,
                                    .payload_size = 1024,
@@ -653,6 +662,71 @@ static void test_resume_replays_unacked_with_the_same_numbers(void **st)
     close_channel();
 }
 
+static void test_acks_handed_to_a_closed_socket_go_again(void **st)
+{
+    (void)st;
+    ready_channel(0);
+    for (int64_t seq = 2; seq <= 6; seq++)
+        deliver_output(seq, DC_PT_OUTPUT, "x");
+    assert_int_equal(count_acks(4), 1);
+    /* The socket closes with those acks perhaps still in its queue. */
+    cur()->cb->on_close(cur()->arg, "Bye");
+    deliver_output(7, DC_PT_OUTPUT, "x"); /* read before the close */
+    sent_clear();
+    assert_int_equal(
+        dc_channel_connect(ch, "wss://mgs.example/v1/x", NULL, 0, "new-token"),
+        0);
+    cur()->cb->on_open(cur()->arg);
+    /* Each again on the new socket (the agent resends only its oldest
+     * unacked message per 100 ms: a lost ack costs a tick), in order. */
+    for (int64_t seq = 2; seq <= 7; seq++)
+        assert_int_equal(count_acks(seq), 1);
+    assert_int_equal(count_acks(1), 1); /* the handshake's, handed too */
+    close_channel();
+}
+
+static void test_a_short_hold_leaves_the_socket_read(void **st)
+{
+    (void)st;
+    ready_channel(0);
+    dc_channel_pause_rx(ch, 1);
+    /* The owner takes nothing; the socket is still read and acked. */
+    int64_t seq = 2;
+    for (; seq < 2 + 1000; seq++)
+        deliver_output(seq, DC_PT_OUTPUT, "x");
+    assert_int_equal(O.data_len, 0);
+    assert_false(cur()->paused);
+    assert_int_equal(count_type(DC_TYPE_ACK), 1000);
+    deliver_ack(0); /* our sends keep hearing back */
+    /* A longer stall: the socket pauses once the hold is full. */
+    for (; seq < 2 + 1100; seq++)
+        deliver_output(seq, DC_PT_OUTPUT, "x");
+    assert_true(cur()->paused);
+    dc_channel_pause_rx(ch, 0);
+    assert_false(cur()->paused);
+    run_for_ms(5);
+    assert_int_equal(O.data_len, 1100);
+    defer_shutdown();
+    close_channel();
+}
+
+static void test_data_waits_in_the_ring_not_the_socket_queue(void **st)
+{
+    (void)st;
+    ready_channel(0);
+    deliver_ack(0);
+    sent_clear();
+    F.backlog = 1000; /* the socket blocked with its queue full */
+    assert_int_equal(dc_channel_write(ch, (const uint8_t *)"one", 3), 3);
+    assert_int_equal(count_data(1), 0);
+    deliver_output(2, DC_PT_OUTPUT, "x");
+    assert_int_equal(count_acks(2), 1); /* acks never wait */
+    F.backlog = 0;
+    cur()->cb->on_writable(cur()->arg);
+    assert_int_equal(count_data(1), 1);
+    close_channel();
+}
+
 static void done_cb(void *arg)
 {
     (*(int *)arg)++;
@@ -696,6 +770,9 @@ int main(void)
         cmocka_unit_test(test_flags_and_channel_closed_reach_the_owner),
         cmocka_unit_test(test_resume_replays_unacked_with_the_same_numbers),
         cmocka_unit_test(test_free_after_flush_waits_for_the_last_ack),
+        cmocka_unit_test(test_acks_handed_to_a_closed_socket_go_again),
+        cmocka_unit_test(test_a_short_hold_leaves_the_socket_read),
+        cmocka_unit_test(test_data_waits_in_the_ring_not_the_socket_queue),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
