@@ -3,18 +3,53 @@
  */
 #include "dc_ackq.h"
 
+#include <stdlib.h>
 #include <string.h>
+
+#define DC_ACKQ_MIN 64
 
 void dc_ackq_init(struct dc_ackq *q)
 {
     memset(q, 0, sizeof(*q));
 }
 
+void dc_ackq_free(struct dc_ackq *q)
+{
+    free(q->wait);
+    memset(q, 0, sizeof(*q));
+}
+
+/* Room for `need` waiting acks, the ring unrolled into a bigger one. */
+static int dc_ackq_reserve(struct dc_ackq *q, unsigned need)
+{
+    if (need <= q->cap)
+        return 0;
+    if (need > DC_ACKQ_MAX)
+        return -1;
+    unsigned cap = q->cap ? q->cap : DC_ACKQ_MIN;
+    while (cap < need)
+        cap *= 2;
+    if (cap > DC_ACKQ_MAX)
+        cap = DC_ACKQ_MAX;
+    struct dc_ack *w = malloc((size_t)cap * sizeof(*w));
+    if (w == NULL)
+        return -1;
+    for (unsigned i = 0; i < q->len; i++)
+        w[i] = q->wait[(q->head + i) % q->cap];
+    free(q->wait);
+    q->wait = w;
+    q->cap = cap;
+    q->head = 0;
+    return 0;
+}
+
 int dc_ackq_push(struct dc_ackq *q, int64_t seq, const uint8_t id[16])
 {
-    if (q->len == DC_ACKQ_WAIT)
+    if (dc_ackq_reserve(q, q->len + 1) != 0) {
+        q->dropped++;
         return -1;
-    struct dc_ack *a = &q->wait[(q->head + q->len++) % DC_ACKQ_WAIT];
+    }
+    struct dc_ack *a = &q->wait[(q->head + q->len++) % q->cap];
     a->seq = seq;
     memcpy(a->id, id, 16);
     return 0;
@@ -29,8 +64,13 @@ void dc_ackq_pop(struct dc_ackq *q)
 {
     if (q->len == 0)
         return;
-    q->head = (q->head + 1) % DC_ACKQ_WAIT;
+    q->head = (q->head + 1) % q->cap;
     q->len--;
+}
+
+int dc_ackq_backlogged(const struct dc_ackq *q)
+{
+    return q->len >= DC_ACKQ_HOLD;
 }
 
 void dc_ackq_handed(struct dc_ackq *q, int64_t seq, const uint8_t id[16])
@@ -45,17 +85,23 @@ void dc_ackq_handed(struct dc_ackq *q, int64_t seq, const uint8_t id[16])
 
 void dc_ackq_requeue(struct dc_ackq *q)
 {
-    struct dc_ack all[DC_ACKQ_RECENT + DC_ACKQ_WAIT];
-    unsigned n = 0;
+    unsigned n = q->recent_len + q->len;
+    unsigned skip = n > DC_ACKQ_MAX ? n - DC_ACKQ_MAX : 0;
+    if (q->recent_len == 0 || dc_ackq_reserve(q, n - skip) != 0) {
+        q->recent_len = 0;
+        return; /* no memory: the agent resends, duplicates get acked */
+    }
+    /* The waiting ones move up; the handed ones go in front of them. */
+    unsigned keep_recent = q->recent_len > skip ? q->recent_len - skip : 0;
+    unsigned drop_wait = skip > q->recent_len ? skip - q->recent_len : 0;
+    q->head = (q->head + drop_wait) % q->cap;
+    q->len -= drop_wait;
     unsigned first =
-        (q->recent_next + DC_ACKQ_RECENT - q->recent_len) % DC_ACKQ_RECENT;
-    for (unsigned i = 0; i < q->recent_len; i++)
-        all[n++] = q->recent[(first + i) % DC_ACKQ_RECENT];
-    for (unsigned i = 0; i < q->len; i++)
-        all[n++] = q->wait[(q->head + i) % DC_ACKQ_WAIT];
-    unsigned skip = n > DC_ACKQ_WAIT ? n - DC_ACKQ_WAIT : 0;
-    memcpy(q->wait, all + skip, (n - skip) * sizeof(all[0]));
-    q->head = 0;
-    q->len = n - skip;
+        (q->recent_next + DC_ACKQ_RECENT - keep_recent) % DC_ACKQ_RECENT;
+    for (unsigned i = keep_recent; i-- > 0;) {
+        q->head = (q->head + q->cap - 1) % q->cap;
+        q->wait[q->head] = q->recent[(first + i) % DC_ACKQ_RECENT];
+        q->len++;
+    }
     q->recent_len = 0;
 }

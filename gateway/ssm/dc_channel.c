@@ -45,7 +45,8 @@
 #define DC_RX_HOLD     1024 /* messages kept while the owner takes none */
 /* Paced data waits in our ring, not in the socket's queue: a queue filled
  * while the socket was blocked would leave as one burst, past the rate. */
-#define DC_WS_DEPTH 32
+#define DC_WS_DEPTH   32
+#define DC_GAP_LOG_MS 1000 /* a longer recovery from a loss is logged */
 
 enum dc_state {
     DC_IDLE,      /* no socket yet */
@@ -106,6 +107,10 @@ struct dc_channel {
     void *drain_arg;
     int draining;
     struct dc_channel_stats stats;
+    /* A gap (a message lost, later ones kept): since when, and how many
+     * resends filled it so far. */
+    uint64_t gap_since_ms;
+    unsigned gap_fills;
 };
 
 static uint64_t wall_ms(void)
@@ -188,15 +193,21 @@ static int dc_write_ack(struct dc_channel *ch, const uint8_t msg_id[16],
 
 /* Acks waiting for socket room go first, before any data: an agent
  * waiting for them would otherwise stall and resend. */
+static void dc_rx_hold_check(struct dc_channel *ch);
+
 static int dc_flush_acks(struct dc_channel *ch)
 {
     const struct dc_ack *a;
+    int rc = 0;
     while (ch->ws != NULL && (a = dc_ackq_peek(&ch->acks)) != NULL) {
-        if (dc_write_ack(ch, a->id, a->seq) != 0)
-            return GW_EAGAIN; /* the socket's on_writable resumes us */
+        if (dc_write_ack(ch, a->id, a->seq) != 0) {
+            rc = GW_EAGAIN; /* the socket's on_writable resumes us */
+            break;
+        }
         dc_ackq_pop(&ch->acks);
     }
-    return 0;
+    dc_rx_hold_check(ch);
+    return rc;
 }
 
 /* No socket (a resume on the way) or no room: it waits for the next. */
@@ -205,8 +216,10 @@ static void dc_send_ack(struct dc_channel *ch, const struct dc_msg *m)
     if (ch->ws != NULL && dc_ackq_peek(&ch->acks) == NULL &&
         dc_write_ack(ch, m->id, m->seq) == 0)
         return;
-    if (dc_ackq_push(&ch->acks, m->seq, m->id) == 0)
-        dc_flush_acks(ch);
+    if (dc_ackq_push(&ch->acks, m->seq, m->id) != 0)
+        log_debug("dc %llu: ack of %lld dropped (%llu so far)", ch->opts.log_id,
+                  (long long)m->seq, (unsigned long long)ch->acks.dropped);
+    dc_flush_acks(ch);
 }
 
 static void dc_flush(struct dc_channel *ch);
@@ -476,15 +489,32 @@ static void dc_drain_reorder(struct dc_channel *ch)
 }
 
 /* The socket pauses only when DC_RX_HOLD wait for an owner that takes
- * none; short stalls of a local reader leave it read. */
+ * none (short stalls of a local reader leave it read), or when the acks
+ * owed pile up behind a socket with no room: reading on would lose acks. */
 static void dc_rx_hold_check(struct dc_channel *ch)
 {
-    int hold = ch->rx_paused && ch->reorder.n >= DC_RX_HOLD;
+    int hold = (ch->rx_paused && ch->reorder.n >= DC_RX_HOLD) ||
+               dc_ackq_backlogged(&ch->acks);
     if (hold == ch->ws_held)
         return;
     ch->ws_held = hold;
     if (ch->ws != NULL)
         ws_rx_pause(ch->ws, hold);
+}
+
+/* The agent resends only its oldest unacked message per 100 ms tick, so
+ * K messages lost at once hold every stream of the session for about
+ * K x 100 ms; a user who sees a tunnel freeze learns why here. */
+static void dc_gap_check(struct dc_channel *ch)
+{
+    if (ch->gap_since_ms == 0 || ch->reorder.n > 0)
+        return;
+    uint64_t took = uv_now(ch->loop) - ch->gap_since_ms;
+    if (took >= DC_GAP_LOG_MS)
+        log_info("dc %llu: %u messages lost by the service came back one "
+                 "by one in %.1f s (the agent resends one per 100 ms)",
+                 ch->opts.log_id, ch->gap_fills, (double)took / 1000.0);
+    ch->gap_since_ms = 0;
 }
 
 static void dc_on_output(struct dc_channel *ch, const struct dc_msg *m,
@@ -496,10 +526,15 @@ static void dc_on_output(struct dc_channel *ch, const struct dc_msg *m,
         dc_send_ack(ch, m); /* a duplicate: our ack was lost */
         return;
     }
+    if (m->seq > ch->expected && ch->gap_since_ms == 0) {
+        ch->gap_since_ms = uv_now(ch->loop);
+        ch->gap_fills = 0;
+    }
     /* Ahead of a gap, or the owner takes nothing now: kept, acked. */
     if (m->seq > ch->expected || ch->rx_paused) {
         if (dc_reorder_put(&ch->reorder, ch->expected, m->seq, frame, len) != 0)
             return; /* too far ahead (or no memory): no ack, it comes again */
+        ch->gap_fills += m->seq == ch->expected && ch->gap_since_ms != 0;
         dc_send_ack(ch, m);
         dc_rx_hold_check(ch);
         return;
@@ -508,13 +543,17 @@ static void dc_on_output(struct dc_channel *ch, const struct dc_msg *m,
     dc_send_ack(ch, m);
     ch->expected++;
     ch->stats.msgs_in++;
+    ch->gap_fills += ch->gap_since_ms != 0;
     dc_deliver(ch, m);
     dc_drain_reorder(ch);
+    dc_gap_check(ch);
 }
 
 static void dc_rx_resumed(struct defer *d)
 {
-    dc_drain_reorder(CONTAINER_OF(d, struct dc_channel, rx_resume));
+    struct dc_channel *ch = CONTAINER_OF(d, struct dc_channel, rx_resume);
+    dc_drain_reorder(ch);
+    dc_gap_check(ch);
 }
 
 /* While paused nothing sequenced goes out and the owner sees no room. */
@@ -755,6 +794,7 @@ static void dc_handle_closed(uv_handle_t *h)
     if (--ch->handles > 0)
         return;
     dc_reorder_free(&ch->reorder);
+    dc_ackq_free(&ch->acks);
     dc_pace_free(&ch->pace_q);
     secret_free_str(ch->token);
     free(ch->frames);

@@ -146,6 +146,9 @@ static void ws_batch_tls_io(struct ws *w, struct lws *wsi)
     SSL *ssl = lws_get_ssl(wsi);
     if (ssl == NULL)
         return;
+    /* An idle tunnel's socket holds no TLS record buffers (~34 KiB each
+     * otherwise); a busy one reuses them record after record. */
+    SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
     w->wbuf = tls_bio_gather_writes(ssl, WS_WBUF);
     w->rbuf = tls_bio_buffer_reads(ssl, ws_on_buffered_input, wsi);
 }

@@ -16,6 +16,7 @@ Default suite: 5 MiB each way at the service's pace, K = 50. SSMGATE_LONG=1: 200
 K = 2,000 (about 4 minutes)."""
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -146,11 +147,16 @@ def test_burst_loss_recovers_at_full_speed(tmp_path):
         err = p.stderr.read().decode()
         assert rc == 0, err + w.gw.stderr_text()[-4000:]
         s = next(iter(w.fake.sessions().values()))
+        log = w.gw.stderr_text()
     finally:
         w.close()
     assert sha(out) == sha(src)
     st = s["stats"]
     assert st["dropped_run"] == LOSS_K, st
+    # The user's log says why the tunnel froze.
+    told = re.findall(r"dc \d+: (\d+) messages lost by the service came back "
+                      r"one by one in ([\d.]+) s", log)
+    assert [int(k) for k, _ in told] == [LOSS_K], (told, log[-3000:])
     t_loss = next(e["time"] for e in s["events"] if e["what"] == "drop_run_start") \
         if any(e["what"] == "drop_run_start" for e in s["events"]) else None
     assert "drop_run_recovered_s" in st, (st, [e for e in s["events"] if "drop" in e["what"]])

@@ -185,6 +185,10 @@ def judge_memory(w, mon, base, end, t_traffic_end, failures):
     return m
 
 
+GAP_LINE = re.compile(r"dc \d+: (\d+) messages lost by the service came back one by "
+                      r"one in ([\d.]+) s")
+
+
 def scan_log(log, rc, alive, failures):
     levels = {"error": 0, "warn": 0, "info": 0, "debug": 0}
     kinds = {}
@@ -208,7 +212,15 @@ def scan_log(log, rc, alive, failures):
     elif rc != 0:
         failures.append("the gateway exited %s at SIGTERM" % rc)
     top = sorted(kinds.items(), key=lambda kv: -kv[1]["count"])
-    return {"lines": levels, "error_kinds": dict(top[:40])}
+    # Losses the agent's one-resend-per-100-ms recovery took >= 1 s to
+    # fill (the gateway's own account; a stall inside one is the protocol's).
+    gaps = [(int(k), float(t)) for k, t in GAP_LINE.findall(log)]
+    return {"lines": levels, "error_kinds": dict(top[:40]),
+            "slow_recoveries": {"count": len(gaps),
+                                "messages": sum(k for k, _ in gaps),
+                                "seconds": round(sum(t for _, t in gaps), 1),
+                                "max_s": max((t for _, t in gaps), default=0.0),
+                                "max_messages": max((k for k, _ in gaps), default=0)}}
 
 
 def judge_fake(sessions, calls, failures):
@@ -318,7 +330,10 @@ def summary(r):
             mem["rss_slope_kb_min"], mem["rss_slope_max_kb_min"], mem["rss_slope_samples"]),
         "fds: start %s, max %s, end %s (slack %s)" % (
             mem["fd_start"], mem["fd_max"], mem["fd_end"], mem["fd_slack"]),
-        "log: %s" % r["log"]["lines"]]
+        "log: %s" % r["log"]["lines"],
+        "losses recovered one by one (>= 1 s): %(count)d, %(messages)d messages, "
+        "%(seconds)s s in all, longest %(max_s)s s (%(max_messages)d messages)"
+        % r["log"]["slow_recoveries"]]
     for k, v in list(r["log"]["error_kinds"].items())[:12]:
         out.append("  %5d x %s" % (v["count"], k[:150]))
     for o in fk["over_1000_msgs_per_s"]:

@@ -67,6 +67,7 @@ static void handed_acks_come_back_first_in_order(void **state)
     /* Requeued once: a second close without new acks brings none back. */
     dc_ackq_requeue(&q);
     assert_null(dc_ackq_peek(&q));
+    dc_ackq_free(&q);
 }
 
 static void only_the_last_handed_are_kept(void **state)
@@ -77,11 +78,12 @@ static void only_the_last_handed_are_kept(void **state)
     for (int64_t s = 0; s < DC_ACKQ_RECENT + 40; s++)
         hand(&q, s);
     dc_ackq_requeue(&q);
-    int64_t got[DC_ACKQ_WAIT];
-    unsigned n = drain(&q, got, DC_ACKQ_WAIT);
+    int64_t got[DC_ACKQ_MAX];
+    unsigned n = drain(&q, got, DC_ACKQ_MAX);
     assert_int_equal(n, DC_ACKQ_RECENT);
     assert_int_equal(got[0], 40);
     assert_int_equal(got[n - 1], DC_ACKQ_RECENT + 39);
+    dc_ackq_free(&q);
 }
 
 static void the_oldest_give_way_when_all_do_not_fit(void **state)
@@ -94,13 +96,37 @@ static void the_oldest_give_way_when_all_do_not_fit(void **state)
     int64_t s = DC_ACKQ_RECENT;
     while (push(&q, s) == 0)
         s++;
-    assert_int_equal(s, DC_ACKQ_RECENT + DC_ACKQ_WAIT); /* full */
+    assert_int_equal(s, DC_ACKQ_RECENT + DC_ACKQ_MAX); /* full */
     dc_ackq_requeue(&q);
-    int64_t got[DC_ACKQ_WAIT];
-    unsigned n = drain(&q, got, DC_ACKQ_WAIT);
-    assert_int_equal(n, DC_ACKQ_WAIT);
+    int64_t got[DC_ACKQ_MAX];
+    unsigned n = drain(&q, got, DC_ACKQ_MAX);
+    assert_int_equal(n, DC_ACKQ_MAX);
     assert_int_equal(got[0], DC_ACKQ_RECENT);
     assert_int_equal(got[n - 1], s - 1);
+    dc_ackq_free(&q);
+}
+
+static void the_reader_stops_before_it_is_full(void **state)
+{
+    (void)state;
+    struct dc_ackq q;
+    dc_ackq_init(&q);
+    int64_t s = 0;
+    while (!dc_ackq_backlogged(&q))
+        assert_int_equal(push(&q, s++), 0);
+    assert_int_equal(s, DC_ACKQ_HOLD);
+    /* What a socket already read still fits: nothing is dropped. */
+    while (s < DC_ACKQ_MAX)
+        assert_int_equal(push(&q, s++), 0);
+    assert_int_equal(q.dropped, 0);
+    assert_int_equal(push(&q, s), -1);
+    assert_int_equal(q.dropped, 1);
+    dc_ackq_pop(&q);
+    assert_true(dc_ackq_backlogged(&q));
+    while (q.len >= DC_ACKQ_HOLD)
+        dc_ackq_pop(&q);
+    assert_false(dc_ackq_backlogged(&q));
+    dc_ackq_free(&q);
 }
 
 static void the_wait_ring_wraps_in_order(void **state)
@@ -109,7 +135,7 @@ static void the_wait_ring_wraps_in_order(void **state)
     struct dc_ackq q;
     dc_ackq_init(&q);
     int64_t next = 0, want = 0;
-    for (int round = 0; round < 3 * DC_ACKQ_WAIT; round++) {
+    for (int round = 0; round < 3 * DC_ACKQ_MAX; round++) {
         assert_int_equal(push(&q, next++), 0);
         assert_int_equal(push(&q, next++), 0);
         assert_int_equal(dc_ackq_peek(&q)->seq, want++);
@@ -119,7 +145,8 @@ static void the_wait_ring_wraps_in_order(void **state)
             dc_ackq_pop(&q);
         }
     }
-    assert_true(want > 2 * DC_ACKQ_WAIT);
+    assert_true(want > 2 * DC_ACKQ_MAX);
+    dc_ackq_free(&q);
 }
 
 int main(void)
@@ -128,6 +155,7 @@ int main(void)
         cmocka_unit_test(handed_acks_come_back_first_in_order),
         cmocka_unit_test(only_the_last_handed_are_kept),
         cmocka_unit_test(the_oldest_give_way_when_all_do_not_fit),
+        cmocka_unit_test(the_reader_stops_before_it_is_full),
         cmocka_unit_test(the_wait_ring_wraps_in_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -18,6 +18,7 @@
 
 #include "buf.h"
 #include "common.h"
+#include "dc_ackq.h"
 #include "dc_channel.h"
 #include "dc_msg.h"
 #include "defer.h"
@@ -172,7 +173,7 @@ static int count_acks(int64_t seq)
         struct dc_msg m = sent_msg(i);
         char want[64];
         snprintf(want, sizeof(want),
-                 "\"AcknowledgedMessageSequenceNumber\":%lld", (long long)seq);
+                 "\"AcknowledgedMessageSequenceNumber\":%lld,", (long long)seq);
         if (strcmp(m.type, DC_TYPE_ACK) == 0 &&
             memmem(m.payload, m.payload_len, want, strlen(want)) != NULL)
             n++;
@@ -727,6 +728,27 @@ static void test_data_waits_in_the_ring_not_the_socket_queue(void **st)
     close_channel();
 }
 
+static void test_acks_behind_a_full_socket_stop_reading_not_get_lost(void **st)
+{
+    (void)st;
+    ready_channel(0);
+    F.full = 1; /* the socket takes nothing */
+    int64_t seq = 2;
+    while (!cur()->paused && seq < 2 + 3000)
+        deliver_output(seq++, DC_PT_OUTPUT, "x");
+    assert_true(cur()->paused);
+    assert_int_equal(seq - 2, DC_ACKQ_HOLD);
+    /* What the socket had read already still gets its ack. */
+    for (int i = 0; i < 100; i++)
+        deliver_output(seq++, DC_PT_OUTPUT, "x");
+    F.full = 0;
+    cur()->cb->on_writable(cur()->arg);
+    assert_false(cur()->paused);
+    for (int64_t s = 2; s < seq; s++)
+        assert_int_equal(count_acks(s), 1);
+    close_channel();
+}
+
 static void done_cb(void *arg)
 {
     (*(int *)arg)++;
@@ -773,6 +795,8 @@ int main(void)
         cmocka_unit_test(test_acks_handed_to_a_closed_socket_go_again),
         cmocka_unit_test(test_a_short_hold_leaves_the_socket_read),
         cmocka_unit_test(test_data_waits_in_the_ring_not_the_socket_queue),
+        cmocka_unit_test(
+            test_acks_behind_a_full_socket_stop_reading_not_get_lost),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
