@@ -16,6 +16,7 @@ void dc_ackq_init(struct dc_ackq *q)
 void dc_ackq_free(struct dc_ackq *q)
 {
     free(q->wait);
+    free(q->recent);
     memset(q, 0, sizeof(*q));
 }
 
@@ -73,35 +74,62 @@ int dc_ackq_backlogged(const struct dc_ackq *q)
     return q->len >= DC_ACKQ_HOLD;
 }
 
-void dc_ackq_handed(struct dc_ackq *q, int64_t seq, const uint8_t id[16])
+void dc_ackq_handed(struct dc_ackq *q, int64_t seq, const uint8_t id[16],
+                    uint64_t now_ms)
 {
+    if (q->recent_len == q->recent_cap && q->recent_cap < DC_ACKQ_RECENT_MAX) {
+        unsigned cap = q->recent_cap ? q->recent_cap * 2 : DC_ACKQ_MIN;
+        struct dc_ack *r = malloc((size_t)cap * sizeof(*r));
+        if (r != NULL) {
+            unsigned first = (q->recent_next + q->recent_cap - q->recent_len) %
+                             (q->recent_cap ? q->recent_cap : 1);
+            for (unsigned i = 0; i < q->recent_len; i++)
+                r[i] = q->recent[(first + i) % q->recent_cap];
+            free(q->recent);
+            q->recent = r;
+            q->recent_cap = cap;
+            q->recent_next = q->recent_len;
+        }
+    }
+    if (q->recent_cap == 0)
+        return; /* no memory: the agent resends, the duplicate gets acked */
     struct dc_ack *a = &q->recent[q->recent_next];
     a->seq = seq;
+    a->at_ms = now_ms;
     memcpy(a->id, id, 16);
-    q->recent_next = (q->recent_next + 1) % DC_ACKQ_RECENT;
-    if (q->recent_len < DC_ACKQ_RECENT)
+    q->recent_next = (q->recent_next + 1) % q->recent_cap;
+    if (q->recent_len < q->recent_cap)
         q->recent_len++;
 }
 
-void dc_ackq_requeue(struct dc_ackq *q)
+void dc_ackq_requeue(struct dc_ackq *q, uint64_t now_ms)
 {
-    unsigned n = q->recent_len + q->len;
+    /* Only those handed in the socket's last moments can have died with
+     * it; older ones had long left. */
+    unsigned first =
+        q->recent_cap
+            ? (q->recent_next + q->recent_cap - q->recent_len) % q->recent_cap
+            : 0;
+    unsigned old = 0;
+    while (old < q->recent_len &&
+           q->recent[(first + old) % q->recent_cap].at_ms + DC_ACKQ_RECENT_MS <
+               now_ms)
+        old++;
+    unsigned recent = q->recent_len - old;
+    unsigned n = recent + q->len;
     unsigned skip = n > DC_ACKQ_MAX ? n - DC_ACKQ_MAX : 0;
-    if (q->recent_len == 0 || dc_ackq_reserve(q, n - skip) != 0) {
-        q->recent_len = 0;
+    q->recent_len = 0;
+    if (recent == 0 || dc_ackq_reserve(q, n - skip) != 0)
         return; /* no memory: the agent resends, duplicates get acked */
-    }
     /* The waiting ones move up; the handed ones go in front of them. */
-    unsigned keep_recent = q->recent_len > skip ? q->recent_len - skip : 0;
-    unsigned drop_wait = skip > q->recent_len ? skip - q->recent_len : 0;
+    unsigned keep_recent = recent > skip ? recent - skip : 0;
+    unsigned drop_wait = skip > recent ? skip - recent : 0;
     q->head = (q->head + drop_wait) % q->cap;
     q->len -= drop_wait;
-    unsigned first =
-        (q->recent_next + DC_ACKQ_RECENT - keep_recent) % DC_ACKQ_RECENT;
+    unsigned from = (first + old + (recent - keep_recent)) % q->recent_cap;
     for (unsigned i = keep_recent; i-- > 0;) {
         q->head = (q->head + q->cap - 1) % q->cap;
-        q->wait[q->head] = q->recent[(first + i) % DC_ACKQ_RECENT];
+        q->wait[q->head] = q->recent[(from + i) % q->recent_cap];
         q->len++;
     }
-    q->recent_len = 0;
 }

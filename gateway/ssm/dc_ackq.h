@@ -15,20 +15,25 @@
 
 #include <stdint.h>
 
-#define DC_ACKQ_MAX    4096 /* waiting for room in the socket queue */
-#define DC_ACKQ_HOLD   2048 /* this many waiting: stop reading the socket */
-#define DC_ACKQ_RECENT 128  /* handed to the socket, kept for a requeue */
+#define DC_ACKQ_MAX  4096 /* waiting for room in the socket queue */
+#define DC_ACKQ_HOLD 2048 /* this many waiting: stop reading the socket */
+/* Acks handed to a socket in its last DC_ACKQ_RECENT_MS may have died with
+ * it (a peer that stopped reading, then closed): up to DC_ACKQ_RECENT_MAX
+ * of those go again on the next one. */
+#define DC_ACKQ_RECENT_MAX 4096
+#define DC_ACKQ_RECENT_MS  3000
 
 struct dc_ack {
     int64_t seq;
+    uint64_t at_ms; /* when handed to the socket (recent ones) */
     uint8_t id[16];
 };
 
 struct dc_ackq {
     struct dc_ack *wait; /* ring of cap */
     unsigned cap, head, len;
-    struct dc_ack recent[DC_ACKQ_RECENT];
-    unsigned recent_next, recent_len;
+    struct dc_ack *recent; /* ring of recent_cap, grown on demand */
+    unsigned recent_cap, recent_next, recent_len;
     uint64_t dropped; /* pushes refused at DC_ACKQ_MAX (or no memory) */
 };
 
@@ -43,10 +48,12 @@ const struct dc_ack *dc_ackq_peek(const struct dc_ackq *q);
 void dc_ackq_pop(struct dc_ackq *q);
 /* 1 when DC_ACKQ_HOLD or more wait: read no more until they drain. */
 int dc_ackq_backlogged(const struct dc_ackq *q);
-/* Remembers an ack handed to the socket. */
-void dc_ackq_handed(struct dc_ackq *q, int64_t seq, const uint8_t id[16]);
-/* The socket closed: the handed ones wait again, before the others; the
- * oldest give way when all do not fit. */
-void dc_ackq_requeue(struct dc_ackq *q);
+/* Remembers an ack handed to the socket at now_ms. */
+void dc_ackq_handed(struct dc_ackq *q, int64_t seq, const uint8_t id[16],
+                    uint64_t now_ms);
+/* The socket closed at now_ms: the ones handed in its last
+ * DC_ACKQ_RECENT_MS wait again, before the others; the oldest give way
+ * when all do not fit. */
+void dc_ackq_requeue(struct dc_ackq *q, uint64_t now_ms);
 
 #endif

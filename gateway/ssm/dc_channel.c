@@ -187,7 +187,7 @@ static int dc_write_ack(struct dc_channel *ch, const uint8_t msg_id[16],
                              frame + DC_MSG_OVERHEAD, (uint32_t)jlen);
     int rc = ws_send(ch->ws, frame, n, 1);
     if (rc == 0)
-        dc_ackq_handed(&ch->acks, seq, msg_id);
+        dc_ackq_handed(&ch->acks, seq, msg_id, uv_now(ch->loop));
     return rc;
 }
 
@@ -647,7 +647,7 @@ static void dc_ws_close(void *arg, const char *reason)
 {
     struct dc_channel *ch = arg;
     ch->ws = NULL;
-    dc_ackq_requeue(&ch->acks);
+    dc_ackq_requeue(&ch->acks, uv_now(ch->loop));
     if (ch->draining) {
         dc_drain_finish(ch);
         return;
@@ -675,7 +675,7 @@ int dc_channel_connect(struct dc_channel *ch, const char *url,
     if (ch->ws != NULL) {
         ws_close(ch->ws);
         ch->ws = NULL;
-        dc_ackq_requeue(&ch->acks);
+        dc_ackq_requeue(&ch->acks, uv_now(ch->loop));
     }
     secret_free_str(ch->token);
     ch->token = strdup(token);

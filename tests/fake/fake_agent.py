@@ -187,6 +187,7 @@ class Session:
         # reliability state
         self.out_seq = 0
         self.unacked = collections.OrderedDict()   # seq -> [msg bytes, last sent, uuid]
+        self.front_seq, self.front_resends = None, 0  # the resender's target
         self.rtt, self.rttv, self.rto = 0.1, 0.0, 0.2
         self.expected = 0
         self.inbuf = {}
@@ -267,6 +268,9 @@ class Session:
                 "smux_keepalive": self.smux_keepalive_on,
                 "out_seq": self.out_seq, "expected_in": self.expected,
                 "unacked": len(self.unacked), "rto": self.rto,
+                "oldest_unacked": next(iter(self.unacked), None),
+                "resends_of_oldest": self.front_resends,
+                "paused": self.paused,
                 "stats": dict(self.stats), "violations": self.violations,
                 "events": self.events[-200:], "streams": len(self.streams),
                 "faults": self.faults}
@@ -458,6 +462,9 @@ class Session:
             if time.monotonic() - ent[1] > self.rto:
                 ent[1] = time.monotonic()
                 self.stats["retransmits"] += 1
+                if seq != self.front_seq:
+                    self.front_seq, self.front_resends = seq, 0
+                self.front_resends += 1
                 await self._ws_send(ent[0])
 
     # -- receive --------------------------------------------------------------------

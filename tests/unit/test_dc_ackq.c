@@ -18,11 +18,13 @@ static void id_of(int64_t seq, uint8_t id[16])
     memcpy(id, &seq, sizeof(seq));
 }
 
+static uint64_t now_ms = 100000;
+
 static void hand(struct dc_ackq *q, int64_t seq)
 {
     uint8_t id[16];
     id_of(seq, id);
-    dc_ackq_handed(q, seq, id);
+    dc_ackq_handed(q, seq, id, now_ms);
 }
 
 static int push(struct dc_ackq *q, int64_t seq)
@@ -58,31 +60,41 @@ static void handed_acks_come_back_first_in_order(void **state)
         hand(&q, s);
     assert_int_equal(push(&q, 11), 0);
     assert_int_equal(push(&q, 12), 0);
-    dc_ackq_requeue(&q);
+    dc_ackq_requeue(&q, now_ms);
     int64_t got[64];
     unsigned n = drain(&q, got, 64);
     assert_int_equal(n, 12);
     for (unsigned i = 0; i < n; i++)
         assert_int_equal(got[i], (int64_t)i + 1);
     /* Requeued once: a second close without new acks brings none back. */
-    dc_ackq_requeue(&q);
+    dc_ackq_requeue(&q, now_ms);
     assert_null(dc_ackq_peek(&q));
     dc_ackq_free(&q);
 }
 
-static void only_the_last_handed_are_kept(void **state)
+static void only_those_handed_lately_are_kept(void **state)
 {
     (void)state;
     struct dc_ackq q;
     dc_ackq_init(&q);
-    for (int64_t s = 0; s < DC_ACKQ_RECENT + 40; s++)
+    for (int64_t s = 0; s < 300; s++)
+        hand(&q, s); /* long gone by the close */
+    now_ms += 4000;  /* beyond the 3 s that can still be in flight */
+    for (int64_t s = 300; s < 1300; s++)
         hand(&q, s);
-    dc_ackq_requeue(&q);
+    dc_ackq_requeue(&q, now_ms);
     int64_t got[DC_ACKQ_MAX];
     unsigned n = drain(&q, got, DC_ACKQ_MAX);
-    assert_int_equal(n, DC_ACKQ_RECENT);
+    assert_int_equal(n, 1000);
+    assert_int_equal(got[0], 300);
+    /* At most DC_ACKQ_RECENT_MAX, the newest. */
+    for (int64_t s = 0; s < DC_ACKQ_RECENT_MAX + 40; s++)
+        hand(&q, s);
+    dc_ackq_requeue(&q, now_ms);
+    n = drain(&q, got, DC_ACKQ_MAX);
+    assert_int_equal(n, DC_ACKQ_RECENT_MAX);
     assert_int_equal(got[0], 40);
-    assert_int_equal(got[n - 1], DC_ACKQ_RECENT + 39);
+    assert_int_equal(got[n - 1], DC_ACKQ_RECENT_MAX + 39);
     dc_ackq_free(&q);
 }
 
@@ -91,17 +103,17 @@ static void the_oldest_give_way_when_all_do_not_fit(void **state)
     (void)state;
     struct dc_ackq q;
     dc_ackq_init(&q);
-    for (int64_t s = 0; s < DC_ACKQ_RECENT; s++)
+    for (int64_t s = 0; s < 1000; s++)
         hand(&q, s);
-    int64_t s = DC_ACKQ_RECENT;
+    int64_t s = 1000;
     while (push(&q, s) == 0)
         s++;
-    assert_int_equal(s, DC_ACKQ_RECENT + DC_ACKQ_MAX); /* full */
-    dc_ackq_requeue(&q);
+    assert_int_equal(s, 1000 + DC_ACKQ_MAX); /* full */
+    dc_ackq_requeue(&q, now_ms);
     int64_t got[DC_ACKQ_MAX];
     unsigned n = drain(&q, got, DC_ACKQ_MAX);
     assert_int_equal(n, DC_ACKQ_MAX);
-    assert_int_equal(got[0], DC_ACKQ_RECENT);
+    assert_int_equal(got[0], 1000);
     assert_int_equal(got[n - 1], s - 1);
     dc_ackq_free(&q);
 }
@@ -153,7 +165,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(handed_acks_come_back_first_in_order),
-        cmocka_unit_test(only_the_last_handed_are_kept),
+        cmocka_unit_test(only_those_handed_lately_are_kept),
         cmocka_unit_test(the_oldest_give_way_when_all_do_not_fit),
         cmocka_unit_test(the_reader_stops_before_it_is_full),
         cmocka_unit_test(the_wait_ring_wraps_in_order),
