@@ -20,7 +20,23 @@ void dc_ackq_free(struct dc_ackq *q)
     memset(q, 0, sizeof(*q));
 }
 
-/* Room for `need` waiting acks, the ring unrolled into a bigger one. */
+/* Moves the len entries of a ring (oldest at first) to the front of a new
+ * array of new_cap; 0, or -1 with the ring untouched. */
+static int dc_ack_ring_grow(struct dc_ack **ring, unsigned *cap, unsigned first,
+                            unsigned len, unsigned new_cap)
+{
+    struct dc_ack *r = malloc((size_t)new_cap * sizeof(*r));
+    if (r == NULL)
+        return -1;
+    for (unsigned i = 0; i < len; i++)
+        r[i] = (*ring)[(first + i) % *cap];
+    free(*ring);
+    *ring = r;
+    *cap = new_cap;
+    return 0;
+}
+
+/* Room for `need` waiting acks. */
 static int dc_ackq_reserve(struct dc_ackq *q, unsigned need)
 {
     if (need <= q->cap)
@@ -32,14 +48,8 @@ static int dc_ackq_reserve(struct dc_ackq *q, unsigned need)
         cap *= 2;
     if (cap > DC_ACKQ_MAX)
         cap = DC_ACKQ_MAX;
-    struct dc_ack *w = malloc((size_t)cap * sizeof(*w));
-    if (w == NULL)
+    if (dc_ack_ring_grow(&q->wait, &q->cap, q->head, q->len, cap) != 0)
         return -1;
-    for (unsigned i = 0; i < q->len; i++)
-        w[i] = q->wait[(q->head + i) % q->cap];
-    free(q->wait);
-    q->wait = w;
-    q->cap = cap;
     q->head = 0;
     return 0;
 }
@@ -78,18 +88,14 @@ void dc_ackq_handed(struct dc_ackq *q, int64_t seq, const uint8_t id[16],
                     uint64_t now_ms)
 {
     if (q->recent_len == q->recent_cap && q->recent_cap < DC_ACKQ_RECENT_MAX) {
-        unsigned cap = q->recent_cap ? q->recent_cap * 2 : DC_ACKQ_MIN;
-        struct dc_ack *r = malloc((size_t)cap * sizeof(*r));
-        if (r != NULL) {
-            unsigned first = (q->recent_next + q->recent_cap - q->recent_len) %
-                             (q->recent_cap ? q->recent_cap : 1);
-            for (unsigned i = 0; i < q->recent_len; i++)
-                r[i] = q->recent[(first + i) % q->recent_cap];
-            free(q->recent);
-            q->recent = r;
-            q->recent_cap = cap;
+        unsigned first =
+            q->recent_cap ? (q->recent_next + q->recent_cap - q->recent_len) %
+                                q->recent_cap
+                          : 0;
+        if (dc_ack_ring_grow(&q->recent, &q->recent_cap, first, q->recent_len,
+                             q->recent_cap ? q->recent_cap * 2 : DC_ACKQ_MIN) ==
+            0)
             q->recent_next = q->recent_len;
-        }
     }
     if (q->recent_cap == 0)
         return; /* no memory: the agent resends, the duplicate gets acked */
