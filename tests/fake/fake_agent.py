@@ -218,6 +218,10 @@ class Session:
         self.client_since_pause = 0
         self.drop_run_left = set()  # seqs of the drop_run not acked yet
         self.drop_run_t0 = 0.0
+        # Lost ones the resender brought back before the first message past
+        # the run went out: the client saw those in order, never as a gap.
+        self.drop_run_early = set()
+        self.drop_run_past_sent = False
         self.inq = asyncio.Queue(maxsize=100000)
         self.proc_task = None
         self.cut_base = 0
@@ -415,6 +419,9 @@ class Session:
             self.drop_run_left.add(seq)
             self.stats["dropped_run"] += 1
             return
+        if m and k and n == m + k:
+            self.drop_run_past_sent = True
+            self.stats["drop_run_resent_before_past"] = len(self.drop_run_early)
         if f.get("reorder_every") and n % f["reorder_every"] == 0 and self.held is None:
             self.held = msg
             self.stats["reordered"] += 1
@@ -465,6 +472,8 @@ class Session:
                 if seq != self.front_seq:
                     self.front_seq, self.front_resends = seq, 0
                 self.front_resends += 1
+                if seq in self.drop_run_left and not self.drop_run_past_sent:
+                    self.drop_run_early.add(seq)
                 await self._ws_send(ent[0])
 
     # -- receive --------------------------------------------------------------------
