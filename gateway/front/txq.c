@@ -11,9 +11,27 @@
 
 static void txq_flush(struct txq *q);
 
+/* A pass's pieces go out with uv_try_write: a uv_write that completes at
+ * once still re-arms the socket in epoll when libuv drains its queue, a
+ * syscall per pass for nothing. Only what the kernel refuses waits in a
+ * uv_write. */
 static void txq_flush_later(struct defer *d)
 {
-    txq_flush(CONTAINER_OF(d, struct txq, later));
+    struct txq *q = CONTAINER_OF(d, struct txq, later);
+    struct buf *b = &q->bufs[q->flight];
+    if (!q->writing && buf_len(b) > 0) {
+        uv_buf_t ub = uv_buf_init((char *)buf_rptr(b), (unsigned)buf_len(b));
+        int rc = uv_try_write(q->stream, &ub, 1);
+        if (rc > 0)
+            buf_consume(b, (size_t)rc);
+        if (txq_pending(q) == 0) {
+            buf_reset(b);
+            if (q->written != NULL)
+                q->written(q, 0, q->arg);
+            return;
+        }
+    }
+    txq_flush(q);
 }
 
 int txq_init(struct txq *q, uv_stream_t *stream, size_t cap,

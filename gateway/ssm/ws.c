@@ -35,6 +35,7 @@ struct ws_ctx {
     uv_check_t drain;
     uv_idle_t spin;  /* runs while a socket holds records poll can't see */
     struct list hot; /* sockets that received this loop pass */
+    struct list tx;  /* sockets with frames to write this loop pass */
 };
 
 struct ws_slot {
@@ -65,6 +66,8 @@ struct ws {
     int pollout; /* a writable callback is due */
     int hot;     /* on ctx->hot */
     struct list hot_link;
+    int tx; /* on ctx->tx */
+    struct list tx_link;
     uint64_t rx_msgs;
     uv_timer_t ping_timer;
     char *hdr_name[WS_MAX_HEADERS];
@@ -92,10 +95,37 @@ static void ws_hot_remove(struct ws *w)
     list_remove(&w->hot_link);
 }
 
+static void ws_spin(uv_idle_t *h)
+{
+    (void)h; /* ws_drain, in the check phase, does the reading and writing */
+}
+
+/* Frames queued in a pass are written after its poll phase, all in one
+ * send(), instead of after a POLLOUT round: asking lws for a writable
+ * callback re-arms the socket in epoll (libuv deletes and re-adds it),
+ * two syscalls and a loop pass per message at the service's pace. */
+static void ws_tx_add(struct ws *w)
+{
+    if (w->tx || w->pollout)
+        return; /* the writable callback is due and writes them */
+    w->tx = 1;
+    list_insert_head(&w->ctx->tx, &w->tx_link);
+    uv_idle_start(&w->ctx->spin, ws_spin); /* the poll must not block */
+}
+
+static void ws_tx_remove(struct ws *w)
+{
+    if (!w->tx)
+        return;
+    w->tx = 0;
+    list_remove(&w->tx_link);
+}
+
 static void ws_ping_closed(uv_handle_t *h)
 {
     struct ws *w = h->data;
     ws_hot_remove(w);
+    ws_tx_remove(w);
     for (size_t i = 0; i < w->n_headers; i++) {
         free(w->hdr_name[i]);
         secret_free_str(w->hdr_value[i]);
@@ -164,6 +194,47 @@ static void ws_want_pollout(struct ws *w, struct lws *wsi)
         return;
     w->pollout = 1;
     lws_callback_on_writable(wsi);
+}
+
+/*
+ * Writes queued frames, several per call, their TLS records gathered into
+ * one send(). lws appends to its own buffer if the socket takes only part,
+ * so stop then and let the writable callback go on. Returns -1 when the
+ * connection failed (reported already), else 0. May call on_writable,
+ * which may close w: touch nothing after a 0 from here.
+ */
+static int ws_write_frames(struct ws *w, struct lws *wsi)
+{
+    for (int n = 0; n < WS_WRITE_BATCH && w->count > 0; n++) {
+        if (lws_partial_buffered(wsi))
+            break;
+        struct ws_slot *s = &w->slots[w->head];
+        uint8_t *frame = (s->big != NULL ? s->big : s->data) + LWS_PRE;
+        int rc = lws_write(wsi, frame, s->len,
+                           s->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
+        free(s->big);
+        s->big = NULL;
+        w->head = (w->head + 1) % WS_SLOTS;
+        w->count--;
+        if (rc < (int)s->len) {
+            ws_report_close(w, "WebSocket write failed");
+            return -1;
+        }
+    }
+    int flushed = tls_bio_flush(w->wbuf);
+    if (flushed < 0) {
+        ws_report_close(w, "WebSocket write failed");
+        return -1;
+    }
+    if (flushed == 0 || lws_partial_buffered(wsi))
+        ws_want_pollout(w, wsi); /* the socket is full */
+    else if (w->count > 0)
+        ws_tx_add(w); /* the rest in the next pass */
+    if (w->want_writable && w->count < WS_SLOTS) {
+        w->want_writable = 0;
+        w->cb->on_writable(w->arg);
+    }
+    return 0;
 }
 
 static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
@@ -253,37 +324,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
                 ws_want_pollout(w, wsi);
             break;
         }
-        /* Several frames per callback: one loop pass and one POLLOUT
-         * toggle per message cost more than the write itself. lws appends
-         * to its own buffer if the socket takes only part, so stop then. */
-        for (int n = 0; n < WS_WRITE_BATCH && w->count > 0; n++) {
-            struct ws_slot *s = &w->slots[w->head];
-            uint8_t *frame = (s->big != NULL ? s->big : s->data) + LWS_PRE;
-            int rc = lws_write(wsi, frame, s->len,
-                               s->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
-            free(s->big);
-            s->big = NULL;
-            if (rc < (int)s->len) {
-                ws_report_close(w, "WebSocket write failed");
-                return -1;
-            }
-            w->head = (w->head + 1) % WS_SLOTS;
-            w->count--;
-            if (lws_partial_buffered(wsi))
-                break;
-        }
-        flushed = tls_bio_flush(w->wbuf);
-        if (flushed < 0) {
-            ws_report_close(w, "WebSocket write failed");
-            return -1;
-        }
-        if (w->count > 0 || flushed == 0)
-            ws_want_pollout(w, wsi);
-        if (w->want_writable) {
-            w->want_writable = 0;
-            w->cb->on_writable(w->arg); /* may close w: touch nothing after */
-        }
-        break;
+        return ws_write_frames(w, wsi);
     }
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR: {
         char why[GW_REASON_MAX];
@@ -322,11 +363,6 @@ static void ws_lws_log(int level, const char *line)
         log_debug("lws: %s", copy);
     else
         log_debug("lws: %s", copy);
-}
-
-static void ws_spin(uv_idle_t *h)
-{
-    (void)h; /* ws_drain, in the check phase, does the reading */
 }
 
 static int ws_rx_ready(const struct ws *w)
@@ -395,7 +431,19 @@ static void ws_drain(uv_check_t *h)
         if (!ws_rx_buffered(w))
             ws_hot_remove(w);
     }
-    if (!list_empty(&c->hot))
+    /* What this pass queued, the acks of what it read among it. */
+    list_move_all(&todo, &c->tx);
+    while (!list_empty(&todo)) {
+        struct ws *w = CONTAINER_OF(todo.next, struct ws, tx_link);
+        list_remove(&w->tx_link);
+        w->tx = 0;
+        struct lws *wsi = w->wsi;
+        if (w->closing || wsi == NULL || !w->open || w->pollout)
+            continue;
+        if (ws_write_frames(w, wsi) < 0) /* outside lws: end it ourselves */
+            lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    }
+    if (!list_empty(&c->hot) || !list_empty(&c->tx))
         uv_idle_start(&c->spin, ws_spin);
     else
         uv_idle_stop(&c->spin);
@@ -422,6 +470,7 @@ int ws_ctx_new(uv_loop_t *loop, const char *ca_file, struct ws_ctx **out)
     }
     c->loop = loop;
     list_init(&c->hot);
+    list_init(&c->tx);
     c->lws = lws_create_context(&info);
     if (c->lws == NULL) {
         free(c->ca_file);
@@ -568,7 +617,7 @@ int ws_send(struct ws *w, const void *data, size_t len, int binary)
     s->len = len;
     s->binary = binary;
     w->count++;
-    ws_want_pollout(w, w->wsi);
+    ws_tx_add(w);
     return 0;
 }
 
