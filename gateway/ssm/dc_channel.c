@@ -47,6 +47,7 @@
  * while the socket was blocked would leave as one burst, past the rate. */
 #define DC_WS_DEPTH   32
 #define DC_GAP_LOG_MS 1000 /* a longer recovery from a loss is logged */
+#define DC_PACE_BATCH 8    /* messages per wake-up when pacing holds a queue */
 
 enum dc_state {
     DC_IDLE,      /* no socket yet */
@@ -229,12 +230,21 @@ static void dc_pace_fired(uv_timer_t *t)
     dc_flush(t->data);
 }
 
-/* 1 when pacing lets a message go now; else the pace timer is armed. */
+/* 1 when pacing lets a message go now; else the pace timer is armed.
+ * A queue at the service's pace is sent DC_PACE_BATCH messages per wake-up
+ * (one TLS write, one loop pass), not one each millisecond: a wake-up
+ * costs more than a message. Until the batch is due, the acks that wake
+ * us meanwhile send nothing, so the batch stays whole. */
 static int dc_may_send(struct dc_channel *ch)
 {
-    uint64_t wait = dc_pace_wait(&ch->pace_q, uv_hrtime());
-    if (wait == 0)
+    if (uv_is_active((uv_handle_t *)&ch->pace))
+        return 0;
+    uint64_t now = uv_hrtime();
+    if (dc_pace_wait(&ch->pace_q, now) == 0)
         return 1;
+    int64_t queued = ch->next_seq - ch->send_seq;
+    int n = queued < DC_PACE_BATCH ? (int)queued : DC_PACE_BATCH;
+    uint64_t wait = dc_pace_wait_n(&ch->pace_q, now, n);
     uv_timer_start(&ch->pace, dc_pace_fired, wait / 1000000 + 1, 0);
     return 0;
 }

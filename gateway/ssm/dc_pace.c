@@ -66,6 +66,27 @@ uint64_t dc_pace_wait(struct dc_pace *p, uint64_t now_ns)
     return wait;
 }
 
+uint64_t dc_pace_wait_n(struct dc_pace *p, uint64_t now_ns, int n)
+{
+    if (p->rate <= 0)
+        return 0;
+    int depth = (int)dc_pace_depth(p);
+    n = GW_MAX(1, GW_MIN(n, depth));
+    uint64_t wait = dc_pace_wait(p, now_ns); /* refills the bucket */
+    if (p->tokens < (double)n) {
+        uint64_t t = (uint64_t)(((double)n - p->tokens) * 1e9 / p->rate) + 1;
+        wait = GW_MAX(wait, t);
+    }
+    /* Sends that must have left the span first: the last of them. */
+    int out = p->sent != NULL ? p->n + n - p->rate : 0;
+    if (out > 0) {
+        uint64_t t = p->sent[(p->head + out - 1) % p->rate] + DC_PACE_SPAN_NS;
+        if (t > now_ns)
+            wait = GW_MAX(wait, t - now_ns);
+    }
+    return wait;
+}
+
 void dc_pace_sent(struct dc_pace *p, uint64_t now_ns)
 {
     if (p->rate <= 0)

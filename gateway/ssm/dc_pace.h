@@ -33,6 +33,10 @@ int dc_pace_init(struct dc_pace *p, int rate, uint64_t now_ns);
 void dc_pace_free(struct dc_pace *p);
 /* 0 when a message may go at now_ns, else the nanoseconds to wait. */
 uint64_t dc_pace_wait(struct dc_pace *p, uint64_t now_ns);
+/* The nanoseconds until n messages may go one after another (n is
+ * clamped to the bucket's depth): a sender with a queue waits for a batch
+ * and wakes once for it, instead of once per message. */
+uint64_t dc_pace_wait_n(struct dc_pace *p, uint64_t now_ns, int n);
 /* A message went out at now_ns (after dc_pace_wait said 0). */
 void dc_pace_sent(struct dc_pace *p, uint64_t now_ns);
 

@@ -9,6 +9,7 @@
 #include "ws.h"
 
 #include <libwebsockets.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,15 @@
 #define WS_MAX_HEADERS 4
 #define WS_WBUF        (64 * 1024) /* TLS records gathered per write */
 #define WS_DRAIN_READS 64          /* records per socket per pass */
+/* A socket that receives steadily (a bulk transfer at the service's pace,
+ * one message a millisecond) wakes the loop once per WS_BULK_LOWAT bytes,
+ * not once per message: a wake-up costs more than the message. What stays
+ * below the mark is read WS_BULK_MS after the last read at the latest;
+ * interactive traffic never enters bulk mode and waits for nothing. */
+#define WS_BULK_LOWAT (6 * 1024) /* ~5 data messages */
+#define WS_BULK_MS    8
+#define WS_BULK_ENTER 4 /* messages within WS_BULK_MS: bulk */
+#define WS_BULK_STAY  2 /* fewer per WS_BULK_MS: interactive again */
 
 struct ws_ctx {
     struct lws_context *lws;
@@ -70,6 +80,11 @@ struct ws {
     struct list tx_link;
     uint64_t rx_msgs;
     uv_timer_t ping_timer;
+    uv_timer_t bulk_timer; /* the tail read while bulk */
+    int handles;           /* open uv handles; w is freed with the last */
+    int bulk;              /* SO_RCVLOWAT is set */
+    unsigned win_msgs;     /* messages in the window from win_t0 */
+    uint64_t win_t0;
     char *hdr_name[WS_MAX_HEADERS];
     char *hdr_value[WS_MAX_HEADERS];
     size_t n_headers;
@@ -121,9 +136,11 @@ static void ws_tx_remove(struct ws *w)
     list_remove(&w->tx_link);
 }
 
-static void ws_ping_closed(uv_handle_t *h)
+static void ws_handle_closed(uv_handle_t *h)
 {
     struct ws *w = h->data;
+    if (--w->handles > 0)
+        return;
     ws_hot_remove(w);
     ws_tx_remove(w);
     for (size_t i = 0; i < w->n_headers; i++) {
@@ -139,7 +156,8 @@ static void ws_ping_closed(uv_handle_t *h)
 
 static void ws_free(struct ws *w)
 {
-    uv_close((uv_handle_t *)&w->ping_timer, ws_ping_closed);
+    uv_close((uv_handle_t *)&w->ping_timer, ws_handle_closed);
+    uv_close((uv_handle_t *)&w->bulk_timer, ws_handle_closed);
 }
 
 /* Reports the end once and detaches from the wsi. */
@@ -152,6 +170,7 @@ static void ws_report_close(struct ws *w, const char *reason)
         lws_set_opaque_user_data(w->wsi, NULL);
     w->wsi = NULL;
     uv_timer_stop(&w->ping_timer);
+    uv_timer_stop(&w->bulk_timer);
     if (w->in_connect) {
         /* ws_connect reports this one itself, as its return value. */
         log_debug("ws %s: %s", w->host, reason);
@@ -194,6 +213,52 @@ static void ws_want_pollout(struct ws *w, struct lws *wsi)
         return;
     w->pollout = 1;
     lws_callback_on_writable(wsi);
+}
+
+static void ws_set_lowat(struct ws *w, struct lws *wsi, int bulk)
+{
+    int fd = lws_get_socket_fd(wsi);
+    int lowat = bulk ? WS_BULK_LOWAT : 1;
+    if (fd >= 0 &&
+        setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof(lowat)) != 0)
+        bulk = 0; /* then every message wakes the loop, as before */
+    w->bulk = bulk;
+}
+
+static int ws_read_one(struct ws_ctx *c, struct ws *w);
+
+/* Every WS_BULK_MS while bulk: read what waits under the mark; leave bulk
+ * mode when the messages of the last period were few. */
+static void ws_bulk_due(uv_timer_t *t)
+{
+    struct ws *w = t->data;
+    unsigned n = w->win_msgs;
+    w->win_msgs = 0;
+    w->win_t0 = uv_now(w->ctx->loop);
+    if (w->closing || w->wsi == NULL)
+        return;
+    if (n < WS_BULK_STAY) {
+        uv_timer_stop(t);
+        ws_set_lowat(w, w->wsi, 0);
+    }
+    if (!w->rx_paused && w->open)
+        ws_read_one(w->ctx, w); /* the buffered rest goes to ws_drain */
+}
+
+/* One more message received: bulk once WS_BULK_ENTER come within
+ * WS_BULK_MS. */
+static void ws_bulk_count(struct ws *w, struct lws *wsi)
+{
+    uint64_t now = uv_now(w->ctx->loop);
+    if (!w->bulk && now - w->win_t0 > WS_BULK_MS) {
+        w->win_t0 = now;
+        w->win_msgs = 0;
+    }
+    if (++w->win_msgs < WS_BULK_ENTER || w->bulk)
+        return;
+    ws_set_lowat(w, wsi, 1);
+    if (w->bulk)
+        uv_timer_start(&w->bulk_timer, ws_bulk_due, WS_BULK_MS, WS_BULK_MS);
 }
 
 /*
@@ -278,9 +343,11 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
             ws_report_close(w, "WebSocket message too large");
             return -1;
         }
-        if (lws_is_final_fragment(wsi) && w->rbuf == NULL) {
-            w->rx_msgs++; /* without TLS, drain while messages come */
-            ws_hot_add(w);
+        if (lws_is_final_fragment(wsi)) {
+            w->rx_msgs++;
+            ws_bulk_count(w, wsi);
+            if (w->rbuf == NULL)
+                ws_hot_add(w); /* without TLS, drain while messages come */
         }
         if (lws_is_final_fragment(wsi) && w->rx_len == 0) {
             w->cb->on_message(w->arg, in, len, w->rx_binary); /* no copy */
@@ -566,6 +633,9 @@ int ws_connect(struct ws_ctx *ctx, const char *url,
     }
     uv_timer_init(ctx->loop, &w->ping_timer);
     w->ping_timer.data = w;
+    uv_timer_init(ctx->loop, &w->bulk_timer);
+    w->bulk_timer.data = w;
+    w->handles = 2;
     if (w->slots == NULL) {
         ws_free(w);
         return GW_ENOMEM;
@@ -651,6 +721,7 @@ void ws_close(struct ws *w)
         return;
     w->closing = 1;
     uv_timer_stop(&w->ping_timer);
+    uv_timer_stop(&w->bulk_timer);
     if (w->wsi != NULL) {
         lws_set_opaque_user_data(w->wsi, NULL);
         /* Drop the TCP connection without a close frame, as the plugin

@@ -119,6 +119,61 @@ static void test_a_rate_above_the_ring_keeps_the_bucket(void **st)
     dc_pace_free(&p);
 }
 
+/* A sender with a queue waits for batches of 8: each wake-up sends 8, the
+ * rate holds in every span, and the average still reaches the rate. */
+static void test_batches_keep_the_bound_and_the_rate(void **st)
+{
+    (void)st;
+    struct dc_pace p;
+    uint64_t now = 5 * SEC;
+    assert_int_equal(dc_pace_init(&p, 990, now), 0);
+    size_t cap = 990 * 30, n = 0, wakes = 0;
+    uint64_t *t = malloc(cap * sizeof(*t));
+    uint64_t end = now + 20 * SEC;
+    while (now < end) {
+        int sent = 0;
+        while (dc_pace_wait(&p, now) == 0 && sent < 8) {
+            assert_true(n < cap);
+            t[n++] = now;
+            dc_pace_sent(&p, now);
+            sent++;
+        }
+        /* after the first wake-up, every one finds its whole batch */
+        if (wakes++ > 1)
+            assert_int_equal(sent, 8);
+        uint64_t wait = dc_pace_wait_n(&p, now, 8);
+        assert_true(wait > 0);
+        now += wait + rnd(500) * 1000ull; /* up to 0.5 ms late */
+    }
+    assert_true(max_in_any_span(t, n, DC_PACE_SPAN_NS) <= 990);
+    assert_true(n >= 990 * 20 * 97 / 100);
+    assert_true(wakes <= n / 8 + 2);
+    dc_pace_free(&p);
+    free(t);
+}
+
+/* Once the ring is full, n messages wait for the n-th oldest to leave the
+ * span, even with a full bucket. */
+static void test_a_batch_waits_for_the_span(void **st)
+{
+    (void)st;
+    struct dc_pace p;
+    uint64_t now = SEC;
+    assert_int_equal(dc_pace_init(&p, 100, now), 0);
+    for (int i = 0; i < 100; i++) { /* 100 sends 1 ms apart */
+        while (dc_pace_wait(&p, now) != 0)
+            now += 1000000;
+        dc_pace_sent(&p, now);
+    }
+    uint64_t first = p.sent[p.head];
+    now = first + SEC; /* the bucket is full long before this */
+    uint64_t w2 = dc_pace_wait_n(&p, now, 2);
+    assert_true(w2 >= p.sent[(p.head + 1) % 100] + DC_PACE_SPAN_NS - now);
+    assert_true(dc_pace_wait_n(&p, now, 1) <= w2);
+    assert_true(dc_pace_wait_n(&p, now + DC_PACE_SPAN_NS, 2) == 0);
+    dc_pace_free(&p);
+}
+
 static void test_unpaced_never_waits(void **st)
 {
     (void)st;
@@ -137,6 +192,8 @@ int main(void)
         cmocka_unit_test(test_no_second_holds_more_than_the_rate),
         cmocka_unit_test(test_the_rate_is_even_within_the_second),
         cmocka_unit_test(test_a_rate_above_the_ring_keeps_the_bucket),
+        cmocka_unit_test(test_batches_keep_the_bound_and_the_rate),
+        cmocka_unit_test(test_a_batch_waits_for_the_span),
         cmocka_unit_test(test_unpaced_never_waits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
