@@ -45,9 +45,11 @@
 #define DC_RX_HOLD     1024 /* messages kept while the owner takes none */
 /* Paced data waits in our ring, not in the socket's queue: a queue filled
  * while the socket was blocked would leave as one burst, past the rate. */
-#define DC_WS_DEPTH   32
-#define DC_GAP_LOG_MS 1000 /* a longer recovery from a loss is logged */
-#define DC_PACE_BATCH 8    /* messages per wake-up when pacing holds a queue */
+#define DC_WS_DEPTH     32
+#define DC_GAP_LOG_MS   1000 /* a longer recovery from a loss is logged */
+#define DC_PACE_BATCH   8  /* messages per wake-up when pacing holds a queue */
+#define DC_RESEND_BATCH 32 /* lost messages resent per tick beyond the oldest  \
+                            */
 
 enum dc_state {
     DC_IDLE,      /* no socket yet */
@@ -84,9 +86,10 @@ struct dc_channel {
     uint8_t *frames; /* DC_WINDOW * frame_cap */
     size_t frame_cap;
     struct dc_slot slots[DC_WINDOW];
-    int64_t tail_seq; /* oldest unacked */
-    int64_t send_seq; /* next to hand to the socket */
-    int64_t next_seq; /* next to assign */
+    int64_t tail_seq;   /* oldest unacked */
+    int64_t send_seq;   /* next to hand to the socket */
+    int64_t next_seq;   /* next to assign */
+    int64_t high_acked; /* the newest acked: unacked ones below it are lost */
     int want_writable;
     double rtt, rttv, rto;
     struct dc_pace pace_q;
@@ -365,6 +368,8 @@ static void dc_on_ack(struct dc_channel *ch, int64_t seq)
     if (s->acked || s->seq != seq)
         return;
     s->acked = 1;
+    if (seq > ch->high_acked)
+        ch->high_acked = seq;
     if (s->sent) {
         double r = (double)(uv_now(ch->loop) - s->last_sent_ms);
         ch->rttv =
@@ -391,6 +396,38 @@ static void dc_on_ack(struct dc_channel *ch, int64_t seq)
     dc_maybe_writable(ch);
 }
 
+/* Resends one sequenced message; 0, or not sent now (pacing, socket). */
+static int dc_resend(struct dc_channel *ch, int64_t seq)
+{
+    struct dc_slot *s = slot_of(ch, seq);
+    if (dc_pace_wait(&ch->pace_q, uv_hrtime()) != 0)
+        return GW_EAGAIN; /* the next tick tries again */
+    if (ws_send(ch->ws, frame_of(ch, seq), s->len, 1) != 0)
+        return GW_EAGAIN;
+    dc_pace_sent(&ch->pace_q, uv_hrtime());
+    s->last_sent_ms = uv_now(ch->loop);
+    s->resent++;
+    ch->stats.resends++;
+    log_debug("dc %llu: resent seq %lld (rto %.0f ms)", ch->opts.log_id,
+              (long long)seq, ch->rto);
+    return 0;
+}
+
+static int dc_resend_due(struct dc_channel *ch, const struct dc_slot *s)
+{
+    return !s->acked && s->sent &&
+           (double)(uv_now(ch->loop) - s->last_sent_ms) > ch->rto;
+}
+
+/*
+ * The oldest unacked message past its RTO is resent, as both official
+ * sides do. Acks are selective, so an unacked message below a newer acked
+ * one was lost (or its ack was): those are resent too, up to
+ * DC_RESEND_BATCH a tick, where the official clients wait for each to
+ * become the oldest: a 100 ms tick per lost message or ack, seconds of a
+ * stalled upload after a burst of them. The agent keeps what comes early
+ * and acks what it had already.
+ */
 static void dc_tick(uv_timer_t *t)
 {
     struct dc_channel *ch = t->data;
@@ -400,20 +437,17 @@ static void dc_tick(uv_timer_t *t)
     }
     if (ch->ws == NULL || ch->pub_paused)
         return;
-    /* Only the oldest unacked message, as both official sides do. */
-    struct dc_slot *s = slot_of(ch, ch->tail_seq);
-    if (s->acked || !s->sent ||
-        (double)(uv_now(ch->loop) - s->last_sent_ms) <= ch->rto)
+    if (!dc_resend_due(ch, slot_of(ch, ch->tail_seq)) ||
+        dc_resend(ch, ch->tail_seq) != 0)
         return;
-    if (dc_pace_wait(&ch->pace_q, uv_hrtime()) != 0)
-        return; /* the next tick tries again */
-    if (ws_send(ch->ws, frame_of(ch, ch->tail_seq), s->len, 1) == 0) {
-        dc_pace_sent(&ch->pace_q, uv_hrtime());
-        s->last_sent_ms = uv_now(ch->loop);
-        s->resent++;
-        ch->stats.resends++;
-        log_debug("dc %llu: resent seq %lld (rto %.0f ms)", ch->opts.log_id,
-                  (long long)s->seq, ch->rto);
+    int budget = DC_RESEND_BATCH;
+    int64_t end = GW_MIN(ch->high_acked, ch->send_seq);
+    for (int64_t q = ch->tail_seq + 1; q < end && budget > 0; q++) {
+        if (!dc_resend_due(ch, slot_of(ch, q)))
+            continue;
+        if (ws_backlogged(ch->ws, DC_WS_DEPTH) || dc_resend(ch, q) != 0)
+            break;
+        budget--;
     }
 }
 

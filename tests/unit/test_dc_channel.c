@@ -521,6 +521,32 @@ static void test_oldest_unacked_is_resent_after_the_rto(void **st)
     close_channel();
 }
 
+/* Acks are selective: unacked messages below a newer acked one were lost
+ * and go again in the same tick as the oldest, not one tick each. */
+static void test_lost_ones_below_an_acked_one_go_together(void **st)
+{
+    (void)st;
+    ready_channel(0);
+    deliver_ack(0);
+    for (int i = 1; i <= 12; i++)
+        assert_int_equal(dc_channel_write(ch, (const uint8_t *)"abc", 3), 3);
+    for (int i = 1; i <= 12; i++)
+        if (i != 3 && i != 7 && i != 12)
+            deliver_ack(i);
+    run_for_ms(350);
+    assert_true(count_data(3) >= 2);
+    assert_true(count_data(7) >= 2);     /* lost: 8..11 were acked */
+    assert_int_equal(count_data(12), 1); /* maybe only slow: nothing newer */
+    assert_int_equal(count_data(5), 1);
+    deliver_ack(3);
+    deliver_ack(7);
+    deliver_ack(12);
+    int before = F.n_sent;
+    run_for_ms(400);
+    assert_int_equal(F.n_sent, before);
+    close_channel();
+}
+
 static void test_acks_wait_for_room_and_go_first(void **st)
 {
     (void)st;
@@ -785,6 +811,7 @@ int main(void)
         cmocka_unit_test(test_full_window_is_backpressure_then_writable),
         cmocka_unit_test(test_acked_says_when_a_message_got_through),
         cmocka_unit_test(test_oldest_unacked_is_resent_after_the_rto),
+        cmocka_unit_test(test_lost_ones_below_an_acked_one_go_together),
         cmocka_unit_test(test_acks_wait_for_room_and_go_first),
         cmocka_unit_test(test_pacing_holds_the_rate_but_never_acks),
         cmocka_unit_test(test_pause_holds_sends_and_resends_but_not_acks),
