@@ -45,11 +45,12 @@
 #define DC_RX_HOLD     1024 /* messages kept while the owner takes none */
 /* Paced data waits in our ring, not in the socket's queue: a queue filled
  * while the socket was blocked would leave as one burst, past the rate. */
-#define DC_WS_DEPTH     32
-#define DC_GAP_LOG_MS   1000 /* a longer recovery from a loss is logged */
-#define DC_PACE_BATCH   8  /* messages per wake-up when pacing holds a queue */
-#define DC_RESEND_BATCH 32 /* lost messages resent per tick beyond the oldest  \
-                            */
+#define DC_WS_DEPTH   32
+#define DC_GAP_LOG_MS 1000 /* a longer recovery from a loss is logged */
+#define DC_PACE_BATCH 8    /* messages per wake-up when pacing holds a queue */
+#define DC_RESEND_BATCH                                                        \
+    32 /* lost messages resent per tick beyond the oldest                      \
+        */
 
 enum dc_state {
     DC_IDLE,      /* no socket yet */
@@ -62,6 +63,7 @@ enum dc_state {
 
 struct dc_slot {
     int64_t seq;
+    uint8_t *frame; /* from dc_queue until its ack */
     size_t len;
     uint64_t last_sent_ms;
     int sent;
@@ -83,12 +85,11 @@ struct dc_channel {
     char *token;
 
     /* outgoing */
-    uint8_t *frames; /* DC_WINDOW * frame_cap */
-    size_t frame_cap;
-    struct dc_slot slots[DC_WINDOW];
-    int64_t tail_seq;   /* oldest unacked */
-    int64_t send_seq;   /* next to hand to the socket */
-    int64_t next_seq;   /* next to assign */
+    size_t frame_cap;      /* the largest message taken */
+    struct dc_slot *slots; /* DC_WINDOW, only while messages are unacked */
+    int64_t tail_seq;      /* oldest unacked */
+    int64_t send_seq;      /* next to hand to the socket */
+    int64_t next_seq;      /* next to assign */
     int64_t high_acked; /* the newest acked: unacked ones below it are lost */
     int want_writable;
     double rtt, rttv, rto;
@@ -131,7 +132,16 @@ static struct dc_slot *slot_of(struct dc_channel *ch, int64_t seq)
 
 static uint8_t *frame_of(struct dc_channel *ch, int64_t seq)
 {
-    return ch->frames + (size_t)(seq % DC_WINDOW) * ch->frame_cap;
+    return slot_of(ch, seq)->frame;
+}
+
+/* A frame lives from its queueing to its ack, in its own allocation: a
+ * window of preallocated slots gets touched slot by slot as messages
+ * pass and stays resident for an idle tunnel. */
+static void dc_slot_release(struct dc_slot *s)
+{
+    free(s->frame);
+    s->frame = NULL;
 }
 
 static void dc_drain_finish(struct dc_channel *ch);
@@ -301,14 +311,23 @@ static int dc_queue(struct dc_channel *ch, uint32_t payload_type,
         return GW_EAGAIN;
     if (DC_MSG_OVERHEAD + n > ch->frame_cap)
         return GW_ETOO_BIG;
+    uint8_t *frame = malloc(DC_MSG_OVERHEAD + n);
+    if (frame == NULL)
+        return GW_ENOMEM;
+    if (ch->slots == NULL &&
+        (ch->slots = malloc(DC_WINDOW * sizeof(*ch->slots))) == NULL) {
+        free(frame);
+        return GW_ENOMEM;
+    }
     int64_t seq = ch->next_seq++;
     struct dc_slot *s = slot_of(ch, seq);
     uint8_t id[16];
     dc_ids_next(&ch->ids, id);
     memset(s, 0, sizeof(*s));
     s->seq = seq;
-    s->len = dc_msg_encode(frame_of(ch, seq), DC_TYPE_INPUT, seq, 0, id,
-                           wall_ms(), payload_type, p, (uint32_t)n);
+    s->frame = frame;
+    s->len = dc_msg_encode(frame, DC_TYPE_INPUT, seq, 0, id, wall_ms(),
+                           payload_type, p, (uint32_t)n);
     int unacked = (int)(ch->next_seq - ch->tail_seq);
     if (unacked > ch->stats.max_unacked)
         ch->stats.max_unacked = unacked;
@@ -368,6 +387,7 @@ static void dc_on_ack(struct dc_channel *ch, int64_t seq)
     if (s->acked || s->seq != seq)
         return;
     s->acked = 1;
+    dc_slot_release(s);
     if (seq > ch->high_acked)
         ch->high_acked = seq;
     if (s->sent) {
@@ -384,6 +404,10 @@ static void dc_on_ack(struct dc_channel *ch, int64_t seq)
     int64_t tail = ch->tail_seq;
     while (ch->tail_seq < ch->next_seq && slot_of(ch, ch->tail_seq)->acked)
         ch->tail_seq++;
+    if (ch->tail_seq == ch->next_seq) { /* an idle channel holds no window */
+        free(ch->slots);
+        ch->slots = NULL;
+    }
     if (ch->send_seq < ch->tail_seq)
         ch->send_seq = ch->tail_seq;
     if (ch->draining) {
@@ -432,7 +456,11 @@ static void dc_tick(uv_timer_t *t)
 {
     struct dc_channel *ch = t->data;
     if (ch->tail_seq >= ch->send_seq) {
-        uv_timer_stop(t); /* all acknowledged; the next send rearms */
+        /* All acknowledged: the tick stops (the next send rearms it) once
+         * the pacing history has left its span and is freed too. */
+        dc_pace_trim(&ch->pace_q, uv_hrtime());
+        if (!dc_pace_holds(&ch->pace_q))
+            uv_timer_stop(t);
         return;
     }
     if (ch->ws == NULL || ch->pub_paused)
@@ -755,11 +783,6 @@ int dc_channel_new(uv_loop_t *loop, struct ws_ctx *ws,
     /* Room for our data messages and for the handshake answer. */
     ch->frame_cap =
         DC_MSG_OVERHEAD + GW_MAX((size_t)ch->opts.payload_size, (size_t)4096);
-    ch->frames = malloc(DC_WINDOW * ch->frame_cap);
-    if (ch->frames == NULL) {
-        free(ch);
-        return GW_ENOMEM;
-    }
     ch->loop = loop;
     ch->ws_ctx = ws;
     ch->cb = cb;
@@ -769,7 +792,6 @@ int dc_channel_new(uv_loop_t *loop, struct ws_ctx *ws,
     dc_reorder_init(&ch->reorder);
     dc_ackq_init(&ch->acks);
     if (dc_pace_init(&ch->pace_q, ch->opts.message_rate, uv_hrtime()) != 0) {
-        free(ch->frames);
         free(ch);
         return GW_ENOMEM;
     }
@@ -841,7 +863,9 @@ static void dc_handle_closed(uv_handle_t *h)
     dc_ackq_free(&ch->acks);
     dc_pace_free(&ch->pace_q);
     secret_free_str(ch->token);
-    free(ch->frames);
+    for (int64_t q = ch->tail_seq; q < ch->next_seq; q++)
+        dc_slot_release(slot_of(ch, q));
+    free(ch->slots);
     free(ch);
 }
 

@@ -21,10 +21,23 @@ int dc_pace_init(struct dc_pace *p, int rate, uint64_t now_ns)
     p->at_ns = now_ns;
     p->sent = NULL;
     p->n = p->head = 0;
-    if (rate <= 0 || rate > DC_PACE_RING_MAX)
-        return 0;
-    p->sent = malloc((size_t)rate * sizeof(*p->sent));
-    return p->sent != NULL ? 0 : GW_ENOMEM;
+    return 0;
+}
+
+void dc_pace_trim(struct dc_pace *p, uint64_t now_ns)
+{
+    if (p->sent == NULL ||
+        (p->n > 0 &&
+         p->sent[(p->head + p->n - 1) % p->rate] + DC_PACE_SPAN_NS > now_ns))
+        return;
+    free(p->sent);
+    p->sent = NULL;
+    p->n = p->head = 0;
+}
+
+int dc_pace_holds(const struct dc_pace *p)
+{
+    return p->sent != NULL;
 }
 
 void dc_pace_free(struct dc_pace *p)
@@ -93,8 +106,10 @@ void dc_pace_sent(struct dc_pace *p, uint64_t now_ns)
         return;
     dc_pace_refill(p, now_ns);
     p->tokens -= 1.0;
+    if (p->sent == NULL && p->rate <= DC_PACE_RING_MAX)
+        p->sent = malloc((size_t)p->rate * sizeof(*p->sent));
     if (p->sent == NULL)
-        return;
+        return; /* the bucket alone (no memory, or a rate past the ring) */
     if (p->n < p->rate) {
         p->sent[(p->head + p->n++) % p->rate] = now_ns;
         return;

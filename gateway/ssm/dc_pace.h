@@ -30,6 +30,11 @@ struct dc_pace {
 
 /* 0 or GW_ENOMEM; rate <= 0 never waits and allocates nothing. */
 int dc_pace_init(struct dc_pace *p, int rate, uint64_t now_ns);
+/* Frees the send-time ring once its newest entry left the span: an idle
+ * channel keeps no history (the ring is allocated again at the next send). */
+void dc_pace_trim(struct dc_pace *p, uint64_t now_ns);
+/* Whether send times are held (the ring is allocated). */
+int dc_pace_holds(const struct dc_pace *p);
 void dc_pace_free(struct dc_pace *p);
 /* 0 when a message may go at now_ns, else the nanoseconds to wait. */
 uint64_t dc_pace_wait(struct dc_pace *p, uint64_t now_ns);

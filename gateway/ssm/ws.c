@@ -20,9 +20,10 @@
 #include "secret.h"
 #include "tls_bio.h"
 
-#define WS_SLOTS       256
+#define WS_SLOTS       64
 #define WS_WRITE_BATCH 32
 #define WS_SLOT_DATA   2048 /* a data message is ~1.1 KiB; bigger: own buffer */
+#define WS_SPARE_MAX   1024 /* free frame buffers the context keeps */
 #define WS_RX_MAX      (1 << 20)
 #define WS_PING_MS     (5 * 60 * 1000)
 #define WS_MAX_HEADERS 4
@@ -38,8 +39,19 @@
 #define WS_BULK_ENTER 4 /* messages within WS_BULK_MS: bulk */
 #define WS_BULK_STAY  2 /* fewer per WS_BULK_MS: interactive again */
 
+/* A frame buffer: LWS_PRE headroom, then the frame. Buffers of
+ * WS_SLOT_DATA come from the context's free list and go back once
+ * written, so an idle socket holds none: a ring of its own, touched slot
+ * by slot as messages pass, kept ~60 KiB resident per idle tunnel. */
+struct ws_frame {
+    struct ws_frame *next; /* on the free list */
+    uint8_t data[LWS_PRE + WS_SLOT_DATA];
+};
+
 struct ws_ctx {
     struct lws_context *lws;
+    struct ws_frame *spare; /* free frame buffers, newest first */
+    unsigned n_spare;
     uv_loop_t *loop;
     char *ca_file;
     uv_check_t drain;
@@ -51,8 +63,8 @@ struct ws_ctx {
 struct ws_slot {
     size_t len;
     int binary;
-    uint8_t *big; /* LWS_PRE + len, for frames over WS_SLOT_DATA */
-    uint8_t data[LWS_PRE + WS_SLOT_DATA];
+    struct ws_frame *frame; /* frames up to WS_SLOT_DATA */
+    uint8_t *big;           /* LWS_PRE + len, for bigger ones */
 };
 
 struct ws {
@@ -93,6 +105,37 @@ struct ws {
 };
 
 static void ws_free(struct ws *w);
+
+static struct ws_frame *ws_frame_get(struct ws_ctx *c)
+{
+    struct ws_frame *f = c->spare;
+    if (f == NULL)
+        return malloc(sizeof(*f));
+    c->spare = f->next;
+    c->n_spare--;
+    return f;
+}
+
+static void ws_frame_put(struct ws_ctx *c, struct ws_frame *f)
+{
+    if (f == NULL)
+        return;
+    if (c->n_spare >= WS_SPARE_MAX) {
+        free(f);
+        return;
+    }
+    f->next = c->spare;
+    c->spare = f;
+    c->n_spare++;
+}
+
+static void ws_slot_release(struct ws_ctx *c, struct ws_slot *s)
+{
+    ws_frame_put(c, s->frame);
+    free(s->big);
+    s->frame = NULL;
+    s->big = NULL;
+}
 
 static void ws_hot_add(struct ws *w)
 {
@@ -148,7 +191,7 @@ static void ws_handle_closed(uv_handle_t *h)
         secret_free_str(w->hdr_value[i]);
     }
     for (unsigned i = 0; i < w->count; i++)
-        free(w->slots[(w->head + i) % WS_SLOTS].big);
+        ws_slot_release(w->ctx, &w->slots[(w->head + i) % WS_SLOTS]);
     free(w->slots);
     free(w->rx);
     free(w);
@@ -161,16 +204,37 @@ static void ws_free(struct ws *w)
 }
 
 /* Reports the end once and detaches from the wsi. */
+static void ws_set_lowat(struct ws *w, struct lws *wsi, int bulk);
+
+/* Has lws drop wsi from its loop. The kill is lws's pending work, run
+ * from its own callbacks; we may be in none of them (a record read from
+ * our bulk timer), so its service is woken to run it now. */
+static void ws_kill(struct ws_ctx *c, struct lws *wsi)
+{
+    lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    lws_cancel_service(c->lws);
+}
+
+/* Leaves the wsi to lws: whatever it still reads (a close frame, a last
+ * record under the bulk mark) must wake it, with no timer of ours left. */
+static void ws_detach(struct ws *w)
+{
+    w->closing = 1;
+    uv_timer_stop(&w->ping_timer);
+    uv_timer_stop(&w->bulk_timer);
+    if (w->wsi == NULL)
+        return;
+    if (w->bulk)
+        ws_set_lowat(w, w->wsi, 0);
+    lws_set_opaque_user_data(w->wsi, NULL);
+}
+
 static void ws_report_close(struct ws *w, const char *reason)
 {
     if (w->closing)
         return;
-    w->closing = 1;
-    if (w->wsi != NULL)
-        lws_set_opaque_user_data(w->wsi, NULL);
+    ws_detach(w);
     w->wsi = NULL;
-    uv_timer_stop(&w->ping_timer);
-    uv_timer_stop(&w->bulk_timer);
     if (w->in_connect) {
         /* ws_connect reports this one itself, as its return value. */
         log_debug("ws %s: %s", w->host, reason);
@@ -274,11 +338,10 @@ static int ws_write_frames(struct ws *w, struct lws *wsi)
         if (lws_partial_buffered(wsi))
             break;
         struct ws_slot *s = &w->slots[w->head];
-        uint8_t *frame = (s->big != NULL ? s->big : s->data) + LWS_PRE;
+        uint8_t *frame = (s->big != NULL ? s->big : s->frame->data) + LWS_PRE;
         int rc = lws_write(wsi, frame, s->len,
                            s->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
-        free(s->big);
-        s->big = NULL;
+        ws_slot_release(w->ctx, s);
         w->head = (w->head + 1) % WS_SLOTS;
         w->count--;
         if (rc < (int)s->len) {
@@ -508,7 +571,7 @@ static void ws_drain(uv_check_t *h)
         if (w->closing || wsi == NULL || !w->open || w->pollout)
             continue;
         if (ws_write_frames(w, wsi) < 0) /* outside lws: end it ourselves */
-            lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+            ws_kill(c, wsi);
     }
     if (!list_empty(&c->hot) || !list_empty(&c->tx))
         uv_idle_start(&c->spin, ws_spin);
@@ -570,6 +633,11 @@ void ws_ctx_finish(struct ws_ctx *c)
     if (c == NULL)
         return;
     lws_context_destroy(c->lws);
+    while (c->spare != NULL) {
+        struct ws_frame *f = c->spare;
+        c->spare = f->next;
+        free(f);
+    }
     free(c->ca_file);
     free(c);
 }
@@ -677,11 +745,15 @@ int ws_send(struct ws *w, const void *data, size_t len, int binary)
         return GW_EAGAIN;
     }
     struct ws_slot *s = &w->slots[(w->head + w->count) % WS_SLOTS];
-    uint8_t *dst = s->data;
+    uint8_t *dst;
     if (len > WS_SLOT_DATA) { /* not the hot path: payload_size > 1.9 KiB */
         if ((s->big = malloc(LWS_PRE + len)) == NULL)
             return GW_ENOMEM;
         dst = s->big;
+    } else {
+        if ((s->frame = ws_frame_get(w->ctx)) == NULL)
+            return GW_ENOMEM;
+        dst = s->frame->data;
     }
     memcpy(dst + LWS_PRE, data, len);
     s->len = len;
@@ -719,15 +791,11 @@ void ws_close(struct ws *w)
 {
     if (w == NULL || w->closing)
         return;
-    w->closing = 1;
-    uv_timer_stop(&w->ping_timer);
-    uv_timer_stop(&w->bulk_timer);
-    if (w->wsi != NULL) {
-        lws_set_opaque_user_data(w->wsi, NULL);
-        /* Drop the TCP connection without a close frame, as the plugin
-         * does; lws frees the wsi from the loop. */
-        lws_set_timeout(w->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-    }
+    ws_detach(w);
+    /* Drop the TCP connection without a close frame, as the plugin does;
+     * lws frees the wsi from the loop. */
+    if (w->wsi != NULL)
+        ws_kill(w->ctx, w->wsi);
     w->wsi = NULL;
     ws_free(w);
 }

@@ -174,6 +174,40 @@ static void test_a_batch_waits_for_the_span(void **st)
     dc_pace_free(&p);
 }
 
+/* An idle pacer frees its history once the newest send left the span and
+ * takes it up again at the next send, still bounding the window. */
+static void test_an_idle_pacer_holds_no_history(void **st)
+{
+    (void)st;
+    struct dc_pace p;
+    uint64_t now = SEC;
+    assert_int_equal(dc_pace_init(&p, 990, now), 0);
+    assert_false(dc_pace_holds(&p));
+    for (int i = 0; i < 5; i++) {
+        now += 2000000;
+        assert_int_equal(dc_pace_wait(&p, now), 0);
+        dc_pace_sent(&p, now);
+    }
+    assert_true(dc_pace_holds(&p));
+    dc_pace_trim(&p, now + DC_PACE_SPAN_NS - 1);
+    assert_true(dc_pace_holds(&p));
+    now += DC_PACE_SPAN_NS;
+    dc_pace_trim(&p, now);
+    assert_false(dc_pace_holds(&p));
+    size_t n = 0;
+    uint64_t *t = malloc(990 * 4 * sizeof(*t));
+    for (uint64_t end = now + 3 * SEC; now < end; now += 100000) {
+        while (dc_pace_wait(&p, now) == 0) {
+            t[n++] = now;
+            dc_pace_sent(&p, now);
+        }
+    }
+    assert_true(dc_pace_holds(&p));
+    assert_true(max_in_any_span(t, n, DC_PACE_SPAN_NS) <= 990);
+    free(t);
+    dc_pace_free(&p);
+}
+
 static void test_unpaced_never_waits(void **st)
 {
     (void)st;
@@ -194,6 +228,7 @@ int main(void)
         cmocka_unit_test(test_a_rate_above_the_ring_keeps_the_bucket),
         cmocka_unit_test(test_batches_keep_the_bound_and_the_rate),
         cmocka_unit_test(test_a_batch_waits_for_the_span),
+        cmocka_unit_test(test_an_idle_pacer_holds_no_history),
         cmocka_unit_test(test_unpaced_never_waits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
