@@ -17,11 +17,12 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "account.h"
 #include "common.h"
 #include "secret.h"
 #include "target.h"
 
-enum section_kind { SEC_GATEWAY, SEC_FORWARD, SEC_ROUTE };
+enum section_kind { SEC_GATEWAY, SEC_FORWARD, SEC_ROUTE, SEC_ACCOUNT };
 
 struct directive;
 typedef int parse_fn(const struct directive *d, const char *value, void *dst,
@@ -151,6 +152,14 @@ static int parse_region(const struct directive *d, const char *v, void *dst,
     return parse_string(d, v, dst, why);
 }
 
+static int parse_suffix(const struct directive *d, const char *v, void *dst,
+                        const char **why)
+{
+    if (!account_suffix_valid(v, why))
+        return -1;
+    return parse_string(d, v, dst, why);
+}
+
 /* listen = A, B (and repeated lines) append to the list. */
 static int parse_listen_list(const struct directive *d, const char *v,
                              void *dst, const char **why)
@@ -201,6 +210,9 @@ static int parse_listen_list(const struct directive *d, const char *v,
 #define R(key, fn, field)                                                      \
     DIRECTIVE(SEC_ROUTE, struct config_route, key, fn, field, 0, 0, NULL,      \
               CONFIG_APPLY_SERVER)
+#define A(key, fn, field)                                                      \
+    DIRECTIVE(SEC_ACCOUNT, struct config_account, key, fn, field, 0, 0, NULL,  \
+              CONFIG_APPLY_SERVER)
 
 /* Who a [forward] or [route] tunnel runs as: the same three keys in both,
  * written out once. */
@@ -245,9 +257,13 @@ static const struct directive directives[] = {
     F("port", parse_port, port),
     F("remote_host", parse_string, remote_host),
     WHO(F),
+    F("account", parse_string, account),
     R("match", parse_string, match),
     R("via", parse_string, via),
     WHO(R),
+    R("account", parse_string, account),
+    A("suffix", parse_suffix, suffix),
+    WHO(A),
 };
 
 struct loader {
@@ -289,9 +305,10 @@ static void *grow(void *arr, int n, size_t size)
     return p;
 }
 
-/* [forward] and [route] entries both open with their name. */
+/* [forward], [route] and [account] entries all open with their name. */
 _Static_assert(offsetof(struct config_forward, name) == 0, "name first");
 _Static_assert(offsetof(struct config_route, name) == 0, "name first");
+_Static_assert(offsetof(struct config_account, name) == 0, "name first");
 
 /* arr (n elements of size bytes) grown by one zeroed element called name;
  * NULL when out of memory or when name is taken (then with a message). */
@@ -328,10 +345,14 @@ static int open_section(struct loader *ld, const char *section, int line)
                (section[5] == ' ' || section[5] == '\0')) {
         ld->sec = SEC_ROUTE;
         name = section + 5;
+    } else if (strncmp(section, "account", 7) == 0 &&
+               (section[7] == ' ' || section[7] == '\0')) {
+        ld->sec = SEC_ACCOUNT;
+        name = section + 7;
     } else {
         loader_error(ld, line, NULL,
-                     "unknown section (expected gateway, forward NAME or "
-                     "route NAME)");
+                     "unknown section (expected gateway, forward NAME, "
+                     "route NAME or account NAME)");
         return -1;
     }
     while (*name == ' ')
@@ -349,7 +370,7 @@ static int open_section(struct loader *ld, const char *section, int line)
             return -1;
         cfg->forwards = f;
         ld->sec_obj = &cfg->forwards[cfg->n_forwards++];
-    } else {
+    } else if (ld->sec == SEC_ROUTE) {
         struct config_route *r =
             add_named(ld, line, cfg->routes, cfg->n_routes, sizeof(*r), name,
                       "duplicate route name");
@@ -357,6 +378,14 @@ static int open_section(struct loader *ld, const char *section, int line)
             return -1;
         cfg->routes = r;
         ld->sec_obj = &cfg->routes[cfg->n_routes++];
+    } else {
+        struct config_account *a =
+            add_named(ld, line, cfg->accounts, cfg->n_accounts, sizeof(*a),
+                      name, "duplicate account name");
+        if (a == NULL)
+            return -1;
+        cfg->accounts = a;
+        ld->sec_obj = &cfg->accounts[cfg->n_accounts++];
     }
     return 0;
 }
@@ -450,6 +479,7 @@ static void config_free(struct config *cfg)
         return;
     free(cfg->forwards);
     free(cfg->routes);
+    free(cfg->accounts);
     /* The SOCKS password is a secret. */
     secret_wipe(cfg->socks_password, sizeof(cfg->socks_password));
     free(cfg);
@@ -476,10 +506,67 @@ static void default_runtime_dir(char *out, size_t len)
         snprintf(out, len, "/tmp/ssmgate-%u", (unsigned)getuid());
 }
 
+/* An [account]'s profile is required; its suffix defaults to ".NAME" and
+ * no two suffixes may be the same host-name ending. */
+static int validate_accounts(struct loader *ld)
+{
+    struct config *cfg = ld->cfg;
+    for (int i = 0; i < cfg->n_accounts; i++) {
+        struct config_account *a = &cfg->accounts[i];
+        const char *why = NULL;
+        snprintf(ld->section, sizeof(ld->section), "account %s", a->name);
+        if (a->profile[0] == '\0') {
+            loader_error(ld, 0, "profile", "required key is missing");
+            return -1;
+        }
+        if (a->suffix[0] == '\0') {
+            size_t n = strlen(a->name);
+            a->suffix[0] = '.';
+            memcpy(a->suffix + 1, a->name,
+                   n < sizeof(a->suffix) - 2 ? n + 1 : 0);
+            if (n >= sizeof(a->suffix) - 2 ||
+                !account_suffix_valid(a->suffix, &why)) {
+                loader_error(ld, 0, "suffix",
+                             "the name does not make a host-name suffix; set "
+                             "suffix = .LABEL");
+                return -1;
+            }
+        }
+        for (int j = 0; j < i; j++)
+            if (strcasecmp(cfg->accounts[j].suffix, a->suffix) == 0) {
+                loader_error(ld, 0, "suffix", "another account has it");
+                return -1;
+            }
+    }
+    return 0;
+}
+
+/* A [forward] or [route] naming an account: it must exist, and it names
+ * the profile, so the section may not name one too. */
+static int validate_account_ref(struct loader *ld, const char *account,
+                                const char *profile)
+{
+    if (account[0] == '\0')
+        return 0;
+    if (account_find(ld->cfg, account) == NULL) {
+        loader_error(ld, 0, "account", "no [account] section has this name");
+        return -1;
+    }
+    if (profile[0] != '\0') {
+        loader_error(ld, 0, "profile",
+                     "set account or profile, not both (the account names "
+                     "its profile)");
+        return -1;
+    }
+    return 0;
+}
+
 /* Whole-config checks that no single line can make. */
 static int validate(struct loader *ld)
 {
     struct config *cfg = ld->cfg;
+    if (validate_accounts(ld) != 0)
+        return -1;
     for (int i = 0; i < cfg->n_forwards; i++) {
         struct config_forward *f = &cfg->forwards[i];
         const char *missing = f->listen[0] == '\0'   ? "listen"
@@ -496,6 +583,8 @@ static int validate(struct loader *ld)
                          "target = direct needs remote_host");
             return -1;
         }
+        if (validate_account_ref(ld, f->account, f->profile) != 0)
+            return -1;
     }
     for (int i = 0; i < cfg->n_routes; i++) {
         struct config_route *r = &cfg->routes[i];
@@ -507,6 +596,8 @@ static int validate(struct loader *ld)
             loader_error(ld, 0, missing, "required key is missing");
             return -1;
         }
+        if (validate_account_ref(ld, r->account, r->profile) != 0)
+            return -1;
     }
     if ((cfg->socks_user[0] == '\0') != (cfg->socks_password[0] == '\0')) {
         snprintf(ld->section, sizeof(ld->section), "gateway");
@@ -690,7 +781,8 @@ const struct config_forward *config_find_forward(const struct config *cfg,
 static int is_text(const struct directive *d)
 {
     return d->parse == parse_string || d->parse == parse_addr ||
-           d->parse == parse_user || d->parse == parse_region;
+           d->parse == parse_user || d->parse == parse_region ||
+           d->parse == parse_suffix;
 }
 
 static int value_changed(const struct directive *d, const struct config *a,
