@@ -194,3 +194,26 @@ def test_curl_socks5h_with_credentials_and_control_master(world):
         run(["ssh", "-F", "/dev/null"] + SSH_BASE + opts + ["-O", "exit", target])
         opened = re.findall(r"conn \d+: open ", gw.stderr_text())
         assert len(opened) == 2  # curl, then the one master
+
+
+def test_paramiko_recipe(world):
+    """The README's paramiko lines: ssmgate proxy as its ProxyCommand and the
+    daemon's agent through SSH_AUTH_SOCK, in a fresh interpreter."""
+    with gateway(world) as gw:
+        code = (
+            "import os, paramiko\n"
+            "os.environ['SSH_AUTH_SOCK'] = %r\n"
+            "sock = paramiko.ProxyCommand(%r)\n"
+            "c = paramiko.SSHClient()\n"
+            "c.set_missing_host_key_policy(paramiko.AutoAddPolicy())\n"
+            "c.connect('web-1', username=%r, sock=sock, allow_agent=True,\n"
+            "          look_for_keys=False)\n"
+            "print(c.exec_command('echo paramiko')[1].read().decode().strip())\n"
+            "c.close()\n" % (
+                os.path.join(gw.runtime_dir, "agent.sock"),
+                "%s proxy --config %s --runtime-dir %s %s@web-1 22" % (
+                    SSMGATE_BIN, gw.config_path, gw.runtime_dir, world["sshd"].user),
+                world["sshd"].user))
+        r = run(["/usr/bin/python3", "-c", code])
+        assert r.returncode == 0, r.stderr + gw.stderr_text()[-2000:]
+        assert r.stdout.strip() == "paramiko"
