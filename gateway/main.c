@@ -152,17 +152,32 @@ static const struct option longopts[] = {
 _Static_assert(ARRAY_SIZE(option_cmds) + 1 == ARRAY_SIZE(longopts),
                "one option_cmds row per long option, in OPT_ order");
 
+#define N_OPTS ((int)ARRAY_SIZE(option_cmds))
+
 struct args {
     struct config_overrides ov;
-    const char *config_path;
     const char *command;
     const char *pos[8]; /* the command's own words */
     int n_pos;
-    int check_only, named, json, verbose, debug;
-    unsigned given; /* bits of the OPT_ seen, for the per-command check */
+    int check_only;
+    unsigned given;          /* bits of the OPT_ seen, for the check */
+    const char *val[N_OPTS]; /* each option's (last) value; "" = a flag */
     struct cli_aws_opts aws;
-    const char *account;
 };
+
+#define OPT(a, opt) ((a)->val[(opt)-OPT_CONFIG])
+
+/* A word that is not an option: the command, then its arguments. */
+static int add_word(struct args *a, const char *w)
+{
+    if (a->command == NULL)
+        a->command = w;
+    else if (a->n_pos < (int)ARRAY_SIZE(a->pos))
+        a->pos[a->n_pos++] = w;
+    else
+        return -1;
+    return 0;
+}
 
 static long parse_count(const char *opt, const char *v, int *bad)
 {
@@ -175,107 +190,68 @@ static long parse_count(const char *opt, const char *v, int *bad)
     return n;
 }
 
+/* The values that need more than keeping: checked and converted. */
+static int convert(struct args *a)
+{
+    int bad = 0;
+    enum log_level level;
+    const char *v = OPT(a, OPT_LOG_LEVEL);
+    if (v != NULL && log_level_parse(v, &level) != 0) {
+        fprintf(stderr,
+                "ssmgate: --log-level: '%s' is not one of error, warn, info, "
+                "debug\n",
+                v);
+        bad = 1;
+    }
+    a->ov.log_level = v;
+    a->ov.runtime_dir = OPT(a, OPT_RUNTIME_DIR);
+    a->aws.profile = OPT(a, OPT_PROFILE);
+    a->aws.region = OPT(a, OPT_REGION);
+    a->aws.repeat = a->aws.concurrency = 1;
+    if ((v = OPT(a, OPT_REPEAT)) != NULL)
+        a->aws.repeat = parse_count("--repeat", v, &bad);
+    if ((v = OPT(a, OPT_CONCURRENCY)) != NULL)
+        a->aws.concurrency = parse_count("--concurrency", v, &bad);
+    return bad;
+}
+
 /* 0, 1 (stop with status 0: --help, --version) or 2 (usage error). */
 static int parse_args(int argc, char **argv, struct args *a)
 {
-    int opt, bad = 0, help = 0, version = 0;
-    a->aws.repeat = a->aws.concurrency = 1;
+    int opt, bad = 0;
     /* "-": every word in order (opt 1), whatever POSIXLY_CORRECT says. */
     while ((opt = getopt_long(argc, argv, "-t", longopts, NULL)) != -1) {
-        if (opt >= OPT_CONFIG)
-            a->given |= 1u << (opt - OPT_CONFIG);
-        switch (opt) {
-        case 1:
-            if (a->command == NULL)
-                a->command = optarg;
-            else if (a->n_pos < (int)ARRAY_SIZE(a->pos))
-                a->pos[a->n_pos++] = optarg;
-            else
-                bad = 1;
-            break;
-        case 't':
+        if (opt == 1) {
+            bad |= add_word(a, optarg) != 0;
+        } else if (opt == 't') {
             a->check_only = 1;
-            break;
-        case OPT_CONFIG:
-            a->config_path = optarg;
-            break;
-        case OPT_LISTEN:
-            if (a->ov.n_listen >= CONFIG_MAX_LISTEN) {
-                fprintf(stderr, "ssmgate: at most %d --listen\n",
-                        CONFIG_MAX_LISTEN);
-                return 2;
-            }
-            a->ov.listen[a->ov.n_listen++] = optarg;
-            break;
-        case OPT_LOG_LEVEL: {
-            enum log_level level;
-            if (log_level_parse(optarg, &level) != 0) {
-                fprintf(stderr,
-                        "ssmgate: --log-level: '%s' is not one of "
-                        "error, warn, info, debug\n",
-                        optarg);
-                return 2;
-            }
-            a->ov.log_level = optarg;
-            break;
-        }
-        case OPT_RUNTIME_DIR:
-            a->ov.runtime_dir = optarg;
-            break;
-        case OPT_VERSION:
-            version = 1;
-            break;
-        case OPT_HELP:
-            help = 1;
-            break;
-        case OPT_NAMED:
-            a->named = 1;
-            break;
-        case OPT_JSON:
-            a->json = 1;
-            break;
-        case OPT_PROFILE:
-            a->aws.profile = optarg;
-            break;
-        case OPT_REGION:
-            a->aws.region = optarg;
-            break;
-        case OPT_ACCOUNT:
-            a->account = optarg;
-            break;
-        case OPT_REPEAT:
-            a->aws.repeat = parse_count("--repeat", optarg, &bad);
-            break;
-        case OPT_CONCURRENCY:
-            a->aws.concurrency = parse_count("--concurrency", optarg, &bad);
-            break;
-        case OPT_VERBOSE:
-            a->verbose = 1;
-            break;
-        case OPT_DEBUG:
-            a->debug = 1;
-            break;
-        default:
+        } else if (opt < OPT_CONFIG) {
             bad = 1;
+        } else {
+            a->given |= 1u << (opt - OPT_CONFIG);
+            OPT(a, opt) = optarg != NULL ? optarg : "";
         }
+        /* --listen repeats: each one counts. */
+        if (opt == OPT_LISTEN && a->ov.n_listen >= CONFIG_MAX_LISTEN) {
+            fprintf(stderr, "ssmgate: at most %d --listen\n",
+                    CONFIG_MAX_LISTEN);
+            return 2;
+        }
+        if (opt == OPT_LISTEN)
+            a->ov.listen[a->ov.n_listen++] = optarg;
     }
     /* Words after "--" are the command's too. */
-    for (; optind < argc && !bad; optind++) {
-        if (a->command == NULL)
-            a->command = argv[optind];
-        else if (a->n_pos < (int)ARRAY_SIZE(a->pos))
-            a->pos[a->n_pos++] = argv[optind];
-        else
-            bad = 1;
-    }
-    if (help) {
+    for (; optind < argc; optind++)
+        bad |= add_word(a, argv[optind]) != 0;
+    if (OPT(a, OPT_HELP) != NULL) {
         usage(stdout);
         return 1;
     }
-    if (version) {
+    if (OPT(a, OPT_VERSION) != NULL) {
         printf("ssmgate %s\n", SSMGATE_VERSION);
         return 1;
     }
+    bad |= convert(a);
     if (bad) {
         usage(stderr);
         return 2;
@@ -322,11 +298,12 @@ static int run_aws_call(struct args *a, const struct config *cfg)
     o.service = a->pos[0];
     o.action = a->pos[1];
     o.json = a->n_pos > 2 ? a->pos[2] : NULL;
-    if (a->account != NULL) {
-        const struct config_account *acct = account_find(cfg, a->account);
+    const char *account = OPT(a, OPT_ACCOUNT);
+    if (account != NULL) {
+        const struct config_account *acct = config_find_account(cfg, account);
         if (acct == NULL) {
             fprintf(stderr, "ssmgate aws-call: no [account %s] in %s\n",
-                    a->account, cfg->path[0] ? cfg->path : "(defaults)");
+                    account, cfg->path[0] ? cfg->path : "(defaults)");
             return 2;
         }
         if (o.profile == NULL)
@@ -335,7 +312,9 @@ static int run_aws_call(struct args *a, const struct config *cfg)
             o.region = acct->region;
     }
     /* stderr carries the one error line; --verbose / --debug for more. */
-    log_set_level(a->debug ? LOG_DEBUG : a->verbose ? LOG_INFO : LOG_WARN);
+    log_set_level(OPT(a, OPT_DEBUG)     ? LOG_DEBUG
+                  : OPT(a, OPT_VERBOSE) ? LOG_INFO
+                                        : LOG_WARN);
     if (a->ov.log_level != NULL)
         log_set_level(cfg->log_level);
     return cli_aws_call(&o);
@@ -345,15 +324,16 @@ static int run_ssh_config(const struct args *a, const struct config *cfg)
 {
     char self[1024], config_abs[CONFIG_PATH_MAX], rundir_abs[CONFIG_PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    struct sshconfig_opts o = {NULL, NULL, NULL, a->ov.n_listen > 0, a->named};
+    struct sshconfig_opts o = {NULL, NULL, NULL, a->ov.n_listen > 0,
+                               OPT(a, OPT_NAMED) != NULL};
     if (n > 0) {
         self[n] = '\0';
         o.self = self;
     }
     /* The ProxyCommand runs from any directory: absolute paths. */
-    if (a->config_path != NULL)
-        o.config_path =
-            realpath(a->config_path, config_abs) ? config_abs : a->config_path;
+    const char *path = OPT(a, OPT_CONFIG);
+    if (path != NULL)
+        o.config_path = realpath(path, config_abs) ? config_abs : path;
     if (a->ov.runtime_dir != NULL)
         o.runtime_dir = realpath(a->ov.runtime_dir, rundir_abs)
                             ? rundir_abs
@@ -375,7 +355,8 @@ int main(int argc, char **argv)
         return 2;
 
     char err[512];
-    rc = config_load(a.config_path, &a.ov, &cfg, err, sizeof(err));
+    const char *config_path = OPT(&a, OPT_CONFIG);
+    rc = config_load(config_path, &a.ov, &cfg, err, sizeof(err));
     if (rc != 0) {
         fprintf(stderr, "ssmgate: %s\n", err);
         return 1;
@@ -388,14 +369,14 @@ int main(int argc, char **argv)
                cfg->path[0] ? cfg->path : "(defaults)");
         status = 0;
     } else if (cmd == CMD_RUN) {
-        status = daemon_run(cfg, a.config_path, &a.ov);
+        status = daemon_run(cfg, config_path, &a.ov);
     } else if (cmd == CMD_SSH_CONFIG) {
         status = run_ssh_config(&a, cfg);
     } else if (cmd == CMD_PROXY) {
         status = cli_proxy(cfg, a.ov.n_listen == 0, a.n_pos, (char **)a.pos);
     } else if (cmd == CMD_STATUS) {
         char *args[1] = {"--json"};
-        status = cli_status(cfg, a.json ? 1 : 0, args);
+        status = cli_status(cfg, OPT(&a, OPT_JSON) != NULL ? 1 : 0, args);
     } else {
         status = run_aws_call(&a, cfg);
     }

@@ -151,7 +151,7 @@ static int write_forwards(FILE *out, const struct config *cfg,
             return -1;
         }
         const char *colon = strrchr(addr, ':');
-        const struct config_account *a = account_find(cfg, f->account);
+        const struct config_account *a = config_find_account(cfg, f->account);
         fprintf(out, "\n# [forward %s]: ssh %s\n", f->name, f->name);
         fprintf(out, "Host %s\n", f->name);
         fprintf(out, "    HostName %.*s\n", (int)(colon - addr), addr);

@@ -65,12 +65,3 @@ const struct config_account *account_match(const struct config *cfg,
     *rest_len = best != NULL ? len - best_len : len;
     return best;
 }
-
-const struct config_account *account_find(const struct config *cfg,
-                                          const char *name)
-{
-    for (int i = 0; i < cfg->n_accounts; i++)
-        if (strcmp(cfg->accounts[i].name, name) == 0)
-            return &cfg->accounts[i];
-    return NULL;
-}

@@ -28,8 +28,4 @@ const struct config_account *account_match(const struct config *cfg,
                                            const char *host, size_t len,
                                            size_t *rest_len);
 
-/* The [account NAME] section called name, or NULL. */
-const struct config_account *account_find(const struct config *cfg,
-                                          const char *name);
-
 #endif

@@ -310,16 +310,26 @@ _Static_assert(offsetof(struct config_forward, name) == 0, "name first");
 _Static_assert(offsetof(struct config_route, name) == 0, "name first");
 _Static_assert(offsetof(struct config_account, name) == 0, "name first");
 
+/* The element of arr (n of size bytes, each opening with its name) called
+ * name, or NULL. */
+static const void *find_named(const void *arr, int n, size_t size,
+                              const char *name)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp((const char *)arr + (size_t)i * size, name) == 0)
+            return (const char *)arr + (size_t)i * size;
+    return NULL;
+}
+
 /* arr (n elements of size bytes) grown by one zeroed element called name;
  * NULL when out of memory or when name is taken (then with a message). */
 static void *add_named(struct loader *ld, int line, void *arr, int n,
                        size_t size, const char *name, const char *dup_why)
 {
-    for (int i = 0; i < n; i++)
-        if (strcmp((const char *)arr + (size_t)i * size, name) == 0) {
-            loader_error(ld, line, NULL, dup_why);
-            return NULL;
-        }
+    if (find_named(arr, n, size, name) != NULL) {
+        loader_error(ld, line, NULL, dup_why);
+        return NULL;
+    }
     char *p = grow(arr, n, size);
     if (p != NULL)
         strcpy(p + (size_t)n * size, name);
@@ -362,31 +372,26 @@ static int open_section(struct loader *ld, const char *section, int line)
         loader_error(ld, line, NULL, "bad or missing section name");
         return -1;
     }
-    if (ld->sec == SEC_FORWARD) {
-        struct config_forward *f =
-            add_named(ld, line, cfg->forwards, cfg->n_forwards, sizeof(*f),
-                      name, "duplicate forward name");
-        if (f == NULL)
-            return -1;
-        cfg->forwards = f;
-        ld->sec_obj = &cfg->forwards[cfg->n_forwards++];
-    } else if (ld->sec == SEC_ROUTE) {
-        struct config_route *r =
-            add_named(ld, line, cfg->routes, cfg->n_routes, sizeof(*r), name,
-                      "duplicate route name");
-        if (r == NULL)
-            return -1;
-        cfg->routes = r;
-        ld->sec_obj = &cfg->routes[cfg->n_routes++];
-    } else {
-        struct config_account *a =
-            add_named(ld, line, cfg->accounts, cfg->n_accounts, sizeof(*a),
-                      name, "duplicate account name");
-        if (a == NULL)
-            return -1;
-        cfg->accounts = a;
-        ld->sec_obj = &cfg->accounts[cfg->n_accounts++];
-    }
+    /* Each named kind: its array, count and element size. */
+    void *arr[] = {NULL, cfg->forwards, cfg->routes, cfg->accounts};
+    int *count[] = {NULL, &cfg->n_forwards, &cfg->n_routes, &cfg->n_accounts};
+    static const size_t size[] = {0, sizeof(struct config_forward),
+                                  sizeof(struct config_route),
+                                  sizeof(struct config_account)};
+    static const char *const dup[] = {NULL, "duplicate forward name",
+                                      "duplicate route name",
+                                      "duplicate account name"};
+    char *p = add_named(ld, line, arr[ld->sec], *count[ld->sec], size[ld->sec],
+                        name, dup[ld->sec]);
+    if (p == NULL)
+        return -1;
+    if (ld->sec == SEC_FORWARD)
+        cfg->forwards = (struct config_forward *)(void *)p;
+    else if (ld->sec == SEC_ROUTE)
+        cfg->routes = (struct config_route *)(void *)p;
+    else
+        cfg->accounts = (struct config_account *)(void *)p;
+    ld->sec_obj = p + (size_t)(*count[ld->sec])++ * size[ld->sec];
     return 0;
 }
 
@@ -548,7 +553,7 @@ static int validate_account_ref(struct loader *ld, const char *account,
 {
     if (account[0] == '\0')
         return 0;
-    if (account_find(ld->cfg, account) == NULL) {
+    if (config_find_account(ld->cfg, account) == NULL) {
         loader_error(ld, 0, "account", "no [account] section has this name");
         return -1;
     }
@@ -771,10 +776,15 @@ void config_unref(struct config *cfg)
 const struct config_forward *config_find_forward(const struct config *cfg,
                                                  const char *name)
 {
-    for (int i = 0; i < cfg->n_forwards; i++)
-        if (strcmp(cfg->forwards[i].name, name) == 0)
-            return &cfg->forwards[i];
-    return NULL;
+    return find_named(cfg->forwards, cfg->n_forwards, sizeof(*cfg->forwards),
+                      name);
+}
+
+const struct config_account *config_find_account(const struct config *cfg,
+                                                 const char *name)
+{
+    return find_named(cfg->accounts, cfg->n_accounts, sizeof(*cfg->accounts),
+                      name);
 }
 
 /* Text fields compare as strings: bytes after the NUL may differ. */

@@ -132,6 +132,8 @@ int config_load_string(const char *text, size_t len, const char *name,
 
 const struct config_forward *config_find_forward(const struct config *cfg,
                                                  const char *name);
+const struct config_account *config_find_account(const struct config *cfg,
+                                                 const char *name);
 
 /*
  * Who applies a [gateway] key when SIGHUP loads a new config: a column of

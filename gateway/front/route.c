@@ -138,7 +138,7 @@ static int resolve_plain(const struct config *cfg, const char *name,
                  label[0] ? ", " : "", label);
         copy(out->host, sizeof(out->host), name);
         /* The route's own account replaces the suffix's whole. */
-        const struct config_account *a = account_find(cfg, r->account);
+        const struct config_account *a = config_find_account(cfg, r->account);
         if (a != NULL) {
             base_who(cfg, out);
             overlay_account(out, a);
@@ -228,7 +228,7 @@ int route_from_forward(const struct config *cfg,
     snprintf(out->label, sizeof(out->label), "forward %s", fwd->name);
     out->no_reply = 1;
     out->port = fwd->port;
-    overlay_account(out, account_find(cfg, fwd->account));
+    overlay_account(out, config_find_account(cfg, fwd->account));
     overlay(out, fwd->user, fwd->profile, fwd->region);
     if (strcmp(fwd->target, "direct") == 0) {
         if (fwd->remote_host[0] == '\0')

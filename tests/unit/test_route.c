@@ -116,18 +116,6 @@ static const struct rcase acct_cases[] = {
      "eu-west-3", "", 1},
     {"db.internal", 5432, 0, TUNNEL_SSM_REMOTE, "bastion", "db.internal", "ops",
      "dev", "", "route db", 1},
-    /* Unknown suffix: falls through to today's rules (refused here). */
-    {.host = "web-1.qa", .port = 22, .rc = GW_ENO_ROUTE},
-    {.host = "web-1.xprod", .port = 22, .rc = GW_ENO_ROUTE},
-    /* Matches a suffix, nothing or nothing valid before it. */
-    {.host = ".prod", .port = 22, .rc = GW_EINVAL},
-    {.host = "me@.prod", .port = 22, .rc = GW_EINVAL},
-    {.host = "a.b.c.prod", .port = 22, .rc = GW_ENO_ROUTE},
-    {.host = "i-01234567.Europe.prod", .port = 22, .rc = GW_EINVAL},
-    /* The region after the suffix is refused with the right order. */
-    {.host = "web-1.prod.us-west-2", .port = 22, .rc = GW_ENO_ROUTE},
-    {.host = "i-01234567.prod.us-west-2", .port = 22, .rc = GW_EINVAL},
-    {.host = "a@b@web-1.prod", .port = 22, .rc = GW_EINVAL},
 };
 
 static struct config *cfg_of(const char *text)
@@ -182,17 +170,24 @@ static void test_resolve_table(void **state)
     config_unref(c);
 }
 
+/* A [forward] entry as the config would hold it: name, target, port. */
+static void forward_of(struct config_forward *f, const char *name,
+                       const char *target, uint16_t port)
+{
+    memset(f, 0, sizeof(*f));
+    strcpy(f->name, name);
+    strcpy(f->target, target);
+    f->port = port;
+}
+
 static void test_from_forward(void **state)
 {
     struct config *c = cfg_of(conf);
     struct config_forward f;
     struct tunnel_spec s;
 
-    memset(&f, 0, sizeof(f));
-    strcpy(f.name, "pg");
-    strcpy(f.target, "mi-0123456789abcdef0");
+    forward_of(&f, "pg", "mi-0123456789abcdef0", 5432);
     strcpy(f.remote_host, "db.internal");
-    f.port = 5432;
     strcpy(f.profile, "prod");
     strcpy(f.region, "us-east-2");
     assert_int_equal(route_from_forward(c, &f, &s), 0);
@@ -206,11 +201,8 @@ static void test_from_forward(void **state)
     assert_string_equal(s.label, "forward pg");
 
     /* The configured ssh_port makes an SSH tunnel with the key push. */
-    memset(&f, 0, sizeof(f));
-    strcpy(f.name, "box");
-    strcpy(f.target, "bastion-1");
+    forward_of(&f, "box", "bastion-1", 2022);
     strcpy(f.user, "admin");
-    f.port = 2022;
     assert_int_equal(route_from_forward(c, &f, &s), 0);
     assert_int_equal(s.kind, TUNNEL_SSM_SSH);
     assert_true(s.target_is_name);
@@ -221,10 +213,7 @@ static void test_from_forward(void **state)
     assert_int_equal(s.kind, TUNNEL_SSM_PORT);
 
     /* direct needs a remote_host (config validation says so too). */
-    memset(&f, 0, sizeof(f));
-    strcpy(f.name, "x");
-    strcpy(f.target, "direct");
-    f.port = 7;
+    forward_of(&f, "x", "direct", 7);
     assert_int_equal(route_from_forward(c, &f, &s), GW_EINVAL);
     strcpy(f.remote_host, "127.0.0.1");
     assert_int_equal(route_from_forward(c, &f, &s), 0);
@@ -238,33 +227,39 @@ static void test_accounts(void **state)
 {
     struct config *c = cfg_of(acct_conf);
     check_cases(c, acct_cases, ARRAY_SIZE(acct_cases));
-    /* The reasons say what is wrong, for the SOCKS reply and the log. */
+    /* Refused, with a reason that says what is wrong (the SOCKS reply and
+     * the log line carry it). An unknown suffix falls through to today's
+     * rules; a known one needs a valid name before it, and comes last. */
     static const struct {
-        const char *host, *reason;
-    } why[] = {
-        {".prod", "nothing before the account suffix"},
-        {"a.b.c.prod", "before the account suffix"},
-        {"web-1.prod.us-west-2", "NAME.REGION.SUFFIX"},
-        {"i-01234567.prod.us-west-2", "NAME.REGION.SUFFIX"},
-        {"i-01234567.Europe.prod", "bad region after the instance id"},
-        {"web-1.qa", "no [route] matches"},
+        const char *host;
+        int rc;
+        const char *reason;
+    } refused[] = {
+        {"web-1.qa", GW_ENO_ROUTE, "no [route] matches"},
+        {"web-1.xprod", GW_ENO_ROUTE, "no [route] matches"},
+        {".prod", GW_EINVAL, "nothing before the account suffix"},
+        {"me@.prod", GW_EINVAL, "nothing before the account suffix"},
+        {"a.b.c.prod", GW_ENO_ROUTE, "match before the account suffix"},
+        {"i-01234567.Europe.prod", GW_EINVAL, "bad region after the instance"},
+        {"web-1.prod.us-west-2", GW_ENO_ROUTE, "NAME.REGION.SUFFIX"},
+        {"i-01234567.prod.us-west-2", GW_EINVAL, "NAME.REGION.SUFFIX"},
+        {"a@b@web-1.prod", GW_EINVAL, "more than one '@'"},
     };
-    for (size_t i = 0; i < ARRAY_SIZE(why); i++) {
+    for (size_t i = 0; i < ARRAY_SIZE(refused); i++) {
         struct tunnel_spec s;
         const char *reason = NULL;
-        route_resolve(c, why[i].host, 22, &s, &reason);
-        if (reason == NULL || strstr(reason, why[i].reason) == NULL)
-            fail_msg("%s: reason '%s', want '%s'", why[i].host,
-                     reason ? reason : "(none)", why[i].reason);
+        int rc = route_resolve(c, refused[i].host, 22, &s, &reason);
+        if (rc != refused[i].rc || reason == NULL ||
+            strstr(reason, refused[i].reason) == NULL)
+            fail_msg("%s: rc %d reason '%s', want %d '%s'", refused[i].host, rc,
+                     reason ? reason : "(none)", refused[i].rc,
+                     refused[i].reason);
     }
     /* A [forward] may name an account too. */
     struct config_forward f;
     struct tunnel_spec s;
-    memset(&f, 0, sizeof(f));
-    strcpy(f.name, "ide");
-    strcpy(f.target, "web-1");
+    forward_of(&f, "ide", "web-1", 22);
     strcpy(f.account, "prod");
-    f.port = 22;
     assert_int_equal(route_from_forward(c, &f, &s), 0);
     assert_string_equal(s.profile, "prod-p");
     assert_string_equal(s.region, "eu-west-1");
