@@ -324,7 +324,8 @@ static int run_ssh_config(const struct args *a, const struct config *cfg)
 {
     char self[1024], config_abs[CONFIG_PATH_MAX], rundir_abs[CONFIG_PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    struct sshconfig_opts o = {NULL, NULL, NULL, a->ov.n_listen > 0,
+    struct sshconfig_opts o = {NULL, NULL, NULL,
+                               a->ov.n_listen > 0 ? a->ov.listen[0] : NULL,
                                OPT(a, OPT_NAMED) != NULL};
     if (n > 0) {
         self[n] = '\0';

@@ -16,9 +16,10 @@ struct sshconfig_opts {
      * nc lines only), and the options to repeat in it so the proxy reads
      * the same config and runtime directory (NULL: not given). */
     const char *self, *config_path, *runtime_dir;
-    /* --listen on this command line says where the daemon listens:
-     * the daemon is not asked (endpoint.h). */
-    int listen_given;
+    /* --listen on this command line (NULL: not given) says where the
+     * daemon listens: the daemon is not asked (endpoint.h), and the
+     * ProxyCommand repeats it. */
+    const char *listen;
     /* Host blocks for each [forward] that carries ssh. */
     int named;
 };

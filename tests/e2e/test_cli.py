@@ -142,6 +142,14 @@ def test_proxy_and_ssh_config_with_socks_user(world):
         r = ssh(path, WEB, "echo", "authed")
         assert r.returncode == 0, r.stderr + gw.stderr_text()[-2000:]
         assert r.stdout.strip() == "authed"
+        # A fixed port (given here with --listen): still no nc, for the password.
+        listen = "%s:%d" % gw.socks
+        r = run([SSMGATE_BIN, "ssh-config", "--listen", listen, "--config", cfg,
+                 "--runtime-dir", rdir])
+        assert r.returncode == 0, r.stderr
+        assert "nc -X" not in r.stdout and "--listen %s proxy" % listen in r.stdout
+        r = ssh(write(world, "auth_listen_ssh_config", r.stdout), WEB, "echo", "fixed")
+        assert r.returncode == 0 and r.stdout.strip() == "fixed", r.stderr
         # The credentials are the config's: a wrong password is the daemon's 407.
         bad = write(world, "bad.ini", open(cfg).read().replace("s3cret", "wrong"))
         r = run([SSMGATE_BIN, "proxy", WEB, "22", "--config", bad, "--runtime-dir", rdir],
