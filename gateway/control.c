@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -232,6 +233,12 @@ static char *control_request(const char *path, const char *line)
         return NULL;
     }
     memcpy(sa.sun_path, path, strlen(path) + 1);
+    /* A wedged daemon must not hang `ssmgate proxy` (ssh's ProxyCommand)
+     * forever: the daemon answers at once or drops a client after
+     * CONTROL_TIMEOUT_MS itself. */
+    struct timeval tv = {CONTROL_TIMEOUT_MS / 1000, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
         write(fd, line, strlen(line)) != (ssize_t)strlen(line)) {
         close(fd);

@@ -70,6 +70,10 @@ static void write_ssmgate_proxy(FILE *out, const struct proxy_line *p)
         write_word(out, "--runtime-dir");
         write_word(out, p->o->runtime_dir);
     }
+    if (p->o->listen != NULL) {
+        write_word(out, "--listen");
+        write_word(out, p->o->listen);
+    }
     fputs(" proxy %r@%h %p\n", out);
 }
 
@@ -145,8 +149,8 @@ static int write_forwards(FILE *out, const struct config *cfg,
                     f->name, f->port);
             continue;
         }
-        if (endpoint_resolve(cfg, f->name, !o->listen_given, addr, sizeof(addr),
-                             err, sizeof(err), NULL) != 0) {
+        if (endpoint_resolve(cfg, f->name, o->listen == NULL, addr,
+                             sizeof(addr), err, sizeof(err), NULL) != 0) {
             fprintf(stderr, "ssmgate ssh-config: %s\n", err);
             return -1;
         }
@@ -174,9 +178,9 @@ int sshconfig_write(FILE *out, const struct config *cfg,
     struct proxy_line p = {o, "", 0};
     char err[CONFIG_PATH_MAX + 256];
     int from_daemon = 0;
-    int port0 = !o->listen_given && cfg->n_listen > 0 &&
+    int port0 = o->listen == NULL && cfg->n_listen > 0 &&
                 endpoint_port(cfg->listen[0]) == 0;
-    if (endpoint_resolve(cfg, NULL, !o->listen_given, p.socks, sizeof(p.socks),
+    if (endpoint_resolve(cfg, NULL, o->listen == NULL, p.socks, sizeof(p.socks),
                          err, sizeof(err), &from_daemon) != 0) {
         if (o->self == NULL) {
             fprintf(stderr, "ssmgate ssh-config: %s\n", err);
