@@ -208,58 +208,20 @@ static void start_one(struct cli_run *run)
     }
 }
 
-static int usage(void)
-{
-    fprintf(stderr, "usage: ssmgate aws-call SERVICE ACTION [JSON] "
-                    "[--profile P] [--region R] [--repeat N] "
-                    "[--concurrency C] [--verbose] [--debug]\n");
-    return 2;
-}
-
-int cli_aws_call(int argc, char **argv)
+int cli_aws_call(const struct cli_aws_opts *o)
 {
     struct cli_run run;
-    const char *json_text = "{}";
-    int pos = 0;
     uv_loop_t loop;
     json_error_t jerr;
 
     memset(&run, 0, sizeof(run));
-    /* stderr carries the one error line; --verbose / --debug for more. */
-    log_set_level(LOG_WARN);
-    run.repeat = 1;
-    run.concurrency = 1;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--profile") == 0 && i + 1 < argc) {
-            run.profile = argv[++i];
-        } else if (strcmp(argv[i], "--region") == 0 && i + 1 < argc) {
-            run.region = argv[++i];
-        } else if (strcmp(argv[i], "--repeat") == 0 && i + 1 < argc) {
-            run.repeat = atol(argv[++i]);
-        } else if (strcmp(argv[i], "--concurrency") == 0 && i + 1 < argc) {
-            run.concurrency = atol(argv[++i]);
-        } else if (strcmp(argv[i], "--debug") == 0) {
-            log_set_level(LOG_DEBUG);
-        } else if (strcmp(argv[i], "--verbose") == 0) {
-            log_set_level(LOG_INFO);
-        } else if (argv[i][0] == '-' && argv[i][1] == '-') {
-            return usage();
-        } else if (pos == 0) {
-            run.service = argv[i];
-            pos++;
-        } else if (pos == 1) {
-            run.action = argv[i];
-            pos++;
-        } else if (pos == 2) {
-            json_text = argv[i];
-            pos++;
-        } else {
-            return usage();
-        }
-    }
-    if (pos < 2 || run.repeat < 1 || run.repeat > 1000000 ||
-        run.concurrency < 1)
-        return usage();
+    run.service = o->service;
+    run.action = o->action;
+    run.profile = o->profile;
+    run.region = o->region;
+    run.repeat = o->repeat;
+    run.concurrency = o->concurrency;
+    const char *json_text = o->json != NULL ? o->json : "{}";
     run.input = json_loads(json_text, 0, &jerr);
     if (!json_is_object(run.input)) {
         fprintf(stderr, "aws-call: input must be a JSON object: %s\n",

@@ -6,7 +6,15 @@
 #ifndef SSMGATE_CLI_AWS_H
 #define SSMGATE_CLI_AWS_H
 
-/* argv[0] is "aws-call". Returns the process exit code. */
-int cli_aws_call(int argc, char **argv);
+/* What main.c parsed from the command line. */
+struct cli_aws_opts {
+    const char *service, *action, *json; /* json NULL = "{}" */
+    const char *profile, *region;        /* NULL = the default chain's */
+    long repeat, concurrency;            /* >= 1 */
+};
+
+/* One call (or repeat of them); the log level is the caller's. Returns the
+ * process exit code. */
+int cli_aws_call(const struct cli_aws_opts *o);
 
 #endif

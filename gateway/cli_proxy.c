@@ -18,6 +18,7 @@
 
 #include "common.h"
 #include "config.h"
+#include "endpoint.h"
 #include "secret.h"
 
 static int dial(const char *addr)
@@ -33,10 +34,6 @@ static int dial(const char *addr)
         h++;
         h[strcspn(h, "]")] = '\0';
     }
-    if (strcmp(h, "0.0.0.0") == 0)
-        h = "127.0.0.1";
-    else if (strcmp(h, "::") == 0)
-        h = "::1";
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res, *ai;
     if (getaddrinfo(h, colon + 1, &hints, &res) != 0)
         return -1;
@@ -213,7 +210,7 @@ static int splice_stdio(int fd)
     return 0;
 }
 
-int cli_proxy(const struct config *cfg, int argc, char **argv)
+int cli_proxy(const struct config *cfg, int ask_daemon, int argc, char **argv)
 {
     if (argc != 2) {
         fprintf(stderr, "usage: ssmgate proxy HOST PORT\n");
@@ -225,7 +222,12 @@ int cli_proxy(const struct config *cfg, int argc, char **argv)
         fprintf(stderr, "ssmgate proxy: bad port '%s'\n", argv[1]);
         return 2;
     }
-    const char *listen = cfg->n_listen > 0 ? cfg->listen[0] : "127.0.0.1:1080";
+    char listen[ENDPOINT_MAX], err[CONFIG_PATH_MAX + 256];
+    if (endpoint_resolve(cfg, NULL, ask_daemon, listen, sizeof(listen), err,
+                         sizeof(err), NULL) != 0) {
+        fprintf(stderr, "ssmgate proxy: %s\n", err);
+        return 1;
+    }
     int fd = dial(listen);
     if (fd < 0) {
         fprintf(stderr,

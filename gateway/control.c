@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -24,11 +25,18 @@
 
 #define CONTROL_LINE_MAX   256
 #define CONTROL_TIMEOUT_MS 5000
+#define CONTROL_CMDS_MAX   8
 
 struct control {
     uv_pipe_t listener;
     control_list_fn *list;
     void *arg;
+    struct control_cmd {
+        const char *name;
+        control_answer_fn *fn;
+        void *arg;
+    } cmds[CONTROL_CMDS_MAX];
+    int n_cmds;
     struct list clients; /* struct control_client, for control_stop */
     int closing;
 };
@@ -77,8 +85,14 @@ static void client_write_done(uv_write_t *req, int status)
 
 static void client_answer(struct control_client *cl)
 {
-    json_t *doc;
-    if (strcmp(cl->line, "status") == 0) {
+    json_t *doc = NULL;
+    const struct control *c = cl->owner;
+    int i = 0;
+    while (i < c->n_cmds && strcmp(cl->line, c->cmds[i].name) != 0)
+        i++;
+    if (i < c->n_cmds) {
+        doc = c->cmds[i].fn(c->cmds[i].arg);
+    } else if (strcmp(cl->line, "status") == 0) {
         json_t *tunnels = json_array();
         cl->owner->list(cl->owner->arg, tunnels);
         doc = json_pack("{s:o}", "tunnels", tunnels);
@@ -183,6 +197,15 @@ int control_start(uv_loop_t *loop, const char *path, control_list_fn *list,
     return 0;
 }
 
+int control_add(struct control *c, const char *name, control_answer_fn *fn,
+                void *arg)
+{
+    if (c->n_cmds >= CONTROL_CMDS_MAX)
+        return GW_ELIMIT;
+    c->cmds[c->n_cmds++] = (struct control_cmd){name, fn, arg};
+    return 0;
+}
+
 static void control_close_done(uv_handle_t *h)
 {
     free(CONTAINER_OF(h, struct control, listener));
@@ -210,6 +233,12 @@ static char *control_request(const char *path, const char *line)
         return NULL;
     }
     memcpy(sa.sun_path, path, strlen(path) + 1);
+    /* A wedged daemon must not hang `ssmgate proxy` (ssh's ProxyCommand)
+     * forever: the daemon answers at once or drops a client after
+     * CONTROL_TIMEOUT_MS itself. */
+    struct timeval tv = {CONTROL_TIMEOUT_MS / 1000, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
         write(fd, line, strlen(line)) != (ssize_t)strlen(line)) {
         close(fd);
@@ -240,6 +269,24 @@ static char *control_request(const char *path, const char *line)
     if (out != NULL)
         out[len] = '\0';
     return out;
+}
+
+json_t *control_query(const char *runtime_dir, const char *command)
+{
+    char path[CONFIG_PATH_MAX + 32], line[CONTROL_LINE_MAX];
+    snprintf(path, sizeof(path), "%s/%s", runtime_dir, RUNDIR_CONTROL_SOCK);
+    snprintf(line, sizeof(line), "%s\n", command);
+    char *answer = control_request(path, line);
+    if (answer == NULL)
+        return NULL;
+    json_error_t jerr;
+    json_t *doc = json_loads(answer, 0, &jerr);
+    free(answer);
+    if (doc != NULL && !json_is_object(doc)) {
+        json_decref(doc);
+        doc = NULL;
+    }
+    return doc;
 }
 
 static void print_table(json_t *tunnels)

@@ -327,6 +327,27 @@ static void daemon_list(void *arg, json_t *tunnels)
     server_foreach_tunnel(d->server, daemon_tunnel_json, tunnels);
 }
 
+/* ---- `ssmgate proxy` and `ssh-config` ask where a port 0 went ---- */
+
+static void daemon_listener_json(const struct server_listener_info *l,
+                                 void *arg)
+{
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "kind", l->kind, "name",
+                          l->name, "listen", l->listen, "address", l->bound);
+    if (o != NULL)
+        json_array_append_new(arg, o);
+}
+
+/* control_answer_fn: {"listeners": [...]}. */
+static json_t *daemon_listeners(void *arg)
+{
+    struct daemon *d = arg;
+    json_t *list = json_array();
+    if (list != NULL)
+        server_foreach_listener(d->server, daemon_listener_json, list);
+    return list != NULL ? json_pack("{s:o}", "listeners", list) : NULL;
+}
+
 /* ---- run ---- */
 
 static int daemon_start(struct daemon *d)
@@ -363,6 +384,8 @@ static int daemon_start(struct daemon *d)
         rc = server_new(d->loop, d->cfg, &d->server);
     if (rc == 0)
         rc = control_start(d->loop, path, daemon_list, d, &d->control);
+    if (rc == 0)
+        rc = control_add(d->control, "listeners", daemon_listeners, d);
     if (rc != 0) {
         fprintf(stderr, "ssmgate: control socket %s: %s\n", path,
                 gw_strerror(rc));

@@ -17,11 +17,12 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "account.h"
 #include "common.h"
 #include "secret.h"
 #include "target.h"
 
-enum section_kind { SEC_GATEWAY, SEC_FORWARD, SEC_ROUTE };
+enum section_kind { SEC_GATEWAY, SEC_FORWARD, SEC_ROUTE, SEC_ACCOUNT };
 
 struct directive;
 typedef int parse_fn(const struct directive *d, const char *value, void *dst,
@@ -151,6 +152,14 @@ static int parse_region(const struct directive *d, const char *v, void *dst,
     return parse_string(d, v, dst, why);
 }
 
+static int parse_suffix(const struct directive *d, const char *v, void *dst,
+                        const char **why)
+{
+    if (!account_suffix_valid(v, why))
+        return -1;
+    return parse_string(d, v, dst, why);
+}
+
 /* listen = A, B (and repeated lines) append to the list. */
 static int parse_listen_list(const struct directive *d, const char *v,
                              void *dst, const char **why)
@@ -201,6 +210,9 @@ static int parse_listen_list(const struct directive *d, const char *v,
 #define R(key, fn, field)                                                      \
     DIRECTIVE(SEC_ROUTE, struct config_route, key, fn, field, 0, 0, NULL,      \
               CONFIG_APPLY_SERVER)
+#define A(key, fn, field)                                                      \
+    DIRECTIVE(SEC_ACCOUNT, struct config_account, key, fn, field, 0, 0, NULL,  \
+              CONFIG_APPLY_SERVER)
 
 /* Who a [forward] or [route] tunnel runs as: the same three keys in both,
  * written out once. */
@@ -245,9 +257,13 @@ static const struct directive directives[] = {
     F("port", parse_port, port),
     F("remote_host", parse_string, remote_host),
     WHO(F),
+    F("account", parse_string, account),
     R("match", parse_string, match),
     R("via", parse_string, via),
     WHO(R),
+    R("account", parse_string, account),
+    A("suffix", parse_suffix, suffix),
+    WHO(A),
 };
 
 struct loader {
@@ -289,20 +305,31 @@ static void *grow(void *arr, int n, size_t size)
     return p;
 }
 
-/* [forward] and [route] entries both open with their name. */
+/* [forward], [route] and [account] entries all open with their name. */
 _Static_assert(offsetof(struct config_forward, name) == 0, "name first");
 _Static_assert(offsetof(struct config_route, name) == 0, "name first");
+_Static_assert(offsetof(struct config_account, name) == 0, "name first");
+
+/* The element of arr (n of size bytes, each opening with its name) called
+ * name, or NULL. */
+static const void *find_named(const void *arr, int n, size_t size,
+                              const char *name)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp((const char *)arr + (size_t)i * size, name) == 0)
+            return (const char *)arr + (size_t)i * size;
+    return NULL;
+}
 
 /* arr (n elements of size bytes) grown by one zeroed element called name;
  * NULL when out of memory or when name is taken (then with a message). */
 static void *add_named(struct loader *ld, int line, void *arr, int n,
                        size_t size, const char *name, const char *dup_why)
 {
-    for (int i = 0; i < n; i++)
-        if (strcmp((const char *)arr + (size_t)i * size, name) == 0) {
-            loader_error(ld, line, NULL, dup_why);
-            return NULL;
-        }
+    if (find_named(arr, n, size, name) != NULL) {
+        loader_error(ld, line, NULL, dup_why);
+        return NULL;
+    }
     char *p = grow(arr, n, size);
     if (p != NULL)
         strcpy(p + (size_t)n * size, name);
@@ -328,10 +355,14 @@ static int open_section(struct loader *ld, const char *section, int line)
                (section[5] == ' ' || section[5] == '\0')) {
         ld->sec = SEC_ROUTE;
         name = section + 5;
+    } else if (strncmp(section, "account", 7) == 0 &&
+               (section[7] == ' ' || section[7] == '\0')) {
+        ld->sec = SEC_ACCOUNT;
+        name = section + 7;
     } else {
         loader_error(ld, line, NULL,
-                     "unknown section (expected gateway, forward NAME or "
-                     "route NAME)");
+                     "unknown section (expected gateway, forward NAME, "
+                     "route NAME or account NAME)");
         return -1;
     }
     while (*name == ' ')
@@ -341,23 +372,26 @@ static int open_section(struct loader *ld, const char *section, int line)
         loader_error(ld, line, NULL, "bad or missing section name");
         return -1;
     }
-    if (ld->sec == SEC_FORWARD) {
-        struct config_forward *f =
-            add_named(ld, line, cfg->forwards, cfg->n_forwards, sizeof(*f),
-                      name, "duplicate forward name");
-        if (f == NULL)
-            return -1;
-        cfg->forwards = f;
-        ld->sec_obj = &cfg->forwards[cfg->n_forwards++];
-    } else {
-        struct config_route *r =
-            add_named(ld, line, cfg->routes, cfg->n_routes, sizeof(*r), name,
-                      "duplicate route name");
-        if (r == NULL)
-            return -1;
-        cfg->routes = r;
-        ld->sec_obj = &cfg->routes[cfg->n_routes++];
-    }
+    /* Each named kind: its array, count and element size. */
+    void *arr[] = {NULL, cfg->forwards, cfg->routes, cfg->accounts};
+    int *count[] = {NULL, &cfg->n_forwards, &cfg->n_routes, &cfg->n_accounts};
+    static const size_t size[] = {0, sizeof(struct config_forward),
+                                  sizeof(struct config_route),
+                                  sizeof(struct config_account)};
+    static const char *const dup[] = {NULL, "duplicate forward name",
+                                      "duplicate route name",
+                                      "duplicate account name"};
+    char *p = add_named(ld, line, arr[ld->sec], *count[ld->sec], size[ld->sec],
+                        name, dup[ld->sec]);
+    if (p == NULL)
+        return -1;
+    if (ld->sec == SEC_FORWARD)
+        cfg->forwards = (struct config_forward *)(void *)p;
+    else if (ld->sec == SEC_ROUTE)
+        cfg->routes = (struct config_route *)(void *)p;
+    else
+        cfg->accounts = (struct config_account *)(void *)p;
+    ld->sec_obj = p + (size_t)(*count[ld->sec])++ * size[ld->sec];
     return 0;
 }
 
@@ -450,6 +484,7 @@ static void config_free(struct config *cfg)
         return;
     free(cfg->forwards);
     free(cfg->routes);
+    free(cfg->accounts);
     /* The SOCKS password is a secret. */
     secret_wipe(cfg->socks_password, sizeof(cfg->socks_password));
     free(cfg);
@@ -476,10 +511,67 @@ static void default_runtime_dir(char *out, size_t len)
         snprintf(out, len, "/tmp/ssmgate-%u", (unsigned)getuid());
 }
 
+/* An [account]'s profile is required; its suffix defaults to ".NAME" and
+ * no two suffixes may be the same host-name ending. */
+static int validate_accounts(struct loader *ld)
+{
+    struct config *cfg = ld->cfg;
+    for (int i = 0; i < cfg->n_accounts; i++) {
+        struct config_account *a = &cfg->accounts[i];
+        const char *why = NULL;
+        snprintf(ld->section, sizeof(ld->section), "account %s", a->name);
+        if (a->profile[0] == '\0') {
+            loader_error(ld, 0, "profile", "required key is missing");
+            return -1;
+        }
+        if (a->suffix[0] == '\0') {
+            size_t n = strlen(a->name);
+            a->suffix[0] = '.';
+            memcpy(a->suffix + 1, a->name,
+                   n < sizeof(a->suffix) - 2 ? n + 1 : 0);
+            if (n >= sizeof(a->suffix) - 2 ||
+                !account_suffix_valid(a->suffix, &why)) {
+                loader_error(ld, 0, "suffix",
+                             "the name does not make a host-name suffix; set "
+                             "suffix = .LABEL");
+                return -1;
+            }
+        }
+        for (int j = 0; j < i; j++)
+            if (strcasecmp(cfg->accounts[j].suffix, a->suffix) == 0) {
+                loader_error(ld, 0, "suffix", "another account has it");
+                return -1;
+            }
+    }
+    return 0;
+}
+
+/* A [forward] or [route] naming an account: it must exist, and it names
+ * the profile, so the section may not name one too. */
+static int validate_account_ref(struct loader *ld, const char *account,
+                                const char *profile)
+{
+    if (account[0] == '\0')
+        return 0;
+    if (config_find_account(ld->cfg, account) == NULL) {
+        loader_error(ld, 0, "account", "no [account] section has this name");
+        return -1;
+    }
+    if (profile[0] != '\0') {
+        loader_error(ld, 0, "profile",
+                     "set account or profile, not both (the account names "
+                     "its profile)");
+        return -1;
+    }
+    return 0;
+}
+
 /* Whole-config checks that no single line can make. */
 static int validate(struct loader *ld)
 {
     struct config *cfg = ld->cfg;
+    if (validate_accounts(ld) != 0)
+        return -1;
     for (int i = 0; i < cfg->n_forwards; i++) {
         struct config_forward *f = &cfg->forwards[i];
         const char *missing = f->listen[0] == '\0'   ? "listen"
@@ -496,6 +588,8 @@ static int validate(struct loader *ld)
                          "target = direct needs remote_host");
             return -1;
         }
+        if (validate_account_ref(ld, f->account, f->profile) != 0)
+            return -1;
     }
     for (int i = 0; i < cfg->n_routes; i++) {
         struct config_route *r = &cfg->routes[i];
@@ -507,6 +601,8 @@ static int validate(struct loader *ld)
             loader_error(ld, 0, missing, "required key is missing");
             return -1;
         }
+        if (validate_account_ref(ld, r->account, r->profile) != 0)
+            return -1;
     }
     if ((cfg->socks_user[0] == '\0') != (cfg->socks_password[0] == '\0')) {
         snprintf(ld->section, sizeof(ld->section), "gateway");
@@ -680,17 +776,23 @@ void config_unref(struct config *cfg)
 const struct config_forward *config_find_forward(const struct config *cfg,
                                                  const char *name)
 {
-    for (int i = 0; i < cfg->n_forwards; i++)
-        if (strcmp(cfg->forwards[i].name, name) == 0)
-            return &cfg->forwards[i];
-    return NULL;
+    return find_named(cfg->forwards, cfg->n_forwards, sizeof(*cfg->forwards),
+                      name);
+}
+
+const struct config_account *config_find_account(const struct config *cfg,
+                                                 const char *name)
+{
+    return find_named(cfg->accounts, cfg->n_accounts, sizeof(*cfg->accounts),
+                      name);
 }
 
 /* Text fields compare as strings: bytes after the NUL may differ. */
 static int is_text(const struct directive *d)
 {
     return d->parse == parse_string || d->parse == parse_addr ||
-           d->parse == parse_user || d->parse == parse_region;
+           d->parse == parse_user || d->parse == parse_region ||
+           d->parse == parse_suffix;
 }
 
 static int value_changed(const struct directive *d, const struct config *a,

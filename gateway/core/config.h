@@ -33,6 +33,7 @@ struct config_forward {
     char user[CONFIG_NAME_MAX];
     char profile[CONFIG_NAME_MAX];
     char region[CONFIG_NAME_MAX];
+    char account[CONFIG_NAME_MAX]; /* an [account] name: its profile etc. */
 };
 
 /* One [route NAME] section: SOCKS hostnames matching a glob go via. */
@@ -43,6 +44,20 @@ struct config_route {
     char user[CONFIG_NAME_MAX];
     char profile[CONFIG_NAME_MAX];
     char region[CONFIG_NAME_MAX];
+    char account[CONFIG_NAME_MAX]; /* an [account] name for via */
+};
+
+/*
+ * One [account NAME] section: host names ending in suffix (".NAME" by
+ * default) are resolved with this profile and region, the suffix taken
+ * off (core/account.h has the grammar and the matching).
+ */
+struct config_account {
+    char name[CONFIG_NAME_MAX];
+    char suffix[CONFIG_NAME_MAX];  /* ".prod", ".eu.prod"; starts with '.' */
+    char user[CONFIG_NAME_MAX];    /* "" = default_user */
+    char profile[CONFIG_NAME_MAX]; /* required */
+    char region[CONFIG_NAME_MAX];  /* "" = the profile's */
 };
 
 struct config {
@@ -83,6 +98,8 @@ struct config {
     int n_forwards;
     struct config_route *routes;
     int n_routes;
+    struct config_account *accounts; /* in file order */
+    int n_accounts;
 };
 
 /* Command-line flags, applied on top of the file. NULL/0 = not given. */
@@ -115,6 +132,8 @@ int config_load_string(const char *text, size_t len, const char *name,
 
 const struct config_forward *config_find_forward(const struct config *cfg,
                                                  const char *name);
+const struct config_account *config_find_account(const struct config *cfg,
+                                                 const char *name);
 
 /*
  * Who applies a [gateway] key when SIGHUP loads a new config: a column of
@@ -139,8 +158,8 @@ typedef void config_change_fn(const char *key, enum config_apply apply,
 /*
  * Compares the [gateway] keys of old and fresh: calls fn (may be NULL)
  * once per key whose value differs, in table order, and returns the OR of
- * their CONFIG_APPLY_BIT()s. [forward] and [route] sections are not
- * compared: server_reload takes them whole.
+ * their CONFIG_APPLY_BIT()s. [forward], [route] and [account] sections
+ * are not compared: server_reload takes them whole.
  */
 unsigned config_diff(const struct config *old, const struct config *fresh,
                      config_change_fn *fn, void *arg);

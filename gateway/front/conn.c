@@ -195,14 +195,20 @@ static void conn_on_open(void *arg, int status, const char *reason)
         return;
     }
     c->opened_ms = now_ms(c);
-    log_info("conn %llu: open %s -> %s%s%s:%u (%s%s%s)",
+    /* With several accounts, which one (profile, region) is worth a word. */
+    int ssm = c->spec.kind != TUNNEL_DIRECT;
+    log_info("conn %llu: open %s -> %s%s%s:%u (%s%s%s%s%s%s%s)",
              (unsigned long long)c->id, c->peer,
              c->spec.user[0] ? c->spec.user : "", c->spec.user[0] ? "@" : "",
              c->spec.target[0] ? c->spec.target : c->spec.host, c->spec.port,
              tunnel_document(c->spec.kind) ? tunnel_document(c->spec.kind)
                                            : "direct",
              c->spec.kind == TUNNEL_SSM_REMOTE ? " to " : "",
-             c->spec.kind == TUNNEL_SSM_REMOTE ? c->spec.host : "");
+             c->spec.kind == TUNNEL_SSM_REMOTE ? c->spec.host : "",
+             ssm && c->spec.profile[0] ? ", profile " : "",
+             ssm ? c->spec.profile : "",
+             ssm && c->spec.region[0] ? ", region " : "",
+             ssm ? c->spec.region : "");
     conn_reply_ok(c);
     conn_set_state(c, CONN_PUMP);
     /* Bytes the client sent after its request go first. */

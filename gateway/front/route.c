@@ -1,9 +1,11 @@
 /*
  * route.c - what a requested host:port means.
  *
- * Order: an instance id (with optional user@ and .region); else the first
- * [route] whose glob matches; else a single-label name that can be an EC2
- * Name tag; else refused. Nothing unmatched ever goes to the internet.
+ * First the [account] whose suffix ends the name (the longest), which
+ * sets profile, region and user and is taken off. Then, on what is left:
+ * an instance id (with optional .region); else the first [route] whose
+ * glob matches; else a single label, optionally with .region, that can be
+ * an EC2 Name tag; else refused. Nothing unmatched goes to the internet.
  */
 #include "route.h"
 
@@ -12,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "account.h"
 #include "common.h"
 #include "config.h"
 #include "target.h"
@@ -46,12 +49,18 @@ static int is_name_label(const char *s)
     return strcasecmp(s, "localhost") != 0;
 }
 
-static void base_spec(const struct config *cfg, struct tunnel_spec *out)
+/* Who a tunnel runs as when nothing names an account: [gateway]'s. */
+static void base_who(const struct config *cfg, struct tunnel_spec *out)
 {
-    memset(out, 0, sizeof(*out));
     copy(out->user, sizeof(out->user), cfg->default_user);
     copy(out->profile, sizeof(out->profile), cfg->profile);
     copy(out->region, sizeof(out->region), cfg->region);
+}
+
+static void base_spec(const struct config *cfg, struct tunnel_spec *out)
+{
+    memset(out, 0, sizeof(*out));
+    base_who(cfg, out);
 }
 
 /* A [route] or [forward] entry's own user (NULL = keep), profile and
@@ -72,49 +81,69 @@ static enum tunnel_kind kind_for_port(const struct config *cfg, uint16_t port)
     return port == cfg->ssh_port ? TUNNEL_SSM_SSH : TUNNEL_SSM_PORT;
 }
 
-int route_resolve(const struct config *cfg, const char *host, uint16_t port,
-                  struct tunnel_spec *out, const char **reason)
+/* An [account]'s user, profile and region (a = NULL: none). */
+static void overlay_account(struct tunnel_spec *out,
+                            const struct config_account *a)
+{
+    if (a != NULL)
+        overlay(out, a->user, a->profile, a->region);
+}
+
+/* "web-1" or "web-1.eu-west-1": a Name tag, with a region when given. */
+static int name_with_region(const char *s, struct tunnel_spec *out)
+{
+    const char *dot = strchr(s, '.');
+    size_t n = dot != NULL ? (size_t)(dot - s) : strlen(s);
+    char label[64];
+    if (n >= sizeof(label) ||
+        (dot != NULL && !target_region_valid(dot + 1, strlen(dot + 1))))
+        return 0;
+    memcpy(label, s, n);
+    label[n] = '\0';
+    if (!is_name_label(label))
+        return 0;
+    copy(out->target, sizeof(out->target), label);
+    if (dot != NULL)
+        copy(out->region, sizeof(out->region), dot + 1);
+    return 1;
+}
+
+/*
+ * Today's rules for a name without user@: an instance id with optional
+ * .region; else the first [route] whose glob matches (its account, then
+ * its own keys, apply); else a Name tag with optional .region.
+ */
+static int resolve_plain(const struct config *cfg, const char *name,
+                         uint16_t port, struct tunnel_spec *out,
+                         const char **reason)
 {
     struct target t;
-    size_t len = strlen(host);
-    base_spec(cfg, out);
-    out->port = port;
-    if (len == 0 || len >= TUNNEL_HOST_MAX) {
-        *reason = "empty or overlong host name";
-        return GW_EINVAL;
-    }
-    int rc = target_parse(host, len, &t, reason);
+    int rc = target_parse(name, strlen(name), &t, reason);
     if (rc == GW_EINVAL)
         return rc;
     if (rc == 0) {
         out->kind = kind_for_port(cfg, port);
         copy(out->target, sizeof(out->target), t.id);
-        if (t.user[0] != '\0')
-            copy(out->user, sizeof(out->user), t.user);
         if (t.region[0] != '\0')
             copy(out->region, sizeof(out->region), t.region);
         return 0;
     }
-    /* A user@ prefix on a routed host sets the user and is not matched. */
-    const char *at = strchr(host, '@');
-    const char *bare = host;
-    if (at != NULL) {
-        size_t ulen = (size_t)(at - host);
-        if (!target_user_valid(host, ulen)) {
-            *reason = "bad user name before '@'";
-            return GW_EINVAL;
-        }
-        snprintf(out->user, sizeof(out->user), "%.*s", (int)ulen, host);
-        bare = at + 1;
-    }
     for (int i = 0; i < cfg->n_routes; i++) {
         const struct config_route *r = &cfg->routes[i];
-        if (fnmatch(r->match, bare, FNM_CASEFOLD) != 0)
+        if (fnmatch(r->match, name, FNM_CASEFOLD) != 0)
             continue;
-        snprintf(out->label, sizeof(out->label), "route %s", r->name);
-        copy(out->host, sizeof(out->host), bare);
-        /* A user@ prefix beats the route's user. */
-        overlay(out, at == NULL ? r->user : NULL, r->profile, r->region);
+        char label[TUNNEL_LABEL_MAX];
+        snprintf(label, sizeof(label), "%s", out->label);
+        snprintf(out->label, sizeof(out->label), "route %.40s%s%.46s", r->name,
+                 label[0] ? ", " : "", label);
+        copy(out->host, sizeof(out->host), name);
+        /* The route's own account replaces the suffix's whole. */
+        const struct config_account *a = config_find_account(cfg, r->account);
+        if (a != NULL) {
+            base_who(cfg, out);
+            overlay_account(out, a);
+        }
+        overlay(out, r->user, r->profile, r->region);
         if (strcmp(r->via, "direct") == 0) {
             out->kind = TUNNEL_DIRECT;
             return 0;
@@ -124,14 +153,71 @@ int route_resolve(const struct config *cfg, const char *host, uint16_t port,
         out->target_is_name = !is_instance_id(r->via);
         return 0;
     }
-    if (is_name_label(bare)) {
+    if (name_with_region(name, out)) {
         out->kind = kind_for_port(cfg, port);
-        copy(out->target, sizeof(out->target), bare);
         out->target_is_name = 1;
         return 0;
     }
     *reason = "not an instance id or Name and no [route] matches";
     return GW_ENO_ROUTE;
+}
+
+/* name ends in an account suffix and then ".REGION": the region was put
+ * last, where it hides the suffix. */
+static int region_after_suffix(const struct config *cfg, const char *name)
+{
+    const char *dot = strrchr(name, '.');
+    size_t rest;
+    return dot != NULL && target_region_valid(dot + 1, strlen(dot + 1)) &&
+           account_match(cfg, name, (size_t)(dot - name), &rest) != NULL &&
+           rest > 0;
+}
+
+int route_resolve(const struct config *cfg, const char *host, uint16_t port,
+                  struct tunnel_spec *out, const char **reason)
+{
+    char name[TUNNEL_HOST_MAX];
+    size_t len = strlen(host), rest;
+    base_spec(cfg, out);
+    out->port = port;
+    *reason = NULL;
+    if (len == 0 || len >= TUNNEL_HOST_MAX) {
+        *reason = "empty or overlong host name";
+        return GW_EINVAL;
+    }
+    /* A user@ prefix sets the user (over any route's or account's) and is
+     * not part of the name. */
+    const char *at = strchr(host, '@');
+    const char *bare = at != NULL ? at + 1 : host;
+    if (at != NULL && !target_user_valid(host, (size_t)(at - host))) {
+        *reason = "bad user name before '@'";
+        return GW_EINVAL;
+    }
+    if (strchr(bare, '@') != NULL) {
+        *reason = "more than one '@' in the host name";
+        return GW_EINVAL;
+    }
+    snprintf(name, sizeof(name), "%s", bare);
+    const struct config_account *acct =
+        account_match(cfg, name, strlen(name), &rest);
+    if (acct != NULL) {
+        if (rest == 0) {
+            *reason = "nothing before the account suffix";
+            return GW_EINVAL;
+        }
+        name[rest] = '\0';
+        snprintf(out->label, sizeof(out->label), "account %s", acct->name);
+        overlay_account(out, acct);
+    }
+    int rc = resolve_plain(cfg, name, port, out, reason);
+    if (rc == 0 && at != NULL)
+        snprintf(out->user, sizeof(out->user), "%.*s", (int)(at - host), host);
+    if (rc == GW_ENO_ROUTE && acct != NULL)
+        *reason = "not an instance id, Name or [route] match before the "
+                  "account suffix";
+    else if (rc != 0 && region_after_suffix(cfg, name))
+        *reason = "the account suffix goes last: NAME.REGION.SUFFIX";
+    return rc;
 }
 
 int route_from_forward(const struct config *cfg,
@@ -142,6 +228,7 @@ int route_from_forward(const struct config *cfg,
     snprintf(out->label, sizeof(out->label), "forward %s", fwd->name);
     out->no_reply = 1;
     out->port = fwd->port;
+    overlay_account(out, config_find_account(cfg, fwd->account));
     overlay(out, fwd->user, fwd->profile, fwd->region);
     if (strcmp(fwd->target, "direct") == 0) {
         if (fwd->remote_host[0] == '\0')

@@ -202,13 +202,14 @@ static int listener_open(struct server *s, const char *kind, const char *addr,
     return 0;
 }
 
-static void listener_announce(const struct listener *l)
+/* The address the OS bound l to, as "ADDR:PORT" or "[v6]:PORT". */
+static void listener_bound(const struct listener *l, char *out, size_t len)
 {
     struct sockaddr_storage ss;
-    int len = sizeof(ss);
+    int sslen = sizeof(ss);
     char ip[64] = "?";
     int port = 0;
-    if (uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&ss, &len) == 0) {
+    if (uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&ss, &sslen) == 0) {
         if (ss.ss_family == AF_INET6) {
             uv_ip6_name((struct sockaddr_in6 *)&ss, ip + 1, sizeof(ip) - 2);
             ip[0] = '[';
@@ -219,7 +220,14 @@ static void listener_announce(const struct listener *l)
             port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
         }
     }
-    fprintf(stderr, "ssmgate: listening on %s:%d (%s)\n", ip, port, l->kind);
+    snprintf(out, len, "%s:%d", ip, port);
+}
+
+static void listener_announce(const struct listener *l)
+{
+    char bound[SERVER_ADDR_MAX];
+    listener_bound(l, bound, sizeof(bound));
+    fprintf(stderr, "ssmgate: listening on %s (%s)\n", bound, l->kind);
 }
 
 static struct listener *listener_find(struct server *s, const char *kind,
@@ -391,6 +399,43 @@ void server_foreach_tunnel(const struct server *s, server_tunnel_fn *fn,
         if (conn_describe(CONTAINER_OF(e, struct conn, link), &info) == 0)
             fn(&info, arg);
     }
+}
+
+/* The open listener for kind and configured addr, or NULL. */
+static const struct listener *
+listener_lookup(const struct server *s, const char *kind, const char *addr)
+{
+    const struct list *e;
+    for (e = s->listeners.next; e != &s->listeners; e = e->next) {
+        const struct listener *l = CONTAINER_OF(e, struct listener, link);
+        if (strcmp(l->kind, kind) == 0 && strcmp(l->addr, addr) == 0)
+            return l;
+    }
+    return NULL;
+}
+
+static void report_listener(const struct listener *l, server_listener_fn *fn,
+                            void *arg)
+{
+    struct server_listener_info info = {l->is_forward ? "forward" : "socks",
+                                        l->is_forward ? l->kind : "", l->addr,
+                                        ""};
+    listener_bound(l, info.bound, sizeof(info.bound));
+    fn(&info, arg);
+}
+
+void server_foreach_listener(const struct server *s, server_listener_fn *fn,
+                             void *arg)
+{
+    const struct config *cfg = s->cfg;
+    const struct listener *l;
+    for (int i = 0; i < cfg->n_listen; i++)
+        if ((l = listener_lookup(s, "socks", cfg->listen[i])) != NULL)
+            report_listener(l, fn, arg);
+    for (int i = 0; i < cfg->n_forwards; i++)
+        if ((l = listener_lookup(s, cfg->forwards[i].name,
+                                 cfg->forwards[i].listen)) != NULL)
+            report_listener(l, fn, arg);
 }
 
 size_t server_conn_count(const struct server *s)

@@ -39,4 +39,19 @@ void server_foreach_tunnel(const struct server *s, server_tunnel_fn *fn,
                            void *arg);
 size_t server_conn_count(const struct server *s);
 
+/* One bound listener, for clients that must learn a port the OS chose. */
+#define SERVER_ADDR_MAX 80
+struct server_listener_info {
+    const char *kind;   /* "socks" (SOCKS5/4a + HTTP CONNECT) or "forward" */
+    const char *name;   /* the [forward]'s name; "" for socks */
+    const char *listen; /* as configured, e.g. "127.0.0.1:0" */
+    char bound[SERVER_ADDR_MAX]; /* what the OS bound: "127.0.0.1:41234" */
+};
+typedef void server_listener_fn(const struct server_listener_info *l,
+                                void *arg);
+/* Calls fn for every open listener in config order: the SOCKS/HTTP ones
+ * (listen = ...), then one per [forward]. */
+void server_foreach_listener(const struct server *s, server_listener_fn *fn,
+                             void *arg);
+
 #endif

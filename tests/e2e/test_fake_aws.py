@@ -822,3 +822,47 @@ def test_rate_limit_close_action(fake):
         return c.sid
     s = fake.session(run(go()))
     assert s["terminated"] and s["stats"]["rate_violations"] > 0
+
+
+def test_instances_seen_only_by_their_account_and_region(fake):
+    """An instance of another account (or another region) does not exist
+    for a caller: each API answers as AWS does for an unknown instance."""
+    from botocore.exceptions import ClientError
+    other, key, secret = "210987654321", "AKIDFAKESTAGING00001", "stagingSecret/0123456789abcdefghijklmn"
+    fake.add_credentials({key: {"secret": secret, "caller": "carol",
+                                "arn": "arn:aws:iam::%s:user/carol" % other}})
+    theirs = "i-0aaaabbbbccccdddd"
+    fake.set_instances({theirs: {"name": "web", "account": other},
+                        "i-0eeeeffff00001111": {"name": "west", "region": "us-west-2"}})
+
+    def code(fn, **kw):
+        with pytest.raises(ClientError) as ei:
+            fn(**kw)
+        return ei.value.response["Error"]["Code"]
+
+    for akid, sec, mine, not_mine in ((DEFAULT_AKID, DEFAULT_SECRET, IID, theirs),
+                                      (key, secret, theirs, IID)):
+        ssm = fake.boto_client("ssm", akid=akid, secret=sec)
+        eic = fake.boto_client("ec2-instance-connect", akid=akid, secret=sec)
+        ec2 = fake.boto_client("ec2", akid=akid, secret=sec)
+        lst = ssm.describe_instance_information(
+            Filters=[{"Key": "tag:Name", "Values": ["web"]}])["InstanceInformationList"]
+        assert [i["InstanceId"] for i in lst] == [mine]
+        assert code(ssm.start_session, Target=not_mine,
+                    DocumentName="AWS-StartSSHSession") == "TargetNotConnected"
+        assert code(eic.send_ssh_public_key, InstanceId=not_mine, InstanceOSUser="u",
+                    SSHPublicKey=ED_KEY) == "EC2InstanceNotFoundException"
+        assert code(ec2.describe_instances, InstanceIds=[not_mine]) == \
+            "InvalidInstanceID.NotFound"
+        r = ec2.describe_instances(InstanceIds=[mine])["Reservations"][0]
+        assert r["OwnerId"] == (other if mine == theirs else "123456789012")
+        sid = ssm.start_session(Target=mine, DocumentName="AWS-StartSSHSession")["SessionId"]
+        # The other account cannot resume it.
+        other_ssm = fake.boto_client("ssm", akid=key if akid == DEFAULT_AKID else DEFAULT_AKID,
+                                     secret=secret if akid == DEFAULT_AKID else DEFAULT_SECRET)
+        assert code(other_ssm.resume_session, SessionId=sid) == "DoesNotExistException"
+        assert ssm.resume_session(SessionId=sid)["TokenValue"]
+    # A region-bound instance is there only for calls signed for its region.
+    ssm = fake.boto_client("ssm")
+    assert code(ssm.start_session, Target="i-0eeeeffff00001111",
+                DocumentName="AWS-StartSSHSession") == "TargetNotConnected"

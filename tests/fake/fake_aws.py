@@ -93,6 +93,13 @@ TOKEN_EXPIRED = "The security token included in the request is expired"
 STS_NS = "https://sts.amazonaws.com/doc/2011-06-15/"
 
 
+def account_of(entry):
+    """The 12-digit account of a credential entry (its ARN's), as AWS knows
+    who signed a call."""
+    parts = (entry or {}).get("arn", "").split(":")
+    return parts[4] if len(parts) >= 6 and parts[4] else ACCOUNT
+
+
 def log(msg):
     sys.stderr.write("fake_aws: %s\n" % msg)
     sys.stderr.flush()
@@ -806,6 +813,24 @@ class Api:
     def _caller(self, sres):
         return sres.entry.get("caller") or sres.access_key
 
+    @staticmethod
+    def _visible(inst, sres):
+        """An instance is seen only by its own account (config "account",
+        default 123456789012) and, when it names one, in its own "region":
+        AWS answers a call signed by another account, or for another region,
+        as if the instance did not exist."""
+        return inst is not None and \
+            inst.get("account", ACCOUNT) == account_of(sres.entry) and \
+            inst.get("region") in (None, sres.region)
+
+    def _own_session(self, sid, sres):
+        """The session, when it exists and the caller's account started it."""
+        sess = self.state.sessions.get(sid)
+        if sess is None:
+            return None
+        starter = self.state.credential(sess.access_key) or {}
+        return sess if account_of(starter) == account_of(sres.entry) else None
+
     def _session_answer(self, sess):
         """StartSession's and ResumeSession's answer: a new token and the
         StreamUrl."""
@@ -882,6 +907,8 @@ class Api:
                 raise ApiError("InvalidParameters", "Parameter \"%s\" has an invalid value "
                                "\"%s\"." % (k, props[k]), message_key="Message")
         inst = st.instances.get(target)
+        if not self._visible(inst, sres):
+            inst = None
         if inst is None or inst.get("ping_status") != "Online" or \
                 inst.get("state", "running") != "running":
             raise ApiError("TargetNotConnected", "%s is not connected." % target,
@@ -894,7 +921,7 @@ class Api:
 
     async def op_ssm_ResumeSession(self, p, sres, req):
         sid = self._req_str(p, "SessionId", 1, 96)
-        sess = self.state.sessions.get(sid)
+        sess = self._own_session(sid, sres)
         if sess is not None:
             sess.stats["resume_calls"] += 1
         if sess is None or (sess.terminated and
@@ -909,7 +936,7 @@ class Api:
 
     async def op_ssm_TerminateSession(self, p, sres, req):
         sid = self._req_str(p, "SessionId", 1, 96)
-        sess = self.state.sessions.get(sid)
+        sess = self._own_session(sid, sres)
         if sess is not None and not sess.terminated:
             sess.stats["terminate_api"] = True
             await sess.terminate("Session terminated by TerminateSession.")
@@ -954,7 +981,8 @@ class Api:
         items = []
         for iid in sorted(st.instances):
             inst = st.instances[iid]
-            if inst.get("state", "running") not in ("running", "pending", "stopping"):
+            if inst.get("state", "running") not in ("running", "pending", "stopping") or \
+                    not self._visible(inst, sres):
                 continue
             ok = True
             for k, vals in conds:
@@ -1049,7 +1077,7 @@ class Api:
             raise ApiError("InvalidArgsException", "SSH Public key is invalid",
                            namespace="com.amazon.aws.ec2instanceconnect", message_key="Message")
         inst = st.instances.get(iid)
-        if inst is None or iid.startswith("mi-"):
+        if inst is None or iid.startswith("mi-") or not self._visible(inst, sres):
             raise ApiError("EC2InstanceNotFoundException", "Instance not found: %s" % iid,
                            message_key="Message")
         for rule in st.eic_deny + inst.get("eic_deny", []):
@@ -1301,7 +1329,7 @@ class Api:
             if action != "DescribeInstances":
                 raise ApiError("InvalidAction", "The action %s is not valid for this web "
                                "service." % action, 400)
-            xml = self.ec2_describe(params)
+            xml = self.ec2_describe(params, sres)
         except ApiError as e:
             entry["status"], entry["error"] = e.status, e.code
             st.record(entry)
@@ -1314,8 +1342,9 @@ class Api:
                 '</requestId>\n%s</DescribeInstancesResponse>' % (rid, xml))
         return HttpResponse(200, body, ctype="text/xml;charset=UTF-8")
 
-    def ec2_describe(self, params):
+    def ec2_describe(self, params, sres):
         st = self.state
+        seen = {iid: inst for iid, inst in st.instances.items() if self._visible(inst, sres)}
         filters = {}
         ids = []
         for k, v in params.items():
@@ -1334,14 +1363,14 @@ class Api:
         for i in ids:
             if not re.match(r"^i-[0-9a-f]{8,17}$", i):
                 raise ApiError("InvalidInstanceID.Malformed", "Invalid id: \"%s\"" % i, 400)
-            if i not in st.instances:
+            if i not in seen:
                 raise ApiError("InvalidInstanceID.NotFound", "The instance ID '%s' does not "
                                "exist" % i, 400)
         states = {"pending": 0, "running": 16, "shutting-down": 32, "terminated": 48,
                   "stopping": 64, "stopped": 80}
         out = []
-        for iid in sorted(st.instances):
-            inst = st.instances[iid]
+        for iid in sorted(seen):
+            inst = seen[iid]
             if not iid.startswith("i-") or (ids and iid not in ids):
                 continue
             ok = True
@@ -1393,8 +1422,8 @@ class Api:
                 "                    <platformDetails>%s</platformDetails>\n"
                 "                    <tagSet>%s</tagSet>\n                </item>\n"
                 "            </instancesSet>\n        </item>\n"
-                % (iid[2:], ACCOUNT, iid, states.get(st_name, 16), st_name,
-                   ip.replace(".", "-"), ip, self.state.regions[0],
+                % (iid[2:], inst.get("account", ACCOUNT), iid, states.get(st_name, 16), st_name,
+                   ip.replace(".", "-"), ip, inst.get("region") or sres.region,
                    "Windows" if inst.get("platform") == "Windows" else "Linux/UNIX", tags))
         xml = "    <reservationSet>\n%s    </reservationSet>\n" % "".join(items)
         if start + n < len(out):

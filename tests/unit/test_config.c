@@ -111,6 +111,33 @@ static const struct {
     {"[route r]\nmatch = *.x\n", "[route r] via: required key is missing"},
     {"listen = 127.0.0.1:1\n", "t.ini:1: [] listen: key outside any section"},
     {"[gateway]\nthis is not ini\n", "t.ini:2: syntax error"},
+    /* [account NAME]: profile required; suffix grammar; no clashes. */
+    {"[account prod]\nregion = eu-west-1\n",
+     "[account prod] profile: required key is missing"},
+    {"[account prod]\nprofile = p\nsuffix = prod\n",
+     "t.ini:3: [account prod] suffix: a suffix is '.'"},
+    {"[account prod]\nprofile = p\nsuffix = .a..b\n", "empty label"},
+    {"[account prod]\nprofile = p\nsuffix = .a*\n", "only letters"},
+    {"[account prod]\nprofile = p\nsuffix = .prod.\n", "empty label"},
+    {"[account usw]\nprofile = p\nsuffix = .us-west-2\n",
+     "may not end in a region name"},
+    {"[account a*b]\nprofile = p\n",
+     "[account a*b] suffix: the name does not make a host-name suffix"},
+    {"[account us-west-2]\nprofile = p\n", "does not make a host-name"},
+    {"[account a]\nprofile = p\n[account b]\nprofile = q\nsuffix = .A\n",
+     "[account b] suffix: another account has it"},
+    {"[account a]\nprofile = p\n[account a]\nprofile = q\n",
+     "t.ini:4: [account a]: duplicate account name"},
+    {"[account a]\nprofile = p\nuser = 1x\n", "not a valid OS user"},
+    {"[account a]\nprofile = p\nport = 22\n", "[account a] port: unknown"},
+    {"[route r]\nmatch = *.x\nvia = web\naccount = nope\n",
+     "[route r] account: no [account] section has this name"},
+    {"[account a]\nprofile = p\n[route r]\nmatch = *.x\nvia = web\n"
+     "account = a\nprofile = other\n",
+     "[route r] profile: set account or profile, not both"},
+    {"[forward f]\nlisten = 127.0.0.1:1\ntarget = web\nport = 22\n"
+     "account = nope\n",
+     "[forward f] account: no [account] section"},
 };
 
 static void test_errors_name_file_line_key(void **state)
@@ -122,6 +149,29 @@ static void test_errors_name_file_line_key(void **state)
             fail_msg("case %zu: want '%s', got '%s'", i, bad_configs[i].want,
                      err);
     }
+}
+
+static void test_accounts(void **state)
+{
+    char err[256] = "";
+    struct config *c = load("[account prod]\nprofile = prod-admin\n"
+                            "region = eu-west-1\nuser = ubuntu\n"
+                            "[account eu]\nprofile = p2\nsuffix = .eu.Prod\n"
+                            "[route db]\nmatch = *.db\nvia = web\n"
+                            "account = eu\nregion = us-east-2\n",
+                            err, sizeof(err));
+    if (c == NULL)
+        fail_msg("%s", err);
+    assert_int_equal(c->n_accounts, 2);
+    assert_string_equal(c->accounts[0].name, "prod");
+    assert_string_equal(c->accounts[0].suffix, ".prod"); /* the default */
+    assert_string_equal(c->accounts[0].profile, "prod-admin");
+    assert_string_equal(c->accounts[0].region, "eu-west-1");
+    assert_string_equal(c->accounts[0].user, "ubuntu");
+    assert_string_equal(c->accounts[1].suffix, ".eu.Prod");
+    assert_string_equal(c->accounts[1].region, "");
+    assert_string_equal(c->routes[0].account, "eu");
+    config_unref(c);
 }
 
 static void test_long_line_refused(void **state)
@@ -205,6 +255,7 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_every_key),
         cmocka_unit_test(test_errors_name_file_line_key),
+        cmocka_unit_test(test_accounts),
         cmocka_unit_test(test_long_line_refused),
         cmocka_unit_test(test_overrides),
         cmocka_unit_test(test_missing_files),

@@ -70,6 +70,54 @@ static const struct rcase {
     {.host = "bad user@web1.corp", .port = 80, .rc = GW_EINVAL},
 };
 
+/* Two accounts whose suffixes overlap, one with a region and a user, and
+ * routes that apply after the suffix is taken off (one names an account). */
+static const char acct_conf[] =
+    "[gateway]\nprofile = dev\ndefault_user = ops\n"
+    "[account prod]\nprofile = prod-p\nregion = eu-west-1\nuser = ubuntu\n"
+    "[account eu]\nprofile = eu-p\nsuffix = .eu.prod\n"
+    "[account staging]\nprofile = stg-p\nsuffix = .stg\n"
+    "[route db]\nmatch = *.internal\nvia = bastion\n"
+    "[route shared]\nmatch = *.shared\nvia = hub\naccount = staging\n"
+    "region = us-east-2\n";
+
+static const struct rcase acct_cases[] = {
+    /* Name and id in an account: its profile, region and user. */
+    {"web-1.prod", 22, 0, TUNNEL_SSM_SSH, "web-1", "", "ubuntu", "prod-p",
+     "eu-west-1", "account prod", 1},
+    {"web-1.stg", 22, 0, TUNNEL_SSM_SSH, "web-1", "", "ops", "stg-p", "",
+     "account staging", 1},
+    {"me@i-0123456789abcdef0.prod", 22, 0, TUNNEL_SSM_SSH,
+     "i-0123456789abcdef0", "", "me", "prod-p", "eu-west-1", "account prod", 0},
+    /* Letters compare without case, as DNS does. */
+    {"WEB-1.PROD", 80, 0, TUNNEL_SSM_PORT, "WEB-1", "", "ubuntu", "prod-p",
+     "eu-west-1", "account prod", 1},
+    /* The longest suffix wins. */
+    {"web-1.eu.prod", 22, 0, TUNNEL_SSM_SSH, "web-1", "", "ops", "eu-p", "",
+     "account eu", 1},
+    /* A region goes before the suffix and beats the account's. */
+    {"i-01234567.us-west-2.prod", 22, 0, TUNNEL_SSM_SSH, "i-01234567", "",
+     "ubuntu", "prod-p", "us-west-2", "account prod", 0},
+    {"web-1.us-west-2.stg", 443, 0, TUNNEL_SSM_PORT, "web-1", "", "ops",
+     "stg-p", "us-west-2", "account staging", 1},
+    /* Routes match what is left; the account applies to via. */
+    {"db.internal.prod", 5432, 0, TUNNEL_SSM_REMOTE, "bastion", "db.internal",
+     "ubuntu", "prod-p", "eu-west-1", "route db, account prod", 1},
+    {"db.internal.stg", 5432, 0, TUNNEL_SSM_REMOTE, "bastion", "db.internal",
+     "ops", "stg-p", "", "route db, account staging", 1},
+    /* A route's own account beats the suffix's; its region beats both. */
+    {"x.shared.prod", 80, 0, TUNNEL_SSM_REMOTE, "hub", "x.shared", "ops",
+     "stg-p", "us-east-2", "route shared, account prod", 1},
+    {"x.shared", 80, 0, TUNNEL_SSM_REMOTE, "hub", "x.shared", "ops", "stg-p",
+     "us-east-2", "route shared", 1},
+    /* No suffix: today's rules, the [gateway] profile. */
+    {"web-1", 22, 0, TUNNEL_SSM_SSH, "web-1", "", "ops", "dev", "", "", 1},
+    {"web-1.eu-west-3", 22, 0, TUNNEL_SSM_SSH, "web-1", "", "ops", "dev",
+     "eu-west-3", "", 1},
+    {"db.internal", 5432, 0, TUNNEL_SSM_REMOTE, "bastion", "db.internal", "ops",
+     "dev", "", "route db", 1},
+};
+
 static struct config *cfg_of(const char *text)
 {
     struct config *c = NULL;
@@ -81,11 +129,11 @@ static struct config *cfg_of(const char *text)
     return c;
 }
 
-static void test_resolve_table(void **state)
+static void check_cases(const struct config *c, const struct rcase *tab,
+                        size_t n)
 {
-    struct config *c = cfg_of(conf);
-    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
-        const struct rcase *w = &cases[i];
+    for (size_t i = 0; i < n; i++) {
+        const struct rcase *w = &tab[i];
         struct tunnel_spec s;
         const char *reason = NULL;
         int rc = route_resolve(c, w->host, w->port, &s, &reason);
@@ -105,6 +153,12 @@ static void test_resolve_table(void **state)
         assert_string_equal(s.region, w->region);
         assert_string_equal(s.label, w->label);
     }
+}
+
+static void test_resolve_table(void **state)
+{
+    struct config *c = cfg_of(conf);
+    check_cases(c, cases, ARRAY_SIZE(cases));
     /* Longer than any tunnel_spec field can hold: malformed. */
     char host[TUNNEL_HOST_MAX + 8];
     memset(host, 'a', sizeof(host) - 1);
@@ -116,17 +170,24 @@ static void test_resolve_table(void **state)
     config_unref(c);
 }
 
+/* A [forward] entry as the config would hold it: name, target, port. */
+static void forward_of(struct config_forward *f, const char *name,
+                       const char *target, uint16_t port)
+{
+    memset(f, 0, sizeof(*f));
+    strcpy(f->name, name);
+    strcpy(f->target, target);
+    f->port = port;
+}
+
 static void test_from_forward(void **state)
 {
     struct config *c = cfg_of(conf);
     struct config_forward f;
     struct tunnel_spec s;
 
-    memset(&f, 0, sizeof(f));
-    strcpy(f.name, "pg");
-    strcpy(f.target, "mi-0123456789abcdef0");
+    forward_of(&f, "pg", "mi-0123456789abcdef0", 5432);
     strcpy(f.remote_host, "db.internal");
-    f.port = 5432;
     strcpy(f.profile, "prod");
     strcpy(f.region, "us-east-2");
     assert_int_equal(route_from_forward(c, &f, &s), 0);
@@ -140,11 +201,8 @@ static void test_from_forward(void **state)
     assert_string_equal(s.label, "forward pg");
 
     /* The configured ssh_port makes an SSH tunnel with the key push. */
-    memset(&f, 0, sizeof(f));
-    strcpy(f.name, "box");
-    strcpy(f.target, "bastion-1");
+    forward_of(&f, "box", "bastion-1", 2022);
     strcpy(f.user, "admin");
-    f.port = 2022;
     assert_int_equal(route_from_forward(c, &f, &s), 0);
     assert_int_equal(s.kind, TUNNEL_SSM_SSH);
     assert_true(s.target_is_name);
@@ -155,10 +213,7 @@ static void test_from_forward(void **state)
     assert_int_equal(s.kind, TUNNEL_SSM_PORT);
 
     /* direct needs a remote_host (config validation says so too). */
-    memset(&f, 0, sizeof(f));
-    strcpy(f.name, "x");
-    strcpy(f.target, "direct");
-    f.port = 7;
+    forward_of(&f, "x", "direct", 7);
     assert_int_equal(route_from_forward(c, &f, &s), GW_EINVAL);
     strcpy(f.remote_host, "127.0.0.1");
     assert_int_equal(route_from_forward(c, &f, &s), 0);
@@ -168,11 +223,56 @@ static void test_from_forward(void **state)
     config_unref(c);
 }
 
+static void test_accounts(void **state)
+{
+    struct config *c = cfg_of(acct_conf);
+    check_cases(c, acct_cases, ARRAY_SIZE(acct_cases));
+    /* Refused, with a reason that says what is wrong (the SOCKS reply and
+     * the log line carry it). An unknown suffix falls through to today's
+     * rules; a known one needs a valid name before it, and comes last. */
+    static const struct {
+        const char *host;
+        int rc;
+        const char *reason;
+    } refused[] = {
+        {"web-1.qa", GW_ENO_ROUTE, "no [route] matches"},
+        {"web-1.xprod", GW_ENO_ROUTE, "no [route] matches"},
+        {".prod", GW_EINVAL, "nothing before the account suffix"},
+        {"me@.prod", GW_EINVAL, "nothing before the account suffix"},
+        {"a.b.c.prod", GW_ENO_ROUTE, "match before the account suffix"},
+        {"i-01234567.Europe.prod", GW_EINVAL, "bad region after the instance"},
+        {"web-1.prod.us-west-2", GW_ENO_ROUTE, "NAME.REGION.SUFFIX"},
+        {"i-01234567.prod.us-west-2", GW_EINVAL, "NAME.REGION.SUFFIX"},
+        {"a@b@web-1.prod", GW_EINVAL, "more than one '@'"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(refused); i++) {
+        struct tunnel_spec s;
+        const char *reason = NULL;
+        int rc = route_resolve(c, refused[i].host, 22, &s, &reason);
+        if (rc != refused[i].rc || reason == NULL ||
+            strstr(reason, refused[i].reason) == NULL)
+            fail_msg("%s: rc %d reason '%s', want %d '%s'", refused[i].host, rc,
+                     reason ? reason : "(none)", refused[i].rc,
+                     refused[i].reason);
+    }
+    /* A [forward] may name an account too. */
+    struct config_forward f;
+    struct tunnel_spec s;
+    forward_of(&f, "ide", "web-1", 22);
+    strcpy(f.account, "prod");
+    assert_int_equal(route_from_forward(c, &f, &s), 0);
+    assert_string_equal(s.profile, "prod-p");
+    assert_string_equal(s.region, "eu-west-1");
+    assert_string_equal(s.user, "ubuntu");
+    config_unref(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_resolve_table),
         cmocka_unit_test(test_from_forward),
+        cmocka_unit_test(test_accounts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
