@@ -24,6 +24,7 @@
 
 #include "common.h"
 #include "config.h"
+#include "conn_http.h"
 #include "front_reply.h"
 #include "httpconnect.h"
 #include "log.h"
@@ -46,7 +47,7 @@ static const char *const conn_state_names[] = {
     [CONN_CLOSING] = "closing",
 };
 
-static void conn_set_state(struct conn *c, enum conn_state next)
+void conn_set_state(struct conn *c, enum conn_state next)
 {
     log_debug("conn %llu: %s -> %s", (unsigned long long)c->id,
               conn_state_names[c->state], conn_state_names[next]);
@@ -83,15 +84,15 @@ static void conn_refuse_raw(struct conn *c, const void *reply, size_t len,
 }
 
 /* Refuses with the reply for err; an HTTP client reads reason whole. */
-static void conn_refuse(struct conn *c, int err, const char *reason)
+void conn_refuse(struct conn *c, int err, const char *reason)
 {
     char out[FRONT_REPLY_MAX];
     conn_refuse_raw(
         c, out, front_reply(c->proto, err, reason, out, sizeof(out)), reason);
 }
 
-/* An HTTP refusal whose status the parser chose (400, 405, 407, ...). */
-static void conn_refuse_http(struct conn *c, int status, const char *reason)
+/* An HTTP refusal whose status the parser chose (400, 407, 501, ...). */
+void conn_refuse_http(struct conn *c, int status, const char *reason)
 {
     char out[FRONT_REPLY_MAX];
     conn_refuse_raw(
@@ -106,6 +107,7 @@ static void conn_handle_closed(uv_handle_t *h)
     struct conn *c = conn_of_handle(h);
     if (--c->handles > 0)
         return;
+    conn_http_free(c);
     pump_free(&c->pump);
     buf_free(&c->req);
     config_unref(c->cfg);
@@ -203,6 +205,10 @@ static void conn_on_open(void *arg, int status, const char *reason)
                                            : "direct",
              c->spec.kind == TUNNEL_SSM_REMOTE ? " to " : "",
              c->spec.kind == TUNNEL_SSM_REMOTE ? c->spec.host : "");
+    if (c->fwd) { /* no reply: the request goes on to the origin */
+        conn_http_open(c);
+        return;
+    }
     conn_reply_ok(c);
     conn_set_state(c, CONN_PUMP);
     /* Bytes the client sent after its request go first. */
@@ -214,14 +220,18 @@ static void conn_on_open(void *arg, int status, const char *reason)
 static void conn_on_data(void *arg, const uint8_t *p, size_t n)
 {
     struct conn *c = arg;
-    if (c->state == CONN_PUMP)
+    if (c->state == CONN_PUMP && c->fwd)
+        conn_http_data(c, p, n);
+    else if (c->state == CONN_PUMP)
         pump_backend_data(&c->pump, p, n);
 }
 
 static void conn_on_eof(void *arg)
 {
     struct conn *c = arg;
-    if (c->state == CONN_PUMP)
+    if (c->state == CONN_PUMP && c->fwd)
+        conn_http_eof(c);
+    else if (c->state == CONN_PUMP)
         pump_backend_eof(&c->pump);
 }
 
@@ -244,6 +254,8 @@ static void conn_on_error(void *arg, int err, const char *reason)
 {
     struct conn *c = arg;
     char why[GW_REASON_MAX];
+    if (c->state == CONN_PUMP && c->fwd && conn_http_error(c, err, reason))
+        return;
     c->failed = c->state == CONN_PUMP;
     snprintf(why, sizeof(why), "tunnel failed: %s",
              reason ? reason : gw_strerror(err));
@@ -276,6 +288,8 @@ static void conn_open_timeout(uv_timer_t *t)
                  c->spec.target[0] ? c->spec.target : c->spec.host,
                  c->spec.port, c->cfg->connect_timeout_ms);
         conn_refuse(c, GW_ETIMEOUT, "tunnel open timed out");
+    } else if (c->state < CONN_ROUTE && conn_http_idle(c)) {
+        conn_kill(c, "idle keep-alive connection");
     } else if (c->state < CONN_ROUTE) {
         conn_refuse(c, GW_ETIMEOUT, "client did not finish its request");
     } else if (c->state == CONN_REFUSING) { /* the client does not read */
@@ -286,6 +300,10 @@ static void conn_open_timeout(uv_timer_t *t)
 static void conn_do_open(struct conn *c)
 {
     conn_set_state(c, CONN_OPENING);
+    /* A forwarded request has no reply to hold for a refusal: it goes at
+     * once, and a refused destination is a 502 before any response. */
+    if (c->fwd)
+        c->spec.no_reply = 1;
     uv_read_stop(conn_stream(c));
     if (c->spec.kind == TUNNEL_DIRECT)
         c->backend = c->env->direct;
@@ -311,7 +329,7 @@ static void conn_do_open(struct conn *c)
     }
 }
 
-static void conn_do_route(struct conn *c, const char *host, uint16_t port)
+void conn_do_route(struct conn *c, const char *host, uint16_t port)
 {
     const char *reason = NULL;
     conn_set_state(c, CONN_ROUTE);
@@ -348,7 +366,7 @@ static int conn_auth_ok(const struct conn *c, const char *user,
 static void conn_do_request(struct conn *c)
 {
     for (;;) {
-        struct buf_view v = buf_peek(&c->req);
+        struct buf_view v = buf_peek(conn_input(c));
         uint8_t rep = 0;
         int rc;
         switch (c->state) {
@@ -450,13 +468,14 @@ static void conn_do_request(struct conn *c)
         case CONN_HTTP_REQUEST: {
             struct httpconnect_request r;
             int status;
-            rc = httpconnect_parse(&v, &r, &status);
+            const char *why;
+            rc = httpconnect_parse(&v, &r, &status, &why);
             if (rc == GW_ENEED_MORE)
                 return;
             if (rc != 0) {
-                log_warn("conn %llu: %s: bad HTTP CONNECT request (%d)",
-                         (unsigned long long)c->id, c->peer, status);
-                conn_refuse_http(c, status, "bad HTTP request");
+                log_warn("conn %llu: %s: bad HTTP request (%d: %s)",
+                         (unsigned long long)c->id, c->peer, status, why);
+                conn_refuse_http(c, status, why);
                 return;
             }
             int denied = conn_auth_required(c) &&
@@ -469,7 +488,11 @@ static void conn_do_request(struct conn *c)
                 conn_refuse_http(c, 407, "proxy authentication required");
                 return;
             }
-            buf_consume(&c->req, v.pos);
+            if (r.forward) {
+                conn_http_request(c, conn_input(c), &r);
+                return;
+            }
+            buf_consume(conn_input(c), v.pos);
             conn_do_route(c, r.host, r.port);
             return;
         }
@@ -481,13 +504,11 @@ static void conn_do_request(struct conn *c)
 
 /* ---- libuv callbacks ---- */
 
-/* Wraps the pump's written hook so a refusal closes once flushed. */
-
 static void conn_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
 {
     struct conn *c = conn_of_handle(h);
     uint8_t *w;
-    size_t room = buf_reserve_all(&c->req, &w);
+    size_t room = buf_reserve_all(conn_input(c), &w);
     b->base = (char *)w;
     b->len = room;
 }
@@ -498,13 +519,14 @@ static void conn_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
     if (n == 0 || c->state >= CONN_ROUTE)
         return;
     if (n < 0) {
-        conn_kill(c, n == UV_EOF ? "client left before its request"
-                                 : uv_strerror((int)n));
+        conn_kill(c, n != UV_EOF         ? uv_strerror((int)n)
+                     : conn_http_idle(c) ? "client closed its connection"
+                                         : "client left before its request");
         return;
     }
-    buf_commit(&c->req, (size_t)n);
+    buf_commit(conn_input(c), (size_t)n);
     conn_do_request(c);
-    if (c->state < CONN_ROUTE && buf_room(&c->req) == 0) {
+    if (c->state < CONN_ROUTE && buf_room(conn_input(c)) == 0) {
         conn_refuse(c, GW_ETOO_BIG, "request too large");
     }
 }
@@ -524,6 +546,17 @@ static void conn_written(struct txq *q, int status, void *arg)
         pump_down_written(q, status, arg);
     else
         conn_reply_written(q, status, arg);
+}
+
+void conn_next_request(struct conn *c)
+{
+    conn_set_state(c, CONN_HTTP_REQUEST);
+    uv_timer_start(&c->timer, conn_open_timeout,
+                   (uint64_t)c->cfg->request_timeout_ms, 0);
+    conn_do_request(c);
+    if (c->state == CONN_HTTP_REQUEST &&
+        uv_read_start(conn_stream(c), conn_alloc, conn_read) != 0)
+        conn_kill(c, "cannot read from the client");
 }
 
 struct conn *conn_new(uv_loop_t *loop, struct config *cfg,
