@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 
 #include "common.h"
 #include "config.h"
@@ -70,6 +71,29 @@ static void conn_reply_ok(struct conn *c)
         pump_reply(&c->pump, out, len);
 }
 
+static void conn_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b);
+static void conn_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b);
+static void conn_open_timeout(uv_timer_t *t);
+
+/* The refusal is out. An HTTP client may still be sending (the body of a
+ * request we refused): closing a socket with unread bytes sends a reset,
+ * which can destroy the reply before the client read it. So it gets a FIN
+ * and what it sends is read and dropped until it closes, or for
+ * CONN_FLUSH_MS (RFC 9112 section 9.6). */
+static void conn_refused_flushed(struct conn *c)
+{
+    uv_os_fd_t fd;
+    if (c->lingering)
+        return;
+    if (c->proto != FRONT_PROTO_HTTP || c->failed ||
+        uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 ||
+        shutdown(fd, SHUT_WR) != 0) {
+        conn_kill(c, c->close_reason);
+        return;
+    }
+    c->lingering = 1;
+}
+
 /* Refuses with a wire-level reply (already encoded) and closes after it. */
 static void conn_refuse_raw(struct conn *c, const void *reply, size_t len,
                             const char *reason)
@@ -77,10 +101,18 @@ static void conn_refuse_raw(struct conn *c, const void *reply, size_t len,
     snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
     uv_read_stop(conn_stream(c));
     uv_timer_stop(&c->timer);
+    if (c->state == CONN_PUMP)
+        pump_detach(&c->pump); /* a forwarded request's stream failed */
     conn_set_state(c, CONN_REFUSING);
-    if (len == 0 || pump_reply(&c->pump, reply, len) != 0 ||
-        txq_pending(&c->pump.down) == 0)
+    if (c->proto == FRONT_PROTO_HTTP) {
+        buf_reset(conn_input(c)); /* room for reads that are dropped */
+        uv_timer_start(&c->timer, conn_open_timeout, CONN_FLUSH_MS, 0);
+        uv_read_start(conn_stream(c), conn_alloc, conn_read);
+    }
+    if (len == 0 || pump_reply(&c->pump, reply, len) != 0)
         conn_kill(c, c->close_reason);
+    else if (txq_pending(&c->pump.down) == 0)
+        conn_refused_flushed(c);
 }
 
 /* Refuses with the reply for err; an HTTP client reads reason whole. */
@@ -241,8 +273,6 @@ static void conn_on_drain(void *arg)
     if (c->state == CONN_PUMP)
         pump_backend_drain(&c->pump);
 }
-
-static void conn_open_timeout(uv_timer_t *t);
 
 /* The tunnel is gone (the session ended): nothing the client sends can
  * go anywhere, so it closes now; what the remote sent before the end
@@ -516,8 +546,10 @@ static void conn_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
 static void conn_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 {
     struct conn *c = conn_of_handle((uv_handle_t *)s);
+    if (c->state == CONN_REFUSING && n < 0) /* the end of a lingering close */
+        conn_kill(c, c->close_reason);
     if (n == 0 || c->state >= CONN_ROUTE)
-        return;
+        return; /* a refused client's bytes are not kept */
     if (n < 0) {
         conn_kill(c, n != UV_EOF         ? uv_strerror((int)n)
                      : conn_http_idle(c) ? "client closed its connection"
@@ -535,8 +567,12 @@ static void conn_reply_written(struct txq *q, int status, void *arg)
 {
     struct pump *p = arg;
     struct conn *c = CONTAINER_OF(p, struct conn, pump);
-    if (c->state == CONN_REFUSING && (status < 0 || txq_pending(q) == 0))
+    if (c->state != CONN_REFUSING)
+        return;
+    if (status < 0)
         conn_kill(c, c->close_reason);
+    else if (txq_pending(q) == 0)
+        conn_refused_flushed(c);
 }
 
 static void conn_written(struct txq *q, int status, void *arg)

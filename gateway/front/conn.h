@@ -68,8 +68,9 @@ struct conn {
     char peer[64];
     uint64_t started_ms, opened_ms;
     char close_reason[GW_REASON_MAX];
-    int draining; /* server shutting down */
-    int failed;   /* the tunnel broke: the client hears a reset */
+    int draining;  /* server shutting down */
+    int failed;    /* the tunnel broke: the client hears a reset */
+    int lingering; /* refused: FIN sent, dropping what the client sends */
     /* A plain HTTP proxy connection (GET http://...): NULL until its first
      * such request; fwd while the current request is one. */
     struct conn_http *http;
