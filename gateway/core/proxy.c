@@ -15,14 +15,6 @@
 #include "common.h"
 #include "secret.h"
 
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = (char)tolower((unsigned char)c);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 /* Percent-decodes s[0..n) into out (cap bytes); 0 or -1. */
 static int pct_decode(const char *s, size_t n, char *out, size_t cap)
 {
@@ -32,8 +24,8 @@ static int pct_decode(const char *s, size_t n, char *out, size_t cap)
         if (c == '%') {
             if (i + 2 >= n)
                 return -1;
-            int hi = hex_digit(s[i + 1]);
-            int lo = hex_digit(s[i + 2]);
+            int hi = gw_hex_value(s[i + 1]);
+            int lo = gw_hex_value(s[i + 2]);
             if (hi < 0 || lo < 0)
                 return -1;
             c = (char)(hi * 16 + lo);

@@ -221,17 +221,6 @@ void http1_body_init(struct http1_body *b, enum http1_body_mode mode,
         mode == HTTP1_BODY_NONE || (mode == HTTP1_BODY_LENGTH && length == 0);
 }
 
-static int hex_value(uint8_t c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* The end of a chunk-size line: data follows, or the trailer section. */
 static void chunk_size_done(struct http1_body *b)
 {
@@ -246,7 +235,7 @@ static int chunk_byte(struct http1_body *b, uint8_t c)
     switch (b->state) {
     case CH_SIZE:
     case CH_SIZE_MORE:
-        h = hex_value(c);
+        h = gw_hex_value(c);
         if (h >= 0) {
             /* 15 hex digits: below 2^60, no overflow. */
             if (b->line >= 15)

@@ -119,15 +119,12 @@ static void test_forward(void **state)
     assert_int_equal(r.body, HTTP1_BODY_LENGTH);
     assert_int_equal(r.body_len, 5);
     assert_false(r.keep_alive);
-    assert_int_equal(parse("PUT HTTP://[::1]:81/x HTTP/1.1\r\n"
-                           "Transfer-Encoding: gzip, chunked\r\n"
-                           "Connection: close\r\n\r\n",
-                           &r, &status),
-                     0);
-    assert_string_equal(r.host, "::1");
-    assert_int_equal(r.port, 81);
+    const char *put = "PUT HTTP://[::1]:81/x HTTP/1.1\r\nTransfer-Encoding: "
+                      "gzip, chunked\r\nConnection: close\r\n\r\n";
+    assert_int_equal(parse(put, &r, &status), 0);
     assert_int_equal(r.body, HTTP1_BODY_CHUNKED);
     assert_false(r.keep_alive);
+    assert_true(strcmp(r.host, "::1") == 0 && r.port == 81);
     assert_int_equal(parse("HEAD http://h/ HTTP/1.1\r\nProxy-Authorization: "
                            "Basic Ym9iOnNlY3JldA==\r\n\r\n",
                            &r, &status),
