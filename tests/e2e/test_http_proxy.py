@@ -8,11 +8,13 @@ routed host through the SOCKS and the HTTP proxy.
 Every origin here sits behind the fake agent: a [route] sends *.internal
 through an instance, so every byte crosses the SSM data channel."""
 
+import base64
 import hashlib
 import os
 import re
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -103,27 +105,50 @@ class Origin(BaseHTTPRequestHandler):
                        "text/plain")
 
 
-def origin(name):
+def origin(name, tls=None):
     srv = ThreadingHTTPServer(("127.0.0.1", 0), Origin)
     srv.daemon_threads = True
     srv.name = name
     srv.seen = []
+    if tls is not None:
+        srv.socket = tls.wrap_socket(srv.socket, server_side=True)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     return srv
 
 
+def tls_for(name, where):
+    """A self-signed certificate for name: (server context, the base64
+    SHA-256 of its public key, for Chromium's SPKI allow list)."""
+    key, crt = os.path.join(where, "key.pem"), os.path.join(where, "crt.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key,
+                    "-out", crt, "-days", "1", "-subj", "/CN=" + name,
+                    "-addext", "subjectAltName=DNS:" + name],
+                   check=True, capture_output=True)
+    der = subprocess.run("openssl x509 -in %s -pubkey -noout | openssl pkey "
+                         "-pubin -outform der" % crt, shell=True, check=True,
+                         capture_output=True).stdout
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(crt, key)
+    return ctx, base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+
 @pytest.fixture(scope="module")
-def world():
+def world(tmp_path_factory):
     web, other = origin("web"), origin("other")
+    tls, spki = tls_for("secure.internal", str(tmp_path_factory.mktemp("tls")))
+    secure = origin("secure", tls)
     closed = free_port()
     with FakeAws(pace_ms=0) as fake:
         fake.set_instances({INST: {"name": "proxyhost", "hosts": {
             "web.internal": "127.0.0.1:%d" % web.server_port,
             "other.internal": "127.0.0.1:%d" % other.server_port,
+            "secure.internal": "127.0.0.1:%d" % secure.server_port,
             "closed.internal": "127.0.0.1:%d" % closed}}})
-        yield {"fake": fake, "web": web, "other": other}
-    web.shutdown()
-    other.shutdown()
+        yield {"fake": fake, "web": web, "other": other, "secure": secure,
+               "spki": spki}
+    for srv in (web, other, secure):
+        srv.shutdown()
 
 
 ROUTE = "[route r]\nmatch = *.internal\nvia = %s\n" % INST
@@ -313,15 +338,15 @@ def test_idle_keep_alive_connection_closes_quietly(world):
 CHROMIUM = shutil.which("chromium")
 
 
-def chromium_dump(proxy, url, timeout=60):
+def chromium_dump(proxy, url, timeout=60, extra=()):
     """Headless Chromium through proxy: the page's DOM as it rendered it."""
     with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
         argv = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
                 "--disable-quic", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update",
                 "--disable-sync", "--user-data-dir=" + profile,
-                "--proxy-server=" + proxy, "--proxy-bypass-list=<-loopback>",
-                "--dump-dom", url]
+                "--proxy-server=" + proxy, "--proxy-bypass-list=<-loopback>"]
+        argv += list(extra) + ["--dump-dom", url]
         r = subprocess.run(argv, capture_output=True, timeout=timeout,
                            stdin=subprocess.DEVNULL)
     return r.returncode, r.stdout.decode("utf-8", "replace")
@@ -340,3 +365,18 @@ def test_chromium_loads_routed_page(gw, world, scheme):
     assert re.search(r"<p id=\"x\">web /browser-%s.html</p>" % scheme, dom), dom
     paths = [p for _, p, _ in world["web"].seen[before:]]
     assert "/browser-%s.html" % scheme in paths
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed")
+def test_chromium_https_page_through_connect(gw, world):
+    """An https:// page through the HTTP proxy port: Chromium tunnels it
+    with CONNECT secure.internal:443 and checks the server's certificate
+    itself (trusted here by its key's hash, the test's own CA stand-in)."""
+    host, port = gw.socks
+    rc, dom = chromium_dump("http://%s:%d" % (host, port),
+                            "https://secure.internal/tls.html",
+                            extra=["--ignore-certificate-errors-spki-list=" +
+                                   world["spki"]])
+    assert rc == 0, dom
+    assert "<p id=\"x\">secure /tls.html</p>" in dom, dom
+    assert ("GET", "/tls.html") in [(m, p) for m, p, _ in world["secure"].seen]
