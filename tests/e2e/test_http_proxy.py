@@ -226,13 +226,15 @@ def test_pipelined_requests_to_two_hosts(gw, world):
 
 
 def test_uploads_content_length_and_chunked(gw, world, tmp_path):
-    data = os.urandom(300 * 1024)
+    data = os.urandom(1536 * 1024)  # over 1 MiB: curl sends Expect: 100-continue
     f = tmp_path / "up.bin"
     f.write_bytes(data)
     want = "web %d %s" % (len(data), hashlib.sha256(data).hexdigest())
-    r = curl(gw, "--data-binary", "@%s" % f, "http://web.internal/upload")
+    r = curl(gw, "-v", "--data-binary", "@%s" % f, "http://web.internal/upload")
     assert r.returncode == 0, r.stderr
     assert r.stdout.decode() == want
+    # The origin's interim 100 Continue reached curl before the body went.
+    assert "HTTP/1.1 100 Continue" in r.stderr.decode(), r.stderr
     # curl posts to both URLs, on one connection, chunked.
     r = curl(gw, "-H", "Transfer-Encoding: chunked", "--data-binary",
              "@%s" % f, "http://web.internal/upload", "http://other.internal/up2")
