@@ -248,8 +248,8 @@ int proxy_bypass(const struct proxy *p, const char *host)
         host++, nlen -= 2;
     if (nlen > 0 && host[nlen - 1] == '.')
         nlen--;
-    if (nlen == 0 || nlen >= sizeof(name))
-        return 0;
+    if (nlen >= sizeof(name)) /* no such name: only "*" matches it */
+        nlen = 0;
     memcpy(name, host, nlen);
     name[nlen] = '\0';
     int family = inet_pton(AF_INET, name, tmp) == 1    ? AF_INET

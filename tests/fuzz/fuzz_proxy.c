@@ -37,7 +37,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char err[256], name[PROXY_HOST_MAX + 32];
     int rc = proxy_resolve(NULL, env, &p, err, sizeof(err));
     if (rc != 0) {
-        CHECK(rc == GW_EINVAL && strncmp(err, "HTTPS_PROXY: ", 13) == 0);
+        CHECK(rc == GW_EINVAL && (strncmp(err, "HTTPS_PROXY: ", 13) == 0 ||
+                                  strncmp(err, "NO_PROXY: ", 10) == 0));
         return 0;
     }
     if (!p.set) {
