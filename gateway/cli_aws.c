@@ -21,6 +21,7 @@
 #include "common.h"
 #include "defer.h"
 #include "log.h"
+#include "proxy.h"
 
 struct cli_run {
     uv_loop_t *loop;
@@ -233,7 +234,17 @@ int cli_aws_call(const struct cli_aws_opts *o)
     CHECK(run.lat_us != NULL);
     CHECK(uv_loop_init(&loop) == 0);
     run.loop = &loop;
-    run.client = aws_client_new(&loop, NULL);
+    /* The daemon's HTTPS proxy rules, from the environment (no config). */
+    struct proxy proxy;
+    char perr[256];
+    if (proxy_resolve(NULL, proxy_getenv, &proxy, perr, sizeof(perr)) != 0) {
+        fprintf(stderr, "aws-call: %s\n", perr);
+        run.exit_code = 2;
+        goto out;
+    }
+    struct aws_client_opts ao = {NULL, NULL, 0, &proxy};
+    run.client = aws_client_new(&loop, &ao);
+    proxy_wipe(&proxy);
     if (!run.client) {
         fprintf(stderr, "aws-call: cannot create the AWS client\n");
         run.exit_code = 1;

@@ -33,6 +33,7 @@
 #include "key.h"
 #include "keypush.h"
 #include "log.h"
+#include "proxy.h"
 #include "rundir.h"
 #include "server.h"
 #include "ws.h"
@@ -143,18 +144,45 @@ static void daemon_stop_backends(struct daemon *d)
     ws_ctx_free(d->ws); /* finished after the loop: ws_ctx_finish */
 }
 
+/* The HTTPS proxy for every AWS connection (core/proxy.h), said once. */
+static int daemon_proxy(struct daemon *d, struct proxy *p)
+{
+    char err[256], name[PROXY_HOST_MAX + 32];
+    if (proxy_resolve(d->cfg->https_proxy, proxy_getenv, p, err, sizeof(err)) !=
+        0) {
+        fprintf(stderr, "ssmgate: %s\n", err);
+        return GW_ECONFIG;
+    }
+    if (!p->set)
+        return 0;
+    proxy_display(p, name, sizeof(name));
+    log_info("AWS API calls and data channels go through the HTTPS proxy "
+             "%s%s (%s); NO_PROXY: %s",
+             name, p->user[0] ? " with Basic auth" : "", p->source,
+             p->no_proxy[0] ? p->no_proxy : "(none)");
+    return 0;
+}
+
 static int daemon_start_backends(struct daemon *d)
 {
+    struct proxy proxy;
+    int rc = daemon_proxy(d, &proxy);
+    if (rc != 0)
+        return rc;
     struct aws_client_opts ao = {d->cfg->profile, d->cfg->region,
-                                 d->cfg->connect_timeout_ms};
+                                 d->cfg->connect_timeout_ms, &proxy};
     d->aws = aws_client_new(d->loop, &ao);
-    if (d->aws == NULL)
+    if (d->aws == NULL) {
+        proxy_wipe(&proxy);
         return GW_ENOMEM;
-    int rc =
-        ws_ctx_new(d->loop, aws_ca_bundle(d->aws, d->cfg->profile), &d->ws);
+    }
+    rc = ws_ctx_new(d->loop, aws_ca_bundle(d->aws, d->cfg->profile), &proxy,
+                    &d->ws);
+    proxy_wipe(&proxy);
     if (rc != 0) {
-        fprintf(stderr, "ssmgate: cannot start libwebsockets (is "
-                        "libwebsockets-evlib-uv installed?)\n");
+        fprintf(stderr, "ssmgate: cannot start libwebsockets%s\n",
+                d->ws != NULL ? " with the HTTPS proxy"
+                              : " (is libwebsockets-evlib-uv installed?)");
         return rc;
     }
     struct keypush_api api = {daemon_keypush_send, daemon_keypush_cancel,

@@ -61,7 +61,11 @@ static void usage(FILE *out)
         "  --config FILE         config file (default "
         "$XDG_CONFIG_HOME/ssmgate/config.ini)\n"
         "  --listen ADDR:PORT    SOCKS/HTTP listener (repeatable; port 0 = "
-        "any);\n"
+        "any):\n"
+        "                        SOCKS5, SOCKS4a, HTTP CONNECT and plain HTTP "
+        "proxy\n"
+        "                        requests (curl -x, http_proxy=, a browser's "
+        "HTTP proxy);\n"
         "                        for proxy and ssh-config: where the daemon "
         "is\n"
         "  --log-level LEVEL     error, warn, info or debug\n"
@@ -69,7 +73,20 @@ static void usage(FILE *out)
         "  --account NAME        aws-call: the [account]'s profile and region\n"
         "  -t                    check the configuration and exit\n"
         "  --version             print the version\n"
-        "  --help                this text\n");
+        "  --help                this text\n"
+        "\n"
+        "environment:\n"
+        "  HTTPS_PROXY, https_proxy, ALL_PROXY, all_proxy\n"
+        "                        the HTTP proxy (http://[user:pass@]host:port) "
+        "for\n"
+        "                        every AWS API call and data channel; "
+        "https_proxy = URL\n"
+        "                        (or none) in [gateway] beats them\n"
+        "  NO_PROXY, no_proxy    hosts that skip it (as curl matches "
+        "them)\n"
+        "  AWS_*                 the usual AWS settings (profile, region, "
+        "credentials,\n"
+        "                        AWS_CA_BUNDLE, endpoints)\n");
 }
 
 /* ---- argv ---- */

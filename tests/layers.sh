@@ -7,8 +7,8 @@
 set -u
 cd "${SSMGATE_SOURCE_DIR:-$(dirname "$0")/..}/gateway" || exit 2
 # Pure files (codecs, parsers, decisions) and their headers: no event loop.
-pure=" core/config core/account core/target core/tunnel core/buf front/socks front/httpconnect
- front/route front/front_reply aws/aws_sigv4 aws/aws_parse aws/aws_endpoint
+pure=" core/config core/account core/target core/tunnel core/buf core/proxy front/socks front/httpconnect
+ front/http1 front/httpfwd front/route front/front_reply aws/aws_sigv4 aws/aws_parse aws/aws_endpoint
  aws/aws_proto aws/aws_chain aws/aws_error aws/aws_profile_env aws/aws_limiter ssm/dc_msg
  ssm/dc_hs ssm/dc_pace ssm/dc_reorder ssm/smux ssm/ssm_mode ssm/ssm_names "
 pure=" $(echo $pure) " # one space between names

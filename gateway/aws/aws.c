@@ -119,7 +119,7 @@ struct aws_client *aws_client_new(uv_loop_t *loop,
     if (!c->profiles && aws_profiles_load_mem(NULL, 0, NULL, 0, &c->profiles,
                                               err, sizeof(err)) < 0)
         goto fail;
-    c->http = http_client_new(loop);
+    c->http = http_client_new(loop, opts ? opts->proxy : NULL);
     if (!c->http)
         goto fail;
     c->x = aws_call_ctx_new(loop, c->http);

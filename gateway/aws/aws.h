@@ -26,12 +26,17 @@ struct aws_client;
 struct aws_call;
 struct http_client;
 
+struct proxy;
+
 struct aws_client_opts {
     const char *default_profile; /* NULL/"" = AWS_PROFILE, then "default" */
     const char *default_region;  /* NULL/"" = env, then profile region */
     /* How long a call may wait in a throttle line, from its start (the
      * caller's own deadline, e.g. connect_timeout_ms); 0 = the call's. */
     int queue_deadline_ms;
+    /* The HTTPS proxy decision (core/proxy.h), copied; NULL = curl's own
+     * environment rules. */
+    const struct proxy *proxy;
 };
 
 struct aws_client *aws_client_new(uv_loop_t *loop,

@@ -346,17 +346,6 @@ out:
     free(seglen);
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Form-decodes src[0..n) into dst (at most n bytes); returns length. */
 static size_t form_decode(const char *src, size_t n, char *dst)
 {
@@ -364,9 +353,11 @@ static size_t form_decode(const char *src, size_t n, char *dst)
     for (size_t i = 0; i < n; i++) {
         if (src[i] == '+') {
             dst[o++] = ' ';
-        } else if (src[i] == '%' && i + 2 < n && hexval(src[i + 1]) >= 0 &&
-                   hexval(src[i + 2]) >= 0) {
-            dst[o++] = (char)(hexval(src[i + 1]) * 16 + hexval(src[i + 2]));
+        } else if (src[i] == '%' && i + 2 < n &&
+                   gw_hex_value(src[i + 1]) >= 0 &&
+                   gw_hex_value(src[i + 2]) >= 0) {
+            dst[o++] = (char)(gw_hex_value(src[i + 1]) * 16 +
+                              gw_hex_value(src[i + 2]));
             i += 2;
         } else {
             dst[o++] = src[i];

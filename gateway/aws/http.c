@@ -30,6 +30,9 @@
 
 struct http_client {
     uv_loop_t *loop;
+    int has_proxy;      /* proxy decides; else curl's environment rules */
+    struct proxy proxy; /* its credentials are wiped at free */
+    char proxy_url[PROXY_HOST_MAX + 32]; /* "http://host:port" */
     CURLM *multi;
     uv_timer_t timer;
     struct list reqs; /* live requests */
@@ -242,11 +245,13 @@ static void handle_closed(uv_handle_t *h)
         c = CONTAINER_OF(h, struct http_client, timer);
     }
     c->open_handles--;
-    if (c->freeing && c->open_handles == 0)
+    if (c->freeing && c->open_handles == 0) {
+        proxy_wipe(&c->proxy);
         free(c);
+    }
 }
 
-struct http_client *http_client_new(uv_loop_t *loop)
+struct http_client *http_client_new(uv_loop_t *loop, const struct proxy *proxy)
 {
     struct http_client *c;
     static int global_done;
@@ -261,9 +266,15 @@ struct http_client *http_client_new(uv_loop_t *loop)
     if (!c)
         return NULL;
     c->loop = loop;
+    if (proxy != NULL) {
+        c->has_proxy = 1;
+        c->proxy = *proxy;
+        proxy_display(&c->proxy, c->proxy_url, sizeof(c->proxy_url));
+    }
     list_init(&c->reqs);
     c->multi = curl_multi_init();
     if (!c->multi) {
+        proxy_wipe(&c->proxy);
         free(c);
         return NULL;
     }
@@ -383,6 +394,46 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *userp)
     return n;
 }
 
+/* Whether the request to url goes through the proxy (NO_PROXY). */
+static int wants_proxy(struct http_client *c, const char *url)
+{
+    char *host = NULL;
+    CURLU *u = curl_url();
+    int via = 1;
+    if (u != NULL && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK)
+        via = !proxy_bypass(&c->proxy, host);
+    curl_free(host);
+    curl_url_cleanup(u);
+    return via;
+}
+
+/*
+ * The request's way: the proxy core/proxy.h decided, or direct. An empty
+ * proxy string turns off curl's own environment lookup, and an empty
+ * no-proxy list its own NO_PROXY match: the decision is made once, here,
+ * as ws.c makes it for the WebSocket. Instance metadata and container
+ * credentials never go through a proxy (no_proxy).
+ */
+static void set_proxy(struct http_client *c, CURL *e,
+                      const struct http_request_opts *o)
+{
+    if (!o->no_proxy && !c->has_proxy)
+        return; /* curl's environment rules */
+    if (o->no_proxy || !wants_proxy(c, o->url)) {
+        curl_easy_setopt(e, CURLOPT_PROXY, "");
+        return;
+    }
+    curl_easy_setopt(e, CURLOPT_PROXY, c->proxy_url);
+    curl_easy_setopt(e, CURLOPT_NOPROXY, "");
+    curl_easy_setopt(e, CURLOPT_PROXYTYPE, (long)CURLPROXY_HTTP);
+    if (c->proxy.user[0] != '\0') {
+        curl_easy_setopt(e, CURLOPT_PROXYAUTH, (long)CURLAUTH_BASIC);
+        curl_easy_setopt(e, CURLOPT_PROXYUSERNAME, c->proxy.user);
+        curl_easy_setopt(e, CURLOPT_PROXYPASSWORD, c->proxy.pass);
+    }
+}
+
 static int has_header(const char *const *headers, const char *name)
 {
     size_t nl = strlen(name);
@@ -446,9 +497,7 @@ struct http_req *http_request(struct http_client *c,
         curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);
     if (o->ca_file && o->ca_file[0])
         curl_easy_setopt(e, CURLOPT_CAINFO, o->ca_file);
-    /* An empty proxy string turns off curl's environment proxy lookup. */
-    if (o->no_proxy)
-        curl_easy_setopt(e, CURLOPT_PROXY, "");
+    set_proxy(c, e, o);
 
     if (strcmp(o->method, "GET") == 0) {
         curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);

@@ -5,13 +5,17 @@
  * response is a status, headers of interest and a body, delivered once to
  * a completion callback on the loop. The only file that includes curl.h.
  * TLS verification is always on; ca_file replaces the trust store when
- * set (AWS_CA_BUNDLE / ca_bundle). Proxies follow curl's environment rules.
+ * set (AWS_CA_BUNDLE / ca_bundle). The HTTPS proxy is the one core/proxy.h
+ * decided, per request host (NO_PROXY), the same decision the WebSocket
+ * takes; without one curl follows its own environment rules.
  */
 #ifndef SSMGATE_HTTP_H
 #define SSMGATE_HTTP_H
 
 #include <stddef.h>
 #include <uv.h>
+
+#include "proxy.h"
 
 struct http_client;
 struct http_req;
@@ -33,7 +37,9 @@ struct http_response {
 typedef void http_done_cb(struct http_req *req,
                           const struct http_response *resp, void *arg);
 
-struct http_client *http_client_new(uv_loop_t *loop);
+/* proxy (copied; NULL = curl's environment rules) decides each request's
+ * way unless the request says no_proxy. */
+struct http_client *http_client_new(uv_loop_t *loop, const struct proxy *proxy);
 /* Cancels every pending request (their callbacks do not run), then frees
  * the client once curl's handles are closed. */
 void http_client_free(struct http_client *c);

@@ -20,6 +20,18 @@
 #define GW_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define GW_MAX(a, b) ((a) > (b) ? (a) : (b))
 
+/* The value of hex digit c, or -1. */
+static inline int gw_hex_value(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 /* Room for one failure reason, carried whole from where it happened (an AWS
  * code and message, a protocol error) to the log line and the client's
  * reply: every buffer a reason passes through has this size, so nothing on

@@ -19,6 +19,7 @@
 
 #include "account.h"
 #include "common.h"
+#include "proxy.h"
 #include "secret.h"
 #include "target.h"
 
@@ -160,6 +161,20 @@ static int parse_suffix(const struct directive *d, const char *v, void *dst,
     return parse_string(d, v, dst, why);
 }
 
+/* https_proxy: a proxy URL proxy.c can use, "none", or "" (the env). */
+static int parse_proxy(const struct directive *d, const char *v, void *dst,
+                       const char **why)
+{
+    struct proxy p;
+    if (v[0] != '\0' && strcmp(v, "none") != 0) {
+        int rc = proxy_parse(v, &p, why);
+        proxy_wipe(&p);
+        if (rc != 0)
+            return -1;
+    }
+    return parse_string(d, v, dst, why);
+}
+
 /* listen = A, B (and repeated lines) append to the list. */
 static int parse_listen_list(const struct directive *d, const char *v,
                              void *dst, const char **why)
@@ -252,6 +267,7 @@ static const struct directive directives[] = {
     G("open_confirm_ms", parse_int, open_confirm_ms, 0, 10000, "100", SSM),
     G("session_linger_ms", parse_int, session_linger_ms, 0, 3600000, "30000",
       SSM),
+    G("https_proxy", parse_proxy, https_proxy, 0, 0, "", RESTART),
     F("listen", parse_addr, listen),
     F("target", parse_string, target),
     F("port", parse_port, port),
@@ -485,8 +501,9 @@ static void config_free(struct config *cfg)
     free(cfg->forwards);
     free(cfg->routes);
     free(cfg->accounts);
-    /* The SOCKS password is a secret. */
+    /* The SOCKS password and the proxy's credentials are secrets. */
     secret_wipe(cfg->socks_password, sizeof(cfg->socks_password));
+    secret_wipe(cfg->https_proxy, sizeof(cfg->https_proxy));
     free(cfg);
 }
 
@@ -792,7 +809,7 @@ static int is_text(const struct directive *d)
 {
     return d->parse == parse_string || d->parse == parse_addr ||
            d->parse == parse_user || d->parse == parse_region ||
-           d->parse == parse_suffix;
+           d->parse == parse_suffix || d->parse == parse_proxy;
 }
 
 static int value_changed(const struct directive *d, const struct config *a,

@@ -93,6 +93,9 @@ struct config {
     /* ms an idle session waits for the next connection to its target:
      * 30000; 0 = it ends with its last connection */
     int session_linger_ms;
+    /* The HTTPS proxy for AWS traffic (proxy.h): "" = the environment's,
+     * "none" = none. May hold credentials: wiped when freed. */
+    char https_proxy[CONFIG_STR_MAX];
 
     struct config_forward *forwards;
     int n_forwards;
@@ -147,8 +150,9 @@ enum config_apply {
                              resume budget of open ones */
     CONFIG_APPLY_KEYS,    /* the rotation timer and the key files */
     CONFIG_APPLY_RESTART, /* read once at start-up (the runtime dir, the
-                             AWS client's default profile, region and CA
-                             bundle): only a restart applies it */
+                             AWS client's default profile, region, CA
+                             bundle and HTTPS proxy): only a restart
+                             applies it */
 };
 #define CONFIG_APPLY_BIT(apply) (1u << (apply))
 

@@ -21,9 +21,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 
 #include "common.h"
 #include "config.h"
+#include "conn_http.h"
 #include "front_reply.h"
 #include "httpconnect.h"
 #include "log.h"
@@ -46,7 +48,7 @@ static const char *const conn_state_names[] = {
     [CONN_CLOSING] = "closing",
 };
 
-static void conn_set_state(struct conn *c, enum conn_state next)
+void conn_set_state(struct conn *c, enum conn_state next)
 {
     log_debug("conn %llu: %s -> %s", (unsigned long long)c->id,
               conn_state_names[c->state], conn_state_names[next]);
@@ -69,6 +71,29 @@ static void conn_reply_ok(struct conn *c)
         pump_reply(&c->pump, out, len);
 }
 
+static void conn_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b);
+static void conn_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b);
+static void conn_open_timeout(uv_timer_t *t);
+
+/* The refusal is out. An HTTP client may still be sending (the body of a
+ * request we refused): closing a socket with unread bytes sends a reset,
+ * which can destroy the reply before the client read it. So it gets a FIN
+ * and what it sends is read and dropped until it closes, or for
+ * CONN_FLUSH_MS (RFC 9112 section 9.6). */
+static void conn_refused_flushed(struct conn *c)
+{
+    uv_os_fd_t fd;
+    if (c->lingering)
+        return;
+    if (c->proto != FRONT_PROTO_HTTP || c->failed ||
+        uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 ||
+        shutdown(fd, SHUT_WR) != 0) {
+        conn_kill(c, c->close_reason);
+        return;
+    }
+    c->lingering = 1;
+}
+
 /* Refuses with a wire-level reply (already encoded) and closes after it. */
 static void conn_refuse_raw(struct conn *c, const void *reply, size_t len,
                             const char *reason)
@@ -76,22 +101,30 @@ static void conn_refuse_raw(struct conn *c, const void *reply, size_t len,
     snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
     uv_read_stop(conn_stream(c));
     uv_timer_stop(&c->timer);
+    if (c->state == CONN_PUMP)
+        pump_detach(&c->pump); /* a forwarded request's stream failed */
     conn_set_state(c, CONN_REFUSING);
-    if (len == 0 || pump_reply(&c->pump, reply, len) != 0 ||
-        txq_pending(&c->pump.down) == 0)
+    if (c->proto == FRONT_PROTO_HTTP) {
+        buf_reset(conn_input(c)); /* room for reads that are dropped */
+        uv_timer_start(&c->timer, conn_open_timeout, CONN_FLUSH_MS, 0);
+        uv_read_start(conn_stream(c), conn_alloc, conn_read);
+    }
+    if (len == 0 || pump_reply(&c->pump, reply, len) != 0)
         conn_kill(c, c->close_reason);
+    else if (txq_pending(&c->pump.down) == 0)
+        conn_refused_flushed(c);
 }
 
 /* Refuses with the reply for err; an HTTP client reads reason whole. */
-static void conn_refuse(struct conn *c, int err, const char *reason)
+void conn_refuse(struct conn *c, int err, const char *reason)
 {
     char out[FRONT_REPLY_MAX];
     conn_refuse_raw(
         c, out, front_reply(c->proto, err, reason, out, sizeof(out)), reason);
 }
 
-/* An HTTP refusal whose status the parser chose (400, 405, 407, ...). */
-static void conn_refuse_http(struct conn *c, int status, const char *reason)
+/* An HTTP refusal whose status the parser chose (400, 407, 501, ...). */
+void conn_refuse_http(struct conn *c, int status, const char *reason)
 {
     char out[FRONT_REPLY_MAX];
     conn_refuse_raw(
@@ -106,6 +139,7 @@ static void conn_handle_closed(uv_handle_t *h)
     struct conn *c = conn_of_handle(h);
     if (--c->handles > 0)
         return;
+    conn_http_free(c);
     pump_free(&c->pump);
     buf_free(&c->req);
     config_unref(c->cfg);
@@ -209,6 +243,10 @@ static void conn_on_open(void *arg, int status, const char *reason)
              ssm ? c->spec.profile : "",
              ssm && c->spec.region[0] ? ", region " : "",
              ssm ? c->spec.region : "");
+    if (c->fwd) { /* no reply: the request goes on to the origin */
+        conn_http_open(c);
+        return;
+    }
     conn_reply_ok(c);
     conn_set_state(c, CONN_PUMP);
     /* Bytes the client sent after its request go first. */
@@ -220,14 +258,18 @@ static void conn_on_open(void *arg, int status, const char *reason)
 static void conn_on_data(void *arg, const uint8_t *p, size_t n)
 {
     struct conn *c = arg;
-    if (c->state == CONN_PUMP)
+    if (c->state == CONN_PUMP && c->fwd)
+        conn_http_data(c, p, n);
+    else if (c->state == CONN_PUMP)
         pump_backend_data(&c->pump, p, n);
 }
 
 static void conn_on_eof(void *arg)
 {
     struct conn *c = arg;
-    if (c->state == CONN_PUMP)
+    if (c->state == CONN_PUMP && c->fwd)
+        conn_http_eof(c);
+    else if (c->state == CONN_PUMP)
         pump_backend_eof(&c->pump);
 }
 
@@ -237,8 +279,6 @@ static void conn_on_drain(void *arg)
     if (c->state == CONN_PUMP)
         pump_backend_drain(&c->pump);
 }
-
-static void conn_open_timeout(uv_timer_t *t);
 
 /* The tunnel is gone (the session ended): nothing the client sends can
  * go anywhere, so it closes now; what the remote sent before the end
@@ -250,6 +290,8 @@ static void conn_on_error(void *arg, int err, const char *reason)
 {
     struct conn *c = arg;
     char why[GW_REASON_MAX];
+    if (c->state == CONN_PUMP && c->fwd && conn_http_error(c, err, reason))
+        return;
     c->failed = c->state == CONN_PUMP;
     snprintf(why, sizeof(why), "tunnel failed: %s",
              reason ? reason : gw_strerror(err));
@@ -282,6 +324,8 @@ static void conn_open_timeout(uv_timer_t *t)
                  c->spec.target[0] ? c->spec.target : c->spec.host,
                  c->spec.port, c->cfg->connect_timeout_ms);
         conn_refuse(c, GW_ETIMEOUT, "tunnel open timed out");
+    } else if (c->state < CONN_ROUTE && conn_http_idle(c)) {
+        conn_kill(c, "idle keep-alive connection");
     } else if (c->state < CONN_ROUTE) {
         conn_refuse(c, GW_ETIMEOUT, "client did not finish its request");
     } else if (c->state == CONN_REFUSING) { /* the client does not read */
@@ -292,6 +336,10 @@ static void conn_open_timeout(uv_timer_t *t)
 static void conn_do_open(struct conn *c)
 {
     conn_set_state(c, CONN_OPENING);
+    /* A forwarded request has no reply to hold for a refusal: it goes at
+     * once, and a refused destination is a 502 before any response. */
+    if (c->fwd)
+        c->spec.no_reply = 1;
     uv_read_stop(conn_stream(c));
     if (c->spec.kind == TUNNEL_DIRECT)
         c->backend = c->env->direct;
@@ -317,7 +365,7 @@ static void conn_do_open(struct conn *c)
     }
 }
 
-static void conn_do_route(struct conn *c, const char *host, uint16_t port)
+void conn_do_route(struct conn *c, const char *host, uint16_t port)
 {
     const char *reason = NULL;
     conn_set_state(c, CONN_ROUTE);
@@ -354,7 +402,7 @@ static int conn_auth_ok(const struct conn *c, const char *user,
 static void conn_do_request(struct conn *c)
 {
     for (;;) {
-        struct buf_view v = buf_peek(&c->req);
+        struct buf_view v = buf_peek(conn_input(c));
         uint8_t rep = 0;
         int rc;
         switch (c->state) {
@@ -456,13 +504,14 @@ static void conn_do_request(struct conn *c)
         case CONN_HTTP_REQUEST: {
             struct httpconnect_request r;
             int status;
-            rc = httpconnect_parse(&v, &r, &status);
+            const char *why;
+            rc = httpconnect_parse(&v, &r, &status, &why);
             if (rc == GW_ENEED_MORE)
                 return;
             if (rc != 0) {
-                log_warn("conn %llu: %s: bad HTTP CONNECT request (%d)",
-                         (unsigned long long)c->id, c->peer, status);
-                conn_refuse_http(c, status, "bad HTTP request");
+                log_warn("conn %llu: %s: bad HTTP request (%d: %s)",
+                         (unsigned long long)c->id, c->peer, status, why);
+                conn_refuse_http(c, status, why);
                 return;
             }
             int denied = conn_auth_required(c) &&
@@ -475,7 +524,11 @@ static void conn_do_request(struct conn *c)
                 conn_refuse_http(c, 407, "proxy authentication required");
                 return;
             }
-            buf_consume(&c->req, v.pos);
+            if (r.forward) {
+                conn_http_request(c, conn_input(c), &r);
+                return;
+            }
+            buf_consume(conn_input(c), v.pos);
             conn_do_route(c, r.host, r.port);
             return;
         }
@@ -487,13 +540,11 @@ static void conn_do_request(struct conn *c)
 
 /* ---- libuv callbacks ---- */
 
-/* Wraps the pump's written hook so a refusal closes once flushed. */
-
 static void conn_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
 {
     struct conn *c = conn_of_handle(h);
     uint8_t *w;
-    size_t room = buf_reserve_all(&c->req, &w);
+    size_t room = buf_reserve_all(conn_input(c), &w);
     b->base = (char *)w;
     b->len = room;
 }
@@ -501,16 +552,19 @@ static void conn_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
 static void conn_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 {
     struct conn *c = conn_of_handle((uv_handle_t *)s);
+    if (c->state == CONN_REFUSING && n < 0) /* the end of a lingering close */
+        conn_kill(c, c->close_reason);
     if (n == 0 || c->state >= CONN_ROUTE)
-        return;
+        return; /* a refused client's bytes are not kept */
     if (n < 0) {
-        conn_kill(c, n == UV_EOF ? "client left before its request"
-                                 : uv_strerror((int)n));
+        conn_kill(c, n != UV_EOF         ? uv_strerror((int)n)
+                     : conn_http_idle(c) ? "client closed its connection"
+                                         : "client left before its request");
         return;
     }
-    buf_commit(&c->req, (size_t)n);
+    buf_commit(conn_input(c), (size_t)n);
     conn_do_request(c);
-    if (c->state < CONN_ROUTE && buf_room(&c->req) == 0) {
+    if (c->state < CONN_ROUTE && buf_room(conn_input(c)) == 0) {
         conn_refuse(c, GW_ETOO_BIG, "request too large");
     }
 }
@@ -519,8 +573,12 @@ static void conn_reply_written(struct txq *q, int status, void *arg)
 {
     struct pump *p = arg;
     struct conn *c = CONTAINER_OF(p, struct conn, pump);
-    if (c->state == CONN_REFUSING && (status < 0 || txq_pending(q) == 0))
+    if (c->state != CONN_REFUSING)
+        return;
+    if (status < 0)
         conn_kill(c, c->close_reason);
+    else if (txq_pending(q) == 0)
+        conn_refused_flushed(c);
 }
 
 static void conn_written(struct txq *q, int status, void *arg)
@@ -530,6 +588,17 @@ static void conn_written(struct txq *q, int status, void *arg)
         pump_down_written(q, status, arg);
     else
         conn_reply_written(q, status, arg);
+}
+
+void conn_next_request(struct conn *c)
+{
+    conn_set_state(c, CONN_HTTP_REQUEST);
+    uv_timer_start(&c->timer, conn_open_timeout,
+                   (uint64_t)c->cfg->request_timeout_ms, 0);
+    conn_do_request(c);
+    if (c->state == CONN_HTTP_REQUEST &&
+        uv_read_start(conn_stream(c), conn_alloc, conn_read) != 0)
+        conn_kill(c, "cannot read from the client");
 }
 
 struct conn *conn_new(uv_loop_t *loop, struct config *cfg,

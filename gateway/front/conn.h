@@ -1,7 +1,9 @@
 /*
  * conn.h - one accepted client connection, from its first byte to its
  * close: protocol sniffing, the SOCKS / HTTP CONNECT request, routing,
- * opening the backend, the reply, the byte pump and the single close path.
+ * opening the backend, the reply, the byte pump and the single close path;
+ * for plain HTTP proxy requests, one request after another on the same
+ * connection, each routed and opened on its own (conn_http.c).
  *
  * Owned by the server (server.c keeps the list); it tells the server it is
  * gone through env->on_closed, from its last close callback.
@@ -23,6 +25,7 @@
 
 struct config;
 struct conn;
+struct conn_http;
 
 /* What a conn needs from its server; outlives every conn. */
 struct conn_env {
@@ -38,7 +41,7 @@ enum conn_state {
     CONN_S5_AUTH,      /* RFC 1929 username/password */
     CONN_S5_REQUEST,   /* SOCKS5 CONNECT request */
     CONN_S4_REQUEST,   /* SOCKS4/4a request */
-    CONN_HTTP_REQUEST, /* HTTP CONNECT head */
+    CONN_HTTP_REQUEST, /* HTTP CONNECT or proxy request head */
     CONN_ROUTE,        /* deciding the tunnel */
     CONN_OPENING,      /* backend open in progress; client reads paused */
     CONN_PUMP,         /* reply sent; bytes flow */
@@ -65,8 +68,13 @@ struct conn {
     char peer[64];
     uint64_t started_ms, opened_ms;
     char close_reason[GW_REASON_MAX];
-    int draining; /* server shutting down */
-    int failed;   /* the tunnel broke: the client hears a reset */
+    int draining;  /* server shutting down */
+    int failed;    /* the tunnel broke: the client hears a reset */
+    int lingering; /* refused: FIN sent, dropping what the client sends */
+    /* A plain HTTP proxy connection (GET http://...): NULL until its first
+     * such request; fwd while the current request is one. */
+    struct conn_http *http;
+    int fwd;
 };
 
 /* A new conn with a ref on cfg. fixed: the spec of a [forward] port, or

@@ -1,7 +1,8 @@
 /*
- * httpconnect.c - a strict, small CONNECT parser: request line, header
- * lines up to a blank line, nothing else. Only Proxy-Authorization is
- * interpreted; other headers are skipped.
+ * httpconnect.c - the proxy port's request parser: the request line, then
+ * for CONNECT only Proxy-Authorization among the fields (nc and ssh's
+ * ProxyCommand send little else), for a request to forward every field,
+ * strictly (http1.c), since the head goes on to an origin server.
  */
 #include "httpconnect.h"
 
@@ -15,26 +16,9 @@
 #include "common.h"
 #include "secret.h"
 
-/* Finds the end of the head ("\r\n\r\n", or "\n\n" from lax clients). */
-static const uint8_t *find_head_end(const uint8_t *p, size_t len,
-                                    size_t *head_len)
-{
-    for (size_t i = 0; i + 1 < len; i++) {
-        if (p[i] != '\n')
-            continue;
-        if (p[i + 1] == '\n') {
-            *head_len = i + 2;
-            return p + i;
-        }
-        if (i + 2 < len && p[i + 1] == '\r' && p[i + 2] == '\n') {
-            *head_len = i + 3;
-            return p + i;
-        }
-    }
-    return NULL;
-}
-
-static int parse_authority(const char *s, size_t len,
+/* host:port, [v6]:port; dflt_port 0 = the port is required, else an
+ * absent or empty port is dflt_port (RFC 3986 section 3.2.3). */
+static int parse_authority(const char *s, size_t len, uint16_t dflt_port,
                            struct httpconnect_request *req)
 {
     const char *colon;
@@ -42,11 +26,16 @@ static int parse_authority(const char *s, size_t len,
     size_t hostlen;
     if (len > 0 && s[0] == '[') {
         const char *close = memchr(s, ']', len);
-        if (close == NULL || close + 1 >= s + len || close[1] != ':')
+        if (close == NULL)
             return GW_EPROTO;
         host = s + 1;
         hostlen = (size_t)(close - host);
-        colon = close + 1;
+        if (close + 1 == s + len && dflt_port != 0)
+            colon = s + len; /* no port */
+        else if (close + 1 >= s + len || close[1] != ':')
+            return GW_EPROTO;
+        else
+            colon = close + 1;
     } else {
         colon = NULL;
         for (size_t i = len; i > 0; i--)
@@ -54,8 +43,10 @@ static int parse_authority(const char *s, size_t len,
                 colon = s + i - 1;
                 break;
             }
-        if (colon == NULL)
+        if (colon == NULL && dflt_port == 0)
             return GW_EPROTO;
+        if (colon == NULL)
+            colon = s + len;
         hostlen = (size_t)(colon - s);
     }
     if (hostlen == 0 || hostlen >= sizeof(req->host))
@@ -63,11 +54,11 @@ static int parse_authority(const char *s, size_t len,
     for (size_t i = 0; i < hostlen; i++)
         if (!isgraph((unsigned char)host[i]))
             return GW_EPROTO;
-    const char *port = colon + 1;
+    const char *port = colon + (colon < s + len);
     size_t portlen = (size_t)(s + len - port);
-    if (portlen == 0 || portlen > 5)
+    if ((portlen == 0 && dflt_port == 0) || portlen > 5)
         return GW_EPROTO;
-    unsigned long value = 0;
+    unsigned long value = portlen == 0 ? dflt_port : 0;
     for (size_t i = 0; i < portlen; i++) {
         if (!isdigit((unsigned char)port[i]))
             return GW_EPROTO;
@@ -121,51 +112,11 @@ out:
     secret_wipe(decoded, sizeof(decoded)); /* the password, in clear */
 }
 
-int httpconnect_parse(struct buf_view *v, struct httpconnect_request *req,
-                      int *status)
+/* The CONNECT request's fields: only Proxy-Authorization matters. */
+static int connect_fields(const char *line, const char *end,
+                          struct httpconnect_request *req)
 {
-    const uint8_t *p = v->p + v->pos;
-    size_t left = buf_view_left(v);
-    size_t head_len;
-    *status = 400;
-    if (find_head_end(p, GW_MIN(left, HTTPCONNECT_HEAD_MAX), &head_len) ==
-        NULL) {
-        if (left >= HTTPCONNECT_HEAD_MAX) {
-            *status = 431;
-            return GW_EPROTO;
-        }
-        return GW_ENEED_MORE;
-    }
-    memset(req, 0, sizeof(*req));
-    const char *s = (const char *)p;
-    const char *end = s + head_len;
-    const char *eol = memchr(s, '\n', head_len);
-    size_t line_len = (size_t)(eol - s);
-    if (line_len > 0 && s[line_len - 1] == '\r')
-        line_len--;
-    /* METHOD SP authority SP HTTP/1.x */
-    const char *sp1 = memchr(s, ' ', line_len);
-    if (sp1 == NULL)
-        return GW_EPROTO;
-    const char *target = sp1 + 1;
-    const char *sp2 = memchr(target, ' ', line_len - (size_t)(target - s));
-    if (sp2 == NULL)
-        return GW_EPROTO;
-    size_t version_len = line_len - (size_t)(sp2 + 1 - s);
-    if (version_len != 8 || memcmp(sp2 + 1, "HTTP/1.", 7) != 0 ||
-        !isdigit((unsigned char)sp2[8])) {
-        *status = 505;
-        return GW_EPROTO;
-    }
-    req->minor = sp2[8] - '0';
-    if ((size_t)(sp1 - s) != 7 || memcmp(s, "CONNECT", 7) != 0) {
-        *status = 405;
-        return GW_EPROTO;
-    }
-    if (parse_authority(target, (size_t)(sp2 - target), req) != 0)
-        return GW_EPROTO;
-    /* Headers: only Proxy-Authorization matters. */
-    for (const char *line = eol + 1; line < end;) {
+    while (line < end) {
         const char *nl = memchr(line, '\n', (size_t)(end - line));
         size_t len = (size_t)(nl - line);
         if (len > 0 && line[len - 1] == '\r')
@@ -179,6 +130,152 @@ int httpconnect_parse(struct buf_view *v, struct httpconnect_request *req,
         if (name_len == 19 && strncasecmp(line, "Proxy-Authorization", 19) == 0)
             parse_basic_auth(colon + 1, len - name_len - 1, req);
         line = nl + 1;
+    }
+    return 0;
+}
+
+/* Refuses with status and a sentence for the client. */
+static int refuse(int *status, const char **why, int code, const char *text)
+{
+    *status = code;
+    *why = text;
+    return GW_EPROTO;
+}
+
+/*
+ * An absolute-form target, "http://host[:port][/path][?query]", at
+ * t[0..len) of head. The scheme is case-insensitive; no user info (RFC
+ * 9110 section 4.2.4 deprecates it) and no fragment.
+ */
+static int parse_absolute(const char *head, const char *t, size_t len,
+                          struct httpconnect_request *req, int *status,
+                          const char **why)
+{
+    for (size_t i = 0; i < len; i++)
+        if (!isgraph((unsigned char)t[i]) || t[i] == '#')
+            return refuse(status, why, 400, "bad characters in the URL");
+    const char *sep = memchr(t, ':', len);
+    size_t slen = sep ? (size_t)(sep - t) : 0;
+    if (slen == 0 || !isalpha((unsigned char)t[0]) || len - slen < 3 ||
+        memcmp(sep, "://", 3) != 0)
+        return refuse(status, why, 400,
+                      "not a proxy request: expected an absolute URL "
+                      "(GET http://host/path) or CONNECT host:port");
+    if (slen == 5 && strncasecmp(t, "https", 5) == 0)
+        return refuse(status, why, 501,
+                      "https:// URLs go through CONNECT (the client "
+                      "tunnels TLS); only http:// URLs are forwarded");
+    if (slen != 4 || strncasecmp(t, "http", 4) != 0)
+        return refuse(status, why, 501, "only http:// URLs are forwarded");
+    const char *a = sep + 3;
+    const char *tend = t + len;
+    size_t alen = 0;
+    while (a + alen < tend && a[alen] != '/' && a[alen] != '?')
+        alen++;
+    if (memchr(a, '@', alen) != NULL)
+        return refuse(status, why, 400, "user info in the URL");
+    if (parse_authority(a, alen, 80, req) != 0)
+        return refuse(status, why, 400, "bad host or port in the URL");
+    req->authority_off = (size_t)(a - head);
+    req->authority_len = alen;
+    req->path_off = (size_t)(a + alen - head);
+    req->path_len = (size_t)(tend - (a + alen));
+    return 0;
+}
+
+/* The fields of a request to forward, read strictly; decides framing and
+ * whether the client keeps the connection. */
+static int forward_fields(const char *line, const char *end,
+                          struct httpconnect_request *req, int *status,
+                          const char **why)
+{
+    struct http1_field f;
+    int rc, hosts = 0;
+    while ((rc = http1_next_field(&line, end, &f)) == 1) {
+        http1_facts_add(&req->facts, &f);
+        hosts += http1_field_is(&f, "Host");
+        if (http1_field_is(&f, "Proxy-Authorization"))
+            parse_basic_auth(f.value, f.value_len, req);
+    }
+    struct http1_facts *fx = &req->facts;
+    if (rc != 0)
+        return refuse(status, why, 400, "malformed header field");
+    if (hosts > 1)
+        return refuse(status, why, 400, "more than one Host field");
+    if (fx->cl_bad)
+        return refuse(status, why, 400, "bad Content-Length");
+    if (fx->opts_overflow)
+        return refuse(status, why, 400, "too many Connection options");
+    /* RFC 9112 section 6.1: Transfer-Encoding must end in chunked, is
+     * not HTTP/1.0, and must not come with Content-Length (a proxy that
+     * picks one of two framings is how requests get smuggled). */
+    if (fx->has_te && (!fx->te_chunked || req->minor == 0 || fx->n_cl > 0))
+        return refuse(status, why, 400, "bad Transfer-Encoding");
+    req->body = fx->has_te ? HTTP1_BODY_CHUNKED
+                : fx->n_cl ? HTTP1_BODY_LENGTH
+                           : HTTP1_BODY_NONE;
+    req->body_len = fx->cl;
+    req->keep_alive =
+        !fx->conn_close && (req->minor > 0 || fx->conn_keep_alive);
+    return 0;
+}
+
+int httpconnect_parse(struct buf_view *v, struct httpconnect_request *req,
+                      int *status, const char **why)
+{
+    const uint8_t *p = v->p + v->pos;
+    size_t left = buf_view_left(v);
+    size_t head_len = http1_head_len(p, GW_MIN(left, HTTPCONNECT_HEAD_MAX));
+    *why = "bad HTTP request";
+    *status = 400;
+    if (head_len == 0) {
+        if (left >= HTTPCONNECT_HEAD_MAX)
+            return refuse(status, why, 431, "request head too large");
+        return GW_ENEED_MORE;
+    }
+    memset(req, 0, sizeof(*req));
+    req->head_len = head_len;
+    const char *s = (const char *)p;
+    const char *end = s + head_len;
+    const char *eol = memchr(s, '\n', head_len);
+    size_t line_len = (size_t)(eol - s);
+    if (line_len > 0 && s[line_len - 1] == '\r')
+        line_len--;
+    /* METHOD SP target SP HTTP/1.x */
+    const char *sp1 = memchr(s, ' ', line_len);
+    if (sp1 == NULL)
+        return GW_EPROTO;
+    const char *target = sp1 + 1;
+    const char *sp2 = memchr(target, ' ', line_len - (size_t)(target - s));
+    if (sp2 == NULL)
+        return GW_EPROTO;
+    size_t version_len = line_len - (size_t)(sp2 + 1 - s);
+    if (version_len != 8 || memcmp(sp2 + 1, "HTTP/1.", 7) != 0 ||
+        !isdigit((unsigned char)sp2[8]))
+        return refuse(status, why, 505, "only HTTP/1.x is spoken here");
+    req->minor = sp2[8] - '0';
+    req->method_len = (size_t)(sp1 - s);
+    if (req->method_len == 7 && memcmp(s, "CONNECT", 7) == 0) {
+        if (parse_authority(target, (size_t)(sp2 - target), 0, req) != 0 ||
+            connect_fields(eol + 1, end, req) != 0)
+            return GW_EPROTO;
+        v->pos += head_len;
+        return 0;
+    }
+    for (size_t i = 0; i < req->method_len; i++)
+        if (!isalpha((unsigned char)s[i]) && s[i] != '-' && s[i] != '_')
+            return refuse(status, why, 400, "bad method");
+    if (req->method_len == 0)
+        return GW_EPROTO;
+    req->forward = 1;
+    req->head_method = req->method_len == 4 && memcmp(s, "HEAD", 4) == 0;
+    int rc =
+        parse_absolute(s, target, (size_t)(sp2 - target), req, status, why);
+    if (rc == 0)
+        rc = forward_fields(eol + 1, end, req, status, why);
+    if (rc != 0) {
+        secret_wipe(req->pass, sizeof(req->pass));
+        return rc;
     }
     v->pos += head_len;
     return 0;
@@ -199,6 +296,8 @@ static const char *reason_phrase(int status)
         return "Proxy Authentication Required";
     case 431:
         return "Request Header Fields Too Large";
+    case 501:
+        return "Not Implemented";
     case 502:
         return "Bad Gateway";
     case 503:

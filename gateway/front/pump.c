@@ -76,27 +76,73 @@ static void pump_set_reading(struct pump *p, int on)
     }
 }
 
-/* Offers the up buffer to the backend; blocks the client when it is full. */
-static void pump_flush_up(struct pump *p)
+/* Offers the message's head, then up (as far as the message goes) to the
+ * backend; true when the backend took everything offered. */
+static int pump_write_up(struct pump *p)
 {
-    while (buf_len(&p->up) > 0) {
-        ssize_t taken =
-            p->ops->write(p->stream, buf_rptr(&p->up), buf_len(&p->up));
+    while (p->head_len > 0) {
+        ssize_t taken = p->ops->write(p->stream, p->head, p->head_len);
         if (taken < 0) {
             pump_finish(p, (int)taken, "writing to the tunnel failed");
-            return;
+            return 0;
+        }
+        p->head += taken;
+        p->head_len -= (size_t)taken;
+        p->bytes_up += (uint64_t)taken;
+        if (taken == 0)
+            return 0;
+    }
+    for (;;) {
+        size_t avail = buf_len(&p->up);
+        if (p->frame != NULL) {
+            if (!p->msg_end) {
+                int end = 0;
+                ssize_t k = p->frame(p->frame_arg, buf_rptr(&p->up) + p->framed,
+                                     avail - p->framed, &end);
+                if (k < 0) {
+                    pump_finish(p, (int)k, "malformed request body");
+                    return 0;
+                }
+                p->framed += (size_t)k;
+                p->msg_end = end;
+            }
+            avail = p->framed;
+        }
+        if (avail == 0)
+            return 1;
+        ssize_t taken = p->ops->write(p->stream, buf_rptr(&p->up), avail);
+        if (taken < 0) {
+            pump_finish(p, (int)taken, "writing to the tunnel failed");
+            return 0;
         }
         buf_consume(&p->up, (size_t)taken);
         p->bytes_up += (uint64_t)taken;
+        if (p->frame != NULL)
+            p->framed -= (size_t)taken;
         /* A backend may take a message's worth at a time; only a call
          * that takes nothing means it is full (it will call on_drain). */
-        if (taken == 0) {
+        if (taken == 0)
+            return 0;
+    }
+}
+
+/* Offers the up buffer to the backend; blocks the client when it is full. */
+static void pump_flush_up(struct pump *p)
+{
+    if (p->stream == NULL || p->finished)
+        return;
+    if (!pump_write_up(p)) {
+        if (!p->finished) {
             p->up_blocked = 1;
             pump_set_reading(p, 0);
-            return;
         }
+        return;
     }
     p->up_blocked = 0;
+    if (p->frame != NULL && p->msg_end) {
+        pump_set_reading(p, 0); /* what follows is the next message's */
+        return;
+    }
     if (p->client_eof) {
         if (!p->up_shut) {
             p->up_shut = 1;
@@ -108,15 +154,56 @@ static void pump_flush_up(struct pump *p)
     pump_set_reading(p, 1);
 }
 
+/* Per-stream state back to the start, for a new stream. */
+static void pump_reset_stream(struct pump *p, const struct backend_ops *ops,
+                              struct backend_stream *stream)
+{
+    p->ops = ops;
+    p->stream = stream;
+    p->up_blocked = p->up_shut = 0;
+    p->remote_eof = p->down_shut = p->down_shut_done = 0;
+    p->remote_paused = p->finished = 0;
+    p->frame = NULL;
+    p->frame_arg = NULL;
+    p->head = NULL;
+    p->head_len = p->framed = 0;
+    p->msg_end = 0;
+}
+
 void pump_start(struct pump *p, const struct backend_ops *ops,
                 struct backend_stream *stream, const uint8_t *early,
                 size_t early_len)
 {
-    p->ops = ops;
-    p->stream = stream;
+    pump_reset_stream(p, ops, stream);
     if (early_len > 0)
         buf_put(&p->up, early, early_len);
     pump_flush_up(p);
+}
+
+void pump_start_message(struct pump *p, const struct backend_ops *ops,
+                        struct backend_stream *stream, const uint8_t *head,
+                        size_t head_len, pump_frame_fn *frame, void *arg)
+{
+    pump_reset_stream(p, ops, stream);
+    p->head = head;
+    p->head_len = head_len;
+    p->frame = frame;
+    p->frame_arg = arg;
+    pump_flush_up(p);
+}
+
+int pump_message_sent(const struct pump *p)
+{
+    return p->frame != NULL && p->msg_end && p->framed == 0 && p->head_len == 0;
+}
+
+void pump_detach(struct pump *p)
+{
+    pump_set_reading(p, 0);
+    p->stream = NULL;
+    p->remote_paused = 0;
+    p->up_blocked = 0;
+    p->up_shut = 1;
 }
 
 static void pump_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b)
@@ -183,7 +270,8 @@ void pump_down_written(struct txq *q, int status, void *arg)
         pump_finish(p, status, "writing to the client failed");
         return;
     }
-    if (p->remote_paused && txq_pending(q) < PUMP_DOWN_LOW) {
+    if (p->remote_paused && p->stream != NULL &&
+        txq_pending(q) < PUMP_DOWN_LOW) {
         p->remote_paused = 0;
         p->ops->resume(p->stream);
     }
@@ -206,7 +294,8 @@ void pump_backend_data(struct pump *p, const uint8_t *data, size_t n)
         return;
     }
     p->bytes_down += n;
-    if (!p->remote_paused && txq_room(&p->down) < PUMP_DOWN_HIGH) {
+    if (!p->remote_paused && p->stream != NULL &&
+        txq_room(&p->down) < PUMP_DOWN_HIGH) {
         p->remote_paused = 1;
         p->ops->pause(p->stream);
     }

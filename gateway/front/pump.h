@@ -11,6 +11,14 @@
  * is flushed; backend EOF -> uv_shutdown(client) once down is flushed.
  * When both are done (or on any error) the owner's done callback runs.
  * Buffers are allocated once per pump; nothing is allocated per read.
+ *
+ * A plain HTTP proxy sends one message (a request) per backend stream:
+ * pump_start_message sends a head the owner built, then client bytes only
+ * while the owner's frame function says they belong to the message; the
+ * rest waits in up for the next request, and the client is not read past
+ * the message's end. The owner reads the response itself (httpfwd) and
+ * hands it to pump_backend_data; pump_detach ends the stream's part and
+ * the pump carries on for the next message.
  */
 #ifndef SSMGATE_PUMP_H
 #define SSMGATE_PUMP_H
@@ -26,6 +34,11 @@
 #define PUMP_DOWN_CAP (256 * 1024) /* per txq buffer (two of them) */
 
 struct pump;
+
+/* How many of the n client bytes at b belong to the message being sent
+ * (n when it goes on, fewer when it ends among them: *end), or a negative
+ * gw_err for bytes that cannot be framed. Called with n = 0 too. */
+typedef ssize_t pump_frame_fn(void *arg, const uint8_t *b, size_t n, int *end);
 
 /* err 0: both directions finished cleanly. Otherwise err/reason say why. */
 typedef void pump_done_cb(struct pump *p, int err, const char *reason);
@@ -48,6 +61,13 @@ struct pump {
     int remote_paused; /* we called ops->pause */
     int finished;      /* done was reported */
     uint64_t bytes_up, bytes_down;
+    /* One message at a time (pump_start_message); frame NULL: a stream. */
+    pump_frame_fn *frame;
+    void *frame_arg;
+    const uint8_t *head; /* the owner's; sent before the message's bytes */
+    size_t head_len;
+    size_t framed; /* bytes at the front of up that are the message's */
+    int msg_end;   /* the message's last byte is framed */
 };
 
 /* Allocates the buffers. The down queue can carry a reply before start. */
@@ -61,6 +81,18 @@ int pump_reply(struct pump *p, const void *data, size_t len);
 void pump_start(struct pump *p, const struct backend_ops *ops,
                 struct backend_stream *stream, const uint8_t *early,
                 size_t early_len);
+
+/* Starts one message on a new stream (see the top): head_len bytes of
+ * head (kept by the owner until the next start) go first. The down queue
+ * and up's bytes carry over from the last message. */
+void pump_start_message(struct pump *p, const struct backend_ops *ops,
+                        struct backend_stream *stream, const uint8_t *head,
+                        size_t head_len, pump_frame_fn *frame, void *arg);
+/* Whether every byte of the message went to the backend. */
+int pump_message_sent(const struct pump *p);
+/* The owner closed the stream: nothing more goes to it, the client is
+ * not read; the down queue keeps draining to the client. */
+void pump_detach(struct pump *p);
 
 /* Client side, from the owner's libuv read callbacks. */
 void pump_alloc(struct pump *p, uv_buf_t *b);

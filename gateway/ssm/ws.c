@@ -5,6 +5,15 @@
  * opaque user data. Closing from our side detaches struct ws (no more
  * callbacks) and asks lws to drop the connection; lws frees the wsi later
  * from the loop. Lines lws logs go to our log at debug level.
+ *
+ * The HTTPS proxy: lws (built with LWS_CLIENT_HTTP_PROXYING) sends
+ * "CONNECT host:443" to a vhost's proxy, checks for a 200 and then starts
+ * its TLS on the same socket, verifying the AWS endpoint's name (the Host
+ * we give it), not the proxy's; our read and write BIOs go under that TLS
+ * once the WebSocket is open, as without a proxy. A vhost has one proxy
+ * for all its connections, so there are two: the default one, which never
+ * uses a proxy (not even the http_proxy variable lws would read by
+ * itself), and "proxied", for hosts NO_PROXY does not name.
  */
 #include "ws.h"
 
@@ -52,6 +61,9 @@ struct ws_ctx {
     struct lws_context *lws;
     struct ws_frame *spare; /* free frame buffers, newest first */
     unsigned n_spare;
+    struct lws_vhost *proxied; /* NULL: no proxy */
+    struct proxy proxy;        /* the NO_PROXY list (credentials wiped) */
+    char proxy_name[PROXY_HOST_MAX + 32];
     uv_loop_t *loop;
     char *ca_file;
     uv_check_t drain;
@@ -83,6 +95,7 @@ struct ws {
     int closing;
     int in_connect; /* inside lws_client_connect_via_info */
     int rx_paused;
+    int via_proxy;
     BIO *wbuf;   /* gathers TLS records; NULL without TLS */
     BIO *rbuf;   /* reads TLS records ahead; NULL without TLS */
     int pollout; /* a writable callback is due */
@@ -458,8 +471,22 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
     }
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR: {
         char why[GW_REASON_MAX];
-        snprintf(why, sizeof(why), "WebSocket connect failed: %s",
-                 in ? (const char *)in : "unknown error");
+        const char *what = in ? (const char *)in : "unknown error";
+        if (w != NULL && w->via_proxy && strncmp(what, "proxy", 5) == 0)
+            snprintf(why, sizeof(why),
+                     "WebSocket connect through the HTTPS proxy %s failed: "
+                     "%s (%s)",
+                     w->ctx->proxy_name,
+                     strcmp(what, "proxy not h1") == 0
+                         ? "it refused the CONNECT (no 200: wrong "
+                           "credentials, or port 443 not allowed?)"
+                         : "the proxy closed or failed the connection",
+                     what);
+        else
+            snprintf(why, sizeof(why), "WebSocket connect failed%s%s: %s",
+                     w != NULL && w->via_proxy ? " through the HTTPS proxy "
+                                               : "",
+                     w != NULL && w->via_proxy ? w->ctx->proxy_name : "", what);
         if (w != NULL)
             ws_report_close(w, why);
         break;
@@ -579,7 +606,30 @@ static void ws_drain(uv_check_t *h)
         uv_idle_stop(&c->spin);
 }
 
-int ws_ctx_new(uv_loop_t *loop, const char *ca_file, struct ws_ctx **out)
+/* The second vhost, whose connections go through the proxy. The address
+ * lws takes is "user:pass@host:port" (it base64s the user info into a
+ * Proxy-Authorization: basic header); our copy of it is wiped here. */
+static int ws_add_proxied(struct ws_ctx *c,
+                          struct lws_context_creation_info *info,
+                          const struct proxy *proxy)
+{
+    char address[2 * PROXY_CRED_MAX + PROXY_HOST_MAX + 16];
+    int v6 = strchr(proxy->host, ':') != NULL;
+    snprintf(address, sizeof(address), "%s%s%s%s%s%s:%u", proxy->user,
+             proxy->user[0] ? ":" : "", proxy->pass, proxy->user[0] ? "@" : "",
+             v6 ? "[" : "", proxy->host, proxy->port);
+    /* lws splits at its last '@' and takes [v6]:port as a URL has it. */
+    info->vhost_name = "proxied";
+    info->http_proxy_address = address;
+    info->http_proxy_port = proxy->port;
+    c->proxied = lws_create_vhost(c->lws, info);
+    secret_wipe(address, sizeof(address));
+    info->http_proxy_address = NULL;
+    return c->proxied != NULL ? 0 : GW_EIO;
+}
+
+int ws_ctx_new(uv_loop_t *loop, const char *ca_file, const struct proxy *proxy,
+               struct ws_ctx **out)
 {
     struct ws_ctx *c = calloc(1, sizeof(*c));
     if (c == NULL)
@@ -594,6 +644,9 @@ int ws_ctx_new(uv_loop_t *loop, const char *ca_file, struct ws_ctx **out)
     info.options =
         LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
     info.foreign_loops = loops;
+    /* Not NULL: lws would take the http_proxy variable for the default
+     * vhost. "" sets no proxy (lws logs that it has no port). */
+    info.http_proxy_address = "";
     if (ca_file != NULL && ca_file[0] != '\0') {
         c->ca_file = strdup(ca_file);
         info.client_ssl_ca_filepath = c->ca_file;
@@ -607,6 +660,11 @@ int ws_ctx_new(uv_loop_t *loop, const char *ca_file, struct ws_ctx **out)
         free(c);
         return GW_EIO;
     }
+    if (proxy != NULL && proxy->set) {
+        c->proxy = *proxy;
+        proxy_wipe(&c->proxy);
+        proxy_display(proxy, c->proxy_name, sizeof(c->proxy_name));
+    }
     uv_idle_init(loop, &c->spin);
     uv_unref((uv_handle_t *)&c->spin); /* still makes poll not block */
     uv_check_init(loop, &c->drain);
@@ -614,7 +672,9 @@ int ws_ctx_new(uv_loop_t *loop, const char *ca_file, struct ws_ctx **out)
     uv_check_start(&c->drain, ws_drain);
     uv_unref((uv_handle_t *)&c->drain);
     *out = c;
-    return 0;
+    /* The context is whole without the proxied vhost: the caller frees
+     * it as usual on this error. */
+    return proxy != NULL && proxy->set ? ws_add_proxied(c, &info, proxy) : 0;
 }
 
 void ws_ctx_free(struct ws_ctx *c)
@@ -719,6 +779,10 @@ int ws_connect(struct ws_ctx *ctx, const char *url,
     ci.ssl_connection = tls ? LCCSCF_USE_SSL : 0;
     ci.local_protocol_name = ws_protocols[0].name;
     ci.opaque_user_data = w;
+    if (ctx->proxied != NULL && !proxy_bypass(&ctx->proxy, address)) {
+        ci.vhost = ctx->proxied;
+        w->via_proxy = 1;
+    }
     w->in_connect = 1;
     struct lws *wsi = lws_client_connect_via_info(&ci);
     w->in_connect = 0;

@@ -18,6 +18,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "proxy.h"
+
 struct ws_ctx;
 struct ws;
 
@@ -35,8 +37,12 @@ struct ws_header {
     const char *value;
 };
 
-/* ca_file: PEM bundle replacing the system roots (NULL = system). */
-int ws_ctx_new(uv_loop_t *loop, const char *ca_file, struct ws_ctx **out);
+/* ca_file: PEM bundle replacing the system roots (NULL = system). proxy
+ * (NULL = none): the HTTPS proxy for hosts NO_PROXY does not name, as
+ * core/proxy.h decided it for the API calls too. On an error after the
+ * context was made, *out still holds it: free it as usual. */
+int ws_ctx_new(uv_loop_t *loop, const char *ca_file, const struct proxy *proxy,
+               struct ws_ctx **out);
 /* Starts destroying the context: libwebsockets closes its handles while
  * the loop keeps running; call ws_ctx_finish once the loop has stopped. */
 void ws_ctx_free(struct ws_ctx *ctx);

@@ -20,6 +20,7 @@ import pytest
 from harness import SANITIZER_MARKERS, SOURCE_DIR, SSMGATE_BIN
 
 sys.path.insert(0, os.path.join(SOURCE_DIR, "tests", "fake"))
+from child import free_port  # noqa: E402
 from fakeaws import DEFAULT_AKID, DEFAULT_SECRET, FakeAws  # noqa: E402
 
 IID = "i-0123456789abcdef0"
@@ -392,6 +393,35 @@ def test_imds_credentials(fake, tmp_path, meta):
     put = [s for s in _Meta.seen if s[0] == "PUT"]
     assert put and put[0][2].get("X-aws-ec2-metadata-token-ttl-seconds") == "21600"
     assert_no_secrets(p.stderr, TEMP_SECRET, TEMP_TOKEN, "imds-token-123")
+
+
+def test_imds_never_goes_through_the_proxy(fake, tmp_path):
+    """With every proxy variable naming a dead proxy, instance metadata (on
+    its own loopback address, which NO_PROXY does not name) is still asked
+    directly: a proxy would fetch its own instance's credentials, if any.
+    NO_PROXY sends the fake's API (127.0.0.1) direct."""
+    _Meta.seen = []
+    _Meta.valid = set()
+    _Meta.revoke_on_creds = False
+    srv = http.server.ThreadingHTTPServer(("127.0.0.3", 0), _Meta)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        env = no_keys_env(fake, str(tmp_path))
+        env.pop("AWS_EC2_METADATA_DISABLED", None)
+        env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = "http://127.0.0.3:%d" % (
+            srv.server_address[1])
+        env["PATH"] = "/usr/bin:/bin"
+        dead = "http://127.0.0.1:%d" % free_port()
+        for var in ("https_proxy", "HTTPS_PROXY", "http_proxy", "all_proxy",
+                    "ALL_PROXY"):
+            env[var] = dead
+        env["NO_PROXY"] = "127.0.0.1"
+        p = run(["ssm", "DescribeInstanceInformation"], env)
+        assert p.returncode == 0, p.stderr
+        assert fake.calls("DescribeInstanceInformation")[-1]["access_key"] == TEMP_AKID
+        assert [s for s in _Meta.seen if s[0] == "PUT"]
+    finally:
+        srv.shutdown()
 
 
 def test_imds_401_fetches_a_new_token_once(fake, tmp_path, meta):

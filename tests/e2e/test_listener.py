@@ -168,7 +168,7 @@ def test_refused_port_maps_to_refused(gw):
     (b"\x05\x01\x00\x05\x02\x00\x01\x7f\x00\x00\x01\x00\x50",
      b"\x05\x00\x05\x07"),                         # BIND unsupported
     (b"\x05\x01\x00\x05\x01\x00\x09", b"\x05\x00\x05\x08"),  # bad ATYP
-    (b"GET / HTTP/1.1\r\n\r\n", b"HTTP/1.1 405"),
+    (b"GET / HTTP/1.1\r\n\r\n", b"HTTP/1.1 400"),  # origin-form: no proxy request
     (b"CONNECT nohost HTTP/1.1\r\n\r\n", b"HTTP/1.1 400"),
     (b"\x04\x02\x00\x50\x7f\x00\x00\x01\x00", b"\x00\x5b"),  # SOCKS4 BIND
 ])

@@ -1308,6 +1308,23 @@ async def serve(state, ssl_ctx, port):
         finally:
             sess.detach(ws)
 
+    class Protocol(websockets.WebSocketServerProtocol):
+        """Counts upgrades by peer address and applies the peer rule
+        (state.only_from) before anything else."""
+
+        async def process_request(self, path, headers):
+            peer = self.remote_address[0] if self.remote_address else "?"
+            state.peers["ws"][peer] = state.peers["ws"].get(peer, 0) + 1
+            if state.only_from and peer != state.only_from:
+                state.peers["refused_ws"] += 1
+                state.ws_log.append({"time": time.time(), "path": path,
+                                     "error": "refused peer %s" % peer})
+                log("ws: refused an upgrade from %s (only %s may connect)"
+                    % (peer, state.only_from))
+                return http.HTTPStatus.FORBIDDEN, [], b"not from the allowed address\n"
+            return await super().process_request(path, headers)
+
     return await websockets.serve(handler, "127.0.0.1", port, ssl=ssl_ctx,
+                                  create_protocol=Protocol,
                                   process_request=process_request, compression=None,
                                   max_size=None, max_queue=64, ping_interval=None)

@@ -348,6 +348,11 @@ class State:
         # wss://127.0.0.1:PORT of tests/fastagent: StreamUrls point there
         # instead of at our own agent (benchmarks)
         self.external_agent = getattr(args, "external_agent", None)
+        # Peer rule: AWS requests and WebSocket upgrades from any address but
+        # this one are refused (a network that reaches AWS only through its
+        # proxy); None = any. Every such request is counted by peer address.
+        self.only_from = getattr(args, "only_from", None)
+        self.peers = {"api": {}, "ws": {}, "refused_api": 0, "refused_ws": 0}
         self.started = time.time()
         self.eic_path = os.path.join(self.state_dir, "eic_keys.jsonl")
         # config temp_creds_ttl_s: temporary credentials (AssumeRole*, SSO)
@@ -379,6 +384,8 @@ class State:
             self.set_api_rate(cfg["api_rate"])
         if "external_agent" in cfg:
             self.external_agent = cfg["external_agent"] or None
+        if "only_from" in cfg:
+            self.only_from = cfg["only_from"] or None
         if "temp_creds_ttl_s" in cfg:
             self.temp_creds_ttl_s = float(cfg["temp_creds_ttl_s"] or 0) or None
 
@@ -612,6 +619,15 @@ class Api:
         path = urllib.parse.urlsplit(req.target).path
         if path.startswith("/_fake/"):
             return await self.control(req, path)
+        st = self.state
+        peer = req.peer[0] if req.peer else "?"
+        st.peers["api"][peer] = st.peers["api"].get(peer, 0) + 1
+        if st.only_from and peer != st.only_from:
+            # As a firewall that lets only the proxy out would: no answer.
+            st.peers["refused_api"] += 1
+            log("api: refused a request from %s (only %s may connect)"
+                % (peer, st.only_from))
+            return None
         if req.method == "POST" and path == "/token":
             return await self.oidc(req, rid)
         if req.method == "GET" and path == "/federation/credentials":
@@ -1517,6 +1533,10 @@ class Api:
             out = await s.control(verb, body)
         elif path == "/_fake/ws" and req.method == "GET":
             out = {"ws": st.ws_log}
+        elif path == "/_fake/peers" and req.method == "GET":
+            out = dict(st.peers, only_from=st.only_from)
+        elif path == "/_fake/peers/clear":
+            st.peers = {"api": {}, "ws": {}, "refused_api": 0, "refused_ws": 0}
         elif path == "/_fake/eic-keys" and req.method == "GET":
             out = {"keys": read_eic_keys(st.eic_path)}
         else:
@@ -1629,6 +1649,9 @@ def main():
                     help="comma-separated signing regions accepted")
     ap.add_argument("--external-agent", default=None,
                     help="wss://127.0.0.1:PORT of tests/fastagent: StreamUrls point there")
+    ap.add_argument("--only-from", default=None, metavar="ADDR",
+                    help="refuse AWS requests and WebSocket upgrades from any other peer "
+                    "address (e.g. a test proxy's outgoing address)")
     ap.add_argument("--api-port", type=int, default=0)
     ap.add_argument("--ws-port", type=int, default=0)
     ap.add_argument("--agent-pace-ms", type=float, default=1.0,

@@ -143,6 +143,19 @@ class FakeAws(Child):
     def set_instances(self, instances):
         return self._ctl("POST", "/_fake/instances", instances)
 
+    def set_only_from(self, addr):
+        """Refuse AWS requests and WebSocket upgrades from any peer address
+        but addr (None: any)."""
+        return self._ctl("POST", "/_fake/config", {"only_from": addr})
+
+    def peers(self):
+        """{"api": {addr: n}, "ws": {addr: n}, "refused_api": n, "refused_ws": n,
+        "only_from": addr}: who made the AWS requests and upgrades."""
+        return self._ctl("GET", "/_fake/peers")
+
+    def clear_peers(self):
+        self._ctl("POST", "/_fake/peers/clear", {})
+
     def set_external_agent(self, url):
         """StreamUrls of new sessions point at tests/fastagent (None: back
         to the fake's own agent)."""

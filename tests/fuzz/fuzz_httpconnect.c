@@ -1,21 +1,71 @@
-/* Fuzzes the HTTP CONNECT parser; checks the result's invariants. */
+/* Fuzzes the proxy port's request parser (CONNECT and plain proxy
+ * requests), the rewrite of a request to forward and the framing of its
+ * body; checks the results' invariants. */
 #include <stdint.h>
 #include <string.h>
 
 #include "common.h"
+#include "http1.h"
 #include "httpconnect.h"
+#include "httpfwd.h"
+
+/* The rewritten head parses again as a head and keeps none of the
+ * proxy's own fields. */
+static void check_rewrite(const uint8_t *data, size_t size,
+                          const struct httpconnect_request *r)
+{
+    static char out[HTTPFWD_HEAD_OUT_MAX];
+    size_t n = httpfwd_request_head(data, r, out, sizeof(out));
+    CHECK(n > 0);
+    CHECK(n <= sizeof(out));
+    CHECK(memcmp(out, data, r->method_len) == 0 && out[r->method_len] == ' ');
+    CHECK(http1_head_len((const uint8_t *)out, n) == n);
+    CHECK(memmem(out, n, "\r\nConnection: close\r\n", 21) != NULL);
+    const char *line = memchr(out, '\n', n) + 1;
+    struct http1_field f;
+    int rc, hosts = 0;
+    while ((rc = http1_next_field(&line, out + n, &f)) == 1) {
+        CHECK(!http1_field_is(&f, "Proxy-Authorization"));
+        CHECK(!http1_field_is(&f, "Proxy-Connection"));
+        CHECK(!http1_field_is(&f, "Keep-Alive"));
+        hosts += http1_field_is(&f, "Host");
+    }
+    CHECK(rc == 0 && hosts == 1);
+    /* The body's framing over what follows the head. */
+    struct http1_body b;
+    http1_body_init(&b, r->body, r->body_len);
+    size_t at = r->head_len;
+    while (at < size && !b.done) {
+        size_t step = GW_MIN(size - at, 7); /* arrives in pieces */
+        ssize_t k = http1_body_scan(&b, data + at, step);
+        if (k < 0)
+            break;
+        CHECK((size_t)k <= step);
+        CHECK((size_t)k == step || b.done);
+        at += (size_t)k;
+    }
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct buf_view v = buf_view_of(data, size);
     struct httpconnect_request r;
     int status = 0;
-    int rc = httpconnect_parse(&v, &r, &status);
+    const char *why = NULL;
+    int rc = httpconnect_parse(&v, &r, &status, &why);
     if (rc == 0) {
         CHECK(r.port != 0 && r.host[0] != '\0');
         CHECK(v.pos <= size && v.pos <= HTTPCONNECT_HEAD_MAX);
+        CHECK(v.pos == r.head_len);
+        if (r.forward) {
+            CHECK(r.authority_off + r.authority_len <= r.head_len);
+            CHECK(r.path_off + r.path_len <= r.head_len);
+            CHECK(r.body != HTTP1_BODY_CLOSE);
+            check_rewrite(data, size, &r);
+        }
     } else if (rc == GW_EPROTO) {
         CHECK(status >= 400 && status < 600);
+        CHECK(why != NULL);
         char out[256];
         CHECK(httpconnect_build_reply(out, sizeof(out), status) > 0);
     }

@@ -241,7 +241,7 @@ static void test_body_cap(void **state)
     (void)state;
     uv_loop_init(&loop);
     peer_start(&loop, &p, 1);
-    h = http_client_new(&loop);
+    h = http_client_new(&loop, NULL);
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/", p.port);
     memset(&o, 0, sizeof(o));
     o.method = "GET";

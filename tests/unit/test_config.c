@@ -51,6 +51,7 @@ static void test_every_key(void **state)
         "drain_timeout_ms = 0\nssh_port = 2022\nkey_file = yes\n"
         "key_rotation_s = 60\nresume_budget_ms = 5\nmessage_rate = 0\n"
         "payload_size = 4096\nhalf_close_linger_ms = 0\n"
+        "https_proxy = http://u:p%40ss@proxy.corp:3128\n"
         "[forward web]\nlisten = 127.0.0.1:2222\ntarget = i-0123456789abcdef0\n"
         "port = 22\nuser = admin\nprofile = p\nregion = us-gov-west-1\n"
         "[forward db]\nlisten = 127.0.0.1:5432\ntarget = web-1\n"
@@ -69,6 +70,7 @@ static void test_every_key(void **state)
     assert_int_equal(c->key_file, 1);
     assert_int_equal(c->message_rate, 0);
     assert_int_equal(c->half_close_linger_ms, 0);
+    assert_string_equal(c->https_proxy, "http://u:p%40ss@proxy.corp:3128");
     assert_int_equal(c->n_forwards, 2);
     assert_string_equal(c->forwards[0].name, "web");
     assert_int_equal(c->forwards[0].port, 22);
@@ -97,6 +99,10 @@ static const struct {
     {"[gateway]\ndefault_user = 1root\n", "default_user: not a valid OS user"},
     {"[gateway]\nregion = Europe\n", "region: not a region"},
     {"[gateway]\nsocks_user = u\n", "socks_user and socks_password"},
+    {"[gateway]\nhttps_proxy = socks5://p:1080\n",
+     "t.ini:2: [gateway] https_proxy: only http:// proxies"},
+    {"[gateway]\nhttps_proxy = http://p:99999\n",
+     "https_proxy: bad proxy port"},
     {"[gatway]\nlisten = 1.2.3.4:1\n", "t.ini:2: [gatway]: unknown section"},
     {"[forward]\nlisten = 127.0.0.1:1\n", "bad or missing section name"},
     {"[forward a]\nlisten = 127.0.0.1:1\ntarget = i-0123456789abcdef0\n",
@@ -243,6 +249,7 @@ static void test_example_file_is_the_defaults(void **state)
     assert_int_equal(ex->message_rate, def->message_rate);
     assert_int_equal(ex->payload_size, def->payload_size);
     assert_int_equal(ex->half_close_linger_ms, def->half_close_linger_ms);
+    assert_string_equal(ex->https_proxy, def->https_proxy);
     assert_int_equal(ex->n_forwards, 0);
     assert_int_equal(ex->n_routes, 0);
     config_unref(ex);

@@ -12,7 +12,8 @@
 static int parse(const char *text, struct httpconnect_request *r, int *status)
 {
     struct buf_view v = buf_view_of(text, strlen(text));
-    return httpconnect_parse(&v, r, status);
+    const char *why;
+    return httpconnect_parse(&v, r, status, &why);
 }
 
 static void test_nc(void **state)
@@ -20,9 +21,11 @@ static void test_nc(void **state)
     const char *req = "CONNECT i-0123456789abcdef0:22 HTTP/1.0\r\n\r\n";
     struct httpconnect_request r;
     int status;
+    const char *why;
     for (size_t cut = 0; cut < strlen(req); cut++) {
         struct buf_view v = buf_view_of(req, cut);
-        assert_int_equal(httpconnect_parse(&v, &r, &status), GW_ENEED_MORE);
+        assert_int_equal(httpconnect_parse(&v, &r, &status, &why),
+                         GW_ENEED_MORE);
     }
     assert_int_equal(parse(req, &r, &status), 0);
     assert_string_equal(r.host, "i-0123456789abcdef0");
@@ -54,8 +57,9 @@ static void test_errors(void **state)
 {
     struct httpconnect_request r;
     int status;
+    /* Origin-form is no proxy request. */
     assert_int_equal(parse("GET / HTTP/1.1\r\n\r\n", &r, &status), GW_EPROTO);
-    assert_int_equal(status, 405);
+    assert_int_equal(status, 400);
     assert_int_equal(parse("CONNECT host HTTP/1.1\r\n\r\n", &r, &status),
                      GW_EPROTO);
     assert_int_equal(status, 400);
@@ -74,7 +78,8 @@ static void test_errors(void **state)
     memset(big, 'a', sizeof(big) - 1);
     memcpy(big, "CONNECT h:1 HTTP/1.1\r\nX: ", 25);
     struct buf_view v = buf_view_of(big, sizeof(big) - 1);
-    assert_int_equal(httpconnect_parse(&v, &r, &status), GW_EPROTO);
+    const char *why;
+    assert_int_equal(httpconnect_parse(&v, &r, &status, &why), GW_EPROTO);
     assert_int_equal(status, 431);
     /* Bad base64 in Proxy-Authorization is ignored, not trusted. */
     assert_int_equal(parse("CONNECT h:1 HTTP/1.1\r\nProxy-Authorization: Basic "
@@ -82,6 +87,94 @@ static void test_errors(void **state)
                            &r, &status),
                      0);
     assert_false(r.has_auth);
+}
+
+/* What curl -x (no -p), wget and python requests send for http:// URLs. */
+static void test_forward(void **state)
+{
+    struct httpconnect_request r;
+    int status;
+    const char *curl = "GET http://web.internal:8080/a/b?x=1 HTTP/1.1\r\n"
+                       "Host: web.internal:8080\r\nUser-Agent: curl/7.88.1\r\n"
+                       "Accept: */*\r\nProxy-Connection: Keep-Alive\r\n\r\n";
+    assert_int_equal(parse(curl, &r, &status), 0);
+    assert_true(r.forward);
+    assert_string_equal(r.host, "web.internal");
+    assert_int_equal(r.port, 8080);
+    assert_int_equal(r.head_len, strlen(curl));
+    assert_int_equal(r.method_len, 3);
+    assert_memory_equal(curl + r.authority_off, "web.internal:8080", 17);
+    assert_int_equal(r.authority_len, 17);
+    assert_memory_equal(curl + r.path_off, "/a/b?x=1", 8);
+    assert_int_equal(r.path_len, 8);
+    assert_true(r.keep_alive);
+    assert_int_equal(r.body, HTTP1_BODY_NONE);
+    /* Default port, empty path, a body, HTTP/1.0 closes by default. */
+    assert_int_equal(parse("POST http://Db.Internal HTTP/1.0\r\n"
+                           "Content-Length: 5\r\n\r\nhello",
+                           &r, &status),
+                     0);
+    assert_int_equal(r.port, 80);
+    assert_int_equal(r.path_len, 0);
+    assert_int_equal(r.body, HTTP1_BODY_LENGTH);
+    assert_int_equal(r.body_len, 5);
+    assert_false(r.keep_alive);
+    const char *put = "PUT HTTP://[::1]:81/x HTTP/1.1\r\nTransfer-Encoding: "
+                      "gzip, chunked\r\nConnection: close\r\n\r\n";
+    assert_int_equal(parse(put, &r, &status), 0);
+    assert_int_equal(r.body, HTTP1_BODY_CHUNKED);
+    assert_false(r.keep_alive);
+    assert_true(strcmp(r.host, "::1") == 0 && r.port == 81);
+    assert_int_equal(parse("HEAD http://h/ HTTP/1.1\r\nProxy-Authorization: "
+                           "Basic Ym9iOnNlY3JldA==\r\n\r\n",
+                           &r, &status),
+                     0);
+    assert_true(r.head_method);
+    assert_true(r.has_auth);
+    assert_string_equal(r.pass, "secret");
+}
+
+/* Requests a proxy must refuse rather than guess at (RFC 9112). */
+static void test_forward_refused(void **state)
+{
+    static const struct {
+        const char *req;
+        int status;
+    } cases[] = {
+        {"GET https://h/ HTTP/1.1\r\n\r\n", 501},
+        {"GET ftp://h/ HTTP/1.1\r\n\r\n", 501},
+        {"GET http://u:p@h/ HTTP/1.1\r\n\r\n", 400},
+        {"GET http://h/#frag HTTP/1.1\r\n\r\n", 400},
+        {"GET http://h:99999/ HTTP/1.1\r\n\r\n", 400},
+        {"GET http:///x HTTP/1.1\r\n\r\n", 400},
+        {"GET * HTTP/1.1\r\n\r\n", 400},
+        {"G@T http://h/ HTTP/1.1\r\n\r\n", 400},
+        {"GET http://h/ HTTP/1.1\r\nHost : h\r\n\r\n", 400},
+        {"GET http://h/ HTTP/1.1\r\nX: a\r\n folded\r\n\r\n", 400},
+        {"GET http://h/ HTTP/1.1\r\nX: a\rb\r\n\r\n", 400},
+        {"GET http://h/ HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400},
+        {"POST http://h/ HTTP/1.1\r\nContent-Length: 1x\r\n\r\n", 400},
+        {"POST http://h/ HTTP/1.1\r\nContent-Length: 1\r\n"
+         "Content-Length: 2\r\n\r\n",
+         400},
+        {"POST http://h/ HTTP/1.1\r\nContent-Length: 1\r\n"
+         "Transfer-Encoding: chunked\r\n\r\n",
+         400},
+        {"POST http://h/ HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+         400},
+        {"POST http://h/ HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
+        {"GET http://h/ HTTP/2.0\r\n\r\n", 505},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        struct httpconnect_request r;
+        int status = 0;
+        struct buf_view v = buf_view_of(cases[i].req, strlen(cases[i].req));
+        const char *why = NULL;
+        assert_int_equal(httpconnect_parse(&v, &r, &status, &why), GW_EPROTO);
+        if (status != cases[i].status)
+            fail_msg("%s: %d, not %d", cases[i].req, status, cases[i].status);
+        assert_non_null(why);
+    }
 }
 
 static void test_reply(void **state)
@@ -107,6 +200,8 @@ int main(void)
         cmocka_unit_test(test_nc),
         cmocka_unit_test(test_curl),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_forward),
+        cmocka_unit_test(test_forward_refused),
         cmocka_unit_test(test_reply),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
