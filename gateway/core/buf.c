@@ -9,15 +9,32 @@
 
 #include "common.h"
 
+/* Storage comes with the first byte written, not with the buf: a tunnel's
+ * buffers sized for bulk transfers cost an idle one nothing (the pages a
+ * large allocation's header touches included). */
 int buf_init(struct buf *b, size_t cap)
 {
     memset(b, 0, sizeof(*b));
-    b->data = malloc(cap ? cap : 1);
-    if (b->data == NULL)
-        return GW_ENOMEM;
     b->cap = cap;
     b->owned = 1;
     return 0;
+}
+
+static int buf_alloc(struct buf *b)
+{
+    if (b->data != NULL)
+        return 0;
+    b->data = malloc(b->cap ? b->cap : 1);
+    return b->data != NULL ? 0 : GW_ENOMEM;
+}
+
+void buf_trim(struct buf *b)
+{
+    if (!b->owned || b->data == NULL || buf_len(b) > 0)
+        return;
+    free(b->data);
+    b->data = NULL;
+    b->rpos = b->wpos = 0;
 }
 
 void buf_wrap(struct buf *b, void *mem, size_t cap)
@@ -54,6 +71,8 @@ int buf_reserve(struct buf *b, size_t n, uint8_t **out)
 {
     if (n > buf_room(b))
         return GW_ETOO_BIG;
+    if (buf_alloc(b) != 0)
+        return GW_ENOMEM;
     if (b->cap - b->wpos < n)
         buf_compact(b);
     *out = b->data + b->wpos;
@@ -62,6 +81,10 @@ int buf_reserve(struct buf *b, size_t n, uint8_t **out)
 
 size_t buf_reserve_all(struct buf *b, uint8_t **out)
 {
+    if (buf_alloc(b) != 0) {
+        *out = NULL;
+        return 0;
+    }
     if (buf_len(b) == 0)
         b->rpos = b->wpos = 0;
     else if (b->cap - b->wpos < buf_room(b) / 2)

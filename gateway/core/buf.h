@@ -24,8 +24,10 @@ struct buf {
     int owned;   /* data was allocated by buf_init */
 };
 
-/* Allocates cap bytes. Returns 0 or GW_ENOMEM. */
+/* A buf of cap bytes, allocated when first written to. Returns 0. */
 int buf_init(struct buf *b, size_t cap);
+/* Gives an empty buf's storage back (it comes again with the next write). */
+void buf_trim(struct buf *b);
 /* Uses caller-owned storage; buf_free then leaves it alone. */
 void buf_wrap(struct buf *b, void *mem, size_t cap);
 void buf_free(struct buf *b);
@@ -37,7 +39,7 @@ static inline size_t buf_len(const struct buf *b)
 }
 static inline const uint8_t *buf_rptr(const struct buf *b)
 {
-    return b->data + b->rpos;
+    return b->data != NULL ? b->data + b->rpos : (const uint8_t *)"";
 }
 /* Bytes that can still be added (after compaction). */
 static inline size_t buf_room(const struct buf *b)
@@ -51,7 +53,8 @@ static inline size_t buf_room(const struct buf *b)
  * GW_ETOO_BIG when n > buf_room().
  */
 int buf_reserve(struct buf *b, size_t n, uint8_t **out);
-/* Same, but gives all contiguous free space: *out and its size. */
+/* Same, but gives all contiguous free space: *out and its size (0 and
+ * NULL when the storage cannot be allocated). */
 size_t buf_reserve_all(struct buf *b, uint8_t **out);
 /* Marks n bytes written after a reserve. */
 void buf_commit(struct buf *b, size_t n);

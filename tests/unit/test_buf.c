@@ -95,6 +95,31 @@ static void test_strings_and_views(void **state)
     buf_free(&b);
 }
 
+/* Storage comes with the first write and goes with a trim of an empty
+ * buf; an empty buf reads as empty either way. */
+static void test_storage_on_demand(void **state)
+{
+    (void)state;
+    struct buf b;
+    assert_int_equal(buf_init(&b, 1 << 20), 0);
+    assert_null(b.data);
+    assert_int_equal(buf_len(&b), 0);
+    assert_int_equal(buf_room(&b), 1 << 20);
+    assert_non_null(buf_rptr(&b));
+    assert_int_equal(buf_put(&b, "abc", 3), 0);
+    assert_non_null(b.data);
+    buf_trim(&b); /* not empty: kept */
+    assert_non_null(b.data);
+    assert_memory_equal(buf_rptr(&b), "abc", 3);
+    buf_consume(&b, 3);
+    buf_trim(&b);
+    assert_null(b.data);
+    uint8_t *w;
+    assert_true(buf_reserve_all(&b, &w) == 1 << 20);
+    assert_non_null(w);
+    buf_free(&b);
+}
+
 static void test_strerror(void **state)
 {
     assert_string_equal(gw_strerror(GW_ENOMEM), "out of memory");
@@ -109,6 +134,7 @@ int main(void)
         cmocka_unit_test(test_put_get_roundtrip),
         cmocka_unit_test(test_bounds),
         cmocka_unit_test(test_strings_and_views),
+        cmocka_unit_test(test_storage_on_demand),
         cmocka_unit_test(test_strerror),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
