@@ -32,6 +32,9 @@ struct aws_client_opts {
     /* How long a call may wait in a throttle line, from its start (the
      * caller's own deadline, e.g. connect_timeout_ms); 0 = the call's. */
     int queue_deadline_ms;
+    /* Every request sent is counted here (aws_call_ctx_set_stats);
+     * borrowed, NULL = not counted. */
+    struct stats *stats;
 };
 
 struct aws_client *aws_client_new(uv_loop_t *loop,

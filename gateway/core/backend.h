@@ -23,6 +23,18 @@
 
 struct backend_stream;
 
+#define BACKEND_SESSION_ID_MAX 128
+
+/* What a stream rides on, for the audit log and `ssmgate status`; every
+ * field may be empty (a direct stream, a session not started yet). */
+struct backend_stream_info {
+    char session_id[BACKEND_SESSION_ID_MAX]; /* the SSM SessionId */
+    char instance[TUNNEL_TARGET_MAX]; /* the instance a Name resolved to */
+    char region[64];                  /* the region the session is in */
+    int resumes; /* resumes of its session while this stream was on it */
+    int joined;  /* joined a session already started: no API call */
+};
+
 struct backend_cb {
     /*
      * The stream is ready (status 0) or failed (negative gw_err: GW_EREFUSED,
@@ -70,6 +82,10 @@ struct backend_ops {
     void (*close)(struct backend_stream *s);
     /* Optional: streams sharing this stream's session (smux), else 0. */
     int (*shared_streams)(const struct backend_stream *s);
+    /* Optional: fills *out (zeroed by the caller); valid from open()
+     * until close(), also after a failure. */
+    void (*describe)(const struct backend_stream *s,
+                     struct backend_stream_info *out);
 };
 
 /* A backend instance: its table plus its own state. */
