@@ -1,7 +1,8 @@
 /*
- * httpconnect.c - a strict, small CONNECT parser: request line, header
- * lines up to a blank line, nothing else. Only Proxy-Authorization is
- * interpreted; other headers are skipped.
+ * httpconnect.c - a strict, small HTTP/1.x request head parser (request
+ * line, header lines up to a blank line, nothing else) and CONNECT on top
+ * of it. Only Proxy-Authorization is interpreted; other headers are
+ * skipped. The metrics listener reads its GET with the same head parser.
  */
 #include "httpconnect.h"
 
@@ -121,35 +122,32 @@ out:
     secret_wipe(decoded, sizeof(decoded)); /* the password, in clear */
 }
 
-int httpconnect_parse(struct buf_view *v, struct httpconnect_request *req,
-                      int *status)
+int http_head_parse(const uint8_t *p, size_t len, size_t max,
+                    struct http_head *h, int *status)
 {
-    const uint8_t *p = v->p + v->pos;
-    size_t left = buf_view_left(v);
     size_t head_len;
+    int rc;
     *status = 400;
-    if (find_head_end(p, GW_MIN(left, HTTPCONNECT_HEAD_MAX), &head_len) ==
-        NULL) {
-        if (left >= HTTPCONNECT_HEAD_MAX) {
+    if (find_head_end(p, GW_MIN(len, max), &head_len) == NULL) {
+        if (len >= max) {
             *status = 431;
             return GW_EPROTO;
         }
         return GW_ENEED_MORE;
     }
-    memset(req, 0, sizeof(*req));
+    memset(h, 0, sizeof(*h));
     const char *s = (const char *)p;
-    const char *end = s + head_len;
     const char *eol = memchr(s, '\n', head_len);
     size_t line_len = (size_t)(eol - s);
     if (line_len > 0 && s[line_len - 1] == '\r')
         line_len--;
-    /* METHOD SP authority SP HTTP/1.x */
+    /* METHOD SP request-target SP HTTP/1.x */
     const char *sp1 = memchr(s, ' ', line_len);
-    if (sp1 == NULL)
+    if (sp1 == NULL || sp1 == s)
         return GW_EPROTO;
     const char *target = sp1 + 1;
     const char *sp2 = memchr(target, ' ', line_len - (size_t)(target - s));
-    if (sp2 == NULL)
+    if (sp2 == NULL || sp2 == target)
         return GW_EPROTO;
     size_t version_len = line_len - (size_t)(sp2 + 1 - s);
     if (version_len != 8 || memcmp(sp2 + 1, "HTTP/1.", 7) != 0 ||
@@ -157,30 +155,69 @@ int httpconnect_parse(struct buf_view *v, struct httpconnect_request *req,
         *status = 505;
         return GW_EPROTO;
     }
-    req->minor = sp2[8] - '0';
-    if ((size_t)(sp1 - s) != 7 || memcmp(s, "CONNECT", 7) != 0) {
+    h->method = s;
+    h->method_len = (size_t)(sp1 - s);
+    h->target = target;
+    h->target_len = (size_t)(sp2 - target);
+    h->minor = sp2[8] - '0';
+    h->headers = eol + 1;
+    h->len = head_len;
+    /* Every header line is NAME: value. */
+    const char *pos = h->headers, *name, *value;
+    size_t name_len, value_len;
+    while ((rc = http_head_header(h, &pos, &name, &name_len, &value,
+                                  &value_len)) > 0)
+        ;
+    return rc == 0 ? 0 : GW_EPROTO;
+}
+
+int http_head_header(const struct http_head *h, const char **pos,
+                     const char **name, size_t *name_len, const char **value,
+                     size_t *value_len)
+{
+    const char *end = h->method + h->len, *line = *pos;
+    if (line >= end)
+        return 0;
+    const char *nl = memchr(line, '\n', (size_t)(end - line));
+    size_t n = (size_t)(nl - line);
+    if (n > 0 && line[n - 1] == '\r')
+        n--;
+    if (n == 0)
+        return 0; /* the empty line */
+    const char *colon = memchr(line, ':', n);
+    if (colon == NULL)
+        return GW_EPROTO;
+    *name = line;
+    *name_len = (size_t)(colon - line);
+    *value = colon + 1;
+    *value_len = n - *name_len - 1;
+    *pos = nl + 1;
+    return 1;
+}
+
+int httpconnect_parse(struct buf_view *v, struct httpconnect_request *req,
+                      int *status)
+{
+    struct http_head h;
+    int rc = http_head_parse(v->p + v->pos, buf_view_left(v),
+                             HTTPCONNECT_HEAD_MAX, &h, status);
+    if (rc != 0)
+        return rc;
+    memset(req, 0, sizeof(*req));
+    req->minor = h.minor;
+    if (h.method_len != 7 || memcmp(h.method, "CONNECT", 7) != 0) {
         *status = 405;
         return GW_EPROTO;
     }
-    if (parse_authority(target, (size_t)(sp2 - target), req) != 0)
+    if (parse_authority(h.target, h.target_len, req) != 0)
         return GW_EPROTO;
     /* Headers: only Proxy-Authorization matters. */
-    for (const char *line = eol + 1; line < end;) {
-        const char *nl = memchr(line, '\n', (size_t)(end - line));
-        size_t len = (size_t)(nl - line);
-        if (len > 0 && line[len - 1] == '\r')
-            len--;
-        if (len == 0)
-            break;
-        const char *colon = memchr(line, ':', len);
-        if (colon == NULL)
-            return GW_EPROTO;
-        size_t name_len = (size_t)(colon - line);
-        if (name_len == 19 && strncasecmp(line, "Proxy-Authorization", 19) == 0)
-            parse_basic_auth(colon + 1, len - name_len - 1, req);
-        line = nl + 1;
-    }
-    v->pos += head_len;
+    const char *pos = h.headers, *name, *value;
+    size_t name_len, value_len;
+    while (http_head_header(&h, &pos, &name, &name_len, &value, &value_len) > 0)
+        if (name_len == 19 && strncasecmp(name, "Proxy-Authorization", 19) == 0)
+            parse_basic_auth(value, value_len, req);
+    v->pos += h.len;
     return 0;
 }
 

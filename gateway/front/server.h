@@ -35,6 +35,14 @@ void server_free(struct server *s);
 /* Calls fn for every tunnel whose bytes flow (conn.h, struct conn_info),
  * newest first. fn must not close conns. */
 typedef void server_tunnel_fn(const struct conn_info *t, void *arg);
+/* Who hears of every tunnel that opens (opened, may be NULL) and of
+ * every connection as it ends (ended): the audit log and the counters. */
+void server_set_observer(struct server *s, server_tunnel_fn *opened,
+                         server_tunnel_fn *ended, void *arg);
+/* "ADDR:PORT", "[v6]:PORT" or "localhost:PORT" into *ss; 0 or an error. */
+int server_parse_addr(const char *text, struct sockaddr_storage *ss);
+/* The address a bound socket got, "ADDR:PORT" ("[v6]:PORT"). */
+void server_bound_name(const uv_tcp_t *tcp, char *out, size_t len);
 void server_foreach_tunnel(const struct server *s, server_tunnel_fn *fn,
                            void *arg);
 size_t server_conn_count(const struct server *s);
