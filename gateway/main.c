@@ -12,8 +12,8 @@
 
 #include "cli_aws.h"
 #include "cli_proxy.h"
+#include "cli_status.h"
 #include "config.h"
-#include "control.h"
 #include "daemon.h"
 #include "log.h"
 #include "sshconfig.h"
@@ -30,6 +30,13 @@ static void usage(FILE *out)
             "  proxy HOST PORT       stdio ProxyCommand through the running "
             "daemon\n"
             "  status [--json]       list the daemon's live tunnels\n"
+            "  status --watch [--interval S] [--count N] [--json]\n"
+            "                        a live view, redrawn in place every S "
+            "seconds\n"
+            "                        (default 1; q or Ctrl-C quits); into a "
+            "pipe: a frame\n"
+            "                        after another (N of them), or a JSON "
+            "document per line\n"
             "  aws-call [--profile P] [--region R] SERVICE ACTION [JSON]\n"
             "                        one AWS API call through ssmgate's AWS "
             "layer\n"
@@ -43,7 +50,15 @@ static void usage(FILE *out)
             "sockets\n"
             "  -t                    check the configuration and exit\n"
             "  --version             print the version\n"
-            "  --help                this text\n");
+            "  --help                this text\n"
+            "\n"
+            "config keys that show what happened ([gateway]; "
+            "config/example.ini):\n"
+            "  audit_log = PATH      a JSON line per connection when it "
+            "ends\n"
+            "  metrics_listen = ADDR:PORT\n"
+            "                        Prometheus metrics at "
+            "http://ADDR:PORT/metrics\n");
 }
 
 /* ---- argv ---- */
@@ -57,7 +72,39 @@ enum {
     OPT_HELP,
     OPT_NAMED,
     OPT_JSON,
+    OPT_WATCH,
+    OPT_INTERVAL,
+    OPT_COUNT,
 };
+
+/* --interval S: seconds, fractions allowed, within the live view's range. */
+static int parse_interval(const char *text, double *out)
+{
+    char *end;
+    double v = strtod(text, &end);
+    if (end == text || *end != '\0' || !(v >= STATUS_INTERVAL_MIN) ||
+        v > STATUS_INTERVAL_MAX) {
+        fprintf(stderr,
+                "ssmgate: --interval %s: expected seconds from %g to %g\n",
+                text, STATUS_INTERVAL_MIN, STATUS_INTERVAL_MAX);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int parse_count(const char *text, long *out)
+{
+    char *end;
+    long v = strtol(text, &end, 10);
+    if (end == text || *end != '\0' || v < 1) {
+        fprintf(stderr, "ssmgate: --count %s: expected a whole number >= 1\n",
+                text);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
 
 int main(int argc, char **argv)
 {
@@ -70,13 +117,17 @@ int main(int argc, char **argv)
         {"help", no_argument, NULL, OPT_HELP},
         {"named", no_argument, NULL, OPT_NAMED},
         {"json", no_argument, NULL, OPT_JSON},
+        {"watch", no_argument, NULL, OPT_WATCH},
+        {"interval", required_argument, NULL, OPT_INTERVAL},
+        {"count", required_argument, NULL, OPT_COUNT},
         {NULL, 0, NULL, 0},
     };
     struct config_overrides ov;
     memset(&ov, 0, sizeof(ov));
     struct config *cfg = NULL;
     const char *config_path = NULL;
-    int check_only = 0, named = 0, json = 0, opt;
+    int check_only = 0, named = 0, json = 0, watch_opts = 0, opt;
+    struct status_opts so = {0, 0, STATUS_INTERVAL_DEFAULT, 0};
     const char *command = "run";
 
     signal(SIGPIPE, SIG_IGN);
@@ -133,6 +184,20 @@ int main(int argc, char **argv)
         case OPT_JSON:
             json = 1;
             break;
+        case OPT_WATCH:
+            so.watch = 1;
+            watch_opts = 1;
+            break;
+        case OPT_INTERVAL:
+            if (parse_interval(optarg, &so.interval_s) != 0)
+                return 2;
+            watch_opts = 1;
+            break;
+        case OPT_COUNT:
+            if (parse_count(optarg, &so.count) != 0)
+                return 2;
+            watch_opts = 1;
+            break;
         default:
             usage(stderr);
             return 2;
@@ -140,6 +205,11 @@ int main(int argc, char **argv)
     }
     argc -= optind;
     argv += optind;
+    if (watch_opts && (strcmp(command, "status") != 0 || !so.watch)) {
+        fprintf(stderr, "ssmgate: --watch, --interval and --count go with "
+                        "`ssmgate status --watch`\n");
+        return 2;
+    }
 
     char err[512];
     int rc = config_load(config_path, &ov, &cfg, err, sizeof(err));
@@ -168,8 +238,8 @@ int main(int argc, char **argv)
     } else if (strcmp(command, "proxy") == 0) {
         status = cli_proxy(cfg, argc, argv);
     } else if (strcmp(command, "status") == 0) {
-        char *args[1] = {"--json"};
-        status = cli_status(cfg, json ? 1 : 0, args);
+        so.json = json;
+        status = cli_status(cfg, &so);
     } else {
         fprintf(stderr, "ssmgate: unknown command '%s'\n", command);
         usage(stderr);

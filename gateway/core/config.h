@@ -78,6 +78,10 @@ struct config {
     /* ms an idle session waits for the next connection to its target:
      * 30000; 0 = it ends with its last connection */
     int session_linger_ms;
+    /* One JSON line per ended connection; "" = off. An absolute path. */
+    char audit_log[CONFIG_PATH_MAX];
+    /* GET /metrics (Prometheus text) on ADDR:PORT; "" = off. */
+    char metrics_listen[CONFIG_ADDR_MAX];
 
     struct config_forward *forwards;
     int n_forwards;
@@ -127,6 +131,7 @@ enum config_apply {
     CONFIG_APPLY_SSM,     /* backend_ssm_set_opts: new sessions, and the
                              resume budget of open ones */
     CONFIG_APPLY_KEYS,    /* the rotation timer and the key files */
+    CONFIG_APPLY_OBSERVE, /* the audit log file and the metrics listener */
     CONFIG_APPLY_RESTART, /* read once at start-up (the runtime dir, the
                              AWS client's default profile, region and CA
                              bundle): only a restart applies it */
