@@ -176,6 +176,10 @@ static void metrics_on_connection(uv_stream_t *ls, int status)
     struct metrics *m = CONTAINER_OF(ls, struct metrics, listener);
     if (status < 0)
         return;
+    /* At the cap the oldest goes: it is the likeliest to be stuck, and a
+     * few silent connections must not lock the scraper out. */
+    if (m->n_clients >= METRICS_CLIENTS)
+        client_kill(CONTAINER_OF(m->clients.next, struct metrics_client, link));
     struct metrics_client *cl = calloc(1, sizeof(*cl));
     if (cl == NULL)
         return;
@@ -188,7 +192,6 @@ static void metrics_on_connection(uv_stream_t *ls, int status)
     cl->tcp.data = cl->timer.data = cl;
     cl->handles = 2;
     if (uv_accept(ls, (uv_stream_t *)&cl->tcp) != 0 ||
-        m->n_clients > METRICS_CLIENTS ||
         uv_read_start((uv_stream_t *)&cl->tcp, client_alloc, client_read) !=
             0) {
         client_kill(cl);

@@ -6,7 +6,8 @@
  * One request per connection (the answer says Connection: close). The
  * request head is bounded (METRICS_HEAD_MAX, else 431) and a client has
  * METRICS_CLIENT_MS to send it and read the answer, so a slow or silent
- * client cannot pin memory; at most METRICS_CLIENTS at once.
+ * client cannot pin memory; at most METRICS_CLIENTS at once (a new one
+ * pushes out the oldest).
  */
 #ifndef SSMGATE_METRICS_H
 #define SSMGATE_METRICS_H

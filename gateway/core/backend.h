@@ -53,7 +53,11 @@ struct backend_cb {
     void (*on_eof)(void *arg);
     /* write() returned less than asked earlier; now there is room again. */
     void (*on_drain)(void *arg);
-    /* The stream broke; the owner should close(). reason as in on_open. */
+    /* The stream ended other than by on_eof; the owner should close().
+     * err GW_ECLOSED: the remote side ended the whole tunnel in its
+     * ordinary way (a session of one connection the service closed);
+     * GW_EREFUSED: the destination refused it; anything else: it broke.
+     * reason as in on_open. */
     void (*on_error)(void *arg, int err, const char *reason);
 };
 

@@ -186,9 +186,13 @@ static void conn_fill_info(const struct conn *c, struct conn_info *out)
     out->bytes_down = c->pump.bytes_down;
     if (c->stream != NULL && c->backend->ops->shared_streams != NULL)
         out->streams = c->backend->ops->shared_streams(c->stream);
-    out->outcome = c->opened_ms == 0 ? c->outcome
-                   : c->failed       ? TUNNEL_BROKEN
-                                     : TUNNEL_OK;
+    if (c->opened_ms == 0)
+        out->outcome = c->outcome;
+    else if (!c->failed || c->fail_err == GW_ECLOSED)
+        out->outcome = TUNNEL_OK;
+    else
+        out->outcome =
+            c->fail_err == GW_EREFUSED ? TUNNEL_REFUSED : TUNNEL_BROKEN;
     out->reason = c->close_reason[0] ? c->close_reason : "done";
 }
 
@@ -317,6 +321,7 @@ static void conn_on_error(void *arg, int err, const char *reason)
     struct conn *c = arg;
     char why[GW_REASON_MAX];
     c->failed = c->state == CONN_PUMP;
+    c->fail_err = err;
     if (c->opened_ms == 0)
         c->outcome = TUNNEL_REFUSED;
     snprintf(why, sizeof(why), "tunnel failed: %s",

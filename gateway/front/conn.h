@@ -80,7 +80,8 @@ struct conn {
     char close_reason[GW_REASON_MAX];
     enum tunnel_outcome outcome; /* of a conn that never opened */
     int draining;                /* server shutting down */
-    int failed; /* the tunnel broke: the client hears a reset */
+    int failed;   /* the tunnel broke: the client hears a reset */
+    int fail_err; /* its on_error err: the outcome of an open tunnel */
 };
 
 /* A new conn with a ref on cfg. listener: "socks" or the [forward]

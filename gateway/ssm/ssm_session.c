@@ -134,9 +134,16 @@ void ssm_session_fail(struct ssm_session *s, int err, const char *why)
         stats_count(s->env->opts->stats, STATS_RESUMES_FAILED);
     list_remove(&s->link); /* nobody new joins a broken session */
     session_release(s, "failed");
+    /* An open stream hears GW_ECLOSED for the ordinary end of a session
+     * of one connection (channel_closed: the SSH session whose sshd
+     * closed), GW_EREFUSED for a destination that refused, GW_EIO for a
+     * tunnel that broke under it. */
+    int open_err = err == GW_EREFUSED              ? GW_EREFUSED
+                   : s->by_service && !s->mode.mux ? GW_ECLOSED
+                                                   : GW_EIO;
     struct backend_stream *st, *tmp;
     SSM_STREAM_FOREACH(st, tmp, s)
-    ssm_stream_fail(st, st->reported ? GW_ECLOSED : err, why);
+    ssm_stream_fail(st, st->reported ? open_err : err, why);
     if (s->n_streams == 0)
         ssm_session_close_timer(s);
 }
