@@ -417,6 +417,8 @@ static void apply_metrics(struct observe *o, const char *addr)
                   o->metrics_conf[0] ? o->metrics_conf : "none");
         return;
     }
+    if (fresh == NULL && o->metrics != NULL)
+        log_info("SIGHUP: metrics on %s closed", metrics_addr(o->metrics));
     metrics_stop(o->metrics);
     o->metrics = fresh;
     snprintf(o->metrics_conf, sizeof(o->metrics_conf), "%s", addr);

@@ -613,6 +613,8 @@ def test_status_watch_redraws_in_place(world):
         assert b"tunnels 1 open" in frame
         assert b"(q quits)" in frame
         sid = [x for x in status_json(gw)["tunnels"]][0]["session_id"]
+        assert sid in fake_sessions(world["fake"], WEB[0],
+                                    "AWS-StartPortForwardingSession")
         assert sid.encode() in frame
         assert frame.endswith(b"\x1b[J")
         # Each line is cleared to its end: nothing of a longer old frame

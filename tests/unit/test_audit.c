@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,37 +21,33 @@ static const struct audit_who who = {"alice", "dev"};
 
 static struct conn_info ssm_info(void)
 {
-    struct conn_info t;
-    memset(&t, 0, sizeof(t));
-    t.id = 42;
-    t.client = "127.0.0.1:50000";
-    t.client_uid = 1000;
-    t.listener = "socks";
-    t.protocol = "socks5";
-    t.proxy_user = "bob";
-    t.request = "ec2-user@web-1";
-    t.request_port = 22;
-    t.target = "web-1";
-    t.host = "";
-    t.port = 22;
-    t.user = "ec2-user";
-    t.document = "AWS-StartSSHSession";
-    t.kind = "ssh";
-    t.label = "";
-    t.profile = "";
-    t.region = "eu-west-1";
-    snprintf(t.stream.session_id, sizeof(t.stream.session_id), "%s",
-             "alice-0123456789abcdef0");
-    snprintf(t.stream.instance, sizeof(t.stream.instance), "%s",
-             "i-0123456789abcdef0");
-    t.stream.resumes = 2;
-    t.started_wall_ms = 1700000000123ull;
-    t.open_ms = 250;
-    t.duration_ms = 5000;
-    t.bytes_up = 1234;
-    t.bytes_down = 56789;
-    t.outcome = TUNNEL_OK;
-    t.reason = "both sides closed";
+    struct conn_info t = {.id = 42,
+                          .client = "127.0.0.1:50000",
+                          .client_uid = 1000,
+                          .listener = "socks",
+                          .protocol = "socks5",
+                          .proxy_user = "bob",
+                          .request = "ec2-user@web-1",
+                          .request_port = 22,
+                          .target = "web-1",
+                          .host = "",
+                          .port = 22,
+                          .user = "ec2-user",
+                          .document = "AWS-StartSSHSession",
+                          .kind = "ssh",
+                          .label = "",
+                          .profile = "",
+                          .region = "eu-west-1",
+                          .stream = {.session_id = "alice-0123456789abcdef0",
+                                     .instance = "i-0123456789abcdef0",
+                                     .resumes = 2},
+                          .started_wall_ms = 1700000000123ull,
+                          .open_ms = 250,
+                          .duration_ms = 5000,
+                          .bytes_up = 1234,
+                          .bytes_down = 56789,
+                          .outcome = TUNNEL_OK,
+                          .reason = "both sides closed"};
     return t;
 }
 
@@ -177,16 +174,14 @@ static int count_lines(const char *path)
 
 static void test_file_append_and_rotation(void **state)
 {
-    char dir[] = "/tmp/ssmgate-audit-XXXXXX";
+    char dir[] = "/tmp/ssmgate-audit-XXXXXX", path[256], rotated[300];
     assert_non_null(mkdtemp(dir));
-    char path[256], rotated[256];
     snprintf(path, sizeof(path), "%s/audit.log", dir);
-    snprintf(rotated, sizeof(rotated), "%s/audit.log.1", dir);
+    snprintf(rotated, sizeof(rotated), "%s.1", path);
     /* Lines already there stay: the file is appended to. */
-    FILE *f = fopen(path, "w");
-    fputs("{\"old\":1}\n", f);
-    fclose(f);
-    chmod(path, 0600);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    assert_int_equal(write(fd, "{\"old\":1}\n", 10), 10);
+    close(fd);
     struct audit *a = NULL;
     assert_int_equal(audit_open(path, &a), 0);
     struct conn_info t = ssm_info();
