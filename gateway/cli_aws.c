@@ -242,7 +242,7 @@ int cli_aws_call(const struct cli_aws_opts *o)
         run.exit_code = 2;
         goto out;
     }
-    struct aws_client_opts ao = {NULL, NULL, 0, &proxy};
+    struct aws_client_opts ao = {NULL, NULL, 0, &proxy, NULL};
     run.client = aws_client_new(&loop, &ao);
     proxy_wipe(&proxy);
     if (!run.client) {

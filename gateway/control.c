@@ -1,5 +1,6 @@
 /*
- * control.c - one request per connection: read a line, answer, close.
+ * control.c - one request per connection: read a line, answer, close;
+ * and the client side of that exchange.
  *
  * Clients are local and trusted by the socket's 0600 mode, but still
  * bounded: a line longer than CONTROL_LINE_MAX or a client silent for
@@ -29,7 +30,7 @@
 
 struct control {
     uv_pipe_t listener;
-    control_list_fn *list;
+    control_status_fn *status;
     void *arg;
     struct control_cmd {
         const char *name;
@@ -93,9 +94,9 @@ static void client_answer(struct control_client *cl)
     if (i < c->n_cmds) {
         doc = c->cmds[i].fn(c->cmds[i].arg);
     } else if (strcmp(cl->line, "status") == 0) {
-        json_t *tunnels = json_array();
-        cl->owner->list(cl->owner->arg, tunnels);
-        doc = json_pack("{s:o}", "tunnels", tunnels);
+        doc = json_object();
+        if (doc != NULL)
+            c->status(c->arg, doc);
     } else {
         doc = json_pack("{s:s}", "error", "unknown command");
     }
@@ -166,13 +167,13 @@ static void control_on_connection(uv_stream_t *server, int status)
     uv_timer_start(&cl->timer, client_timeout, CONTROL_TIMEOUT_MS, 0);
 }
 
-int control_start(uv_loop_t *loop, const char *path, control_list_fn *list,
+int control_start(uv_loop_t *loop, const char *path, control_status_fn *status,
                   void *arg, struct control **out)
 {
     struct control *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return GW_ENOMEM;
-    c->list = list;
+    c->status = status;
     c->arg = arg;
     list_init(&c->clients);
     int rc = uv_pipe_init(loop, &c->listener, 0);
@@ -223,7 +224,7 @@ void control_stop(struct control *c)
 
 /* ---- client side ---- */
 
-static char *control_request(const char *path, const char *line)
+char *control_request(const char *path, const char *line)
 {
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -287,61 +288,4 @@ json_t *control_query(const char *runtime_dir, const char *command)
         doc = NULL;
     }
     return doc;
-}
-
-static void print_table(json_t *tunnels)
-{
-    printf("%-6s %-22s %-10s %-44s %8s %12s %12s %s\n", "ID", "TARGET", "USER",
-           "DOCUMENT", "AGE", "BYTES_UP", "BYTES_DOWN", "STREAMS");
-    size_t i;
-    json_t *t;
-    json_array_foreach(tunnels, i, t)
-    {
-        char streams[24] = "-";
-        json_t *js = json_object_get(t, "streams");
-        if (json_is_integer(js))
-            snprintf(streams, sizeof(streams), "%lld",
-                     (long long)json_integer_value(js));
-        const char *target = json_string_value(json_object_get(t, "target"));
-        const char *user = json_string_value(json_object_get(t, "user"));
-        const char *doc = json_string_value(json_object_get(t, "document"));
-        printf("%-6lld %-22s %-10s %-44s %7llds %12lld %12lld %s\n",
-               (long long)json_integer_value(json_object_get(t, "id")),
-               target ? target : "-", user ? user : "-", doc ? doc : "-",
-               (long long)json_integer_value(json_object_get(t, "age_s")),
-               (long long)json_integer_value(json_object_get(t, "bytes_up")),
-               (long long)json_integer_value(json_object_get(t, "bytes_down")),
-               streams);
-    }
-    if (json_array_size(tunnels) == 0)
-        printf("(no live tunnels)\n");
-}
-
-int cli_status(const struct config *cfg, int argc, char **argv)
-{
-    int as_json = argc > 0 && strcmp(argv[0], "--json") == 0;
-    char path[CONFIG_PATH_MAX + 32];
-    snprintf(path, sizeof(path), "%s/%s", cfg->runtime_dir,
-             RUNDIR_CONTROL_SOCK);
-    char *answer = control_request(path, "status\n");
-    if (answer == NULL) {
-        fprintf(stderr, "ssmgate status: cannot reach the daemon at %s: %s\n",
-                path, strerror(errno));
-        return 1;
-    }
-    json_error_t jerr;
-    json_t *doc = json_loads(answer, 0, &jerr);
-    json_t *tunnels = json_object_get(doc, "tunnels");
-    int rc = 0;
-    if (as_json) {
-        printf("%s\n", answer);
-    } else if (json_is_array(tunnels)) {
-        print_table(tunnels);
-    } else {
-        fprintf(stderr, "ssmgate status: bad answer from the daemon\n");
-        rc = 1;
-    }
-    json_decref(doc);
-    free(answer);
-    return rc;
 }

@@ -27,12 +27,12 @@
 #include "aws_ec2ic.h"
 #include "backend_ssm.h"
 #include "common.h"
-#include "conn.h"
 #include "control.h"
 #include "defer.h"
 #include "key.h"
 #include "keypush.h"
 #include "log.h"
+#include "observe.h"
 #include "proxy.h"
 #include "rundir.h"
 #include "server.h"
@@ -53,7 +53,8 @@ struct daemon {
     struct ws_ctx *ws;
     struct keypush *keypush;
     struct backend_ssm *ssm;
-    uv_timer_t settle; /* lets TerminateSession calls finish at exit */
+    struct observe *obs; /* counters, audit log, metrics */
+    uv_timer_t settle;   /* lets TerminateSession calls finish at exit */
     uint64_t settle_until;
     uv_signal_t sigint, sigterm, sighup;
     uv_timer_t rotate_timer;
@@ -114,7 +115,8 @@ static void daemon_keypush_cancel(void *ctx, struct aws_call *call)
 
 /* The SSM options from cfg; reason (the StartSession Reason prefix) is
  * the caller's buffer. */
-static struct ssm_opts daemon_ssm_opts(const struct config *cfg, char *reason,
+static struct ssm_opts daemon_ssm_opts(const struct daemon *d,
+                                       const struct config *cfg, char *reason,
                                        size_t len)
 {
     const char *user = getenv("USER");
@@ -129,12 +131,15 @@ static struct ssm_opts daemon_ssm_opts(const struct config *cfg, char *reason,
         .open_confirm_ms = cfg->open_confirm_ms,
         .session_linger_ms = cfg->session_linger_ms,
         .reason_prefix = reason,
+        .stats = observe_stats(d->obs),
     };
     return so;
 }
 
 static void daemon_stop_backends(struct daemon *d)
 {
+    if (d->obs != NULL)
+        observe_set_backends(d->obs, NULL, NULL);
     backend_ssm_free(d->ssm);
     d->ssm = NULL;
     keypush_free(d->keypush);
@@ -170,7 +175,8 @@ static int daemon_start_backends(struct daemon *d)
     if (rc != 0)
         return rc;
     struct aws_client_opts ao = {d->cfg->profile, d->cfg->region,
-                                 d->cfg->connect_timeout_ms, &proxy};
+                                 d->cfg->connect_timeout_ms, &proxy,
+                                 observe_stats(d->obs)};
     d->aws = aws_client_new(d->loop, &ao);
     if (d->aws == NULL) {
         proxy_wipe(&proxy);
@@ -187,14 +193,17 @@ static int daemon_start_backends(struct daemon *d)
     }
     struct keypush_api api = {daemon_keypush_send, daemon_keypush_cancel,
                               d->aws};
-    rc = keypush_new(d->loop, &d->keys, &api, NULL, &d->keypush);
+    struct keypush_opts ko = {.stats = observe_stats(d->obs)};
+    rc = keypush_new(d->loop, &d->keys, &api, &ko, &d->keypush);
     if (rc != 0)
         return rc;
     char reason[128];
-    struct ssm_opts so = daemon_ssm_opts(d->cfg, reason, sizeof(reason));
+    struct ssm_opts so = daemon_ssm_opts(d, d->cfg, reason, sizeof(reason));
     rc = backend_ssm_new(d->loop, d->aws, d->ws, d->keypush, &so, &d->ssm);
-    if (rc == 0)
+    if (rc == 0) {
         server_set_ssm_backend(d->server, backend_ssm_backend(d->ssm));
+        observe_set_backends(d->obs, d->aws, d->ssm);
+    }
     return rc;
 }
 
@@ -225,6 +234,7 @@ static void shutdown_done(void *arg)
     d->agent = NULL;
     control_stop(d->control);
     d->control = NULL;
+    observe_stop(d->obs);
     if (d->ssm != NULL)
         backend_ssm_close_idle(d->ssm);
     uv_timer_init(d->loop, &d->settle);
@@ -265,7 +275,7 @@ static void daemon_apply_log(struct daemon *d)
 static void daemon_apply_ssm(struct daemon *d)
 {
     char reason[128];
-    struct ssm_opts so = daemon_ssm_opts(d->cfg, reason, sizeof(reason));
+    struct ssm_opts so = daemon_ssm_opts(d, d->cfg, reason, sizeof(reason));
     if (d->ssm == NULL)
         return;
     backend_ssm_set_opts(d->ssm, &so);
@@ -285,6 +295,11 @@ static void daemon_apply_keys(struct daemon *d)
         log_error_r(rc, "SIGHUP: cannot write the key files");
 }
 
+static void daemon_apply_observe(struct daemon *d)
+{
+    observe_apply(d->obs, d->cfg);
+}
+
 /* What applies each class of key once d->cfg is the new config, indexed
  * by enum config_apply. The server took its part before the swap (it can
  * refuse a config); a restart class has nothing to run. */
@@ -293,6 +308,7 @@ static void (*const daemon_appliers[])(struct daemon *d) = {
     [CONFIG_APPLY_LOG] = daemon_apply_log,
     [CONFIG_APPLY_SSM] = daemon_apply_ssm,
     [CONFIG_APPLY_KEYS] = daemon_apply_keys,
+    [CONFIG_APPLY_OBSERVE] = daemon_apply_observe,
     [CONFIG_APPLY_RESTART] = NULL,
 };
 
@@ -311,6 +327,9 @@ static void on_hup(uv_signal_t *h, int signum)
     char err[512];
     struct config *fresh = NULL;
     (void)signum;
+    /* Rotation (rename, then SIGHUP) must work even when the new
+     * configuration does not load. */
+    observe_reopen(d->obs);
     int rc = config_load(d->config_path, &d->ov, &fresh, err, sizeof(err));
     if (rc != 0) {
         log_error("SIGHUP: keeping the old configuration: %s", err);
@@ -330,29 +349,6 @@ static void on_hup(uv_signal_t *h, int signum)
         if ((changed & CONFIG_APPLY_BIT(i)) && daemon_appliers[i] != NULL)
             daemon_appliers[i](d);
     log_info("SIGHUP: configuration reloaded");
-}
-
-/* ---- `ssmgate status` ---- */
-
-static void daemon_tunnel_json(const struct conn_info *t, void *arg)
-{
-    json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "id",
-                          (json_int_t)t->id, "client", t->client, "target",
-                          t->target, "user", t->user, "document", t->document,
-                          "kind", t->kind, "age_s", (json_int_t)t->age_s,
-                          "bytes_up", (json_int_t)t->bytes_up, "bytes_down",
-                          (json_int_t)t->bytes_down);
-    if (o != NULL && t->streams > 0)
-        json_object_set_new(o, "streams", json_integer(t->streams));
-    if (o != NULL)
-        json_array_append_new(arg, o);
-}
-
-/* control_list_fn over the server. */
-static void daemon_list(void *arg, json_t *tunnels)
-{
-    struct daemon *d = arg;
-    server_foreach_tunnel(d->server, daemon_tunnel_json, tunnels);
 }
 
 /* ---- `ssmgate proxy` and `ssh-config` ask where a port 0 went ---- */
@@ -406,12 +402,16 @@ static int daemon_start(struct daemon *d)
         return rc;
     }
     fprintf(stderr, "ssmgate: agent socket %s\n", path);
+    if (observe_new(d->loop, d->cfg, &d->obs) != 0)
+        return GW_EIO;
     rc =
         rundir_socket_path(&d->rundir, RUNDIR_CONTROL_SOCK, path, sizeof(path));
     if (rc == 0)
         rc = server_new(d->loop, d->cfg, &d->server);
-    if (rc == 0)
-        rc = control_start(d->loop, path, daemon_list, d, &d->control);
+    if (rc == 0) {
+        observe_attach(d->obs, d->server);
+        rc = control_start(d->loop, path, observe_status, d->obs, &d->control);
+    }
     if (rc == 0)
         rc = control_add(d->control, "listeners", daemon_listeners, d);
     if (rc != 0) {
@@ -423,6 +423,12 @@ static int daemon_start(struct daemon *d)
     if (rc != 0) {
         fprintf(stderr, "ssmgate: cannot start the SSM backend: %s\n",
                 gw_strerror(rc));
+        return rc;
+    }
+    rc = observe_listen(d->obs, d->cfg);
+    if (rc != 0) {
+        fprintf(stderr, "ssmgate: metrics_listen %s: %s\n",
+                d->cfg->metrics_listen, gw_strerror(rc));
         return rc;
     }
     rc = server_listen(d->server);
@@ -478,6 +484,7 @@ static int cmd_run(struct daemon *d)
         }
         agent_stop(d->agent);
         control_stop(d->control);
+        observe_stop(d->obs);
         d->agent = NULL;
         d->control = NULL;
         daemon_stop_backends(d);
@@ -488,6 +495,7 @@ static int cmd_run(struct daemon *d)
     defer_shutdown();
     uv_run(d->loop, UV_RUN_DEFAULT);
     server_free(d->server);
+    observe_free(d->obs);
     if (d->keys_ready)
         key_ring_free(&d->keys);
     rundir_close(&d->rundir);

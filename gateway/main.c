@@ -19,9 +19,9 @@
 #include "account.h"
 #include "cli_aws.h"
 #include "cli_proxy.h"
+#include "cli_status.h"
 #include "common.h"
 #include "config.h"
-#include "control.h"
 #include "daemon.h"
 #include "log.h"
 #include "sshconfig.h"
@@ -42,6 +42,13 @@ static void usage(FILE *out)
         "daemon\n"
         "                        (asks it for its port; sends socks_user)\n"
         "  status [--json]       list the daemon's live tunnels\n"
+        "  status --watch [--interval S] [--count N] [--json]\n"
+        "                        a live view, redrawn in place every S "
+        "seconds\n"
+        "                        (default 1; q or Ctrl-C quits); into a "
+        "pipe: a frame\n"
+        "                        after another (N of them), or a JSON "
+        "document per line\n"
         "  aws-call SERVICE ACTION [JSON] [--profile P] [--region R]\n"
         "           [--account NAME] [--repeat N] [--concurrency C]\n"
         "           [--verbose] [--debug]\n"
@@ -74,6 +81,14 @@ static void usage(FILE *out)
         "  -t                    check the configuration and exit\n"
         "  --version             print the version\n"
         "  --help                this text\n"
+        "\n"
+        "config keys that show what happened ([gateway]; "
+        "config/example.ini):\n"
+        "  audit_log = PATH      a JSON line per connection when it "
+        "ends\n"
+        "  metrics_listen = ADDR:PORT\n"
+        "                        Prometheus metrics at "
+        "http://ADDR:PORT/metrics\n"
         "\n"
         "environment:\n"
         "  HTTPS_PROXY, https_proxy, ALL_PROXY, all_proxy\n"
@@ -125,6 +140,9 @@ enum {
     OPT_CONCURRENCY,
     OPT_VERBOSE,
     OPT_DEBUG,
+    OPT_WATCH,
+    OPT_INTERVAL,
+    OPT_COUNT,
 };
 
 /* Which commands take each option (indexed by OPT_ - OPT_CONFIG; -t is
@@ -145,6 +163,9 @@ static const unsigned option_cmds[] = {
     CMD_AWS,
     CMD_AWS,
     CMD_AWS,
+    CMD_STATUS, /* --watch */
+    CMD_STATUS, /* --interval */
+    CMD_STATUS, /* --count */
 };
 
 static const struct option longopts[] = {
@@ -163,6 +184,9 @@ static const struct option longopts[] = {
     {"concurrency", required_argument, NULL, OPT_CONCURRENCY},
     {"verbose", no_argument, NULL, OPT_VERBOSE},
     {"debug", no_argument, NULL, OPT_DEBUG},
+    {"watch", no_argument, NULL, OPT_WATCH},
+    {"interval", required_argument, NULL, OPT_INTERVAL},
+    {"count", required_argument, NULL, OPT_COUNT},
     {NULL, 0, NULL, 0},
 };
 
@@ -180,6 +204,7 @@ struct args {
     unsigned given;          /* bits of the OPT_ seen, for the check */
     const char *val[N_OPTS]; /* each option's (last) value; "" = a flag */
     struct cli_aws_opts aws;
+    struct status_opts status;
 };
 
 #define OPT(a, opt) ((a)->val[(opt)-OPT_CONFIG])
@@ -194,6 +219,21 @@ static int add_word(struct args *a, const char *w)
     else
         return -1;
     return 0;
+}
+
+/* --interval S: seconds, fractions allowed, within the live view's range. */
+static double parse_interval(const char *v, int *bad)
+{
+    char *end;
+    double s = strtod(v, &end);
+    if (end == v || *end != '\0' || !(s >= STATUS_INTERVAL_MIN) ||
+        s > STATUS_INTERVAL_MAX) {
+        fprintf(stderr,
+                "ssmgate: --interval %s: expected seconds from %g to %g\n", v,
+                STATUS_INTERVAL_MIN, STATUS_INTERVAL_MAX);
+        *bad = 1;
+    }
+    return s;
 }
 
 static long parse_count(const char *opt, const char *v, int *bad)
@@ -229,6 +269,13 @@ static int convert(struct args *a)
         a->aws.repeat = parse_count("--repeat", v, &bad);
     if ((v = OPT(a, OPT_CONCURRENCY)) != NULL)
         a->aws.concurrency = parse_count("--concurrency", v, &bad);
+    a->status.json = OPT(a, OPT_JSON) != NULL;
+    a->status.watch = OPT(a, OPT_WATCH) != NULL;
+    a->status.interval_s = STATUS_INTERVAL_DEFAULT;
+    if ((v = OPT(a, OPT_INTERVAL)) != NULL)
+        a->status.interval_s = parse_interval(v, &bad);
+    if ((v = OPT(a, OPT_COUNT)) != NULL)
+        a->status.count = parse_count("--count", v, &bad);
     return bad;
 }
 
@@ -297,6 +344,14 @@ static enum cmd check_command(const struct args *a)
                     name, longopts[i].name, name);
             return 0;
         }
+    if (!a->status.watch &&
+        (OPT(a, OPT_INTERVAL) != NULL || OPT(a, OPT_COUNT) != NULL)) {
+        fprintf(stderr,
+                "ssmgate %s: --interval and --count go with "
+                "`ssmgate status --watch`\n",
+                name);
+        return 0;
+    }
     if (a->check_only && cmd != CMD_RUN) {
         fprintf(stderr, "ssmgate %s: -t is for run\n", name);
         return 0;
@@ -393,8 +448,7 @@ int main(int argc, char **argv)
     } else if (cmd == CMD_PROXY) {
         status = cli_proxy(cfg, a.ov.n_listen == 0, a.n_pos, (char **)a.pos);
     } else if (cmd == CMD_STATUS) {
-        char *args[1] = {"--json"};
-        status = cli_status(cfg, OPT(&a, OPT_JSON) != NULL ? 1 : 0, args);
+        status = cli_status(cfg, &a.status);
     } else {
         status = run_aws_call(&a, cfg);
     }

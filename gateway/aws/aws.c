@@ -126,6 +126,8 @@ struct aws_client *aws_client_new(uv_loop_t *loop,
     if (!c->x)
         goto fail;
     aws_call_ctx_set_idle(c->x, client_idle, c);
+    if (opts)
+        aws_call_ctx_set_stats(c->x, opts->stats);
     /* One engine for every profile: the default profile's retry settings. */
     prof = aws_resolve_profile_name(NULL, c->default_profile);
     if (opts && opts->queue_deadline_ms > 0)

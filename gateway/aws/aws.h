@@ -37,6 +37,9 @@ struct aws_client_opts {
     /* The HTTPS proxy decision (core/proxy.h), copied; NULL = curl's own
      * environment rules. */
     const struct proxy *proxy;
+    /* Every request sent is counted here (aws_call_ctx_set_stats);
+     * borrowed, NULL = not counted. */
+    struct stats *stats;
 };
 
 struct aws_client *aws_client_new(uv_loop_t *loop,

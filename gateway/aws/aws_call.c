@@ -35,6 +35,7 @@
 #include "list.h"
 #include "log.h"
 #include "secret.h"
+#include "stats.h"
 
 #define AWS_ATTEMPT_TIMEOUT_MS 30000
 #define AWS_CONNECT_TIMEOUT_MS 10000
@@ -124,6 +125,11 @@ uv_loop_t *aws_call_ctx_loop(const struct aws_call_ctx *x)
 struct http_client *aws_call_ctx_http(const struct aws_call_ctx *x)
 {
     return x->http;
+}
+
+void aws_call_ctx_set_stats(struct aws_call_ctx *x, struct stats *st)
+{
+    x->stats = st;
 }
 
 /* ---- call lifecycle -------------------------------------------------------
@@ -640,6 +646,24 @@ static int call_retry(struct aws_call *call, const struct http_response *resp,
     return 1;
 }
 
+/* One request went out and this is what came of it (call->err holds the
+ * parsed error of an error answer). */
+static void call_count(const struct aws_call *call,
+                       const struct http_response *resp)
+{
+    char code[24];
+    const char *what = code;
+    if (resp->transport_error)
+        what = resp->transport_error == GW_ETIMEOUT ? "timeout" : "network";
+    else if (resp->status >= 200 && resp->status < 300)
+        what = "ok";
+    else if (call->err.code[0] != '\0')
+        what = call->err.code;
+    else
+        snprintf(code, sizeof(code), "http_%ld", (long)resp->status);
+    stats_api_call(call->x->stats, call->action, what);
+}
+
 /* *b: the limiter told of the answer, to run its line afterwards. */
 static void call_answered(struct aws_call *call,
                           const struct http_response *resp,
@@ -652,6 +676,7 @@ static void call_answered(struct aws_call *call,
 
     call->err.attempts = call->attempt;
     if (!resp->transport_error && resp->status >= 200 && resp->status < 300) {
+        call_count(call, resp);
         *b = aws_throttle_answer(&call->tw, now, AWS_THROTTLE_ANSWERED);
         call_success(call, resp);
         return;
@@ -668,6 +693,7 @@ static void call_answered(struct aws_call *call,
                         resp->body_len, resp->request_id, resp->error_type,
                         &call->err);
     }
+    call_count(call, resp);
     kind =
         aws_retry_classify(resp->status, call->err.code, resp->transport_error);
     call->err.retryable = kind != AWS_RETRY_NO;

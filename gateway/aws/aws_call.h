@@ -27,6 +27,7 @@
 struct aws_call;
 struct aws_call_ctx;
 struct http_client;
+struct stats;
 
 /*
  * The result of one call. status 0: response is the parsed JSON response
@@ -98,6 +99,10 @@ void aws_call_ctx_set_retry(struct aws_call_ctx *x, const char *mode,
  * sooner. */
 void aws_call_ctx_set_queue_deadline(struct aws_call_ctx *x, int ms);
 struct http_client *aws_call_ctx_http(const struct aws_call_ctx *x);
+/* Counts every request sent by (action, code) in st (borrowed; NULL =
+ * not counted): "ok", the service's error code, "http_NNN" for an error
+ * answer without one, "timeout" or "network" when no answer came. */
+void aws_call_ctx_set_stats(struct aws_call_ctx *x, struct stats *st);
 
 /* Starts r signed with creds (copied; NULL = unsigned). Returns the call
  * for aws_call_cancel, or NULL when it could not be queued (done is then

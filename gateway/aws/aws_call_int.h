@@ -32,6 +32,7 @@ struct aws_call_ctx {
     struct aws_throttle *throttle; /* NULL: no limiter (out of memory) */
     uint64_t seq;                  /* calls made: their FIFO rank */
     int queue_ms;                  /* 0: a queued call waits to its deadline */
+    struct stats *stats;           /* NULL: not counted */
     int busy; /* inside a callback we run: defer the free */
     int free_requested;
     void (*idle)(void *arg);

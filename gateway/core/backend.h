@@ -23,6 +23,18 @@
 
 struct backend_stream;
 
+#define BACKEND_SESSION_ID_MAX 128
+
+/* What a stream rides on, for the audit log and `ssmgate status`; every
+ * field may be empty (a direct stream, a session not started yet). */
+struct backend_stream_info {
+    char session_id[BACKEND_SESSION_ID_MAX]; /* the SSM SessionId */
+    char instance[TUNNEL_TARGET_MAX]; /* the instance a Name resolved to */
+    char region[64];                  /* the region the session is in */
+    int resumes; /* resumes of its session while this stream was on it */
+    int joined;  /* joined a session already started: no API call */
+};
+
 struct backend_cb {
     /*
      * The stream is ready (status 0) or failed (negative gw_err: GW_EREFUSED,
@@ -41,7 +53,11 @@ struct backend_cb {
     void (*on_eof)(void *arg);
     /* write() returned less than asked earlier; now there is room again. */
     void (*on_drain)(void *arg);
-    /* The stream broke; the owner should close(). reason as in on_open. */
+    /* The stream ended other than by on_eof; the owner should close().
+     * err GW_ECLOSED: the remote side ended the whole tunnel in its
+     * ordinary way (a session of one connection the service closed);
+     * GW_EREFUSED: the destination refused it; anything else: it broke.
+     * reason as in on_open. */
     void (*on_error)(void *arg, int err, const char *reason);
 };
 
@@ -70,6 +86,10 @@ struct backend_ops {
     void (*close)(struct backend_stream *s);
     /* Optional: streams sharing this stream's session (smux), else 0. */
     int (*shared_streams)(const struct backend_stream *s);
+    /* Optional: fills *out (zeroed by the caller); valid from open()
+     * until close(), also after a failure. */
+    void (*describe)(const struct backend_stream *s,
+                     struct backend_stream_info *out);
 };
 
 /* A backend instance: its table plus its own state. */

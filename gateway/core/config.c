@@ -133,6 +133,27 @@ static int parse_addr(const struct directive *d, const char *v, void *dst,
     return parse_string(d, v, dst, why);
 }
 
+/* "" (off) or ADDR:PORT. */
+static int parse_addr_or_off(const struct directive *d, const char *v,
+                             void *dst, const char **why)
+{
+    if (v[0] == '\0')
+        return parse_string(d, v, dst, why);
+    return parse_addr(d, v, dst, why);
+}
+
+/* "" (off) or an absolute path: the daemon's working directory is
+ * nobody's choice, and a relative file would move with it. */
+static int parse_abs_path(const struct directive *d, const char *v, void *dst,
+                          const char **why)
+{
+    if (v[0] != '\0' && v[0] != '/') {
+        *why = "expected an absolute path (or nothing: off)";
+        return -1;
+    }
+    return parse_string(d, v, dst, why);
+}
+
 static int parse_user(const struct directive *d, const char *v, void *dst,
                       const char **why)
 {
@@ -268,6 +289,8 @@ static const struct directive directives[] = {
     G("session_linger_ms", parse_int, session_linger_ms, 0, 3600000, "30000",
       SSM),
     G("https_proxy", parse_proxy, https_proxy, 0, 0, "", RESTART),
+    G("audit_log", parse_abs_path, audit_log, 0, 0, "", OBSERVE),
+    G("metrics_listen", parse_addr_or_off, metrics_listen, 0, 0, "", OBSERVE),
     F("listen", parse_addr, listen),
     F("target", parse_string, target),
     F("port", parse_port, port),
@@ -809,7 +832,8 @@ static int is_text(const struct directive *d)
 {
     return d->parse == parse_string || d->parse == parse_addr ||
            d->parse == parse_user || d->parse == parse_region ||
-           d->parse == parse_suffix || d->parse == parse_proxy;
+           d->parse == parse_suffix || d->parse == parse_proxy ||
+           d->parse == parse_addr_or_off || d->parse == parse_abs_path;
 }
 
 static int value_changed(const struct directive *d, const struct config *a,

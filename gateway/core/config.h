@@ -96,6 +96,10 @@ struct config {
     /* The HTTPS proxy for AWS traffic (proxy.h): "" = the environment's,
      * "none" = none. May hold credentials: wiped when freed. */
     char https_proxy[CONFIG_STR_MAX];
+    /* One JSON line per ended connection; "" = off. An absolute path. */
+    char audit_log[CONFIG_PATH_MAX];
+    /* GET /metrics (Prometheus text) on ADDR:PORT; "" = off. */
+    char metrics_listen[CONFIG_ADDR_MAX];
 
     struct config_forward *forwards;
     int n_forwards;
@@ -149,6 +153,7 @@ enum config_apply {
     CONFIG_APPLY_SSM,     /* backend_ssm_set_opts: new sessions, and the
                              resume budget of open ones */
     CONFIG_APPLY_KEYS,    /* the rotation timer and the key files */
+    CONFIG_APPLY_OBSERVE, /* the audit log file and the metrics listener */
     CONFIG_APPLY_RESTART, /* read once at start-up (the runtime dir, the
                              AWS client's default profile, region, CA
                              bundle and HTTPS proxy): only a restart

@@ -56,6 +56,15 @@ static inline int list_linked(const struct list *e)
     return e->next != e;
 }
 
+/* The number of elements (a walk: for status and metrics, not hot paths). */
+static inline size_t list_count(const struct list *h)
+{
+    size_t n = 0;
+    for (const struct list *e = h->next; e != h; e = e->next)
+        n++;
+    return n;
+}
+
 /* Moves every element of src onto dst (its old contents dropped); src is
  * left empty. O(1): the way to take a whole queue and run it. */
 static inline void list_move_all(struct list *dst, struct list *src)

@@ -1,4 +1,4 @@
-/* tunnel.c - names of the tunnel kinds. */
+/* tunnel.c - names of the tunnel kinds and outcomes. */
 #include "tunnel.h"
 
 #include <stddef.h>
@@ -31,4 +31,20 @@ const char *tunnel_document(enum tunnel_kind kind)
     default:
         return NULL;
     }
+}
+
+const char *tunnel_outcome_name(enum tunnel_outcome outcome)
+{
+    static const char *const names[] = {
+        [TUNNEL_OK] = "ok",
+        [TUNNEL_BROKEN] = "broken",
+        [TUNNEL_REFUSED] = "refused",
+        [TUNNEL_TIMEOUT] = "timeout",
+        [TUNNEL_AUTH_FAILED] = "auth_failed",
+        [TUNNEL_BAD_REQUEST] = "bad_request",
+        [TUNNEL_ABORTED] = "aborted",
+    };
+    if ((unsigned)outcome < TUNNEL_OUTCOME_MAX_)
+        return names[outcome];
+    return "?";
 }

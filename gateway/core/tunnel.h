@@ -40,7 +40,23 @@ struct tunnel_spec {
     int no_reply;
 };
 
+/* How a client connection ended: the audit log's outcome and the metrics'
+ * ssmgate_tunnels_total label. */
+enum tunnel_outcome {
+    TUNNEL_OK,          /* opened; ended by either side */
+    TUNNEL_BROKEN,      /* opened; the session broke under it */
+    TUNNEL_REFUSED,     /* a request the route, AWS or destination refused */
+    TUNNEL_TIMEOUT,     /* not open within connect_timeout_ms */
+    TUNNEL_AUTH_FAILED, /* proxy authentication missing or wrong */
+    TUNNEL_BAD_REQUEST, /* malformed, unsupported, too large or unfinished */
+    TUNNEL_ABORTED,     /* the client left, or the gateway stopped, first */
+    TUNNEL_OUTCOME_MAX_
+};
+
 const char *tunnel_kind_name(enum tunnel_kind kind);
+/* "ok", "broken", "refused", "timeout", "auth_failed", "bad_request",
+ * "aborted". */
+const char *tunnel_outcome_name(enum tunnel_outcome outcome);
 /* The SSM document for an SSM kind; NULL for DIRECT. */
 const char *tunnel_document(enum tunnel_kind kind);
 

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 
 #include "common.h"
 #include "config.h"
@@ -29,6 +30,7 @@
 #include "front_reply.h"
 #include "httpconnect.h"
 #include "log.h"
+#include "peer_uid.h"
 #include "secret.h"
 
 #define CONN_REQ_CAP  (HTTPCONNECT_HEAD_MAX + 512)
@@ -95,9 +97,10 @@ static void conn_refused_flushed(struct conn *c)
 }
 
 /* Refuses with a wire-level reply (already encoded) and closes after it. */
-static void conn_refuse_raw(struct conn *c, const void *reply, size_t len,
-                            const char *reason)
+static void conn_refuse_raw(struct conn *c, enum tunnel_outcome outcome,
+                            const void *reply, size_t len, const char *reason)
 {
+    c->outcome = outcome;
     snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
     uv_read_stop(conn_stream(c));
     uv_timer_stop(&c->timer);
@@ -116,11 +119,13 @@ static void conn_refuse_raw(struct conn *c, const void *reply, size_t len,
 }
 
 /* Refuses with the reply for err; an HTTP client reads reason whole. */
-void conn_refuse(struct conn *c, int err, const char *reason)
+void conn_refuse(struct conn *c, enum tunnel_outcome outcome, int err,
+                 const char *reason)
 {
     char out[FRONT_REPLY_MAX];
-    conn_refuse_raw(
-        c, out, front_reply(c->proto, err, reason, out, sizeof(out)), reason);
+    conn_refuse_raw(c, outcome, out,
+                    front_reply(c->proto, err, reason, out, sizeof(out)),
+                    reason);
 }
 
 /* An HTTP refusal whose status the parser chose (400, 407, 501, ...). */
@@ -128,8 +133,8 @@ void conn_refuse_http(struct conn *c, int status, const char *reason)
 {
     char out[FRONT_REPLY_MAX];
     conn_refuse_raw(
-        c, out, httpconnect_build_reply_text(out, sizeof(out), status, reason),
-        reason);
+        c, status == 407 ? TUNNEL_AUTH_FAILED : TUNNEL_BAD_REQUEST, out,
+        httpconnect_build_reply_text(out, sizeof(out), status, reason), reason);
 }
 
 /* ---- close path ---- */
@@ -165,12 +170,80 @@ static int conn_sent_all(struct conn *c)
            ioctl(fd, SIOCOUTQ, &unsent) == 0 && unsent == 0;
 }
 
+static const char *conn_proto_name(const struct conn *c)
+{
+    switch (c->proto) {
+    case FRONT_PROTO_SOCKS5:
+        return "socks5";
+    case FRONT_PROTO_SOCKS4:
+        return "socks4";
+    case FRONT_PROTO_HTTP: /* CONNECT, or plain requests forwarded */
+        return c->http != NULL ? "http-forward" : "http";
+    case FRONT_PROTO_FORWARD:
+        return "forward";
+    default:
+        return "";
+    }
+}
+
+/* Everything known of c, live or ending. */
+static void conn_fill_info(const struct conn *c, struct conn_info *out)
+{
+    const char *doc = tunnel_document(c->spec.kind);
+    uint64_t now = uv_now(c->loop);
+    int routed = c->spec.target[0] != '\0' || c->spec.host[0] != '\0';
+    memset(out, 0, sizeof(*out));
+    out->id = c->id;
+    out->client = c->peer;
+    out->client_uid = c->peer_uid;
+    out->listener = c->listener;
+    out->protocol = conn_proto_name(c);
+    out->proxy_user = c->proxy_user;
+    out->request = c->req_host;
+    out->request_port = c->req_port;
+    out->target = c->spec.target[0] ? c->spec.target : c->spec.host;
+    out->host = c->spec.target[0] ? c->spec.host : "";
+    out->port = routed ? c->spec.port : 0;
+    out->user = c->spec.user;
+    out->document = !routed ? "" : doc ? doc : "direct";
+    out->kind = routed ? tunnel_kind_name(c->spec.kind) : "";
+    out->label = c->spec.label;
+    out->profile = c->spec.profile;
+    if (c->stream != NULL && c->backend->ops->describe != NULL)
+        c->backend->ops->describe(c->stream, &out->stream);
+    else
+        conn_http_served(c, &out->stream);
+    out->region = out->stream.region[0] ? out->stream.region : c->spec.region;
+    out->started_wall_ms = c->started_wall_ms;
+    out->age_s = c->opened_ms ? (now - c->opened_ms) / 1000 : 0;
+    out->open_ms = c->opened_ms ? GW_MAX(c->opened_ms - c->started_ms, 1) : 0;
+    out->duration_ms = now - c->started_ms;
+    out->bytes_up = c->pump.bytes_up;
+    out->bytes_down = c->pump.bytes_down;
+    if (c->stream != NULL && c->backend->ops->shared_streams != NULL)
+        out->streams = c->backend->ops->shared_streams(c->stream);
+    /* c->outcome is TUNNEL_OK once open (conn.h) */
+    if (!c->failed)
+        out->outcome = c->outcome;
+    else if (c->fail_err == GW_ECLOSED)
+        out->outcome = TUNNEL_OK;
+    else
+        out->outcome =
+            c->fail_err == GW_EREFUSED ? TUNNEL_REFUSED : TUNNEL_BROKEN;
+    out->reason = c->close_reason[0] ? c->close_reason : "done";
+}
+
 void conn_kill(struct conn *c, const char *reason)
 {
     if (c->state == CONN_CLOSING)
         return;
     if (reason != NULL && reason != c->close_reason)
         snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
+    if (c->env->on_ended != NULL) {
+        struct conn_info info;
+        conn_fill_info(c, &info);
+        c->env->on_ended(&info, c->env->observer_arg);
+    }
     if (c->opened_ms != 0)
         log_info("conn %llu: closed %s after %.1fs: %llu bytes up, %llu "
                  "bytes down: %s",
@@ -225,10 +298,16 @@ static void conn_on_open(void *arg, int status, const char *reason)
         log_warn("conn %llu: %s:%u: %s", (unsigned long long)c->id,
                  c->spec.target[0] ? c->spec.target : c->spec.host,
                  c->spec.port, why);
-        conn_refuse(c, status, why);
+        conn_refuse(c, status == GW_ETIMEOUT ? TUNNEL_TIMEOUT : TUNNEL_REFUSED,
+                    status, why);
         return;
     }
-    c->opened_ms = now_ms(c);
+    /* A keep-alive connection opens a stream per forwarded request; it
+     * opened (for the audit log and the counters) with its first. */
+    int first = c->opened_ms == 0;
+    if (first)
+        c->opened_ms = now_ms(c);
+    c->outcome = TUNNEL_OK;
     /* With several accounts, which one (profile, region) is worth a word. */
     int ssm = c->spec.kind != TUNNEL_DIRECT;
     log_info("conn %llu: open %s -> %s%s%s:%u (%s%s%s%s%s%s%s)",
@@ -243,6 +322,11 @@ static void conn_on_open(void *arg, int status, const char *reason)
              ssm ? c->spec.profile : "",
              ssm && c->spec.region[0] ? ", region " : "",
              ssm ? c->spec.region : "");
+    if (first && c->env->on_opened != NULL) {
+        struct conn_info info;
+        conn_fill_info(c, &info);
+        c->env->on_opened(&info, c->env->observer_arg);
+    }
     if (c->fwd) { /* no reply: the request goes on to the origin */
         conn_http_open(c);
         return;
@@ -293,6 +377,9 @@ static void conn_on_error(void *arg, int err, const char *reason)
     if (c->state == CONN_PUMP && c->fwd && conn_http_error(c, err, reason))
         return;
     c->failed = c->state == CONN_PUMP;
+    c->fail_err = err;
+    if (c->opened_ms == 0 || c->state == CONN_OPENING)
+        c->outcome = TUNNEL_REFUSED;
     snprintf(why, sizeof(why), "tunnel failed: %s",
              reason ? reason : gw_strerror(err));
     if (c->state != CONN_PUMP || txq_pending(&c->pump.down) == 0) {
@@ -323,11 +410,12 @@ static void conn_open_timeout(uv_timer_t *t)
                  (unsigned long long)c->id,
                  c->spec.target[0] ? c->spec.target : c->spec.host,
                  c->spec.port, c->cfg->connect_timeout_ms);
-        conn_refuse(c, GW_ETIMEOUT, "tunnel open timed out");
+        conn_refuse(c, TUNNEL_TIMEOUT, GW_ETIMEOUT, "tunnel open timed out");
     } else if (c->state < CONN_ROUTE && conn_http_idle(c)) {
         conn_kill(c, "idle keep-alive connection");
     } else if (c->state < CONN_ROUTE) {
-        conn_refuse(c, GW_ETIMEOUT, "client did not finish its request");
+        conn_refuse(c, TUNNEL_BAD_REQUEST, GW_ETIMEOUT,
+                    "client did not finish its request");
     } else if (c->state == CONN_REFUSING) { /* the client does not read */
         conn_kill(c, c->close_reason);
     }
@@ -348,7 +436,8 @@ static void conn_do_open(struct conn *c)
     if (c->backend == NULL) {
         log_warn("conn %llu: SSM backend not available",
                  (unsigned long long)c->id);
-        conn_refuse(c, GW_EUNSUPPORTED, "SSM backend not available");
+        conn_refuse(c, TUNNEL_REFUSED, GW_EUNSUPPORTED,
+                    "SSM backend not available");
         return;
     }
     /* The backend has its own timeouts; this one bounds the whole open
@@ -361,19 +450,22 @@ static void conn_do_open(struct conn *c)
         c->stream = NULL;
         log_warn("conn %llu: cannot open tunnel: %s", (unsigned long long)c->id,
                  gw_strerror(rc));
-        conn_refuse(c, rc, "cannot open tunnel");
+        conn_refuse(c, TUNNEL_REFUSED, rc, "cannot open tunnel");
     }
 }
 
 void conn_do_route(struct conn *c, const char *host, uint16_t port)
 {
     const char *reason = NULL;
+    snprintf(c->req_host, sizeof(c->req_host), "%s", host);
+    c->req_port = port;
     conn_set_state(c, CONN_ROUTE);
     int rc = route_resolve(c->cfg, host, port, &c->spec, &reason);
     if (rc != 0) {
         log_warn("conn %llu: route: %s:%u: %s", (unsigned long long)c->id, host,
                  port, reason ? reason : gw_strerror(rc));
-        conn_refuse(c, GW_ENO_ROUTE, reason ? reason : "no route");
+        conn_refuse(c, TUNNEL_REFUSED, GW_ENO_ROUTE,
+                    reason ? reason : "no route");
         return;
     }
     conn_do_open(c);
@@ -428,7 +520,8 @@ static void conn_do_request(struct conn *c)
             if (rc == GW_ENEED_MORE)
                 return;
             if (rc != 0) {
-                conn_refuse_raw(c, NULL, 0, "bad SOCKS5 greeting");
+                conn_refuse_raw(c, TUNNEL_BAD_REQUEST, NULL, 0,
+                                "bad SOCKS5 greeting");
                 return;
             }
             buf_consume(&c->req, v.pos);
@@ -441,7 +534,8 @@ static void conn_do_request(struct conn *c)
                          "method (%s required)",
                          (unsigned long long)c->id, c->peer,
                          need ? "username/password" : "no-auth");
-                conn_refuse_raw(c, choice, 2, "no acceptable SOCKS5 method");
+                conn_refuse_raw(c, TUNNEL_AUTH_FAILED, choice, 2,
+                                "no acceptable SOCKS5 method");
                 return;
             }
             pump_reply(&c->pump, choice, 2);
@@ -461,9 +555,11 @@ static void conn_do_request(struct conn *c)
                 status[1] = 1;
                 log_warn("conn %llu: %s: SOCKS5 authentication failed",
                          (unsigned long long)c->id, c->peer);
-                conn_refuse_raw(c, status, 2, "SOCKS5 authentication failed");
+                conn_refuse_raw(c, TUNNEL_AUTH_FAILED, status, 2,
+                                "SOCKS5 authentication failed");
                 return;
             }
+            snprintf(c->proxy_user, sizeof(c->proxy_user), "%s", user);
             buf_consume(&c->req, v.pos);
             pump_reply(&c->pump, status, 2);
             conn_set_state(c, CONN_S5_REQUEST);
@@ -487,14 +583,16 @@ static void conn_do_request(struct conn *c)
                          (unsigned long long)c->id, c->peer,
                          r.version ? r.version
                                    : (c->proto == FRONT_PROTO_SOCKS5 ? 5 : 4));
-                conn_refuse_raw(c, out, len, "bad SOCKS request");
+                conn_refuse_raw(c, TUNNEL_BAD_REQUEST, out, len,
+                                "bad SOCKS request");
                 return;
             }
             if (c->proto == FRONT_PROTO_SOCKS4 && conn_auth_required(c)) {
                 log_warn("conn %llu: %s: SOCKS4 has no password; refused "
                          "because socks_user is set",
                          (unsigned long long)c->id, c->peer);
-                conn_refuse(c, GW_EDENIED, "SOCKS4 without authentication");
+                conn_refuse(c, TUNNEL_AUTH_FAILED, GW_EDENIED,
+                            "SOCKS4 without authentication");
                 return;
             }
             buf_consume(&c->req, v.pos);
@@ -524,6 +622,8 @@ static void conn_do_request(struct conn *c)
                 conn_refuse_http(c, 407, "proxy authentication required");
                 return;
             }
+            if (conn_auth_required(c))
+                snprintf(c->proxy_user, sizeof(c->proxy_user), "%s", r.user);
             if (r.forward) {
                 conn_http_request(c, conn_input(c), &r);
                 return;
@@ -565,7 +665,7 @@ static void conn_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
     buf_commit(conn_input(c), (size_t)n);
     conn_do_request(c);
     if (c->state < CONN_ROUTE && buf_room(conn_input(c)) == 0) {
-        conn_refuse(c, GW_ETOO_BIG, "request too large");
+        conn_refuse(c, TUNNEL_BAD_REQUEST, GW_ETOO_BIG, "request too large");
     }
 }
 
@@ -603,7 +703,7 @@ void conn_next_request(struct conn *c)
 
 struct conn *conn_new(uv_loop_t *loop, struct config *cfg,
                       const struct conn_env *env, uint64_t id,
-                      const struct tunnel_spec *fixed)
+                      const char *listener, const struct tunnel_spec *fixed)
 {
     struct conn *c = calloc(1, sizeof(*c));
     if (c == NULL)
@@ -625,6 +725,13 @@ struct conn *conn_new(uv_loop_t *loop, struct config *cfg,
     c->tcp.data = c->timer.data = &c->pump;
     c->handles = 2;
     c->started_ms = uv_now(loop);
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    c->started_wall_ms =
+        (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+    c->peer_uid = -1;
+    c->outcome = TUNNEL_ABORTED;
+    snprintf(c->listener, sizeof(c->listener), "%s", listener);
     if (fixed != NULL) {
         c->spec = *fixed;
         c->proto = FRONT_PROTO_FORWARD;
@@ -637,12 +744,14 @@ uv_stream_t *conn_stream(struct conn *c)
     return (uv_stream_t *)&c->tcp;
 }
 
-void conn_start(struct conn *c)
+/* The peer's address and, for a client on this host, its user. */
+static void conn_find_peer(struct conn *c)
 {
-    struct sockaddr_storage ss;
-    int len = sizeof(ss);
+    struct sockaddr_storage ss, local;
+    int len = sizeof(ss), llen = sizeof(local);
     char ip[INET6_ADDRSTRLEN] = "?";
     uint16_t port = 0;
+    memset(&ss, 0, sizeof(ss));
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
         if (ss.ss_family == AF_INET) {
             struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
@@ -653,8 +762,23 @@ void conn_start(struct conn *c)
             uv_ip6_name(sin6, ip, sizeof(ip));
             port = ntohs(sin6->sin6_port);
         }
+        if (uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&local, &llen) == 0)
+            c->peer_uid = peer_uid_lookup(&ss, &local);
     }
     snprintf(c->peer, sizeof(c->peer), "%s:%u", ip, port);
+}
+
+void conn_reject(struct conn *c, enum tunnel_outcome outcome,
+                 const char *reason)
+{
+    conn_find_peer(c);
+    c->outcome = outcome;
+    conn_kill(c, reason);
+}
+
+void conn_start(struct conn *c)
+{
+    conn_find_peer(c);
     uv_tcp_nodelay(&c->tcp, 1);
     if (c->proto == FRONT_PROTO_FORWARD) {
         conn_do_open(c);
@@ -670,18 +794,6 @@ int conn_describe(const struct conn *c, struct conn_info *out)
 {
     if (c->state != CONN_PUMP)
         return GW_ENOT_FOUND;
-    const char *doc = tunnel_document(c->spec.kind);
-    memset(out, 0, sizeof(*out));
-    out->id = c->id;
-    out->client = c->peer;
-    out->target = c->spec.target[0] ? c->spec.target : c->spec.host;
-    out->user = c->spec.user;
-    out->document = doc ? doc : "direct";
-    out->kind = tunnel_kind_name(c->spec.kind);
-    out->age_s = (uv_now(c->loop) - c->opened_ms) / 1000;
-    out->bytes_up = c->pump.bytes_up;
-    out->bytes_down = c->pump.bytes_down;
-    if (c->stream != NULL && c->backend->ops->shared_streams != NULL)
-        out->streams = c->backend->ops->shared_streams(c->stream);
+    conn_fill_info(c, out);
     return 0;
 }

@@ -17,6 +17,7 @@
 #include "backend.h"
 #include "buf.h"
 #include "common.h"
+#include "config.h"
 #include "front_reply.h"
 #include "list.h"
 #include "pump.h"
@@ -26,6 +27,7 @@
 struct config;
 struct conn;
 struct conn_http;
+struct conn_info;
 
 /* What a conn needs from its server; outlives every conn. */
 struct conn_env {
@@ -33,6 +35,11 @@ struct conn_env {
     const struct backend *ssm; /* NULL = SSM tunnels are refused */
     void (*on_closed)(struct conn *c, void *arg);
     void *arg;
+    /* Optional, for the audit log and the counters: a tunnel opened, and
+     * every connection once as it ends (from its close path). */
+    void (*on_opened)(const struct conn_info *t, void *arg);
+    void (*on_ended)(const struct conn_info *t, void *arg);
+    void *observer_arg;
 };
 
 enum conn_state {
@@ -66,10 +73,21 @@ struct conn {
     struct backend_stream *stream;
     struct tunnel_spec spec;
     char peer[64];
+    long peer_uid;                  /* the local client's user; -1 */
+    char listener[CONFIG_NAME_MAX]; /* "socks" or the [forward] name */
+    char proxy_user[256];           /* who authenticated; "" */
+    char req_host[TUNNEL_HOST_MAX]; /* what the client asked for */
+    uint16_t req_port;
     uint64_t started_ms, opened_ms;
+    uint64_t started_wall_ms; /* ms since the epoch at accept */
     char close_reason[GW_REASON_MAX];
+    /* How it ends unless the open tunnel fails: ABORTED until open, OK
+     * once open, a refusal's own (a forwarded request's too, after others
+     * were served). */
+    enum tunnel_outcome outcome;
     int draining;  /* server shutting down */
     int failed;    /* the tunnel broke: the client hears a reset */
+    int fail_err;  /* its on_error err: the outcome of an open tunnel */
     int lingering; /* refused: FIN sent, dropping what the client sends */
     /* A plain HTTP proxy connection (GET http://...): NULL until its first
      * such request; fwd while the current request is one. */
@@ -77,34 +95,60 @@ struct conn {
     int fwd;
 };
 
-/* A new conn with a ref on cfg. fixed: the spec of a [forward] port, or
- * NULL for the SOCKS/HTTP port. Accept into conn_stream(c), then
- * conn_start(c). Returns NULL when out of memory. */
+/* A new conn with a ref on cfg. listener: "socks" or the [forward]
+ * name; fixed: the spec of a [forward] port, or NULL for the SOCKS/HTTP
+ * port. Accept into conn_stream(c), then conn_start(c). Returns NULL when
+ * out of memory. */
 struct conn *conn_new(uv_loop_t *loop, struct config *cfg,
                       const struct conn_env *env, uint64_t id,
-                      const struct tunnel_spec *fixed);
+                      const char *listener, const struct tunnel_spec *fixed);
 uv_stream_t *conn_stream(struct conn *c);
 void conn_start(struct conn *c);
 
-/* Ends the conn (idempotent): logs the close line, closes the backend and
- * the handles; env->on_closed runs when everything is closed. */
+/* Ends the conn (idempotent): logs the close line, tells env->on_ended,
+ * closes the backend and the handles; env->on_closed runs when everything
+ * is closed. */
 void conn_kill(struct conn *c, const char *reason);
+/* Refuses a conn before it started (the connection limit): outcome and
+ * reason go to the close line and env->on_ended. */
+void conn_reject(struct conn *c, enum tunnel_outcome outcome,
+                 const char *reason);
 
 /* Server shutdown: conns still negotiating are closed now; tunnels keep
  * running until they end or conn_kill. */
 void conn_drain(struct conn *c);
 
-/* One live tunnel as `ssmgate status` shows it. The strings are the
- * conn's own: valid until the loop runs again. */
+/* One connection as `ssmgate status` shows it (live) and the audit log
+ * records it (ended). The strings are the conn's own: valid until the
+ * loop runs again. Empty strings are unknown or do not apply. */
 struct conn_info {
     uint64_t id;
-    const char *client; /* the peer, "ADDR:PORT" */
+    const char *client;     /* the peer, "ADDR:PORT" */
+    long client_uid;        /* its local user (peer_uid.h); -1 */
+    const char *listener;   /* "socks" or the [forward] name */
+    const char *protocol;   /* socks5, socks4, http, forward */
+    const char *proxy_user; /* the SOCKS/HTTP user that authenticated */
+    const char *request;    /* the host the client asked for */
+    uint16_t request_port;
     const char *target; /* instance id, Name or host */
-    const char *user;
+    const char *host;   /* remote_host / direct host */
+    uint16_t port;
+    const char *user;     /* OS user of an SSH tunnel */
     const char *document; /* the SSM document, or "direct" */
     const char *kind;     /* tunnel_kind_name */
-    uint64_t age_s, bytes_up, bytes_down;
+    const char *label;    /* "route NAME" / "forward NAME" */
+    const char *profile;  /* the tunnel's profile; "" = the default */
+    const char *region;   /* the session's region, else the tunnel's */
+    struct backend_stream_info stream;
+    uint64_t started_wall_ms; /* accept, ms since the epoch */
+    uint64_t age_s;           /* since the open */
+    uint64_t open_ms;         /* accept to open; 0 = never opened */
+    uint64_t duration_ms;     /* accept to now */
+    uint64_t bytes_up, bytes_down;
     int streams; /* streams sharing its SSM session; 0 = not shared */
+    /* Ended conns only. */
+    enum tunnel_outcome outcome;
+    const char *reason;
 };
 
 /* Fills *out for a tunnel whose bytes flow; GW_ENOT_FOUND while the conn

@@ -30,7 +30,10 @@ struct conn_http {
     int outcome;       /* 0 going on, 1 ended, or a negative gw_err */
     char why[GW_REASON_MAX];
     unsigned requests; /* finished on this connection */
-    char method[16];   /* for the log: method and host, never the path */
+    /* The session of the last request served (its stream is closed): the
+     * audit log's SessionId and instance for the connection. */
+    struct backend_stream_info served;
+    char method[16]; /* for the log: method and host, never the path */
     size_t head_len;
     uint8_t head[HTTPFWD_HEAD_OUT_MAX]; /* the rewritten request head */
 };
@@ -54,7 +57,7 @@ void conn_http_request(struct conn *c, struct buf *in,
     if (c->http == NULL) {
         c->http = calloc(1, sizeof(*c->http));
         if (c->http == NULL) {
-            conn_refuse(c, GW_ENOMEM, "out of memory");
+            conn_refuse(c, TUNNEL_REFUSED, GW_ENOMEM, "out of memory");
             return;
         }
         c->http->c = c;
@@ -74,6 +77,8 @@ void conn_http_request(struct conn *c, struct buf *in,
     httpfwd_resp_init(&h->resp, r);
     h->outcome = 0;
     h->why[0] = '\0';
+    memset(&h->served, 0, sizeof(h->served));
+    c->outcome = TUNNEL_ABORTED; /* until this request's stream opens */
     c->fwd = 1;
     conn_do_route(c, r->host, r->port);
 }
@@ -145,6 +150,16 @@ int conn_http_error(struct conn *c, int err, const char *reason)
     return 1;
 }
 
+/* A request that got no response: what the audit log and the counters
+ * call it (the stream opened at once, so a refused destination comes as an
+ * error on it, and a malformed or missing response is the origin's). */
+static enum tunnel_outcome conn_http_unanswered(int err)
+{
+    return err == GW_ETIMEOUT ? TUNNEL_TIMEOUT
+           : err == GW_EPROTO ? TUNNEL_BROKEN
+                              : TUNNEL_REFUSED;
+}
+
 static void conn_http_done(struct defer *d)
 {
     struct conn_http *h = CONTAINER_OF(d, struct conn_http, done);
@@ -156,15 +171,19 @@ static void conn_http_done(struct defer *d)
         log_warn("conn %llu: %s %s:%u: %s", (unsigned long long)c->id,
                  h->method, host, c->spec.port, h->why);
         if (h->resp.emitted == 0) {
-            conn_refuse(c, h->outcome, h->why);
+            conn_refuse(c, conn_http_unanswered(h->outcome), h->outcome,
+                        h->why);
             return;
         }
         /* Part of the response went out: a reset tells the client it is
          * cut, where a clean end would not (a close-delimited body). */
         c->failed = 1;
+        c->fail_err = h->outcome;
         conn_kill(c, h->why);
         return;
     }
+    if (c->backend->ops->describe != NULL)
+        c->backend->ops->describe(c->stream, &h->served);
     c->backend->ops->close(c->stream);
     c->stream = NULL;
     int sent = pump_message_sent(&c->pump);
@@ -186,6 +205,12 @@ static void conn_http_done(struct defer *d)
         return;
     }
     conn_next_request(c);
+}
+
+void conn_http_served(const struct conn *c, struct backend_stream_info *out)
+{
+    if (c->http != NULL)
+        *out = c->http->served;
 }
 
 void conn_http_free(struct conn *c)

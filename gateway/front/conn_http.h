@@ -39,12 +39,16 @@ void conn_http_eof(struct conn *c);
 int conn_http_error(struct conn *c, int err, const char *reason);
 /* Waiting for the next request with nothing of it buffered. */
 int conn_http_idle(const struct conn *c);
+/* The session of the last request served, once its stream is closed;
+ * *out untouched for a conn that forwarded nothing. */
+void conn_http_served(const struct conn *c, struct backend_stream_info *out);
 void conn_http_free(struct conn *c);
 
 /* ---- in conn.c, for conn_http.c ---- */
 
 void conn_set_state(struct conn *c, enum conn_state next);
-void conn_refuse(struct conn *c, int err, const char *reason);
+void conn_refuse(struct conn *c, enum tunnel_outcome outcome, int err,
+                 const char *reason);
 void conn_refuse_http(struct conn *c, int status, const char *reason);
 void conn_do_route(struct conn *c, const char *host, uint16_t port);
 /* Reads the connection's next request (keep-alive). */

@@ -1,8 +1,10 @@
 /*
- * httpconnect.c - the proxy port's request parser: the request line, then
- * for CONNECT only Proxy-Authorization among the fields (nc and ssh's
- * ProxyCommand send little else), for a request to forward every field,
- * strictly (http1.c), since the head goes on to an origin server.
+ * httpconnect.c - the proxy port's request parser: a small HTTP/1.x head
+ * reader (the request line, NAME: value lines up to a blank line; the
+ * metrics listener reads its GET with it too), then for CONNECT only
+ * Proxy-Authorization among the fields (nc and ssh's ProxyCommand send
+ * little else), for a request to forward every field, strictly (http1.c),
+ * since the head goes on to an origin server.
  */
 #include "httpconnect.h"
 
@@ -112,26 +114,102 @@ out:
     secret_wipe(decoded, sizeof(decoded)); /* the password, in clear */
 }
 
+/* The head's end and its request line, METHOD SP target SP HTTP/1.x;
+ * the method and the target may be empty (the callers judge them). */
+static int head_split(const uint8_t *p, size_t len, size_t max,
+                      struct http_head *h, int *status)
+{
+    size_t head_len = http1_head_len(p, GW_MIN(len, max));
+    *status = 400;
+    if (head_len == 0) {
+        if (len >= max) {
+            *status = 431;
+            return GW_EPROTO;
+        }
+        return GW_ENEED_MORE;
+    }
+    memset(h, 0, sizeof(*h));
+    const char *s = (const char *)p;
+    const char *eol = memchr(s, '\n', head_len);
+    size_t line_len = (size_t)(eol - s);
+    if (line_len > 0 && s[line_len - 1] == '\r')
+        line_len--;
+    const char *sp1 = memchr(s, ' ', line_len);
+    if (sp1 == NULL)
+        return GW_EPROTO;
+    const char *target = sp1 + 1;
+    const char *sp2 = memchr(target, ' ', line_len - (size_t)(target - s));
+    if (sp2 == NULL)
+        return GW_EPROTO;
+    size_t version_len = line_len - (size_t)(sp2 + 1 - s);
+    if (version_len != 8 || memcmp(sp2 + 1, "HTTP/1.", 7) != 0 ||
+        !isdigit((unsigned char)sp2[8])) {
+        *status = 505;
+        return GW_EPROTO;
+    }
+    h->method = s;
+    h->method_len = (size_t)(sp1 - s);
+    h->target = target;
+    h->target_len = (size_t)(sp2 - target);
+    h->minor = sp2[8] - '0';
+    h->headers = eol + 1;
+    h->len = head_len;
+    return 0;
+}
+
+int http_head_parse(const uint8_t *p, size_t len, size_t max,
+                    struct http_head *h, int *status)
+{
+    int rc = head_split(p, len, max, h, status);
+    if (rc != 0)
+        return rc;
+    if (h->method_len == 0 || h->target_len == 0)
+        return GW_EPROTO;
+    /* Every header line is NAME: value. */
+    const char *pos = h->headers, *name, *value;
+    size_t name_len, value_len;
+    while ((rc = http_head_header(h, &pos, &name, &name_len, &value,
+                                  &value_len)) > 0)
+        ;
+    return rc == 0 ? 0 : GW_EPROTO;
+}
+
+int http_head_header(const struct http_head *h, const char **pos,
+                     const char **name, size_t *name_len, const char **value,
+                     size_t *value_len)
+{
+    const char *end = h->method + h->len, *line = *pos;
+    if (line >= end)
+        return 0;
+    const char *nl = memchr(line, '\n', (size_t)(end - line));
+    size_t n = (size_t)(nl - line);
+    if (n > 0 && line[n - 1] == '\r')
+        n--;
+    if (n == 0)
+        return 0; /* the empty line */
+    const char *colon = memchr(line, ':', n);
+    if (colon == NULL)
+        return GW_EPROTO;
+    *name = line;
+    *name_len = (size_t)(colon - line);
+    *value = colon + 1;
+    *value_len = n - *name_len - 1;
+    *pos = nl + 1;
+    return 1;
+}
+
 /* The CONNECT request's fields: only Proxy-Authorization matters. */
-static int connect_fields(const char *line, const char *end,
+static int connect_fields(const struct http_head *h,
                           struct httpconnect_request *req)
 {
-    while (line < end) {
-        const char *nl = memchr(line, '\n', (size_t)(end - line));
-        size_t len = (size_t)(nl - line);
-        if (len > 0 && line[len - 1] == '\r')
-            len--;
-        if (len == 0)
-            break;
-        const char *colon = memchr(line, ':', len);
-        if (colon == NULL)
-            return GW_EPROTO;
-        size_t name_len = (size_t)(colon - line);
-        if (name_len == 19 && strncasecmp(line, "Proxy-Authorization", 19) == 0)
-            parse_basic_auth(colon + 1, len - name_len - 1, req);
-        line = nl + 1;
-    }
-    return 0;
+    const char *pos = h->headers, *name, *value;
+    size_t name_len, value_len;
+    int rc;
+    while ((rc = http_head_header(h, &pos, &name, &name_len, &value,
+                                  &value_len)) > 0)
+        if (name_len == 19 && strncasecmp(name, "Proxy-Authorization", 19) == 0)
+            parse_basic_auth(value, value_len, req);
+    return rc;
 }
 
 /* Refuses with status and a sentence for the client. */
@@ -223,61 +301,41 @@ static int forward_fields(const char *line, const char *end,
 int httpconnect_parse(struct buf_view *v, struct httpconnect_request *req,
                       int *status, const char **why)
 {
-    const uint8_t *p = v->p + v->pos;
-    size_t left = buf_view_left(v);
-    size_t head_len = http1_head_len(p, GW_MIN(left, HTTPCONNECT_HEAD_MAX));
-    *why = "bad HTTP request";
-    *status = 400;
-    if (head_len == 0) {
-        if (left >= HTTPCONNECT_HEAD_MAX)
-            return refuse(status, why, 431, "request head too large");
-        return GW_ENEED_MORE;
-    }
+    struct http_head h;
+    int rc = head_split(v->p + v->pos, buf_view_left(v), HTTPCONNECT_HEAD_MAX,
+                        &h, status);
+    *why = *status == 431   ? "request head too large"
+           : *status == 505 ? "only HTTP/1.x is spoken here"
+                            : "bad HTTP request";
+    if (rc != 0)
+        return rc;
     memset(req, 0, sizeof(*req));
-    req->head_len = head_len;
-    const char *s = (const char *)p;
-    const char *end = s + head_len;
-    const char *eol = memchr(s, '\n', head_len);
-    size_t line_len = (size_t)(eol - s);
-    if (line_len > 0 && s[line_len - 1] == '\r')
-        line_len--;
-    /* METHOD SP target SP HTTP/1.x */
-    const char *sp1 = memchr(s, ' ', line_len);
-    if (sp1 == NULL)
-        return GW_EPROTO;
-    const char *target = sp1 + 1;
-    const char *sp2 = memchr(target, ' ', line_len - (size_t)(target - s));
-    if (sp2 == NULL)
-        return GW_EPROTO;
-    size_t version_len = line_len - (size_t)(sp2 + 1 - s);
-    if (version_len != 8 || memcmp(sp2 + 1, "HTTP/1.", 7) != 0 ||
-        !isdigit((unsigned char)sp2[8]))
-        return refuse(status, why, 505, "only HTTP/1.x is spoken here");
-    req->minor = sp2[8] - '0';
-    req->method_len = (size_t)(sp1 - s);
-    if (req->method_len == 7 && memcmp(s, "CONNECT", 7) == 0) {
-        if (parse_authority(target, (size_t)(sp2 - target), 0, req) != 0 ||
-            connect_fields(eol + 1, end, req) != 0)
+    req->head_len = h.len;
+    req->minor = h.minor;
+    req->method_len = h.method_len;
+    const char *s = h.method, *end = h.method + h.len;
+    if (h.method_len == 7 && memcmp(s, "CONNECT", 7) == 0) {
+        if (parse_authority(h.target, h.target_len, 0, req) != 0 ||
+            connect_fields(&h, req) != 0)
             return GW_EPROTO;
-        v->pos += head_len;
+        v->pos += h.len;
         return 0;
     }
-    for (size_t i = 0; i < req->method_len; i++)
+    for (size_t i = 0; i < h.method_len; i++)
         if (!isalpha((unsigned char)s[i]) && s[i] != '-' && s[i] != '_')
             return refuse(status, why, 400, "bad method");
-    if (req->method_len == 0)
+    if (h.method_len == 0)
         return GW_EPROTO;
     req->forward = 1;
-    req->head_method = req->method_len == 4 && memcmp(s, "HEAD", 4) == 0;
-    int rc =
-        parse_absolute(s, target, (size_t)(sp2 - target), req, status, why);
+    req->head_method = h.method_len == 4 && memcmp(s, "HEAD", 4) == 0;
+    rc = parse_absolute(s, h.target, h.target_len, req, status, why);
     if (rc == 0)
-        rc = forward_fields(eol + 1, end, req, status, why);
+        rc = forward_fields(h.headers, end, req, status, why);
     if (rc != 0) {
         secret_wipe(req->pass, sizeof(req->pass));
         return rc;
     }
-    v->pos += head_len;
+    v->pos += h.len;
     return 0;
 }
 

@@ -46,9 +46,35 @@ struct httpconnect_request {
     struct http1_facts facts; /* for the rewrite: Connection options */
 };
 
+/* One request head, split; the pointers are into the parsed bytes. */
+struct http_head {
+    const char *method;
+    size_t method_len;
+    const char *target; /* the request-target as sent */
+    size_t target_len;
+    int minor;           /* HTTP/1.x */
+    const char *headers; /* the header lines, then the empty line */
+    size_t len;          /* of the whole head, through the empty line */
+};
+
 /*
- * Parses one request head ending in an empty line. Returns 0 (cursor past
- * the head), GW_ENEED_MORE, or GW_EPROTO with *status set to the HTTP
+ * Parses the request head at the start of p[0..len): the request line and
+ * NAME: value header lines up to an empty line, within max bytes. Returns
+ * 0, GW_ENEED_MORE, or GW_EPROTO with *status the HTTP status to answer
+ * (400 malformed, 431 longer than max, 505 not HTTP/1.x).
+ */
+int http_head_parse(const uint8_t *p, size_t len, size_t max,
+                    struct http_head *h, int *status);
+/* The header line at *pos (start with h->headers) of a parsed head: 1 with
+ * its name and value (untrimmed) and *pos moved past it, 0 at the empty
+ * line, GW_EPROTO for a line without a colon. */
+int http_head_header(const struct http_head *h, const char **pos,
+                     const char **name, size_t *name_len, const char **value,
+                     size_t *value_len);
+
+/*
+ * Parses one proxy request head ending in an empty line. Returns 0 (cursor
+ * past the head), GW_ENEED_MORE, or GW_EPROTO with *status set to the HTTP
  * status to answer and *why (static) to say: 400 malformed, or not a
  * proxy request (origin-form "GET / "), 431 head too large, 501 a scheme
  * other than http:// (an https:// URL goes through CONNECT), 505 not

@@ -100,6 +100,14 @@ void server_set_ssm_backend(struct server *s, const struct backend *b)
     s->env.ssm = b;
 }
 
+void server_set_observer(struct server *s, server_tunnel_fn *opened,
+                         server_tunnel_fn *ended, void *arg)
+{
+    s->env.on_opened = opened;
+    s->env.on_ended = ended;
+    s->env.observer_arg = arg;
+}
+
 static void server_on_connection(uv_stream_t *ls, int status)
 {
     struct listener *l = CONTAINER_OF(ls, struct listener, tcp);
@@ -109,7 +117,7 @@ static void server_on_connection(uv_stream_t *ls, int status)
                  uv_strerror(status));
         return;
     }
-    struct conn *c = conn_new(s->loop, s->cfg, &s->env, s->next_id++,
+    struct conn *c = conn_new(s->loop, s->cfg, &s->env, s->next_id++, l->kind,
                               l->is_forward ? &l->spec : NULL);
     if (c == NULL) {
         log_error("listener %s: out of memory for a new connection", l->kind);
@@ -129,14 +137,13 @@ static void server_on_connection(uv_stream_t *ls, int status)
         log_warn("conn %llu: refused: %d connections is the limit "
                  "(max_connections)",
                  (unsigned long long)c->id, s->cfg->max_connections);
-        conn_kill(c, "connection limit reached");
+        conn_reject(c, TUNNEL_REFUSED, "connection limit reached");
         return;
     }
     conn_start(c);
 }
 
-/* "ADDR:PORT" or "[v6]:PORT" into a sockaddr. */
-static int parse_listen_addr(const char *text, struct sockaddr_storage *ss)
+int server_parse_addr(const char *text, struct sockaddr_storage *ss)
 {
     char host[CONFIG_ADDR_MAX];
     const char *colon = strrchr(text, ':');
@@ -171,7 +178,7 @@ static int listener_open(struct server *s, const char *kind, const char *addr,
 {
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof(ss));
-    int rc = parse_listen_addr(addr, &ss);
+    int rc = server_parse_addr(addr, &ss);
     if (rc != 0) {
         log_error("listener %s: bad address %s", kind, addr);
         return rc;
@@ -202,14 +209,13 @@ static int listener_open(struct server *s, const char *kind, const char *addr,
     return 0;
 }
 
-/* The address the OS bound l to, as "ADDR:PORT" or "[v6]:PORT". */
-static void listener_bound(const struct listener *l, char *out, size_t len)
+void server_bound_name(const uv_tcp_t *tcp, char *out, size_t len)
 {
     struct sockaddr_storage ss;
     int sslen = sizeof(ss);
     char ip[64] = "?";
     int port = 0;
-    if (uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&ss, &sslen) == 0) {
+    if (uv_tcp_getsockname(tcp, (struct sockaddr *)&ss, &sslen) == 0) {
         if (ss.ss_family == AF_INET6) {
             uv_ip6_name((struct sockaddr_in6 *)&ss, ip + 1, sizeof(ip) - 2);
             ip[0] = '[';
@@ -226,7 +232,7 @@ static void listener_bound(const struct listener *l, char *out, size_t len)
 static void listener_announce(const struct listener *l)
 {
     char bound[SERVER_ADDR_MAX];
-    listener_bound(l, bound, sizeof(bound));
+    server_bound_name(&l->tcp, bound, sizeof(bound));
     fprintf(stderr, "ssmgate: listening on %s (%s)\n", bound, l->kind);
 }
 
@@ -420,7 +426,7 @@ static void report_listener(const struct listener *l, server_listener_fn *fn,
     struct server_listener_info info = {l->is_forward ? "forward" : "socks",
                                         l->is_forward ? l->kind : "", l->addr,
                                         ""};
-    listener_bound(l, info.bound, sizeof(info.bound));
+    server_bound_name(&l->tcp, info.bound, sizeof(info.bound));
     fn(&info, arg);
 }
 

@@ -35,12 +35,21 @@ void server_free(struct server *s);
 /* Calls fn for every tunnel whose bytes flow (conn.h, struct conn_info),
  * newest first. fn must not close conns. */
 typedef void server_tunnel_fn(const struct conn_info *t, void *arg);
+/* Who hears of every tunnel that opens (opened, may be NULL) and of
+ * every connection as it ends (ended): the audit log and the counters. */
+void server_set_observer(struct server *s, server_tunnel_fn *opened,
+                         server_tunnel_fn *ended, void *arg);
+/* "ADDR:PORT", "[v6]:PORT" or "localhost:PORT" into *ss; 0 or an error. */
+int server_parse_addr(const char *text, struct sockaddr_storage *ss);
+/* The address a bound socket got, "ADDR:PORT" ("[v6]:PORT"), which
+ * SERVER_ADDR_MAX holds. */
+#define SERVER_ADDR_MAX 80
+void server_bound_name(const uv_tcp_t *tcp, char *out, size_t len);
 void server_foreach_tunnel(const struct server *s, server_tunnel_fn *fn,
                            void *arg);
 size_t server_conn_count(const struct server *s);
 
 /* One bound listener, for clients that must learn a port the OS chose. */
-#define SERVER_ADDR_MAX 80
 struct server_listener_info {
     const char *kind;   /* "socks" (SOCKS5/4a + HTTP CONNECT) or "forward" */
     const char *name;   /* the [forward]'s name; "" for socks */

@@ -29,6 +29,7 @@
 #include "defer.h"
 #include "list.h"
 #include "log.h"
+#include "stats.h"
 
 #define KP_FIELD_MAX 128
 
@@ -89,6 +90,7 @@ struct keypush {
     int dead; /* keypush_free ran (maybe from inside a callback) */
     int busy; /* our callbacks running: the free waits for them */
     uint64_t calls;
+    struct stats *stats;
     struct list entries;
     struct list queue;
     struct list ready;
@@ -180,6 +182,8 @@ static void kp_call_done(void *arg, int status, const struct aws_error *err)
     CHECK(e->state == KP_INFLIGHT);
     e->call = NULL;
     kp->inflight--;
+    stats_count(kp->stats,
+                status == 0 ? STATS_KEY_PUSH_OK : STATS_KEY_PUSH_FAILED);
     if (status == 0 && e->gen_pushing != kp->ring->generation &&
         !list_empty(&e->waiters)) {
         /* The key rotated while the call ran: the waiters will offer the
@@ -238,6 +242,7 @@ static void kp_pump(struct keypush *kp)
         if (e->call == NULL) {
             /* Could not even start: report from the loop. */
             kp->inflight--;
+            stats_count(kp->stats, STATS_KEY_PUSH_FAILED);
             kp_set_state(e, KP_IDLE);
             log_warn("keypush %s@%s: could not start SendSSHPublicKey", e->user,
                      e->instance);
@@ -304,6 +309,7 @@ int keypush_new(uv_loop_t *loop, const struct key_ring *ring,
     kp->reuse_ms = opts && opts->reuse_ms ? opts->reuse_ms : KEYPUSH_REUSE_MS;
     kp->max_inflight = opts && opts->max_inflight > 0 ? opts->max_inflight
                                                       : KEYPUSH_MAX_INFLIGHT;
+    kp->stats = opts ? opts->stats : NULL;
     list_init(&kp->entries);
     list_init(&kp->queue);
     list_init(&kp->ready);
@@ -392,6 +398,7 @@ int keypush_start(struct keypush *kp, const char *profile, const char *region,
         log_debug("keypush %s@%s: reusing the push of %llu ms ago", os_user,
                   instance_id,
                   (unsigned long long)(uv_now(kp->loop) - e->pushed_at));
+        stats_count(kp->stats, STATS_KEY_PUSH_REUSED);
         kp_make_ready(kp, w, 0);
         return 0;
     }

@@ -47,9 +47,12 @@ struct keypush_api {
     void *ctx;
 };
 
+struct stats;
+
 struct keypush_opts {
-    uint64_t reuse_ms; /* 0 = KEYPUSH_REUSE_MS */
-    int max_inflight;  /* 0 = KEYPUSH_MAX_INFLIGHT */
+    uint64_t reuse_ms;   /* 0 = KEYPUSH_REUSE_MS */
+    int max_inflight;    /* 0 = KEYPUSH_MAX_INFLIGHT */
+    struct stats *stats; /* pushes made, failed, reused; NULL = none */
 };
 
 struct keypush;

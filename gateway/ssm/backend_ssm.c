@@ -26,6 +26,7 @@
 #include "ssm_mode.h"
 #include "ssm_names.h"
 #include "ssm_session.h"
+#include "stats.h"
 
 struct backend_ssm {
     struct ssm_env env;
@@ -174,6 +175,8 @@ static int ssm_open(void *ctx, uv_loop_t *loop, const struct tunnel_spec *spec,
     int rc = ssm_stream_new(s, spec->no_reply, cb, arg, out);
     if (rc != 0 && created)
         ssm_session_free(s);
+    else if (rc == 0 && !created) /* a warm hit: no StartSession */
+        stats_count(b->opts.stats, STATS_WARM_HITS);
     return rc;
 }
 
@@ -187,6 +190,7 @@ static const struct backend_ops ssm_ops = {
     .resume = ssm_stream_resume,
     .close = ssm_stream_close,
     .shared_streams = ssm_stream_shared,
+    .describe = ssm_stream_describe,
 };
 
 int backend_ssm_new(uv_loop_t *loop, struct aws_client *aws, struct ws_ctx *ws,
@@ -248,14 +252,14 @@ void backend_ssm_close_idle(struct backend_ssm *b)
     }
 }
 
+int backend_ssm_sessions(const struct backend_ssm *b)
+{
+    return b != NULL ? (int)list_count(&b->sessions) : 0;
+}
+
 int backend_ssm_terminating(const struct backend_ssm *b)
 {
-    int n = 0;
-    if (b == NULL)
-        return 0;
-    for (const struct list *l = b->terms.next; l != &b->terms; l = l->next)
-        n++;
-    return n;
+    return b != NULL ? (int)list_count(&b->terms) : 0;
 }
 
 void backend_ssm_free(struct backend_ssm *b)

@@ -34,6 +34,8 @@ const struct backend *backend_ssm_backend(struct backend_ssm *b);
 void backend_ssm_close_idle(struct backend_ssm *b);
 /* Call once no stream is open any more (after the server drained). */
 void backend_ssm_free(struct backend_ssm *b);
+/* Sessions on the list: starting, open, resuming or lingering idle. */
+int backend_ssm_sessions(const struct backend_ssm *b);
 /* TerminateSession calls waiting for a session's last flags to go out. */
 int backend_ssm_terminating(const struct backend_ssm *b);
 

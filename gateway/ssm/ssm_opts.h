@@ -7,6 +7,8 @@
 #ifndef SSMGATE_SSM_OPTS_H
 #define SSMGATE_SSM_OPTS_H
 
+struct stats;
+
 struct ssm_opts {
     int message_rate;
     int payload_size;
@@ -16,6 +18,7 @@ struct ssm_opts {
     int open_confirm_ms;       /* refusal wait after the SYN's ack; 0 = off */
     int session_linger_ms;     /* an idle session waits for the next conn */
     const char *reason_prefix; /* "ssmgate: alice" for StartSession Reason */
+    struct stats *stats;       /* resumes, warm hits; NULL = not counted */
 };
 
 #endif

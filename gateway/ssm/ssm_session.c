@@ -26,6 +26,7 @@
 #include "secret.h"
 #include "ssm_names.h"
 #include "ssm_stream.h"
+#include "stats.h"
 #include "ws.h"
 
 static const char *const ssm_state_names[] = {
@@ -129,11 +130,20 @@ void ssm_session_fail(struct ssm_session *s, int err, const char *why)
                 s->n_streams == 1 ? "" : "s", why);
     else
         log_debug("ssm %llu: %s", (unsigned long long)s->id, why);
+    if (s->state == SSM_RESUMING)
+        stats_count(s->env->opts->stats, STATS_RESUMES_FAILED);
     list_remove(&s->link); /* nobody new joins a broken session */
     session_release(s, "failed");
+    /* An open stream hears GW_ECLOSED for the ordinary end of a session
+     * of one connection (channel_closed: the SSH session whose sshd
+     * closed), GW_EREFUSED for a destination that refused, GW_EIO for a
+     * tunnel that broke under it. */
+    int open_err = err == GW_EREFUSED              ? GW_EREFUSED
+                   : s->by_service && !s->mode.mux ? GW_ECLOSED
+                                                   : GW_EIO;
     struct backend_stream *st, *tmp;
     SSM_STREAM_FOREACH(st, tmp, s)
-    ssm_stream_fail(st, st->reported ? GW_ECLOSED : err, why);
+    ssm_stream_fail(st, st->reported ? open_err : err, why);
     if (s->n_streams == 0)
         ssm_session_close_timer(s);
 }
@@ -191,6 +201,7 @@ static void session_split_basic(struct ssm_session *s)
         list_remove(&st->link);
         s->n_streams--;
         st->sess = n;
+        st->joined = 0; /* it starts a session of its own */
         list_insert_head(&n->streams, &st->link);
         n->n_streams = 1;
         log_debug("ssm %llu: basic mode: connection moved to session %llu",
@@ -339,6 +350,8 @@ static void session_reopened(void *arg)
         return;
     log_info("ssm %llu: session %s resumed", (unsigned long long)s->id,
              s->session_id);
+    s->resumes++;
+    stats_count(s->env->opts->stats, STATS_RESUMES_OK);
     session_set_state(s, SSM_OPEN, "resumed");
     uv_timer_stop(&s->timer); /* the budget's deadline */
     if (s->local_eof)         /* stream mode: the drain check goes on */
@@ -487,6 +500,7 @@ static void on_started(void *arg, int status,
         return;
     }
     snprintf(s->session_id, sizeof(s->session_id), "%s", sess->session_id);
+    snprintf(s->started_id, sizeof(s->started_id), "%s", sess->session_id);
     if (take_session(s, sess) != 0) {
         ssm_session_fail(s, GW_ENOMEM, "out of memory");
         return;

@@ -79,5 +79,7 @@ void ssm_stream_pause(struct backend_stream *st);
 void ssm_stream_resume(struct backend_stream *st);
 void ssm_stream_close(struct backend_stream *st);
 int ssm_stream_shared(const struct backend_stream *st);
+void ssm_stream_describe(const struct backend_stream *st,
+                         struct backend_stream_info *out);
 
 #endif

@@ -382,7 +382,9 @@ int ssm_stream_new(struct ssm_session *s, int no_reply,
                                   .sid = s->next_sid,
                                   .syn_seq = -1,
                                   .last_seq = -1,
-                                  .no_hold = no_reply};
+                                  .no_hold = no_reply,
+                                  .resumes_at_join = s->resumes,
+                                  .joined = s->n_streams > 0 || s->opened};
     st->notify.cb = stream_notify;
     s->next_sid += 2;
     list_insert_head(&s->streams, &st->link);
@@ -583,4 +585,15 @@ void ssm_stream_close(struct backend_stream *st)
 int ssm_stream_shared(const struct backend_stream *st)
 {
     return st->sess->mode.mux ? st->sess->n_streams : 0;
+}
+
+void ssm_stream_describe(const struct backend_stream *st,
+                         struct backend_stream_info *out)
+{
+    const struct ssm_session *s = st->sess;
+    snprintf(out->session_id, sizeof(out->session_id), "%s", s->started_id);
+    snprintf(out->instance, sizeof(out->instance), "%s", s->instance);
+    snprintf(out->region, sizeof(out->region), "%s", s->region);
+    out->resumes = GW_MAX(s->resumes - st->resumes_at_join, 0);
+    out->joined = st->joined;
 }

@@ -67,7 +67,9 @@ struct backend_stream {
     uint64_t confirm_at; /* uv_now the wait ends; 0: SYN not acked yet */
     uint64_t hold_cap;   /* uv_now it ends whatever the acks do */
     int paused;
-    int dead; /* failed; waiting for close() */
+    int dead;            /* failed; waiting for close() */
+    int resumes_at_join; /* the session's resumes when this stream came */
+    int joined;          /* came to a session already started */
 };
 
 /* One SSM session; on the owner's list, freed when its last stream left
@@ -85,7 +87,9 @@ struct ssm_session {
     int push_pending;
     int push_status;
     char push_error[GW_REASON_MAX];
-    char session_id[AWS_SSM_SESSION_ID_MAX];
+    char session_id[AWS_SSM_SESSION_ID_MAX]; /* "" once ended */
+    char started_id[AWS_SSM_SESSION_ID_MAX]; /* kept for describe */
+    int resumes;                             /* resumed data channels */
     char stream_url[AWS_SSM_URL_MAX];
     char *token;
     struct dc_channel *ch;

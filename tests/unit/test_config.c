@@ -36,6 +36,8 @@ static void test_defaults(void **state)
     assert_int_equal(c->half_close_linger_ms, 2000);
     assert_int_equal(c->key_file, 0);
     assert_true(c->runtime_dir[0] == '/');
+    assert_string_equal(c->audit_log, ""); /* off */
+    assert_string_equal(c->metrics_listen, "");
     config_unref(c);
 }
 
@@ -52,6 +54,8 @@ static void test_every_key(void **state)
         "key_rotation_s = 60\nresume_budget_ms = 5\nmessage_rate = 0\n"
         "payload_size = 4096\nhalf_close_linger_ms = 0\n"
         "https_proxy = http://u:p%40ss@proxy.corp:3128\n"
+        "audit_log = /var/log/ssmgate/audit.log\n"
+        "metrics_listen = [::1]:9108\n"
         "[forward web]\nlisten = 127.0.0.1:2222\ntarget = i-0123456789abcdef0\n"
         "port = 22\nuser = admin\nprofile = p\nregion = us-gov-west-1\n"
         "[forward db]\nlisten = 127.0.0.1:5432\ntarget = web-1\n"
@@ -71,6 +75,8 @@ static void test_every_key(void **state)
     assert_int_equal(c->message_rate, 0);
     assert_int_equal(c->half_close_linger_ms, 0);
     assert_string_equal(c->https_proxy, "http://u:p%40ss@proxy.corp:3128");
+    assert_string_equal(c->audit_log, "/var/log/ssmgate/audit.log");
+    assert_string_equal(c->metrics_listen, "[::1]:9108");
     assert_int_equal(c->n_forwards, 2);
     assert_string_equal(c->forwards[0].name, "web");
     assert_int_equal(c->forwards[0].port, 22);
@@ -98,6 +104,10 @@ static const struct {
     {"[gateway]\nkey_file = maybe\n", "key_file: expected yes or no"},
     {"[gateway]\ndefault_user = 1root\n", "default_user: not a valid OS user"},
     {"[gateway]\nregion = Europe\n", "region: not a region"},
+    {"[gateway]\naudit_log = audit.log\n",
+     "t.ini:2: [gateway] audit_log: expected an absolute path"},
+    {"[gateway]\nmetrics_listen = 9108\n",
+     "t.ini:2: [gateway] metrics_listen: expected ADDR:PORT"},
     {"[gateway]\nsocks_user = u\n", "socks_user and socks_password"},
     {"[gateway]\nhttps_proxy = socks5://p:1080\n",
      "t.ini:2: [gateway] https_proxy: only http:// proxies"},
@@ -250,10 +260,34 @@ static void test_example_file_is_the_defaults(void **state)
     assert_int_equal(ex->payload_size, def->payload_size);
     assert_int_equal(ex->half_close_linger_ms, def->half_close_linger_ms);
     assert_string_equal(ex->https_proxy, def->https_proxy);
+    assert_string_equal(ex->audit_log, def->audit_log);
+    assert_string_equal(ex->metrics_listen, def->metrics_listen);
     assert_int_equal(ex->n_forwards, 0);
     assert_int_equal(ex->n_routes, 0);
     config_unref(ex);
     config_unref(def);
+}
+
+static void test_diff_observe_keys(void **state)
+{
+    char err[256];
+    struct config *a = load("[gateway]\naudit_log = /a\n", err, sizeof(err));
+    struct config *b = load("[gateway]\naudit_log = /b\n", err, sizeof(err));
+    struct config *m =
+        load("[gateway]\naudit_log = /a\nmetrics_listen = 127.0.0.1:0\n", err,
+             sizeof(err));
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_non_null(m);
+    /* Both reopen the file or rebind the port on SIGHUP: no restart. */
+    assert_int_equal(config_diff(a, b, NULL, NULL),
+                     CONFIG_APPLY_BIT(CONFIG_APPLY_OBSERVE));
+    assert_int_equal(config_diff(a, m, NULL, NULL),
+                     CONFIG_APPLY_BIT(CONFIG_APPLY_OBSERVE));
+    assert_int_equal(config_diff(a, a, NULL, NULL), 0);
+    config_unref(a);
+    config_unref(b);
+    config_unref(m);
 }
 
 int main(void)
@@ -267,6 +301,7 @@ int main(void)
         cmocka_unit_test(test_overrides),
         cmocka_unit_test(test_missing_files),
         cmocka_unit_test(test_example_file_is_the_defaults),
+        cmocka_unit_test(test_diff_observe_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

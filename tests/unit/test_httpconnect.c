@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -194,6 +195,74 @@ static void test_reply(void **state)
     assert_int_equal(httpconnect_build_reply_text(out, 20, 502, "x"), 0);
 }
 
+/* What Prometheus and curl send to the metrics listener. */
+static void test_head_get(void **state)
+{
+    const char *req = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:9108\r\n"
+                      "User-Agent: Prometheus/2.42.0\r\nAccept: "
+                      "application/openmetrics-text;version=1.0.0,text/"
+                      "plain;version=0.0.4;q=0.5,*/*;q=0.1\r\n"
+                      "X-Prometheus-Scrape-Timeout-Seconds: 10\r\n\r\n";
+    struct http_head h;
+    int status;
+    for (size_t cut = 0; cut < strlen(req); cut++)
+        assert_int_equal(
+            http_head_parse((const uint8_t *)req, cut, 4096, &h, &status),
+            GW_ENEED_MORE);
+    assert_int_equal(
+        http_head_parse((const uint8_t *)req, strlen(req), 4096, &h, &status),
+        0);
+    assert_int_equal(h.len, strlen(req));
+    assert_int_equal(h.method_len, 3);
+    assert_memory_equal(h.method, "GET", 3);
+    assert_int_equal(h.target_len, 8);
+    assert_memory_equal(h.target, "/metrics", 8);
+    assert_int_equal(h.minor, 1);
+    const char *pos = h.headers, *name, *value;
+    size_t nl, vl;
+    int n = 0;
+    while (http_head_header(&h, &pos, &name, &nl, &value, &vl) > 0) {
+        if (n == 0) {
+            assert_int_equal(nl, 4);
+            assert_memory_equal(name, "Host", 4);
+            assert_int_equal(vl, 15);
+            assert_memory_equal(value, " 127.0.0.1:9108", 15);
+        }
+        n++;
+    }
+    assert_int_equal(n, 4);
+}
+
+static void test_head_errors(void **state)
+{
+    struct http_head h;
+    int status;
+    const char *bad[][2] = {
+        {"GET /metrics\r\n\r\n", "400"},
+        {" /metrics HTTP/1.1\r\n\r\n", "400"},
+        {"GET  HTTP/1.1\r\n\r\n", "400"},
+        {"GET /metrics HTTP/2.0\r\n\r\n", "505"},
+        {"GET /metrics HTTP/1.1\r\nno colon here\r\n\r\n", "400"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        assert_int_equal(http_head_parse((const uint8_t *)bad[i][0],
+                                         strlen(bad[i][0]), 4096, &h, &status),
+                         GW_EPROTO);
+        assert_int_equal(status, atoi(bad[i][1]));
+    }
+    /* No end within max: 431, whatever comes later. */
+    char big[600];
+    memset(big, 'a', sizeof(big));
+    memcpy(big, "GET /", 5);
+    assert_int_equal(
+        http_head_parse((const uint8_t *)big, sizeof(big), 512, &h, &status),
+        GW_EPROTO);
+    assert_int_equal(status, 431);
+    assert_int_equal(
+        http_head_parse((const uint8_t *)big, 500, 512, &h, &status),
+        GW_ENEED_MORE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -203,6 +272,8 @@ int main(void)
         cmocka_unit_test(test_forward),
         cmocka_unit_test(test_forward_refused),
         cmocka_unit_test(test_reply),
+        cmocka_unit_test(test_head_get),
+        cmocka_unit_test(test_head_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,6 +17,7 @@
 #include "defer.h"
 #include "key.h"
 #include "keypush.h"
+#include "stats.h"
 
 /* ---- the fake API ---- */
 
@@ -121,6 +122,7 @@ struct fx {
     struct fake fake;
     struct key_ring kr;
     struct keypush *kp;
+    struct stats stats;
     int done_count;
     struct waiter w[64];
 };
@@ -141,7 +143,7 @@ static void on_done(void *arg, int status, const struct aws_error *err)
 static int fx_setup_opts(void **state, uint64_t reuse_ms, int max_inflight)
 {
     struct fx *fx = calloc(1, sizeof(*fx));
-    struct keypush_opts opts = {reuse_ms, max_inflight};
+    struct keypush_opts opts = {reuse_ms, max_inflight, &fx->stats};
     CHECK(uv_loop_init(&fx->loop) == 0);
     fx->fake.loop = &fx->loop;
     fx->fake.delay_ms = 20;
@@ -237,6 +239,9 @@ static void test_share_one_call(void **state)
     /* The line pushed is the ring's current key. */
     assert_string_equal(fx->fake.last_key, fx->kr.line);
     assert_int_equal(keypush_inflight(fx->kp), 0);
+    /* One push made; sharing it is not a reuse of a finished one. */
+    assert_int_equal(fx->stats.counter[STATS_KEY_PUSH_OK], 1);
+    assert_int_equal(fx->stats.counter[STATS_KEY_PUSH_REUSED], 0);
 }
 
 static void test_reuse_then_separate_tuples(void **state)
@@ -250,6 +255,7 @@ static void test_reuse_then_separate_tuples(void **state)
     run_until(fx, 2);
     assert_int_equal(fx->w[1].status, 0);
     assert_int_equal(fx->fake.calls, 1);
+    assert_int_equal(fx->stats.counter[STATS_KEY_PUSH_REUSED], 1);
 
     /* Another user, instance, profile or region: its own push. */
     assert_int_equal(start(fx, "i-0abc", "ubuntu", 2, NULL), 0);
@@ -324,6 +330,8 @@ static void test_error_fan_out(void **state)
         assert_int_equal(fx->w[i].status, GW_EAWS);
         assert_string_equal(fx->w[i].code, "ThrottlingException");
     }
+    assert_int_equal(fx->stats.counter[STATS_KEY_PUSH_FAILED], 1);
+    assert_int_equal(fx->stats.counter[STATS_KEY_PUSH_OK], 0);
     /* A failure is not cached: the next connect pushes again. */
     fx->fake.status = 0;
     assert_int_equal(start(fx, "i-0abc", "ec2-user", 5, NULL), 0);
@@ -416,6 +424,8 @@ static void test_send_refused(void **state)
     assert_int_equal(fx->w[0].status, GW_EIO);
     assert_int_equal(fx->w[1].status, GW_EIO);
     assert_int_equal(keypush_inflight(fx->kp), 0);
+    /* Each connect tried its own call (the first had already failed). */
+    assert_int_equal(fx->stats.counter[STATS_KEY_PUSH_FAILED], 2);
     fx->fake.refuse = 0;
     assert_int_equal(start(fx, "i-0abc", "ec2-user", 2, NULL), 0);
     run_until(fx, 3);
