@@ -10,6 +10,7 @@ through an instance, so every byte crosses the SSM data channel."""
 
 import base64
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -304,6 +305,93 @@ def test_refused_destination_names_the_reason(gw, world):
     got = raw(gw, b"GET http://closed.internal/ HTTP/1.1\r\n\r\n")
     assert got.startswith(b"HTTP/1.1 502"), got
     assert b"refused" in got, got
+
+
+def audit_lines(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    assert data == b"" or data.endswith(b"\n")
+    return [json.loads(x) for x in data.decode().splitlines()]
+
+
+def scrape(url):
+    """The metrics page, parsed by the Prometheus client library."""
+    from prometheus_client.parser import text_string_to_metric_families
+    r = subprocess.run(["curl", "-sS", "--max-time", "10", url],
+                       capture_output=True, timeout=20)
+    assert r.returncode == 0, r.stderr
+    return {(x.name, tuple(sorted(x.labels.items()))): x.value
+            for fam in text_string_to_metric_families(r.stdout.decode())
+            for x in fam.samples}
+
+
+def delta(before, after, name, **labels):
+    key = (name, tuple(sorted(labels.items())))
+    return after.get(key, 0) - before.get(key, 0)
+
+
+def test_plain_requests_are_audited_and_counted(world, tmp_path):
+    """A connection of plain proxy requests is one audit line and one
+    outcome, whatever number of requests it carried: the last request's
+    destination and session, every byte of all of them; a request refused
+    after others were served makes the connection's outcome refused."""
+    audit = str(tmp_path / "audit.log")
+    cfg = ("[gateway]\nmessage_rate = 0\naudit_log = %s\n"
+           "metrics_listen = 127.0.0.1:0\n" % audit) + ROUTE
+    with Gateway(cfg, env=world["fake"].env()) as g:
+        url = re.search(r"ssmgate: metrics on (http://\S+)",
+                        g.stderr_text()).group(1)
+        before = scrape(url)
+        # Two pipelined requests to two hosts; the second closes.
+        served = raw(g, b"GET http://web.internal/a1 HTTP/1.1\r\n"
+                        b"Host: web.internal\r\n\r\n"
+                        b"GET http://other.internal/a2 HTTP/1.1\r\n"
+                        b"Host: other.internal\r\nConnection: close\r\n\r\n")
+        assert served.count(b"HTTP/1.1 200 OK") == 2, served
+        # One served, then one to a port nobody listens on: a 502.
+        cut = raw(g, b"GET http://web.internal/b1 HTTP/1.1\r\n\r\n"
+                     b"GET http://closed.internal/b2 HTTP/1.1\r\n\r\n")
+        assert cut.count(b"HTTP/1.1 200 OK") == 1, cut
+        assert b"HTTP/1.1 502" in cut, cut
+        # A lone refused one, and a bad one.
+        refused = raw(g, b"GET http://closed.internal/c HTTP/1.1\r\n\r\n")
+        assert refused.startswith(b"HTTP/1.1 502"), refused
+        bad = raw(g, b"GET http://web.internal/ HTTP/1.1\r\nBad Header: x"
+                     b"\r\n\r\n")
+        assert bad.startswith(b"HTTP/1.1 400"), bad
+        after = scrape(url)
+    lines = audit_lines(audit)
+    assert len(lines) == 4, lines
+    assert all(x["protocol"] == "http-forward" for x in lines[:3]), lines
+    ok, later, alone, malformed = lines
+    sessions = {sid for sid, x in world["fake"].sessions().items()
+                if x["target"] == INST}
+    assert ok["outcome"] == "ok", ok
+    assert ok["reason"] == "2 HTTP requests served"
+    assert ok["request"] == "other.internal:80"
+    assert (ok["target"], ok["host"], ok["port"]) == (INST, "other.internal", 80)
+    assert ok["document"] == "AWS-StartPortForwardingSessionToRemoteHost"
+    assert ok["route"] == "route r"
+    assert ok["session_id"] in sessions
+    assert ok["bytes_down"] == len(served)
+    assert ok["bytes_up"] > 0 and ok["open_ms"] > 0
+    assert later["outcome"] == "refused", later
+    assert later["request"] == "closed.internal:80"
+    # The origin's bytes; the 502 is the gateway's own, as a refusal's is.
+    assert later["bytes_down"] == cut.index(b"HTTP/1.1 502")
+    assert alone["outcome"] == "refused", alone
+    assert "refused" in alone["reason"]
+    assert malformed["outcome"] == "bad_request"
+    assert malformed["protocol"] == "http"  # nothing was forwarded
+    assert delta(before, after, "ssmgate_tunnels_total", outcome="ok") == 1
+    assert delta(before, after, "ssmgate_tunnels_total", outcome="refused") == 2
+    assert delta(before, after, "ssmgate_tunnels_total",
+                 outcome="bad_request") == 1
+    # A connection opened once, with its first request's stream.
+    assert delta(before, after, "ssmgate_tunnel_open_seconds_count") == 3
+    for d in ("up", "down"):
+        assert delta(before, after, "ssmgate_bytes_total", direction=d) == \
+            sum(x["bytes_" + d] for x in lines)
 
 
 def test_proxy_auth_required_and_not_forwarded(world):
