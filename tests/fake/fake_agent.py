@@ -277,7 +277,23 @@ class Session:
                 "paused": self.paused,
                 "stats": dict(self.stats), "violations": self.violations,
                 "events": self.events[-200:], "streams": len(self.streams),
-                "faults": self.faults}
+                "faults": self.faults,
+                # Where the agent is stuck, if it is: the processor's await,
+                # its queue, the smux pipe toward the client and each
+                # stream's destination buffer.
+                "agent_view": {"proc_at": getattr(self, "proc_at", None),
+                               "inq": self.inq.qsize(),
+                               "flow": self.flow.is_set(),
+                               "smux_out_len": self.smux_out_len,
+                               "smux_room": self.smux_room.is_set(),
+                               "ws_buffer": (self.ws.transport.get_write_buffer_size()
+                                             if self.ws is not None else None),
+                               "streams": {sid: {"w_buf": (st.w.transport.get_write_buffer_size()
+                                                           if st.w is not None else None),
+                                                 "pending": (len(st.pending)
+                                                             if st.pending is not None else None),
+                                                 "closed": st.closed}
+                                           for sid, st in self.streams.items()}}}
 
     def _update_flow(self):
         if self.ws is not None and not self.paused and not self.terminated and \
@@ -526,7 +542,9 @@ class Session:
 
     async def processor(self):
         while not self.terminated:
+            self.proc_at = "inq"
             frame = await self.inq.get()
+            self.proc_at = "on_frame"
             await self.on_frame(frame)
             if frame[4:21] == b"input_stream_data":
                 if self.faults.get("delay_in_ms"):  # a slow agent
@@ -1154,6 +1172,7 @@ class MuxStream:
             return
         self.w.write(data)
         if self.w.transport.get_write_buffer_size() > 256 * 1024:
+            self.sess.proc_at = "stream %d drain" % self.sid
             try:
                 await self.w.drain()
             except (ConnectionError, OSError):

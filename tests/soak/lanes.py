@@ -132,6 +132,7 @@ class Lane:
                 off = 0
                 while off < up:
                     k = min(32 << 10, up - off)
+                    self.world.up_budget.take(k)
                     s.sendall(ledger.pattern(ledger.tag_for(conn.id, 0), off, k))
                     off += k
                     conn.up_sent = off
@@ -142,7 +143,8 @@ class Lane:
         t = threading.Thread(target=writer, daemon=True)
         t.start()
         try:
-            whole = ledger.recv_into_check(s, conn.down, down, self._progress(conn))
+            whole = ledger.recv_into_check(s, conn.down, down, self._progress(conn),
+                                           self.world.down_budget)
         finally:
             t.join(self.world.p["stall_s"])
         if err:
@@ -157,12 +159,14 @@ class Lane:
         up = self.rng.randint(1, 20000)
         down = self.rng.randint(1, 200000)
         self._header(s, conn, ledger.MODE_ONESHOT, up, down)
-        conn.up_sent = ledger.send_pattern(s, ledger.tag_for(conn.id, 0), 0, up)
+        conn.up_sent = ledger.send_pattern(s, ledger.tag_for(conn.id, 0), 0, up,
+                                           budget=self.world.up_budget)
         s.shutdown(socket.SHUT_WR)
         while True:
             d = s.recv(1 << 16)
             if not d:
                 break
+            self.world.down_budget.take(len(d))
             conn.down.feed(d)
             conn.progress = time.time()
         if conn.down.offset != down:
@@ -181,10 +185,11 @@ class Lane:
         t_end = time.time() + lifetime
         up_tag = ledger.tag_for(conn.id, 0)
         for req, resp in ledger.rounds(seed, big):
-            up_off = ledger.send_pattern(s, up_tag, up_off, req)
+            up_off = ledger.send_pattern(s, up_tag, up_off, req, budget=w.up_budget)
             conn.up_sent = up_off
             down_need += resp
-            if not ledger.recv_into_check(s, conn.down, resp, self._progress(conn)):
+            if not ledger.recv_into_check(s, conn.down, resp, self._progress(conn),
+                                          w.down_budget):
                 conn.error = "EOF in round %d" % conn.rounds
                 return
             conn.rounds += 1
@@ -228,6 +233,7 @@ class Lane:
                 tag = ledger.tag_for(conn.id, 0)
                 while off < n:
                     k = min(32 << 10, n - off)
+                    w.up_budget.take(k)
                     p.stdin.write(ledger.pattern(tag, off, k))
                     p.stdin.flush()
                     off += k
@@ -249,6 +255,7 @@ class Lane:
             d = p.stdout.read1(1 << 16)
             if not d:
                 break
+            w.down_budget.take(len(d))
             conn.down.feed(d)
             conn.progress = time.time()
         rc = p.wait()

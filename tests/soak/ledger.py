@@ -118,17 +118,46 @@ class StreamCheck:
         return d
 
 
-def send_pattern(sock, tag, offset, n, chunk=32 << 10):
+class Budget:
+    """The clients' bytes per second in one direction, shared by every
+    lane: a token bucket (100 ms deep) whose debt the taker sleeps off. It
+    keeps the whole run within what the machine carries -- the fake is one
+    Python process, and the lanes and destinations check every byte in
+    Python too -- so a stall means the gateway, not a saturated harness
+    (README: Load). rate 0 = no bound."""
+
+    def __init__(self, rate):
+        self.rate = rate
+        self.lock = threading.Lock()
+        self.tokens = rate * 0.1
+        self.t = time.monotonic()
+
+    def take(self, n):
+        if not self.rate:
+            return
+        with self.lock:
+            now = time.monotonic()
+            self.tokens = min(self.rate * 0.1,
+                              self.tokens + (now - self.t) * self.rate) - n
+            self.t = now
+            wait = -self.tokens / self.rate if self.tokens < 0 else 0.0
+        if wait > 0:
+            time.sleep(wait)
+
+
+def send_pattern(sock, tag, offset, n, chunk=32 << 10, budget=None):
     """Sends n bytes of the stream from offset; returns the new offset."""
     end = offset + n
     while offset < end:
         k = min(chunk, end - offset)
+        if budget is not None:
+            budget.take(k)
         sock.sendall(pattern(tag, offset, k))
         offset += k
     return offset
 
 
-def recv_into_check(sock, check, n, on_progress=None):
+def recv_into_check(sock, check, n, on_progress=None, budget=None):
     """Receives exactly n more bytes into check; False on EOF first."""
     left = n
     while left > 0:
@@ -137,6 +166,8 @@ def recv_into_check(sock, check, n, on_progress=None):
             return False
         check.feed(d)
         left -= len(d)
+        if budget is not None:
+            budget.take(len(d))
         if on_progress:
             on_progress()
     return True

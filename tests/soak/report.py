@@ -84,8 +84,10 @@ def reconcile(w, all_lanes, dooms, failures):
                 tail_lost += sent - got
         doom = None
         if c.path == "doom" and c.error:
-            doom = next((t for t in dooms if c.t_open <= t + DOOM_GRACE_S
-                         and c.t_end >= t - 1), None)
+            # The doom that ended it: the last one before its end (one it
+            # lived through, on a new session, is not it).
+            doom = max((t for t in dooms if c.t_open <= t + DOOM_GRACE_S
+                        and c.t_end >= t - 1), default=None)
         elif c.path == "doom" and tail_lost and srv is not None and srv.get("t_end"):
             # The client had sent everything and closed, its upload still
             # queued in the gateway (paced), when the service ended the

@@ -68,6 +68,8 @@ def params(args):
         # RSS slope limit after warm-up, KB per minute (README.md)
         "rss_slope_max_kb_min": args.rss_slope_max or (8192 if quick else 256),
         "fd_slack": 8,
+        # The clients' bytes/s each way, all lanes together (README: Load).
+        "client_rate": int((args.rate_mb if args.rate_mb is not None else 2.5) * 1e6),
         "quick": quick,
         "faults": not args.no_faults,
     }
@@ -85,6 +87,9 @@ class World:
         self._stall_dumped = False
         self._lock = threading.Lock()
         self.gw = self.fake = self.sshd = self.dest = None
+        import ledger
+        self.up_budget = ledger.Budget(p["client_rate"])
+        self.down_budget = ledger.Budget(p["client_rate"])
 
     def on_stall(self, conn):
         """The first stalled connection: the fake's and the gateway's view
@@ -97,7 +102,8 @@ class World:
         try:
             out["fake_sessions"] = {sid: {k: x.get(k) for k in (
                 "target", "document", "mode", "connected", "terminated", "unacked",
-                "out_seq", "expected_in", "streams", "rto", "faults")} | {
+                "out_seq", "expected_in", "streams", "rto", "faults", "oldest_unacked",
+                "resends_of_oldest", "paused", "agent_view")} | {
                 "events": x.get("events", [])[-30:],
                 "stats": x.get("stats")} for sid, x in self.fake.sessions().items()
                 if not x.get("terminated")}
@@ -161,8 +167,9 @@ def gateway_env(fake, home):
 class Monitor:
     """Samples the gateway's RSS and fd count every interval seconds."""
 
-    def __init__(self, pid, t0, interval=2.0):
+    def __init__(self, pid, t0, interval=2.0, fake=None, agent_log=None):
         self.pid, self.t0, self.interval = pid, t0, interval
+        self.fake, self.agent_log = fake, agent_log
         self.samples = []
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -178,8 +185,27 @@ class Monitor:
         return s
 
     def _run(self):
+        n = 0
         while not self.stop.wait(self.interval):
             self.sample()
+            n += 1
+            if self.agent_log is not None and n % 5 == 0:
+                self.agent_view()
+
+    AGENT_KEYS = ("target", "connected", "unacked", "expected_in", "oldest_unacked",
+                  "resends_of_oldest", "paused", "agent_view", "out_seq")
+
+    def agent_view(self):
+        """Every 10 s, the fake agent's side of each live session (where
+        its processor waits, its queue, its smux pipe) into agent.jsonl:
+        a stalled tunnel's timeline on the far side."""
+        try:
+            snap = {sid: {k: x.get(k) for k in self.AGENT_KEYS}
+                    for sid, x in self.fake.sessions().items() if not x.get("terminated")}
+        except Exception:  # noqa: BLE001 -- the fake may be busy; skip a beat
+            return
+        with open(self.agent_log, "a") as f:
+            f.write(json.dumps({"t": round(time.time() - self.t0, 1), "sessions": snap}) + "\n")
 
 
 def run(args):
@@ -223,7 +249,8 @@ def soak(w, t_start):
     p = w.p
     gw = w.gw
     t0 = time.time()
-    mon = Monitor(gw.proc.pid, t0)
+    mon = Monitor(gw.proc.pid, t0, fake=w.fake,
+                  agent_log=os.path.join(w.logdir, "agent.jsonl"))
     base = mon.sample()
     fds_at_start = harness.fd_kinds(mon.pid)
     mon.thread.start()
@@ -286,6 +313,9 @@ def main():
     ap.add_argument("--quick", action="store_true", help="CI size: <= 3 min wall")
     ap.add_argument("--tunnels", type=int, help="lanes (default 50; --quick 20)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--rate-mb", type=float,
+                    help="the clients' MB/s each way, all lanes together (default 2.5; "
+                    "0 = unbounded)")
     ap.add_argument("--json", help="write the result here")
     ap.add_argument("--keep", action="store_true", help="keep the logs dir")
     ap.add_argument("--no-faults", action="store_true",
