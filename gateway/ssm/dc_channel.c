@@ -47,7 +47,7 @@
  * while the socket was blocked would leave as one burst, past the rate. */
 #define DC_WS_DEPTH   32
 #define DC_GAP_LOG_MS 1000 /* a longer recovery from a loss is logged */
-#define DC_PACE_BATCH 8    /* messages per wake-up when pacing holds a queue */
+#define DC_PACE_BATCH 12   /* messages per wake-up when pacing holds a queue */
 #define DC_RESEND_BATCH                                                        \
     32 /* lost messages resent per tick beyond the oldest                      \
         */

@@ -194,19 +194,46 @@ char *dc_ack_json(const char *acked_type, const uint8_t id[16], int64_t seq)
     return s;
 }
 
+/* Appends s to *o if it fits before end; 0, or -1 when it does not. */
+static int put_str(char **o, const char *end, const char *s, size_t n)
+{
+    if ((size_t)(end - *o) < n)
+        return -1;
+    memcpy(*o, s, n);
+    *o += n;
+    return 0;
+}
+
+#define PUT_LIT(o, end, lit) put_str(o, end, lit, sizeof(lit) - 1)
+
+/* An ack goes out for every message received: built by copying its fixed
+ * parts, not by a printf per message. */
 size_t dc_ack_format(char *out, size_t len, const char *acked_type,
                      const uint8_t id[16], int64_t seq)
 {
-    char ids[37];
+    char ids[37], num[24];
     dc_uuid_str(id, ids);
+    /* Digits backwards from the end of num. */
+    char *d = num + sizeof(num);
+    uint64_t v = seq < 0 ? 0 - (uint64_t)seq : (uint64_t)seq;
+    do {
+        *--d = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    if (seq < 0)
+        *--d = '-';
+    char *o = out, *end = out + (len > 0 ? len - 1 : 0); /* room for NUL */
     /* The type is one of our fixed strings, never outside input. */
-    int n = snprintf(out, len,
-                     "{\"AcknowledgedMessageType\":\"%s\","
-                     "\"AcknowledgedMessageId\":\"%s\","
-                     "\"AcknowledgedMessageSequenceNumber\":%lld,"
-                     "\"IsSequentialMessage\":true}",
-                     acked_type, ids, (long long)seq);
-    return n > 0 && (size_t)n < len ? (size_t)n : 0;
+    if (len == 0 || PUT_LIT(&o, end, "{\"AcknowledgedMessageType\":\"") ||
+        put_str(&o, end, acked_type, strlen(acked_type)) ||
+        PUT_LIT(&o, end, "\",\"AcknowledgedMessageId\":\"") ||
+        put_str(&o, end, ids, 36) ||
+        PUT_LIT(&o, end, "\",\"AcknowledgedMessageSequenceNumber\":") ||
+        put_str(&o, end, d, (size_t)(num + sizeof(num) - d)) ||
+        PUT_LIT(&o, end, ",\"IsSequentialMessage\":true}"))
+        return 0;
+    *o = '\0';
+    return (size_t)(o - out);
 }
 
 /*
@@ -235,7 +262,84 @@ static void ack_free(void *p)
         free(p); /* the arena itself is reset per parse */
 }
 
+/* Skips lit at *q; 0, or -1 when the bytes there differ. */
+static int skip_lit(const uint8_t **q, const uint8_t *end, const char *lit,
+                    size_t n)
+{
+    if ((size_t)(end - *q) < n || memcmp(*q, lit, n) != 0)
+        return -1;
+    *q += n;
+    return 0;
+}
+
+#define SKIP_LIT(q, end, lit) skip_lit(q, end, lit, sizeof(lit) - 1)
+
+/* Skips a run of max at most bytes that ok() accepts, at least one. */
+static int skip_run(const uint8_t **q, const uint8_t *end, size_t max,
+                    int (*ok)(int c))
+{
+    const uint8_t *s = *q;
+    while (*q < end && (size_t)(*q - s) < max && ok(**q))
+        (*q)++;
+    return *q > s ? 0 : -1;
+}
+
+static int ack_type_char(int c)
+{
+    return (c >= 'a' && c <= 'z') || c == '_';
+}
+
+static int ack_id_char(int c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+           (c >= 'A' && c <= 'F') || c == '-';
+}
+
+/*
+ * The agent's acks all have one shape, its encoder's: the four fields in
+ * order, no blanks, a type of lower-case letters, an id of hex digits and
+ * dashes, a plain integer. A payload of exactly that shape is read here,
+ * with no JSON tree (an ack comes back for every message sent); anything
+ * else -- other spacing, escapes, a leading zero, 19 digits -- goes to
+ * jansson, so the answer is always the JSON parser's.
+ */
+static int ack_parse_exact(const uint8_t *p, size_t len, int64_t *seq)
+{
+    const uint8_t *q = p, *end = p + len;
+    if (SKIP_LIT(&q, end, "{\"AcknowledgedMessageType\":\"") ||
+        skip_run(&q, end, 64, ack_type_char) ||
+        SKIP_LIT(&q, end, "\",\"AcknowledgedMessageId\":\"") ||
+        skip_run(&q, end, 64, ack_id_char) ||
+        SKIP_LIT(&q, end, "\",\"AcknowledgedMessageSequenceNumber\":"))
+        return -1;
+    int neg = q < end && *q == '-';
+    q += neg;
+    const uint8_t *digits = q;
+    int64_t v = 0;
+    while (q < end && *q >= '0' && *q <= '9' && q - digits < 18)
+        v = v * 10 + (*q++ - '0');
+    size_t nd = (size_t)(q - digits);
+    if (nd == 0 || (nd > 1 && digits[0] == '0') ||
+        (q < end && *q >= '0' && *q <= '9'))
+        return -1;
+    if (SKIP_LIT(&q, end, ",\"IsSequentialMessage\":"))
+        return -1;
+    if (SKIP_LIT(&q, end, "true}") != 0 && SKIP_LIT(&q, end, "false}") != 0)
+        return -1;
+    if (q != end)
+        return -1;
+    *seq = neg ? -v : v;
+    return 0;
+}
+
 int dc_ack_parse(const uint8_t *p, size_t len, int64_t *seq)
+{
+    if (ack_parse_exact(p, len, seq) == 0)
+        return 0;
+    return dc_ack_parse_json(p, len, seq);
+}
+
+int dc_ack_parse_json(const uint8_t *p, size_t len, int64_t *seq)
 {
     json_malloc_t saved_alloc;
     json_free_t saved_free;

@@ -105,8 +105,11 @@ char *dc_ack_json(const char *acked_type, const uint8_t id[16], int64_t seq);
  * Returns the length, or 0 when out is too small. */
 size_t dc_ack_format(char *out, size_t len, const char *acked_type,
                      const uint8_t id[16], int64_t seq);
-/* AcknowledgedMessageSequenceNumber from an acknowledge payload. */
+/* AcknowledgedMessageSequenceNumber from an acknowledge payload: 0 or
+ * GW_EPROTO. dc_ack_parse_json is the same through the JSON parser alone
+ * (dc_ack_parse reads the agent's usual shape without it). */
 int dc_ack_parse(const uint8_t *p, size_t len, int64_t *seq);
+int dc_ack_parse_json(const uint8_t *p, size_t len, int64_t *seq);
 
 /* The OpenDataChannel text frame. */
 char *dc_open_json(const char *token, const char *client_id,

@@ -43,8 +43,8 @@
  * not once per message: a wake-up costs more than the message. What stays
  * below the mark is read WS_BULK_MS after the last read at the latest;
  * interactive traffic never enters bulk mode and waits for nothing. */
-#define WS_BULK_LOWAT (6 * 1024) /* ~5 data messages */
-#define WS_BULK_MS    8
+#define WS_BULK_LOWAT (12 * 1024) /* ~10 data messages */
+#define WS_BULK_MS    12
 #define WS_BULK_ENTER 4 /* messages within WS_BULK_MS: bulk */
 #define WS_BULK_STAY  2 /* fewer per WS_BULK_MS: interactive again */
 

@@ -6,10 +6,21 @@
 #include "common.h"
 #include "dc_msg.h"
 
+/* The ack fast path must agree with the JSON parser on every input. */
+static void ack_agrees(const uint8_t *p, size_t n)
+{
+    int64_t fast = 0, slow = 0;
+    int rf = dc_ack_parse(p, n, &fast);
+    int rs = dc_ack_parse_json(p, n, &slow);
+    CHECK(rf == rs);
+    CHECK(rf != 0 || fast == slow);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct dc_msg m;
     const char *why;
+    ack_agrees(data, size);
     if (dc_msg_decode(data, size, &m, &why) != 0)
         return 0;
     CHECK(m.payload >= data && m.payload + m.payload_len <= data + size);

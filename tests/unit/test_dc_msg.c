@@ -119,6 +119,57 @@ static void test_json_payloads(void **state)
     assert_int_equal(dc_ack_parse((const uint8_t *)"{\"x\":1}", 7, &seq),
                      GW_EPROTO);
     assert_int_equal(dc_ack_format(buf, 10, "input_stream_data", id, 7), 0);
+    /* The fast path reads the agent's shape; every other spelling gets
+     * the JSON parser's answer. */
+    static const struct {
+        const char *json;
+        int rc;
+        int64_t seq;
+    } acks[] = {
+        {"{\"AcknowledgedMessageType\":\"output_stream_data\","
+         "\"AcknowledgedMessageId\":\"DD01E56B-ff48-483e-a508-b5f073f31b16\","
+         "\"AcknowledgedMessageSequenceNumber\":123456789012345678,"
+         "\"IsSequentialMessage\":false}",
+         0, 123456789012345678LL},
+        {"{\"AcknowledgedMessageType\":\"x\",\"AcknowledgedMessageId\":\"1\","
+         "\"AcknowledgedMessageSequenceNumber\":-0,\"IsSequentialMessage\":"
+         "true}",
+         0, 0},
+        {"{ \"AcknowledgedMessageSequenceNumber\" : 42 }", 0, 42},
+        {"{\"AcknowledgedMessageType\":\"x\",\"AcknowledgedMessageId\":\"1\","
+         "\"AcknowledgedMessageSequenceNumber\":1234567890123456789,"
+         "\"IsSequentialMessage\":true}",
+         0, 1234567890123456789LL},
+        {"{\"AcknowledgedMessageType\":\"x\",\"AcknowledgedMessageId\":\"1\","
+         "\"AcknowledgedMessageSequenceNumber\":07,\"IsSequentialMessage\":"
+         "true}",
+         GW_EPROTO, 0},
+        {"{\"AcknowledgedMessageType\":\"x\",\"AcknowledgedMessageId\":\"1\","
+         "\"AcknowledgedMessageSequenceNumber\":7,\"IsSequentialMessage\":true}"
+         "x",
+         GW_EPROTO, 0},
+        {"{\"AcknowledgedMessageType\":\"x\",\"AcknowledgedMessageId\":\"1\","
+         "\"AcknowledgedMessageSequenceNumber\":\"7\",\"IsSequentialMessage\":"
+         "true}",
+         GW_EPROTO, 0},
+    };
+    for (size_t i = 0; i < sizeof(acks) / sizeof(acks[0]); i++) {
+        int64_t fast = -1, slow = -1;
+        size_t len = strlen(acks[i].json);
+        int rf = dc_ack_parse((const uint8_t *)acks[i].json, len, &fast);
+        int rs = dc_ack_parse_json((const uint8_t *)acks[i].json, len, &slow);
+        assert_int_equal(rf, acks[i].rc);
+        assert_int_equal(rs, acks[i].rc);
+        if (rf == 0) {
+            assert_true(fast == acks[i].seq);
+            assert_true(slow == acks[i].seq);
+        }
+    }
+    assert_int_equal(
+        dc_ack_format(buf, sizeof(buf), "input_stream_data", id, -12345),
+        strlen(want) + 5);
+    assert_non_null(
+        strstr(buf, "\"AcknowledgedMessageSequenceNumber\":-12345,"));
 
     const char *hs =
         "{\"AgentVersion\":\"3.3.987.0\",\"RequestedClientActions\":"
