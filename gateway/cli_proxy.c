@@ -6,6 +6,7 @@
 #include "cli_proxy.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
 #include <stdio.h>
@@ -168,11 +169,45 @@ static int http_connect(const struct config *cfg, int fd, const char *host,
     return -1;
 }
 
+/*
+ * Moves what src has (up to cap bytes) to dst: splice(2) where one side is
+ * a pipe -- ssh hands a ProxyCommand pipes -- so the bytes never pass
+ * through this process (one syscall, no copy); read and write where splice
+ * cannot (a terminal, a socketpair), which is then remembered. Returns the
+ * bytes moved, 0 at src's EOF, PASS_SRC_FAILED or PASS_DST_FAILED.
+ */
+#define PASS_SRC_FAILED (-1)
+#define PASS_DST_FAILED (-2)
+
+static ssize_t pass_on(int src, int dst, unsigned char *buf, size_t cap,
+                       int *no_splice)
+{
+    ssize_t n;
+    if (!*no_splice) {
+        do
+            n = splice(src, NULL, dst, NULL, cap, SPLICE_F_MOVE);
+        while (n < 0 && errno == EINTR);
+        if (n >= 0)
+            return n;
+        if (errno != EINVAL)
+            return errno == EPIPE ? PASS_DST_FAILED : PASS_SRC_FAILED;
+        *no_splice = 1;
+    }
+    do
+        n = read(src, buf, cap);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return PASS_SRC_FAILED;
+    if (n > 0 && write_all(dst, buf, (size_t)n) != 0)
+        return PASS_DST_FAILED;
+    return n;
+}
+
 /* Copies both ways until each direction has seen EOF. */
 static int splice_stdio(int fd)
 {
     unsigned char up[65536], down[65536];
-    int in_open = 1, sock_open = 1;
+    int in_open = 1, sock_open = 1, up_copy = 0, down_copy = 0;
     while (in_open || sock_open) {
         struct pollfd pfd[2] = {{.fd = in_open ? 0 : -1, .events = POLLIN},
                                 {.fd = sock_open ? fd : -1, .events = POLLIN}};
@@ -182,28 +217,24 @@ static int splice_stdio(int fd)
             return 1;
         }
         if (in_open && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))) {
-            ssize_t n = read(0, up, sizeof(up));
-            if (n < 0 && errno == EINTR)
-                continue;
+            ssize_t n = pass_on(0, fd, up, sizeof(up), &up_copy);
+            if (n == PASS_DST_FAILED)
+                return 1;
             if (n <= 0) {
                 in_open = 0;
                 shutdown(fd, SHUT_WR);
-            } else if (write_all(fd, up, (size_t)n) != 0) {
-                return 1;
             }
         }
         if (sock_open && (pfd[1].revents & (POLLIN | POLLHUP | POLLERR))) {
-            ssize_t n = read(fd, down, sizeof(down));
-            if (n < 0 && errno == EINTR)
-                continue;
+            ssize_t n = pass_on(fd, 1, down, sizeof(down), &down_copy);
+            if (n == PASS_DST_FAILED)
+                return 1;
             if (n <= 0) {
                 sock_open = 0;
                 close(1);
                 /* ssh closes its side when the tunnel ends; don't linger
                  * on a stdin that nobody will close. */
                 in_open = 0;
-            } else if (write_all(1, down, (size_t)n) != 0) {
-                return 1;
             }
         }
     }
