@@ -36,6 +36,7 @@
 #define WS_RX_MAX      (1 << 20)
 #define WS_PING_MS     (5 * 60 * 1000)
 #define WS_MAX_HEADERS 4
+#define WS_PATH_MAX    2048
 #define WS_WBUF        (64 * 1024) /* TLS records gathered per write */
 #define WS_DRAIN_READS 64          /* records per socket per pass */
 /* A socket that receives steadily (a bulk transfer at the service's pace,
@@ -114,7 +115,6 @@ struct ws {
     char *hdr_value[WS_MAX_HEADERS];
     size_t n_headers;
     char host[256];
-    char path[2048];
 };
 
 static void ws_free(struct ws *w);
@@ -729,13 +729,16 @@ int ws_connect(struct ws_ctx *ctx, const char *url,
     struct ws *w = calloc(1, sizeof(*w));
     if (w == NULL)
         return GW_ENOMEM;
+    /* lws copies what it needs of the path while it connects (its stash):
+     * the socket keeps no copy for its whole life. */
+    char path[WS_PATH_MAX];
     if (alen == 0 || alen >= sizeof(w->host) ||
-        strlen(auth + alen) >= sizeof(w->path) - 1) {
+        strlen(auth + alen) >= sizeof(path) - 1) {
         free(w);
         return GW_EINVAL;
     }
     memcpy(w->host, auth, alen);
-    snprintf(w->path, sizeof(w->path), "%s%s", auth[alen] == '/' ? "" : "/",
+    snprintf(path, sizeof(path), "%s%s", auth[alen] == '/' ? "" : "/",
              auth + alen);
     /* host:port, [v6]:port */
     char address[256];
@@ -773,7 +776,7 @@ int ws_connect(struct ws_ctx *ctx, const char *url,
     ci.context = ctx->lws;
     ci.address = address;
     ci.port = port;
-    ci.path = w->path;
+    ci.path = path;
     ci.host = w->host;
     ci.origin = NULL;
     ci.ssl_connection = tls ? LCCSCF_USE_SSL : 0;
