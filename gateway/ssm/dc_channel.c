@@ -852,6 +852,7 @@ double dc_channel_srtt(const struct dc_channel *ch)
 void dc_channel_stats(const struct dc_channel *ch, struct dc_channel_stats *o)
 {
     *o = ch->stats;
+    o->max_per_second = ch->pace_q.max_1s;
 }
 
 static void dc_handle_closed(uv_handle_t *h)

@@ -56,6 +56,7 @@ struct dc_channel_stats {
     uint64_t msgs_out, msgs_in, bytes_out, bytes_in, resends;
     uint64_t pauses; /* pause_publication received */
     int max_unacked;
+    int max_per_second; /* the most sequenced sends in one second (paced) */
 };
 
 int dc_channel_new(uv_loop_t *loop, struct ws_ctx *ws,

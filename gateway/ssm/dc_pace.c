@@ -21,7 +21,24 @@ int dc_pace_init(struct dc_pace *p, int rate, uint64_t now_ns)
     p->at_ns = now_ns;
     p->sent = NULL;
     p->n = p->head = 0;
+    p->max_1s = 0;
     return 0;
+}
+
+/* Sends within the second that ends at now_ns, the one just recorded
+ * included: the ring is in time order from head, so a binary search. */
+static int dc_pace_count_1s(const struct dc_pace *p, uint64_t now_ns)
+{
+    uint64_t from = now_ns >= 1000000000ull ? now_ns - 1000000000ull : 0;
+    int lo = 0, hi = p->n; /* the first entry after from */
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (p->sent[(p->head + mid) % p->rate] > from)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return p->n - lo;
 }
 
 void dc_pace_trim(struct dc_pace *p, uint64_t now_ns)
@@ -112,8 +129,12 @@ void dc_pace_sent(struct dc_pace *p, uint64_t now_ns)
         return; /* the bucket alone (no memory, or a rate past the ring) */
     if (p->n < p->rate) {
         p->sent[(p->head + p->n++) % p->rate] = now_ns;
-        return;
+    } else {
+        p->sent[p->head] =
+            now_ns; /* the oldest goes, the newest in its place */
+        p->head = (p->head + 1) % p->rate;
     }
-    p->sent[p->head] = now_ns; /* the oldest goes, the newest takes its place */
-    p->head = (p->head + 1) % p->rate;
+    int c = dc_pace_count_1s(p, now_ns);
+    if (c > p->max_1s)
+        p->max_1s = c;
 }

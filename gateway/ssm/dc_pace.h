@@ -26,6 +26,7 @@ struct dc_pace {
     uint64_t at_ns;
     uint64_t *sent; /* ring of the last `rate` send times, lazily */
     int n, head;
+    int max_1s; /* the most sends seen in one second, ending at a send */
 };
 
 /* 0 or GW_ENOMEM; rate <= 0 never waits and allocates nothing. */

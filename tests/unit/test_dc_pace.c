@@ -146,6 +146,8 @@ static void test_batches_keep_the_bound_and_the_rate(void **st)
         now += wait + rnd(500) * 1000ull; /* up to 0.5 ms late */
     }
     assert_true(max_in_any_span(t, n, DC_PACE_SPAN_NS) <= 990);
+    /* The pacer's own high-water mark is the true one. */
+    assert_int_equal(p.max_1s, (int)max_in_any_span(t, n, SEC));
     assert_true(n >= 990 * 20 * 97 / 100);
     assert_true(wakes <= n / 8 + 2);
     dc_pace_free(&p);
@@ -208,6 +210,23 @@ static void test_an_idle_pacer_holds_no_history(void **st)
     dc_pace_free(&p);
 }
 
+/* The high-water mark counts one second, not the ring's whole history: a
+ * sender at 400/s under a 990/s pace peaks at 400. */
+static void test_the_peak_is_a_second_s_worth(void **st)
+{
+    (void)st;
+    struct dc_pace p;
+    uint64_t now = SEC;
+    assert_int_equal(dc_pace_init(&p, 990, now), 0);
+    for (int i = 0; i < 2000; i++) {
+        now += 2500000;
+        assert_int_equal(dc_pace_wait(&p, now), 0);
+        dc_pace_sent(&p, now);
+    }
+    assert_true(p.max_1s >= 399 && p.max_1s <= 401);
+    dc_pace_free(&p);
+}
+
 static void test_unpaced_never_waits(void **st)
 {
     (void)st;
@@ -229,6 +248,7 @@ int main(void)
         cmocka_unit_test(test_batches_keep_the_bound_and_the_rate),
         cmocka_unit_test(test_a_batch_waits_for_the_span),
         cmocka_unit_test(test_an_idle_pacer_holds_no_history),
+        cmocka_unit_test(test_the_peak_is_a_second_s_worth),
         cmocka_unit_test(test_unpaced_never_waits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
