@@ -195,6 +195,10 @@ static void render_aws(struct prom *w, const struct observe *o)
                "Connections that joined an SSM session already started "
                "instead of calling StartSession.",
                st->counter[STATS_WARM_HITS]);
+    family_u64(w, "ssmgate_data_channel_max_messages_per_second", "gauge",
+               "The most data messages one data channel sent in any one "
+               "second (its own send times; the service allows 1000).",
+               st->dc_max_per_second);
     family_u64(w, "ssmgate_ssm_sessions", "gauge",
                "SSM sessions: starting, open, resuming or lingering idle.",
                o->ssm ? (uint64_t)backend_ssm_sessions(o->ssm) : 0);
@@ -300,6 +304,8 @@ void observe_status(void *arg, json_t *doc)
         (json_int_t)st->counter[STATS_KEY_PUSH_REUSED], "warm_hits",
         (json_int_t)st->counter[STATS_WARM_HITS]);
     if (g != NULL) {
+        json_object_set_new(g, "max_messages_per_second",
+                            json_integer((json_int_t)st->dc_max_per_second));
         json_object_set_new(g, "audit_log",
                             o->audit ? json_string(audit_path(o->audit))
                                      : json_null());

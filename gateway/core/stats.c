@@ -16,6 +16,12 @@ void stats_count(struct stats *st, enum stats_counter c)
         st->counter[c]++;
 }
 
+void stats_dc_rate(struct stats *st, uint64_t per_second)
+{
+    if (st != NULL && per_second > st->dc_max_per_second)
+        st->dc_max_per_second = per_second;
+}
+
 /* An identifier as AWS codes are ("ThrottlingException",
  * "InvalidInstanceID.NotFound"); anything else is not a label of ours. */
 static int label_ok(const char *s)

@@ -62,11 +62,15 @@ struct stats {
     size_t n_api;
     uint64_t open_bucket[STATS_OPEN_BUCKETS]; /* not cumulative */
     uint64_t open_count, open_ms_sum;
+    /* The most data messages one channel sent in any one second, by its
+     * own send times: the service's limit as the gateway keeps it. */
+    uint64_t dc_max_per_second;
 };
 
 void stats_count(struct stats *st, enum stats_counter c);
 /* One answered (or failed to be answered) API request. code: "ok", the
  * service's error code, or one of ours for answers without one. */
+void stats_dc_rate(struct stats *st, uint64_t per_second);
 void stats_api_call(struct stats *st, const char *action, const char *code);
 void stats_tunnel_opened(struct stats *st, uint64_t ms);
 void stats_tunnel_ended(struct stats *st, enum tunnel_outcome outcome,

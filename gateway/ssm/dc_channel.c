@@ -34,6 +34,7 @@
 #include "defer.h"
 #include "log.h"
 #include "secret.h"
+#include "stats.h"
 
 #define DC_WINDOW      256
 #define DC_TICK_MS     100
@@ -238,6 +239,15 @@ static void dc_send_ack(struct dc_channel *ch, const struct dc_msg *m)
 
 static void dc_flush(struct dc_channel *ch);
 
+/* One sequenced message went out: the pace history, and its high mark
+ * for the counters when it rises (rarely: at most once per message of
+ * the busiest second). */
+static void dc_sent(struct dc_channel *ch)
+{
+    dc_pace_sent(&ch->pace_q, uv_hrtime());
+    stats_dc_rate(ch->opts.stats, (uint64_t)ch->pace_q.max_1s);
+}
+
 static void dc_pace_fired(uv_timer_t *t)
 {
     dc_flush(t->data);
@@ -292,7 +302,7 @@ static void dc_flush(struct dc_channel *ch)
             break;
         if (ws_send(ch->ws, frame_of(ch, ch->send_seq), s->len, 1) != 0)
             break; /* the socket's on_writable restarts us */
-        dc_pace_sent(&ch->pace_q, uv_hrtime());
+        dc_sent(ch);
         if (s->sent)
             ch->stats.resends++;
         s->sent = 1;
@@ -428,7 +438,7 @@ static int dc_resend(struct dc_channel *ch, int64_t seq)
         return GW_EAGAIN; /* the next tick tries again */
     if (ws_send(ch->ws, frame_of(ch, seq), s->len, 1) != 0)
         return GW_EAGAIN;
-    dc_pace_sent(&ch->pace_q, uv_hrtime());
+    dc_sent(ch);
     s->last_sent_ms = uv_now(ch->loop);
     s->resent++;
     ch->stats.resends++;

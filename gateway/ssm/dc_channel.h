@@ -18,6 +18,8 @@
 #include "dc_msg.h"
 #include "ws.h"
 
+struct stats;
+
 /* Reported to the agent; >= 1.1.70 selects smux for port forwards,
  * > 1.2.331.0 turns the agent's smux keepalive off, and 1.2.764.0 is the
  * oldest plugin AWS still supports. */
@@ -50,6 +52,7 @@ struct dc_channel_opts {
     int payload_size; /* bytes per data message */
     int handshake_timeout_ms;
     unsigned long long log_id; /* the owner's number, in every log line */
+    struct stats *stats;       /* the per-second high mark; NULL = none */
 };
 
 struct dc_channel_stats {

@@ -396,7 +396,7 @@ static void on_signed(void *arg, int status,
         const struct ssm_opts *op = s->env->opts;
         struct dc_channel_opts o = {op->message_rate, op->payload_size,
                                     op->handshake_timeout_ms,
-                                    (unsigned long long)s->id};
+                                    (unsigned long long)s->id, op->stats};
         if (dc_channel_new(s->env->loop, s->env->ws, &o, &session_channel_cb, s,
                            &s->ch) != 0) {
             ssm_session_fail(s, GW_ENOMEM, "out of memory");

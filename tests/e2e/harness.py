@@ -136,6 +136,14 @@ class Gateway(Process):
                 return self.listeners[kind]
         return next(iter(self.listeners.values()))
 
+    def status(self):
+        """The daemon's `ssmgate status --json`, parsed."""
+        r = subprocess.run([SSMGATE_BIN, "status", "--json", "--config",
+                            self.config_path, "--runtime-dir", self.runtime_dir],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+
     def close(self):
         rc = self.stop()
         self.assert_clean()

@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import signal
 import sys
 import tempfile
@@ -295,13 +296,19 @@ def soak(w, t_start):
         calls = []
         fake_sessions = {"error": str(e)}
     alive = gw.proc.poll() is None
+    status_json = ""
+    if alive:
+        st = subprocess.run([harness.SSMGATE_BIN, "status", "--json", "--config",
+                             gw.config_path, "--runtime-dir", gw.runtime_dir],
+                            capture_output=True, text=True, timeout=30)
+        status_json = st.stdout
     rc = gw.stop() if alive else gw.proc.returncode
     log = gw.stderr_text()
     shutil.copy(gw.errpath, os.path.join(w.logdir, "ssmgate.log"))
     with open(os.path.join(w.logdir, "sshd.log"), "w") as f:
         f.write(w.sshd.log() if hasattr(w.sshd, "log") else "")
     r = report.judge(w, all_lanes, sched, mon, base, end, fake_sessions, calls,
-                     log, rc, alive, stuck, t_start, t0, t_traffic_end)
+                     log, rc, alive, stuck, t_start, t0, t_traffic_end, status_json)
     r.update(fds_at_start=fds_at_start, fds_at_end=fds_at_end)
     return r
 

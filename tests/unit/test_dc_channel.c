@@ -22,6 +22,7 @@
 #include "dc_channel.h"
 #include "dc_msg.h"
 #include "defer.h"
+#include "stats.h"
 #include "ws.h"
 
 /* ---- the fake WebSocket ---- */
@@ -265,6 +266,7 @@ static const struct dc_channel_cb owner = {
 
 static uv_loop_t loop;
 static struct dc_channel *ch;
+static struct stats S; /* the counters the channel reports to */
 
 static const char *hs_port =
     "{\"AgentVersion\":\"3.3.987.0\",\"RequestedClientActions\":[{"
@@ -278,10 +280,12 @@ static void open_channel(int rate)
     F.n_ws = 0;
     F.full = 0;
     F.backlog = 0;
+    memset(&S, 0, sizeof(S));
     uv_loop_init(&loop);
     struct dc_channel_opts opts = {.message_rate = rate,
                                    .payload_size = 1024,
-                                   .handshake_timeout_ms = 200};
+                                   .handshake_timeout_ms = 200,
+                                   .stats = &S};
     assert_int_equal(dc_channel_new(&loop, NULL, &opts, &owner, NULL, &ch), 0);
     assert_int_equal(dc_channel_connect(ch,
                                         "wss://mgs.example/v1/data-channel/"
@@ -582,6 +586,12 @@ static void test_pacing_holds_the_rate_but_never_acks(void **st)
     /* 250 ms at 200/s is 50 messages, plus the burst */
     assert_true(data >= 40);
     assert_true(data <= 53);
+    /* the counters' high mark is the channel's own: every data message
+     * (and the handshake answer) went within this quarter second */
+    struct dc_channel_stats stats;
+    dc_channel_stats(ch, &stats);
+    assert_int_equal(stats.max_per_second, data + 1);
+    assert_int_equal(S.dc_max_per_second, (uint64_t)data + 1);
     close_channel();
 }
 
