@@ -1,7 +1,13 @@
 /* tunnel.c - names of the tunnel kinds and outcomes. */
 #include "tunnel.h"
 
+#include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
 
 const char *tunnel_kind_name(enum tunnel_kind kind)
 {
@@ -47,4 +53,16 @@ const char *tunnel_outcome_name(enum tunnel_outcome outcome)
     if ((unsigned)outcome < TUNNEL_OUTCOME_MAX_)
         return names[outcome];
     return "?";
+}
+
+void tunnel_reason_set(char **reason, const char *fmt, ...)
+{
+    char text[GW_REASON_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    char *copy = strdup(text);
+    free(*reason);
+    *reason = copy;
 }

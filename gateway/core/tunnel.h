@@ -60,4 +60,14 @@ const char *tunnel_outcome_name(enum tunnel_outcome outcome);
 /* The SSM document for an SSM kind; NULL for DIRECT. */
 const char *tunnel_document(enum tunnel_kind kind);
 
+/*
+ * Why a tunnel failed or closed: text on the heap only once there is one,
+ * so an idle tunnel carries no GW_REASON_MAX buffers. Formats (truncated
+ * to GW_REASON_MAX) before it replaces, so the old text may be an
+ * argument; with no memory the reason is NULL and readers print their
+ * default.
+ */
+void tunnel_reason_set(char **reason, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 #endif

@@ -101,7 +101,7 @@ static void conn_refuse_raw(struct conn *c, enum tunnel_outcome outcome,
                             const void *reply, size_t len, const char *reason)
 {
     c->outcome = outcome;
-    snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
+    tunnel_reason_set(&c->close_reason, "%s", reason);
     uv_read_stop(conn_stream(c));
     uv_timer_stop(&c->timer);
     if (c->state == CONN_PUMP)
@@ -148,6 +148,7 @@ static void conn_handle_closed(uv_handle_t *h)
     pump_free(&c->pump);
     buf_free(&c->req);
     config_unref(c->cfg);
+    free(c->close_reason);
     c->env->on_closed(c, c->env->arg);
 #ifndef NDEBUG
     memset(c, 0xa5, sizeof(*c));
@@ -230,7 +231,7 @@ static void conn_fill_info(const struct conn *c, struct conn_info *out)
     else
         out->outcome =
             c->fail_err == GW_EREFUSED ? TUNNEL_REFUSED : TUNNEL_BROKEN;
-    out->reason = c->close_reason[0] ? c->close_reason : "done";
+    out->reason = c->close_reason ? c->close_reason : "done";
 }
 
 void conn_kill(struct conn *c, const char *reason)
@@ -238,7 +239,7 @@ void conn_kill(struct conn *c, const char *reason)
     if (c->state == CONN_CLOSING)
         return;
     if (reason != NULL && reason != c->close_reason)
-        snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
+        tunnel_reason_set(&c->close_reason, "%s", reason);
     if (c->env->on_ended != NULL) {
         struct conn_info info;
         conn_fill_info(c, &info);
@@ -252,10 +253,10 @@ void conn_kill(struct conn *c, const char *reason)
                  (double)(now_ms(c) - c->opened_ms) / 1000.0,
                  (unsigned long long)c->pump.bytes_up,
                  (unsigned long long)c->pump.bytes_down,
-                 c->close_reason[0] ? c->close_reason : "done");
+                 c->close_reason ? c->close_reason : "done");
     else
         log_info("conn %llu: %s: closed: %s", (unsigned long long)c->id,
-                 c->peer, c->close_reason[0] ? c->close_reason : "done");
+                 c->peer, c->close_reason ? c->close_reason : "done");
     conn_set_state(c, CONN_CLOSING);
     if (c->stream != NULL) {
         c->backend->ops->close(c->stream);
@@ -281,9 +282,8 @@ static void conn_pump_done(struct pump *p, int err, const char *reason)
 {
     struct conn *c = CONTAINER_OF(p, struct conn, pump);
     if (err != 0 && reason != NULL)
-        snprintf(c->close_reason, sizeof(c->close_reason), "%s: %s", reason,
-                 gw_strerror(err));
-    conn_kill(c, c->close_reason[0] ? c->close_reason : "both sides closed");
+        tunnel_reason_set(&c->close_reason, "%s: %s", reason, gw_strerror(err));
+    conn_kill(c, c->close_reason ? c->close_reason : "both sides closed");
 }
 
 static void conn_on_open(void *arg, int status, const char *reason)
@@ -386,7 +386,7 @@ static void conn_on_error(void *arg, int err, const char *reason)
         conn_kill(c, why);
         return;
     }
-    snprintf(c->close_reason, sizeof(c->close_reason), "%s", why);
+    tunnel_reason_set(&c->close_reason, "%s", why);
     uv_read_stop(conn_stream(c));
     conn_set_state(c, CONN_REFUSING);
     uv_timer_start(&c->timer, conn_open_timeout, CONN_FLUSH_MS, 0);

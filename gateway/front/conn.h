@@ -80,7 +80,7 @@ struct conn {
     uint16_t req_port;
     uint64_t started_ms, opened_ms;
     uint64_t started_wall_ms; /* ms since the epoch at accept */
-    char close_reason[GW_REASON_MAX];
+    char *close_reason;       /* tunnel_reason_set; NULL: none yet */
     /* How it ends unless the open tunnel fails: ABORTED until open, OK
      * once open, a refusal's own (a forwarded request's too, after others
      * were served). */

@@ -198,9 +198,8 @@ static void conn_http_done(struct defer *d)
      * origin that answered before reading the body leaves the rest of it
      * where the next head would be). */
     if (!h->resp.keep || !sent || c->pump.client_eof || c->draining) {
-        snprintf(c->close_reason, sizeof(c->close_reason),
-                 "%u HTTP request%s served", h->requests,
-                 h->requests == 1 ? "" : "s");
+        tunnel_reason_set(&c->close_reason, "%u HTTP request%s served",
+                          h->requests, h->requests == 1 ? "" : "s");
         pump_backend_eof(&c->pump); /* FIN once flushed, then closed */
         return;
     }

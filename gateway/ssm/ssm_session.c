@@ -92,6 +92,7 @@ static void session_timer_closed(uv_handle_t *h)
         return;
     smux_ctrl_free(&s->ctrl);
     secret_free_str(s->token);
+    free(s->push_error);
     free(s);
 }
 
@@ -169,7 +170,8 @@ static void maybe_report_open(struct ssm_session *s)
     if (s->opened || !s->ready || s->push_pending || s->state == SSM_CLOSED)
         return;
     if (s->push_status != 0) {
-        ssm_session_fail(s, s->push_status, s->push_error);
+        ssm_session_fail(s, s->push_status,
+                         s->push_error ? s->push_error : "key push failed");
         return;
     }
     s->opened = 1;
@@ -521,13 +523,12 @@ static void on_pushed(void *arg, int status, const struct aws_error *err)
     s->push_status = status;
     if (status != 0) {
         if (err != NULL && err->code[0] != '\0')
-            snprintf(s->push_error, sizeof(s->push_error),
-                     "SendSSHPublicKey for %s@%s: %s: %s", s->spec.user,
-                     s->instance, err->code, err->message);
+            tunnel_reason_set(
+                &s->push_error, "SendSSHPublicKey for %s@%s: %s: %s",
+                s->spec.user, s->instance, err->code, err->message);
         else
-            snprintf(s->push_error, sizeof(s->push_error),
-                     "SendSSHPublicKey for %s@%s: %s", s->spec.user,
-                     s->instance, gw_strerror(status));
+            tunnel_reason_set(&s->push_error, "SendSSHPublicKey for %s@%s: %s",
+                              s->spec.user, s->instance, gw_strerror(status));
         s->push_status = aws_ssm_error_to_gw(status, err);
         if (s->push_status == GW_EAWS)
             s->push_status = GW_EDENIED;
@@ -549,8 +550,7 @@ static void start_session(struct ssm_session *s)
                           &s->push) != 0) {
             s->push_pending = 0;
             s->push_status = GW_ENOMEM;
-            snprintf(s->push_error, sizeof(s->push_error),
-                     "cannot start the key push");
+            tunnel_reason_set(&s->push_error, "cannot start the key push");
         }
     } else if (s->spec.kind == TUNNEL_SSM_SSH) {
         log_debug("ssm %llu: %s is a managed node: no key push; the user's "

@@ -42,6 +42,7 @@ static void stream_free(struct backend_stream *st)
 {
     defer_cancel(&st->notify);
     free(st->early);
+    free(st->notify_why);
     free(st);
 }
 
@@ -119,7 +120,8 @@ void ssm_stream_report(struct backend_stream *st, int status, const char *why)
     if (st->reported || st->dead)
         return;
     st->notify_status = status;
-    snprintf(st->notify_why, sizeof(st->notify_why), "%s", why ? why : "");
+    if (why != NULL)
+        tunnel_reason_set(&st->notify_why, "%s", why);
     defer_queue(st->sess->env->loop, &st->notify);
 }
 

@@ -35,10 +35,10 @@ struct backend_stream {
     void *arg;
     struct defer notify; /* reports open/failure from the loop */
     int notify_status;
-    char notify_why[GW_REASON_MAX];
-    int reported;  /* on_open was called */
-    int in_notify; /* inside on_open: close() leaves the free to notify */
-    int closed;    /* close() ran */
+    char *notify_why; /* tunnel_reason_set; NULL: none */
+    int reported;     /* on_open was called */
+    int in_notify;    /* inside on_open: close() leaves the free to notify */
+    int closed;       /* close() ran */
     /* What the agent sent before on_open ran (the report waits for a
      * loop pass; a server that speaks first, like sshd, is quicker). */
     uint8_t *early;
@@ -86,7 +86,7 @@ struct ssm_session {
     struct keypush_wait *push;
     int push_pending;
     int push_status;
-    char push_error[GW_REASON_MAX];
+    char *push_error;                        /* tunnel_reason_set; NULL: none */
     char session_id[AWS_SSM_SESSION_ID_MAX]; /* "" once ended */
     char started_id[AWS_SSM_SESSION_ID_MAX]; /* kept for describe */
     int resumes;                             /* resumed data channels */
