@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "aws_parse.h"
+#include "aws_xml.h"
 #include "common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
