@@ -3,7 +3,8 @@
  *
  * A source is one (profile, region) pair the config names: [gateway], each
  * [account], and each [forward] / [route] that carries a profile of its
- * own, deduplicated. Every source runs at once: SSM
+ * own, deduplicated by where its calls go (the AWS layer's default profile
+ * and region applied). Every source runs at once: SSM
  * DescribeInstanceInformation (all pages), then EC2 DescribeInstances for
  * its i- ids in batches (all pages), joined by id. A source whose SSM call
  * fails is reported on stderr with the AWS code and message and the others
@@ -63,11 +64,14 @@ struct ls_row {
 
 struct ls_source {
     struct ls_run *run;
-    char profile[CONFIG_NAME_MAX], region[CONFIG_NAME_MAX];
+    char profile[CONFIG_NAME_MAX], region[CONFIG_NAME_MAX]; /* config's */
+    /* Where the calls went (the AWS layer's defaults applied): shown. */
+    char shown_profile[CONFIG_NAME_MAX], shown_region[CONFIG_NAME_MAX];
     struct ls_row *rows;
     size_t n_rows;
     int pending; /* calls in flight */
     int failed;  /* the SSM listing failed */
+    int same;    /* an earlier source resolves to the same place */
 };
 
 struct ls_run {
@@ -75,6 +79,11 @@ struct ls_run {
     struct ls_source *src;
     size_t n_src;
 };
+
+static const char *dash(const char *s)
+{
+    return s && s[0] ? s : "-";
+}
 
 static void source_error(const struct ls_source *s, const char *api, int status,
                          const struct aws_error *err)
@@ -88,8 +97,7 @@ static void source_error(const struct ls_source *s, const char *api, int status,
     else
         snprintf(eb, sizeof(eb), "%s", gw_strerror(status));
     fprintf(stderr, "ssmgate ls: profile %s, region %s: %s: %s\n",
-            s->profile[0] ? s->profile : "(default)",
-            s->region[0] ? s->region : "(default)", api, eb);
+            s->shown_profile, dash(s->shown_region), api, eb);
 }
 
 static struct ls_row *find_row(struct ls_source *s, const char *id)
@@ -220,11 +228,6 @@ static int row_matches(const struct ls_row *r, const char *filter)
            fnmatch(filter, r->ssm.instance_id, 0) == 0;
 }
 
-static const char *dash(const char *s)
-{
-    return s && s[0] ? s : "-";
-}
-
 static void row_cols(const struct ls_source *s, const struct ls_row *r,
                      const char *col[COL_N])
 {
@@ -240,8 +243,8 @@ static void row_cols(const struct ls_source *s, const struct ls_row *r,
     col[COL_IP] =
         dash(r->ssm.ip_address[0] ? r->ssm.ip_address : r->private_ip);
     col[COL_STATE] = dash(r->state);
-    col[COL_PROFILE] = s->profile[0] ? s->profile : "(default)";
-    col[COL_REGION] = s->region[0] ? s->region : "(default)";
+    col[COL_PROFILE] = s->shown_profile;
+    col[COL_REGION] = dash(s->shown_region);
 }
 
 static void print_json(const struct ls_source *s, const struct ls_row *r)
@@ -251,14 +254,14 @@ static void print_json(const struct ls_source *s, const struct ls_row *r)
     char *txt;
 
     row_cols(s, r, col);
-    o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:O}",
-                  "instance_id", col[COL_ID], "name",
-                  strcmp(col[COL_NAME], "-") ? col[COL_NAME] : "",
-                  "ping_status", r->ssm.ping_status, "platform",
-                  r->ssm.platform_type, "agent_version", r->ssm.agent_version,
-                  "ip_address", strcmp(col[COL_IP], "-") ? col[COL_IP] : "",
-                  "state", r->state, "profile", s->profile, "region", s->region,
-                  "tags", r->tags ? r->tags : json_object());
+    o = json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o}", "instance_id",
+        col[COL_ID], "name", strcmp(col[COL_NAME], "-") ? col[COL_NAME] : "",
+        "ping_status", r->ssm.ping_status, "platform", r->ssm.platform_type,
+        "agent_version", r->ssm.agent_version, "ip_address",
+        strcmp(col[COL_IP], "-") ? col[COL_IP] : "", "state", r->state,
+        "profile", s->shown_profile, "region", s->shown_region, "tags",
+        r->tags ? json_incref(r->tags) : json_object());
     txt = o ? json_dumps(o, JSON_COMPACT) : NULL;
     if (txt)
         printf("%s\n", txt);
@@ -377,6 +380,14 @@ int cli_ls(const struct config *cfg, const struct ls_opts *o)
     }
     for (size_t i = 0; i < run.n_src; i++) {
         struct ls_source *s = &run.src[i];
+        aws_client_where(run.client, s->profile, s->region, s->shown_profile,
+                         sizeof(s->shown_profile), s->shown_region,
+                         sizeof(s->shown_region));
+        for (size_t j = 0; j < i && !s->same; j++)
+            s->same = strcmp(run.src[j].shown_profile, s->shown_profile) == 0 &&
+                      strcmp(run.src[j].shown_region, s->shown_region) == 0;
+        if (s->same)
+            continue;
         if (aws_ssm_list_instances(run.client, s->profile, s->region, ssm_done,
                                    s)) {
             s->pending++;
@@ -388,7 +399,7 @@ int cli_ls(const struct config *cfg, const struct ls_opts *o)
     uv_run(&loop, UV_RUN_DEFAULT);
     print_all(&run, o);
     for (size_t i = 0; i < run.n_src; i++)
-        if (!run.src[i].failed)
+        if (!run.src[i].failed && !run.src[i].same)
             rc = 0;
 out:
     aws_client_free(run.client);

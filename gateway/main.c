@@ -463,6 +463,9 @@ int main(int argc, char **argv)
     } else if (cmd == CMD_STATUS) {
         status = cli_status(cfg, &a.status);
     } else if (cmd == CMD_LS) {
+        /* stderr carries the sources' errors; --log-level for more. */
+        if (a.ov.log_level == NULL)
+            log_set_level(LOG_WARN);
         struct ls_opts lo = {a.status.json, a.n_pos > 0 ? a.pos[0] : NULL};
         status = cli_ls(cfg, &lo);
     } else {
