@@ -27,8 +27,8 @@
 #include "aws.h"
 #include "aws_ec2.h"
 #include "aws_ssm.h"
+#include "cli_aws.h"
 #include "common.h"
-#include "defer.h"
 #include "log.h"
 #include "proxy.h"
 
@@ -402,11 +402,7 @@ int cli_ls(const struct config *cfg, const struct ls_opts *o)
         if (!run.src[i].failed && !run.src[i].same)
             rc = 0;
 out:
-    aws_client_free(run.client);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    defer_shutdown();
-    uv_run(&loop, UV_RUN_DEFAULT);
-    CHECK(uv_loop_close(&loop) == 0);
+    cli_aws_loop_end(run.client, &loop);
     for (size_t i = 0; i < run.n_src; i++) {
         for (size_t j = 0; j < run.src[i].n_rows; j++)
             json_decref(run.src[i].rows[j].tags);
