@@ -25,6 +25,7 @@ from sshd import Sshd  # noqa: E402
 SLEEPY = "i-0d0d0d0d0d0d0d0d1"  # boots in 2 s, agent 1 s later
 COLD = "i-0d0d0d0d0d0d0d0d2"    # stays stopped: start_stopped = no
 SLOW = "i-0d0d0d0d0d0d0d0d3"    # boots in 60 s: past start_timeout_ms
+HALTING = "i-0d0d0d0d0d0d0d0d4"  # stopping: stopped 1 s later, then started
 
 
 @pytest.fixture(scope="module")
@@ -139,8 +140,31 @@ def test_stopped_without_start_stopped(world):
     r = ssh(w, gw, COLD, "true")
     assert r.returncode == 255
     assert want in gw.stderr_text()
+    # ssmgate proxy (HTTP CONNECT to the daemon) prints the whole reason.
+    r = subprocess.run([SSMGATE_BIN, "proxy", COLD, "22", "--config", gw.config_path,
+                        "--runtime-dir", gw.runtime_dir], input="",
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0 and want in r.stderr, r.stderr
     assert w["fake"].calls("StartInstances") == []
     assert w["fake"].calls("DescribeInstances")  # how it knew
+
+
+def test_stopping_instance_is_started_once_stopped(world):
+    """EC2 refuses to start a stopping instance: wait for stopped first."""
+    w, gw = world, world["gw"]
+    w["fake"].clear_calls()
+    # Stopping from now (the clock of the stop starts with the state).
+    w["fake"].set_instances({HALTING: {
+        "name": "halting", "state": "stopping", "stop_delay_s": 1.5,
+        "boot_delay_s": 1, "ports": {"22": w["sshd"].port}}})
+    r = ssh(w, gw, HALTING + ".auto", "echo", "back")
+    assert r.returncode == 0, r.stderr + gw.stderr_text()[-3000:]
+    assert r.stdout.strip() == "back"
+    starts = w["fake"].calls("StartInstances")
+    assert len(starts) == 1 and starts[0]["status"] == 200
+    log = gw.stderr_text()
+    assert "start %s: state checking -> stopping" % HALTING in log
+    assert "start %s: state stopping -> starting" % HALTING in log
 
 
 def test_start_timeout(world):
