@@ -132,6 +132,15 @@ static void ec2_done(void *arg, int status, const struct aws_ec2_instance *in,
     }
 }
 
+/* SSM's strings go to a terminal: no control characters (EC2's are
+ * refused by aws_ec2_parse already). */
+static void scrub(char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            *s = '?';
+}
+
 static void ssm_done(void *arg, int status, const struct aws_ssm_instance *in,
                      size_t n, const struct aws_error *err)
 {
@@ -149,8 +158,16 @@ static void ssm_done(void *arg, int status, const struct aws_ssm_instance *in,
         s->rows = calloc(n, sizeof(*s->rows));
         CHECK(s->rows != NULL);
     }
-    for (size_t i = 0; i < n; i++)
-        s->rows[s->n_rows++].ssm = in[i];
+    for (size_t i = 0; i < n; i++) {
+        struct aws_ssm_instance *m = &s->rows[s->n_rows++].ssm;
+        *m = in[i];
+        scrub(m->instance_id);
+        scrub(m->ping_status);
+        scrub(m->agent_version);
+        scrub(m->platform_type);
+        scrub(m->name);
+        scrub(m->ip_address);
+    }
     /* mi- nodes are not EC2's: only i- ids go to DescribeInstances. */
     for (size_t i = 0; i <= s->n_rows; i++) {
         if (i < s->n_rows && strncmp(s->rows[i].ssm.instance_id, "i-", 2) == 0)
@@ -269,30 +286,57 @@ static void print_json(const struct ls_source *s, const struct ls_row *r)
     json_decref(o);
 }
 
-/* One table line, cut at width (0 = no limit). */
+/* Terminal columns of s: one per UTF-8 code point (wide characters are
+ * rare in tags; a byte count would misalign every accented name). */
+static int text_cols(const char *s)
+{
+    int n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xc0) != 0x80;
+    return n;
+}
+
+/* A line being built, at most max columns wide (0 = no limit), never cut
+ * inside a UTF-8 sequence. */
+struct ls_line {
+    char buf[4096];
+    size_t o;
+    int cols, max;
+};
+
+static void line_put(struct ls_line *l, const char *s, int pad_to)
+{
+    int n = 0;
+    while (*s && (l->max == 0 || l->cols < l->max)) {
+        size_t len = 1;
+        while (((unsigned char)s[len] & 0xc0) == 0x80)
+            len++;
+        if (l->o + len >= sizeof(l->buf))
+            return;
+        memcpy(l->buf + l->o, s, len);
+        l->o += len;
+        s += len;
+        l->cols++;
+        n++;
+    }
+    for (; n < pad_to && (l->max == 0 || l->cols < l->max) &&
+           l->o + 1 < sizeof(l->buf);
+         n++, l->cols++)
+        l->buf[l->o++] = ' ';
+}
+
+/* One line: on a terminal padded columns cut at width, else tab-separated. */
 static void print_line(const char *const col[COL_N], const int w[COL_N],
                        int tty, int width)
 {
-    char line[4096];
-    size_t o = 0;
+    struct ls_line l = {.max = tty ? width : 0};
 
     for (int c = 0; c < COL_N; c++) {
-        int n;
-        if (!tty)
-            n = snprintf(line + o, sizeof(line) - o, "%s%s", c ? "\t" : "",
-                         col[c]);
-        else
-            n = snprintf(line + o, sizeof(line) - o, "%s%-*s", c ? "  " : "",
-                         c == COL_N - 1 ? 0 : w[c], col[c]);
-        if (n < 0 || (size_t)n >= sizeof(line) - o) {
-            o = sizeof(line) - 1;
-            break;
-        }
-        o += (size_t)n;
+        if (c)
+            line_put(&l, tty ? "  " : "\t", 0);
+        line_put(&l, col[c], tty && c < COL_N - 1 ? w[c] : 0);
     }
-    if (tty && width > 0 && o > (size_t)width)
-        o = (size_t)width;
-    printf("%.*s\n", (int)o, line);
+    printf("%.*s\n", (int)l.o, l.buf);
 }
 
 static int terminal_width(void)
@@ -319,7 +363,7 @@ static void print_all(struct ls_run *run, const struct ls_opts *o)
     const char *col[COL_N];
 
     for (int c = 0; c < COL_N; c++)
-        w[c] = (int)strlen(col_title[c]);
+        w[c] = text_cols(col_title[c]);
     for (size_t i = 0; i < run->n_src; i++) {
         struct ls_source *s = &run->src[i];
         qsort(s->rows, s->n_rows, sizeof(*s->rows), row_cmp);
@@ -328,7 +372,7 @@ static void print_all(struct ls_run *run, const struct ls_opts *o)
                 continue;
             row_cols(s, &s->rows[j], col);
             for (int c = 0; c < COL_N; c++)
-                w[c] = GW_MAX(w[c], (int)strlen(col[c]));
+                w[c] = GW_MAX(w[c], text_cols(col[c]));
         }
     }
     int width = tty ? terminal_width() : 0;

@@ -33,7 +33,9 @@ def prod_id(i):
 
 STG = {"i-0b0000000000000001": ("db-1", {"team": "data"}),
        "i-0b0000000000000002": ("db-2", {"team": "data"}),
-       "i-0b0000000000000003": ("app-1", {"team": "web"})}
+       "i-0b0000000000000003": ("app-1", {"team": "web"}),
+       "i-0b0000000000000004": ("café-ü", {"team": "web"})}
+HYBRID = "mi-0123456789abcdef0"  # a managed node: SSM only, no EC2 call
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +57,8 @@ def world(tmp_path_factory):
                          "tags": {"env": "prod" if i % 2 else "qa"}}
             for i in range(N_PROD)}
     inst["i-0a0000000000fffff"] = {"name": "off-1", "state": "stopped"}
+    # Its IP (and the ComputerName made of it) carries an escape sequence.
+    inst[HYBRID] = {"name": "hybrid", "ip": "10.9.0.1\x1b[31m"}
     for iid, (name, tags) in STG.items():
         inst[iid] = {"name": name, "tags": tags, "account": STG_ACCOUNT,
                      "region": "eu-west-1", "ip": "10.2.0.%s" % iid[-1],
@@ -95,7 +99,7 @@ def test_ls_json_joins_every_source(world):
     assert r.returncode == 0, r.stderr
     rows = [json.loads(x) for x in r.stdout.splitlines()]
     by_id = {x["instance_id"]: x for x in rows}
-    assert len(rows) == len(by_id) == N_PROD + len(STG)
+    assert len(rows) == len(by_id) == N_PROD + len(STG) + 1
     # The stopped one is not SSM's: not listed.
     assert "i-0a0000000000fffff" not in by_id
     for i in range(N_PROD):
@@ -110,6 +114,10 @@ def test_ls_json_joins_every_source(world):
         assert (x["name"], x["profile"], x["region"]) == (name, "staging", "eu-west-1")
         assert x["platform"] == "Windows" and x["agent_version"] == "3.2.1.0"
         assert x["tags"]["team"] == tags["team"]
+    hy = by_id[HYBRID]
+    assert hy["ip_address"] == "10.9.0.1?[31m" and hy["state"] == ""
+    assert hy["name"].startswith("ip-10-9-0-1?[31m")  # its ComputerName
+    assert "\x1b" not in r.stdout
     # The denied profile's error is on stderr, code and message, once.
     assert r.stderr.count("AccessDeniedException") == 1, r.stderr
     assert "profile denied" in r.stderr and "not authorized" in r.stderr
@@ -120,6 +128,7 @@ def test_ls_json_joins_every_source(world):
            and c["access_key"] == DEFAULT_AKID]
     assert len(dii) == 3 and sum(1 for c in dii if c["params"].get("NextToken")) == 2
     ec2 = [c for c in calls if c["action"] == "DescribeInstances"]
+    assert not any(v == HYBRID for c in ec2 for v in c["params"].values())
     assert any(c["params"].get("NextToken") for c in ec2)
     assert {(c["access_key"], c["region"]) for c in ec2} == {
         (DEFAULT_AKID, "us-east-1"), (STG_KEY, "eu-west-1")}
@@ -162,12 +171,11 @@ def test_ls_all_sources_failed(world):
     assert "AccessDeniedException" in r.stderr and r.stdout == ""
 
 
-def test_ls_terminal_table(world):
-    """On a terminal: a header, columns aligned, every line cut at its width."""
-    w = world
+def on_pty(w, cols, *args):
+    """ls on a terminal cols wide: its lines."""
     master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 70, 0, 0))
-    p = subprocess.Popen([SSMGATE_BIN, "ls", "--config", w["cfg"], "db-*"],
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, cols, 0, 0))
+    p = subprocess.Popen([SSMGATE_BIN, "ls", "--config", w["cfg"]] + list(args),
                          stdout=slave, stderr=subprocess.PIPE, env=w["env"])
     os.close(slave)
     out = b""
@@ -181,14 +189,27 @@ def test_ls_terminal_table(world):
         out += chunk
     p.wait(timeout=60)
     os.close(master)
-    lines = out.decode().replace("\r", "").splitlines()
     assert p.returncode == 0
+    return out.decode().replace("\r", "").splitlines()
+
+
+def test_ls_terminal_table(world):
+    """On a terminal: a header, columns aligned, every line cut at its width."""
+    lines = on_pty(world, 70, "db-*")
     assert lines[0].startswith("INSTANCE") and "NAME" in lines[0]
     assert len(lines) == 3 and all(len(x) <= 70 for x in lines)
     assert max(len(x) for x in lines) == 70  # the table is wider: cut
     # Columns aligned: NAME starts at the same place on every line.
     col = lines[0].index("NAME")
     assert lines[1][col:col + 4] == "db-1" and lines[2][col:col + 4] == "db-2"
+    # UTF-8 names: aligned by characters, never cut inside one.
+    lines = on_pty(world, 200, "tag:team=web")
+    assert len(lines) == 3 and "café-ü" in lines[2]
+    ping = lines[0].index("PING")
+    assert lines[1][ping:ping + 6] == lines[2][ping:ping + 6] == "Online"
+    for cols in range(20, 60, 3):
+        for line in on_pty(world, cols, "café*")[1:]:
+            assert len(line) <= cols
 
 
 def test_help_lists_ls():
