@@ -401,8 +401,8 @@ static void conn_on_wait(void *arg, uint64_t ms, const char *why)
     struct conn *c = arg;
     if (c->state != CONN_OPENING)
         return;
-    log_info("conn %llu: waiting up to %llu ms: %s", (unsigned long long)c->id,
-             (unsigned long long)ms, why);
+    log_debug("conn %llu: waiting up to %llu ms: %s", (unsigned long long)c->id,
+              (unsigned long long)ms, why);
     uv_timer_start(&c->timer, conn_open_timeout,
                    ms + (uint64_t)c->cfg->connect_timeout_ms + 2000, 0);
 }

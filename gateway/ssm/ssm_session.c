@@ -540,13 +540,13 @@ static int wake_instance(struct ssm_session *s, const struct aws_error *err)
                        s->spec.start_timeout_ms, on_woken, s, &s->wake) != 0)
         return 0;
     session_set_state(s, SSM_WAKING, "TargetNotConnected");
-    if (s->spec.start_stopped) {
-        struct backend_stream *st, *tmp;
-        SSM_STREAM_FOREACH(st, tmp, s)
-        if (st->cb->on_wait != NULL && !st->reported)
-            st->cb->on_wait(st->arg, (uint64_t)s->spec.start_timeout_ms,
-                            "its instance may be starting");
-    }
+    /* Also without start_stopped: an instance someone else is starting
+     * is waited for (a stopped one is refused at once). */
+    struct backend_stream *st, *tmp;
+    SSM_STREAM_FOREACH(st, tmp, s)
+    if (st->cb->on_wait != NULL && !st->reported)
+        st->cb->on_wait(st->arg, (uint64_t)s->spec.start_timeout_ms,
+                        "its instance may be starting");
     return 1;
 }
 
