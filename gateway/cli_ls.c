@@ -366,7 +366,8 @@ static void print_all(struct ls_run *run, const struct ls_opts *o)
         w[c] = text_cols(col_title[c]);
     for (size_t i = 0; i < run->n_src; i++) {
         struct ls_source *s = &run->src[i];
-        qsort(s->rows, s->n_rows, sizeof(*s->rows), row_cmp);
+        if (s->n_rows > 1) /* a failed source has no array at all */
+            qsort(s->rows, s->n_rows, sizeof(*s->rows), row_cmp);
         for (size_t j = 0; j < s->n_rows; j++) {
             if (!row_matches(&s->rows[j], o->filter))
                 continue;
