@@ -103,6 +103,10 @@ def test_concurrent_connects_share_one_start(world):
         mine = [s for s in st["starts"] if s["instance"] == SLEEPY]
         if mine and mine[0]["connections"] == 3:
             seen = mine[0]
+            plain = subprocess.run(
+                [SSMGATE_BIN, "status", "--config", gw.config_path,
+                 "--runtime-dir", gw.runtime_dir],
+                capture_output=True, text=True, timeout=10).stdout
             break
         time.sleep(0.2)
     for t in threads:
@@ -113,6 +117,7 @@ def test_concurrent_connects_share_one_start(world):
     assert time.time() - t0 >= 3.0  # it did wait for the boot
     assert seen is not None and seen["state"] in ("stopped", "pending", "running")
     assert seen["elapsed_ms"] >= 0
+    assert "starting %s: " % SLEEPY in plain and "3 connections waiting" in plain
     assert status(gw)["starts"] == []  # done: gone from the list
     starts = w["fake"].calls("StartInstances")
     assert len(starts) == 1 and starts[0]["params"]["InstanceId.1"] == SLEEPY
