@@ -380,8 +380,9 @@ void ssm_start_cancel(struct ssm_start_wait *w)
     list_remove(&w->link);
     s->n_waiters--;
     free(w);
-    /* Nobody waits: the instance goes on booting, the polls stop. */
-    if (s->n_waiters == 0) {
+    /* Nobody waits: the instance goes on booting, the polls stop (a
+     * finishing start frees itself). */
+    if (s->n_waiters == 0 && s->state != START_DONE) {
         log_info("start %s: no connection waits any more", s->instance);
         start_free(s);
     }
