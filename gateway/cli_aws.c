@@ -209,6 +209,15 @@ static void start_one(struct cli_run *run)
     }
 }
 
+void cli_aws_loop_end(struct aws_client *client, uv_loop_t *loop)
+{
+    aws_client_free(client);
+    uv_run(loop, UV_RUN_DEFAULT);
+    defer_shutdown();
+    uv_run(loop, UV_RUN_DEFAULT);
+    CHECK(uv_loop_close(loop) == 0);
+}
+
 int cli_aws_call(const struct cli_aws_opts *o)
 {
     struct cli_run run;
@@ -277,11 +286,7 @@ int cli_aws_call(const struct cli_aws_opts *o)
                 run.lat_us[run.finished - 1] / 1000.0);
     }
 out:
-    aws_client_free(run.client);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    defer_shutdown();
-    uv_run(&loop, UV_RUN_DEFAULT);
-    CHECK(uv_loop_close(&loop) == 0);
+    cli_aws_loop_end(run.client, &loop);
     json_decref(run.input);
     free(run.lat_us);
     return run.exit_code;

@@ -159,6 +159,22 @@ static void table_lines(struct frame *f, json_t *tunnels)
         frame_add(f, "(no live tunnels)");
 }
 
+/* Stopped instances being started for waiting connections (start_stopped). */
+static void start_lines(struct frame *f, json_t *starts)
+{
+    size_t i;
+    json_t *s;
+    json_array_foreach(starts, i, s)
+    {
+        char age[24];
+        fmt_age(jnum(s, "elapsed_ms") / 1000, age, sizeof(age));
+        frame_add(f, "starting %s: %s for %s, %llu connection%s waiting",
+                  jstr(s, "instance"), jstr(s, "state"), age,
+                  (unsigned long long)jnum(s, "connections"),
+                  jnum(s, "connections") == 1 ? "" : "s");
+    }
+}
+
 /* ---- the live view ---- */
 
 struct view {
@@ -285,6 +301,7 @@ static void watch_lines(struct frame *f, const struct view *v, json_t *doc,
     }
     if (json_array_size(tunnels) == 0)
         frame_add(f, "(no live tunnels)");
+    start_lines(f, json_object_get(doc, "starts"));
 }
 
 /* ---- the terminal ---- */
@@ -502,6 +519,7 @@ int cli_status(const struct config *cfg, const struct status_opts *o)
     } else {
         struct frame f = {NULL, 0, 0};
         table_lines(&f, json_object_get(doc, "tunnels"));
+        start_lines(&f, json_object_get(doc, "starts"));
         draw_plain(&f, 0);
         frame_free(&f);
     }

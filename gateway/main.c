@@ -1,6 +1,6 @@
 /*
  * main.c - argv and sub-command dispatch: the options, the config they
- * select, then one of run (daemon.c), ssh-config, proxy, status or
+ * select, then one of run (daemon.c), ssh-config, proxy, status, ls or
  * aws-call.
  *
  * Options go before or after the command, in any order (`ssmgate --config
@@ -18,6 +18,7 @@
 
 #include "account.h"
 #include "cli_aws.h"
+#include "cli_ls.h"
 #include "cli_proxy.h"
 #include "cli_status.h"
 #include "common.h"
@@ -49,6 +50,17 @@ static void usage(FILE *out)
         "pipe: a frame\n"
         "                        after another (N of them), or a JSON "
         "document per line\n"
+        "  ls [FILTER] [--json]  the instances each profile and region of "
+        "the config\n"
+        "                        reaches (SSM joined with EC2: id, Name, "
+        "ping,\n"
+        "                        platform, agent, IP, state, profile, "
+        "region);\n"
+        "                        FILTER: a glob on Name or id, or "
+        "tag:Key=Value;\n"
+        "                        a table on a terminal, tab-separated "
+        "into a pipe,\n"
+        "                        --json: an object per line\n"
         "  aws-call SERVICE ACTION [JSON] [--profile P] [--region R]\n"
         "           [--account NAME] [--repeat N] [--concurrency C]\n"
         "           [--verbose] [--debug]\n"
@@ -89,6 +101,11 @@ static void usage(FILE *out)
         "  metrics_listen = ADDR:PORT\n"
         "                        Prometheus metrics at "
         "http://ADDR:PORT/metrics\n"
+        "  start_stopped = yes   start a stopped instance on connect "
+        "(also per\n"
+        "                        [account], [route], [forward]); "
+        "start_timeout_ms\n"
+        "                        bounds the wait (default 300000)\n"
         "\n"
         "environment:\n"
         "  HTTPS_PROXY, https_proxy, ALL_PROXY, all_proxy\n"
@@ -112,7 +129,8 @@ enum cmd {
     CMD_PROXY = 1 << 2,
     CMD_STATUS = 1 << 3,
     CMD_AWS = 1 << 4,
-    CMD_ALL = 0x1f,
+    CMD_LS = 1 << 5,
+    CMD_ALL = 0x3f,
 };
 
 static const struct {
@@ -121,7 +139,7 @@ static const struct {
 } commands[] = {
     {"run", CMD_RUN},      {"ssh-config", CMD_SSH_CONFIG},
     {"proxy", CMD_PROXY},  {"status", CMD_STATUS},
-    {"aws-call", CMD_AWS},
+    {"aws-call", CMD_AWS}, {"ls", CMD_LS},
 };
 
 enum {
@@ -155,7 +173,7 @@ static const unsigned option_cmds[] = {
     CMD_ALL,
     CMD_ALL,
     CMD_SSH_CONFIG,
-    CMD_STATUS,
+    CMD_STATUS | CMD_LS, /* --json */
     CMD_AWS,
     CMD_AWS,
     CMD_AWS,
@@ -356,7 +374,7 @@ static enum cmd check_command(const struct args *a)
         fprintf(stderr, "ssmgate %s: -t is for run\n", name);
         return 0;
     }
-    int max_pos = cmd == CMD_PROXY ? 2 : cmd == CMD_AWS ? 3 : 0;
+    int max_pos = cmd == CMD_PROXY ? 2 : cmd == CMD_AWS ? 3 : cmd == CMD_LS;
     if (a->n_pos > max_pos || (cmd == CMD_AWS && a->n_pos < 2)) {
         fprintf(stderr, "ssmgate %s: wrong number of arguments\n", name);
         return 0;
@@ -449,6 +467,12 @@ int main(int argc, char **argv)
         status = cli_proxy(cfg, a.ov.n_listen == 0, a.n_pos, (char **)a.pos);
     } else if (cmd == CMD_STATUS) {
         status = cli_status(cfg, &a.status);
+    } else if (cmd == CMD_LS) {
+        /* stderr carries the sources' errors; --log-level for more. */
+        if (a.ov.log_level == NULL)
+            log_set_level(LOG_WARN);
+        struct ls_opts lo = {a.status.json, a.n_pos > 0 ? a.pos[0] : NULL};
+        status = cli_ls(cfg, &lo);
     } else {
         status = run_aws_call(&a, cfg);
     }

@@ -268,6 +268,15 @@ static void tunnel_json(const struct conn_info *t, void *arg)
     json_array_append_new(arg, o);
 }
 
+static void start_json(void *arg, const char *instance, const char *state,
+                       uint64_t elapsed_ms, int waiters)
+{
+    json_array_append_new(arg, json_pack("{s:s, s:s, s:I, s:i}", "instance",
+                                         instance, "state", state, "elapsed_ms",
+                                         (json_int_t)elapsed_ms, "connections",
+                                         waiters));
+}
+
 void observe_status(void *arg, json_t *doc)
 {
     struct observe *o = arg;
@@ -276,6 +285,9 @@ void observe_status(void *arg, json_t *doc)
     if (o->server != NULL)
         server_foreach_tunnel(o->server, tunnel_json, tunnels);
     json_object_set_new(doc, "tunnels", tunnels);
+    json_t *starts = json_array();
+    backend_ssm_foreach_start(o->ssm, start_json, starts);
+    json_object_set_new(doc, "starts", starts);
     struct live live = live_now(o);
     json_t *ended = json_object();
     for (int i = 0; i < TUNNEL_OUTCOME_MAX_; i++)

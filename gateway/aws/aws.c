@@ -423,6 +423,26 @@ static struct api *api_new(struct aws_client *c, enum api_kind kind,
     return a;
 }
 
+int aws_client_where(struct aws_client *c, const char *profile,
+                     const char *region, char *profile_out, size_t pcap,
+                     char *region_out, size_t rcap)
+{
+    struct api *a = api_new(c, API_CALL, profile, region);
+    int rc;
+
+    region_out[0] = '\0';
+    if (!a)
+        return GW_ENOMEM;
+    snprintf(profile_out, pcap, "%s",
+             aws_resolve_profile_name(NULL, a->profile_arg));
+    rc = aws_resolve_region(NULL, a->region_arg, c->profiles, profile_out,
+                            region_out, rcap);
+    free(a);
+    if (rc < 0)
+        region_out[0] = '\0';
+    return rc < 0 ? GW_ENO_REGION : 0;
+}
+
 static struct aws_call *api_start(struct api *a,
                                   const struct aws_call_hooks *hooks,
                                   aws_done_cb *done, void *arg)

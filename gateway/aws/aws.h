@@ -59,6 +59,13 @@ struct aws_call *aws_call_start(struct aws_client *c, const char *service,
                                 const char *profile, const char *region,
                                 aws_done_cb *done, void *arg);
 
+/* The profile and region a call with these arguments goes to (the rules
+ * of aws_call_start), for a person to read; region "" when none resolves.
+ * Returns 0 or GW_ENO_REGION. */
+int aws_client_where(struct aws_client *c, const char *profile,
+                     const char *region, char *profile_out, size_t pcap,
+                     char *region_out, size_t rcap);
+
 /* Calls still pending (shutdown waits for TerminateSession). */
 int aws_client_pending(const struct aws_client *c);
 

@@ -1,6 +1,6 @@
 /*
  * aws_parse.h - the pure parts of the AWS layer: error bodies of every
- * protocol, the XML (Query) response to JSON conversion, retry
+ * protocol, retry
  * classification and backoff, timestamp formats, credential JSON, and
  * POSIX-shell word splitting for credential_process. No I/O, no libuv.
  */
@@ -26,12 +26,6 @@ enum aws_proto {
 void aws_parse_error(enum aws_proto proto, long status, const char *body,
                      size_t body_len, const char *request_id_hdr,
                      const char *error_type_hdr, struct aws_error *err);
-
-/* Parses a small XML document into JSON: an element with child elements
- * becomes an object (a repeated "member"/"item" child makes an array),
- * a leaf becomes its unescaped text. Returns NULL on malformed input or
- * more than 64 levels. */
-json_t *aws_xml_to_json(const char *xml, size_t len);
 
 enum aws_retry_kind {
     AWS_RETRY_NO = 0,

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "aws_sigv4.h"
+#include "aws_xml.h"
 #include "common.h"
 
 static const struct aws_svc services[] = {

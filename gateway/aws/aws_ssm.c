@@ -16,7 +16,7 @@
 #include "log.h"
 #include "secret.h"
 
-#define SSM_MAX_INSTANCES 1000
+#define SSM_MAX_INSTANCES 10000
 
 struct ssm_req {
     aws_ssm_session_cb *session_done;
@@ -229,7 +229,9 @@ static void instances_done(void *arg, int status, json_t *resp,
             copy_field(in->platform_type, sizeof(in->platform_type), item,
                        "PlatformType", 0) < 0 ||
             copy_field(in->name, sizeof(in->name), item, "ComputerName", 0) <
-                0) {
+                0 ||
+            copy_field(in->ip_address, sizeof(in->ip_address), item,
+                       "IPAddress", 0) < 0) {
             log_warn("aws: DescribeInstanceInformation: skipping a "
                      "malformed entry");
             continue;
@@ -256,12 +258,15 @@ static struct aws_call *describe(struct aws_client *c, const char *profile,
     struct ssm_req *r;
     json_t *in;
 
-    if (!value || !done || !(r = calloc(1, sizeof(*r))))
+    if ((key && !value) || !done || !(r = calloc(1, sizeof(*r))))
         return NULL;
     r->instances_done = done;
     r->arg = arg;
-    in = json_pack("{s:[{s:s, s:[s]}], s:i}", "Filters", "Key", key, "Values",
-                   value, "MaxResults", 50);
+    if (key)
+        in = json_pack("{s:[{s:s, s:[s]}], s:i}", "Filters", "Key", key,
+                       "Values", value, "MaxResults", 50);
+    else
+        in = json_pack("{s:i}", "MaxResults", 50);
     if (!in) {
         free(r);
         return NULL;
@@ -276,6 +281,13 @@ struct aws_call *aws_ssm_find_by_name(struct aws_client *c, const char *profile,
                                       aws_ssm_instances_cb *done, void *arg)
 {
     return describe(c, profile, region, "tag:Name", name, done, arg);
+}
+
+struct aws_call *aws_ssm_list_instances(struct aws_client *c,
+                                        const char *profile, const char *region,
+                                        aws_ssm_instances_cb *done, void *arg)
+{
+    return describe(c, profile, region, NULL, NULL, done, arg);
 }
 
 struct aws_call *

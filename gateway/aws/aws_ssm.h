@@ -53,6 +53,7 @@ struct aws_ssm_instance {
     char agent_version[32];
     char platform_type[32]; /* Linux, Windows, MacOS */
     char name[256];         /* ComputerName or "" */
+    char ip_address[48];    /* IPAddress or "" */
 };
 
 /* instances valid during the callback only; n may be 0. */
@@ -64,6 +65,11 @@ typedef void aws_ssm_instances_cb(void *arg, int status,
 struct aws_call *aws_ssm_find_by_name(struct aws_client *c, const char *profile,
                                       const char *region, const char *name,
                                       aws_ssm_instances_cb *done, void *arg);
+/* DescribeInstanceInformation with no filter: every managed node the
+ * profile sees in the region (all pages, up to 10000). */
+struct aws_call *aws_ssm_list_instances(struct aws_client *c,
+                                        const char *profile, const char *region,
+                                        aws_ssm_instances_cb *done, void *arg);
 /* DescribeInstanceInformation with an InstanceIds filter. */
 struct aws_call *
 aws_ssm_describe_instance(struct aws_client *c, const char *profile,

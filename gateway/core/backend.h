@@ -59,6 +59,10 @@ struct backend_cb {
      * GW_EREFUSED: the destination refused it; anything else: it broke.
      * reason as in on_open. */
     void (*on_error)(void *arg, int err, const char *reason);
+    /* Optional, before on_open: the open waits for something slow (a
+     * stopped instance starting) for up to ms more; the owner's own
+     * open timeout starts again from now with ms added. */
+    void (*on_wait)(void *arg, uint64_t ms, const char *why);
 };
 
 struct backend_ops {

@@ -98,6 +98,17 @@ static int parse_bool(const struct directive *d, const char *v, void *dst,
     return -1;
 }
 
+/* A section's yes/no that [gateway] supplies when unset. */
+static int parse_yes_no_set(const struct directive *d, const char *v, void *dst,
+                            const char **why)
+{
+    int b;
+    if (parse_bool(d, v, &b, why) != 0)
+        return -1;
+    *(int *)dst = b ? CONFIG_YES : CONFIG_NO;
+    return 0;
+}
+
 static int parse_level(const struct directive *d, const char *v, void *dst,
                        const char **why)
 {
@@ -254,7 +265,8 @@ static int parse_listen_list(const struct directive *d, const char *v,
  * written out once. */
 #define WHO(M)                                                                 \
     M("user", parse_user, user), M("profile", parse_string, profile),          \
-        M("region", parse_region, region)
+        M("region", parse_region, region),                                     \
+        M("start_stopped", parse_yes_no_set, start_stopped)
 
 /* The last column says who applies a key on SIGHUP (config.h, enum
  * config_apply); config_diff reads it. */
@@ -291,6 +303,9 @@ static const struct directive directives[] = {
     G("https_proxy", parse_proxy, https_proxy, 0, 0, "", RESTART),
     G("audit_log", parse_abs_path, audit_log, 0, 0, "", OBSERVE),
     G("metrics_listen", parse_addr_or_off, metrics_listen, 0, 0, "", OBSERVE),
+    G("start_stopped", parse_bool, start_stopped, 0, 0, "no", SERVER),
+    G("start_timeout_ms", parse_int, start_timeout_ms, 1000, 3600000, "300000",
+      SERVER),
     F("listen", parse_addr, listen),
     F("target", parse_string, target),
     F("port", parse_port, port),

@@ -23,6 +23,9 @@
 #define CONFIG_PATH_MAX   1024
 #define CONFIG_STR_MAX    256
 
+/* A yes/no a section may leave to [gateway]'s. */
+enum { CONFIG_UNSET = 0, CONFIG_NO = 1, CONFIG_YES = 2 };
+
 /* One [forward NAME] section: a static local port to one target. */
 struct config_forward {
     char name[CONFIG_NAME_MAX];
@@ -34,6 +37,7 @@ struct config_forward {
     char profile[CONFIG_NAME_MAX];
     char region[CONFIG_NAME_MAX];
     char account[CONFIG_NAME_MAX]; /* an [account] name: its profile etc. */
+    int start_stopped;             /* CONFIG_UNSET, CONFIG_NO, CONFIG_YES */
 };
 
 /* One [route NAME] section: SOCKS hostnames matching a glob go via. */
@@ -45,6 +49,7 @@ struct config_route {
     char profile[CONFIG_NAME_MAX];
     char region[CONFIG_NAME_MAX];
     char account[CONFIG_NAME_MAX]; /* an [account] name for via */
+    int start_stopped;             /* CONFIG_UNSET, CONFIG_NO, CONFIG_YES */
 };
 
 /*
@@ -58,6 +63,7 @@ struct config_account {
     char user[CONFIG_NAME_MAX];    /* "" = default_user */
     char profile[CONFIG_NAME_MAX]; /* required */
     char region[CONFIG_NAME_MAX];  /* "" = the profile's */
+    int start_stopped;             /* CONFIG_UNSET, CONFIG_NO, CONFIG_YES */
 };
 
 struct config {
@@ -100,6 +106,10 @@ struct config {
     char audit_log[CONFIG_PATH_MAX];
     /* GET /metrics (Prometheus text) on ADDR:PORT; "" = off. */
     char metrics_listen[CONFIG_ADDR_MAX];
+    /* A connect to a stopped instance starts it (StartInstances) and
+     * waits for its agent, up to start_timeout_ms (300000). */
+    int start_stopped;
+    int start_timeout_ms;
 
     struct config_forward *forwards;
     int n_forwards;

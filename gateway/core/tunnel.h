@@ -38,6 +38,10 @@ struct tunnel_spec {
     /* A [forward] port: no reply waits for the open, so a backend need
      * not hold its report to learn whether the destination is there. */
     int no_reply;
+    /* A stopped target instance is started (StartInstances) and waited
+     * for, up to start_timeout_ms; else the client hears it is stopped. */
+    int start_stopped;
+    int start_timeout_ms;
 };
 
 /* How a client connection ended: the audit log's outcome and the metrics'

@@ -392,12 +392,28 @@ static void conn_on_error(void *arg, int err, const char *reason)
     uv_timer_start(&c->timer, conn_open_timeout, CONN_FLUSH_MS, 0);
 }
 
+/* The backend waits for something slow (an instance starting): the open
+ * may take that long, then a connect_timeout_ms of its own. The client's
+ * reply is held all the while (a SOCKS client waits; ssh's ConnectTimeout
+ * counts only the TCP connect to this port). */
+static void conn_on_wait(void *arg, uint64_t ms, const char *why)
+{
+    struct conn *c = arg;
+    if (c->state != CONN_OPENING)
+        return;
+    log_debug("conn %llu: waiting up to %llu ms: %s", (unsigned long long)c->id,
+              (unsigned long long)ms, why);
+    uv_timer_start(&c->timer, conn_open_timeout,
+                   ms + (uint64_t)c->cfg->connect_timeout_ms + 2000, 0);
+}
+
 static const struct backend_cb conn_backend_cb = {
     .on_open = conn_on_open,
     .on_data = conn_on_data,
     .on_eof = conn_on_eof,
     .on_drain = conn_on_drain,
     .on_error = conn_on_error,
+    .on_wait = conn_on_wait,
 };
 
 /* ---- routing and opening ---- */

@@ -55,6 +55,8 @@ static void base_who(const struct config *cfg, struct tunnel_spec *out)
     copy(out->user, sizeof(out->user), cfg->default_user);
     copy(out->profile, sizeof(out->profile), cfg->profile);
     copy(out->region, sizeof(out->region), cfg->region);
+    out->start_stopped = cfg->start_stopped;
+    out->start_timeout_ms = cfg->start_timeout_ms;
 }
 
 static void base_spec(const struct config *cfg, struct tunnel_spec *out)
@@ -66,8 +68,10 @@ static void base_spec(const struct config *cfg, struct tunnel_spec *out)
 /* A [route] or [forward] entry's own user (NULL = keep), profile and
  * region override the defaults when set. */
 static void overlay(struct tunnel_spec *out, const char *user,
-                    const char *profile, const char *region)
+                    const char *profile, const char *region, int start_stopped)
 {
+    if (start_stopped != CONFIG_UNSET)
+        out->start_stopped = start_stopped == CONFIG_YES;
     if (user != NULL && user[0] != '\0')
         copy(out->user, sizeof(out->user), user);
     if (profile[0] != '\0')
@@ -86,7 +90,7 @@ static void overlay_account(struct tunnel_spec *out,
                             const struct config_account *a)
 {
     if (a != NULL)
-        overlay(out, a->user, a->profile, a->region);
+        overlay(out, a->user, a->profile, a->region, a->start_stopped);
 }
 
 /* "web-1" or "web-1.eu-west-1": a Name tag, with a region when given. */
@@ -143,7 +147,7 @@ static int resolve_plain(const struct config *cfg, const char *name,
             base_who(cfg, out);
             overlay_account(out, a);
         }
-        overlay(out, r->user, r->profile, r->region);
+        overlay(out, r->user, r->profile, r->region, r->start_stopped);
         if (strcmp(r->via, "direct") == 0) {
             out->kind = TUNNEL_DIRECT;
             return 0;
@@ -229,7 +233,7 @@ int route_from_forward(const struct config *cfg,
     out->no_reply = 1;
     out->port = fwd->port;
     overlay_account(out, config_find_account(cfg, fwd->account));
-    overlay(out, fwd->user, fwd->profile, fwd->region);
+    overlay(out, fwd->user, fwd->profile, fwd->region, fwd->start_stopped);
     if (strcmp(fwd->target, "direct") == 0) {
         if (fwd->remote_host[0] == '\0')
             return GW_EINVAL;

@@ -38,6 +38,7 @@ struct backend_ssm {
     uv_timer_t *keepalive; /* smux NOPs; own allocation, closed at free */
     struct list terms;     /* TerminateSession calls waiting for a flush */
     struct ssm_names names;
+    struct ssm_starts *starts; /* stopped instances being started */
 };
 
 /* ---- TerminateSession after the flush ---- */
@@ -200,6 +201,10 @@ int backend_ssm_new(uv_loop_t *loop, struct aws_client *aws, struct ws_ctx *ws,
     struct backend_ssm *b = calloc(1, sizeof(*b));
     if (b == NULL)
         return GW_ENOMEM;
+    if ((b->starts = ssm_starts_new(loop, aws)) == NULL) {
+        free(b);
+        return GW_ENOMEM;
+    }
     b->env = (struct ssm_env){
         .loop = loop,
         .aws = aws,
@@ -207,6 +212,7 @@ int backend_ssm_new(uv_loop_t *loop, struct aws_client *aws, struct ws_ctx *ws,
         .keys = keys,
         .opts = &b->opts,
         .names = &b->names,
+        .starts = b->starts,
         .sessions = &b->sessions,
         .next_id = &b->next_id,
         .on_idle = session_idle,
@@ -220,6 +226,7 @@ int backend_ssm_new(uv_loop_t *loop, struct aws_client *aws, struct ws_ctx *ws,
     b->be.ctx = b;
     b->keepalive = malloc(sizeof(*b->keepalive));
     if (b->keepalive == NULL) {
+        ssm_starts_free(b->starts);
         free(b);
         return GW_ENOMEM;
     }
@@ -262,6 +269,13 @@ int backend_ssm_terminating(const struct backend_ssm *b)
     return b != NULL ? (int)list_count(&b->terms) : 0;
 }
 
+void backend_ssm_foreach_start(const struct backend_ssm *b, ssm_start_fn *fn,
+                               void *arg)
+{
+    if (b != NULL)
+        ssm_starts_foreach(b->starts, fn, arg);
+}
+
 void backend_ssm_free(struct backend_ssm *b)
 {
     if (b == NULL)
@@ -270,6 +284,7 @@ void backend_ssm_free(struct backend_ssm *b)
     while (!list_empty(&b->sessions))
         ssm_session_free(ssm_session_from_link(b->sessions.next));
     uv_close((uv_handle_t *)b->keepalive, keepalive_closed);
+    ssm_starts_free(b->starts); /* no session waits any more */
     /* Sockets still flushing: their TerminateSession calls go now. */
     struct list *l, *tmp;
     LIST_FOREACH_SAFE (l, tmp, &b->terms) {

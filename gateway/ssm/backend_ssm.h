@@ -10,6 +10,7 @@
 
 #include "backend.h"
 #include "ssm_opts.h"
+#include "ssm_start.h"
 
 struct aws_client;
 struct keypush;
@@ -38,5 +39,8 @@ void backend_ssm_free(struct backend_ssm *b);
 int backend_ssm_sessions(const struct backend_ssm *b);
 /* TerminateSession calls waiting for a session's last flags to go out. */
 int backend_ssm_terminating(const struct backend_ssm *b);
+/* Each stopped instance being started for a connection (status). */
+void backend_ssm_foreach_start(const struct backend_ssm *b, ssm_start_fn *fn,
+                               void *arg);
 
 #endif

@@ -5,7 +5,10 @@
  *        \___________\___________\_______\_________\__-> CLOSED
  *
  * RESOLVING only for a Name target not in the cache; STARTING runs the
- * key push (SSH) beside StartSession; OPENING signs the WebSocket upgrade
+ * key push (SSH) beside StartSession; a TargetNotConnected answer for an
+ * instance id is WAKING while ssm_start finds out whether the instance is
+ * stopped, starts it (start_stopped) and waits for its agent, then
+ * STARTING again; OPENING signs the WebSocket upgrade
  * and waits for the handshake, which fixes the mode (ssm_mode_for); a
  * dropped WebSocket is RESUMING (ResumeSession, reconnect, replay) within
  * the resume budget. Every change goes through session_set_state. The
@@ -25,14 +28,16 @@
 #include "log.h"
 #include "secret.h"
 #include "ssm_names.h"
+#include "ssm_start.h"
 #include "ssm_stream.h"
 #include "stats.h"
 #include "ws.h"
 
 static const char *const ssm_state_names[] = {
     [SSM_RESOLVING] = "resolving", [SSM_STARTING] = "starting",
-    [SSM_OPENING] = "opening",     [SSM_OPEN] = "open",
-    [SSM_RESUMING] = "resuming",   [SSM_CLOSED] = "closed",
+    [SSM_WAKING] = "waking",       [SSM_OPENING] = "opening",
+    [SSM_OPEN] = "open",           [SSM_RESUMING] = "resuming",
+    [SSM_CLOSED] = "closed",
 };
 
 static void session_set_state(struct ssm_session *s, enum ssm_state next,
@@ -61,6 +66,10 @@ static void session_release(struct ssm_session *s, const char *why)
     if (s->push != NULL) {
         keypush_cancel(s->push);
         s->push = NULL;
+    }
+    if (s->wake != NULL) {
+        ssm_start_cancel(s->wake);
+        s->wake = NULL;
     }
     struct dc_channel *flushing = NULL;
     if (s->ch != NULL && ssm_session_live(s) && s->session_id[0] != '\0') {
@@ -485,6 +494,64 @@ static void resume_now(struct ssm_session *s)
 
 /* ---- start ---- */
 
+static void start_session(struct ssm_session *s);
+
+/* ssm_start's word on a TargetNotConnected instance. */
+static void on_woken(void *arg, int status, const char *why)
+{
+    struct ssm_session *s = arg;
+    char msg[GW_REASON_MAX];
+    s->wake = NULL;
+    if (status == 0) {
+        log_info("ssm %llu: instance %s is up: starting the session again",
+                 (unsigned long long)s->id, s->instance);
+        start_session(s);
+        return;
+    }
+    if (status == GW_ENOT_FOUND) { /* not stopped: StartSession's error */
+        if (why != NULL && why[0] != '\0')
+            log_debug("ssm %llu: %s", (unsigned long long)s->id, why);
+        ssm_session_fail(s, GW_EUNREACHABLE, s->wake_why);
+        return;
+    }
+    snprintf(msg, sizeof(msg), "%s", why ? why : gw_strerror(status));
+    ssm_session_fail(s, status == GW_ETIMEOUT ? GW_ETIMEOUT : GW_EUNREACHABLE,
+                     msg);
+}
+
+/* TargetNotConnected for an instance: it may be stopped. 1 when the
+ * session now waits for ssm_start's answer. */
+static int wake_instance(struct ssm_session *s, const struct aws_error *err)
+{
+    if (s->woken || s->env->starts == NULL || err == NULL ||
+        strcmp(err->code, "TargetNotConnected") != 0 ||
+        strncmp(s->instance, "i-", 2) != 0)
+        return 0;
+    s->woken = 1;
+    snprintf(s->wake_why, sizeof(s->wake_why), "StartSession: %s: %s",
+             err->code, err->message[0] ? err->message : "(no message)");
+    /* The key push raced StartSession to a stopped instance and lost;
+     * it runs again with the next StartSession. */
+    if (s->push != NULL) {
+        keypush_cancel(s->push);
+        s->push = NULL;
+    }
+    s->push_pending = s->push_status = 0;
+    if (ssm_start_wait(s->env->starts, s->instance, s->spec.profile,
+                       s->spec.region, s->spec.start_stopped,
+                       s->spec.start_timeout_ms, on_woken, s, &s->wake) != 0)
+        return 0;
+    session_set_state(s, SSM_WAKING, "TargetNotConnected");
+    /* Also without start_stopped: an instance someone else is starting
+     * is waited for (a stopped one is refused at once). */
+    struct backend_stream *st, *tmp;
+    SSM_STREAM_FOREACH(st, tmp, s)
+    if (st->cb->on_wait != NULL && !st->reported)
+        st->cb->on_wait(st->arg, (uint64_t)s->spec.start_timeout_ms,
+                        "its instance may be starting");
+    return 1;
+}
+
 static void on_started(void *arg, int status,
                        const struct aws_ssm_session *sess,
                        const struct aws_error *err)
@@ -498,6 +565,8 @@ static void on_started(void *arg, int status,
             aws_ssm_error_to_gw(status, err) == GW_EUNREACHABLE)
             ssm_names_forget(s->env->names, s->spec.target, s->spec.profile,
                              s->spec.region);
+        if (wake_instance(s, err))
+            return;
         fail_aws(s, "StartSession", status, err);
         return;
     }

@@ -36,8 +36,9 @@ struct ssm_env { /* from the owner; outlives every session */
     struct keypush *keys; /* NULL: no key push */
     const struct ssm_opts *opts;
     struct ssm_names *names;
-    struct list *sessions; /* the owner's list; a session links itself */
-    uint64_t *next_id;     /* the owner's session counter */
+    struct ssm_starts *starts; /* stopped instances started; NULL = none */
+    struct list *sessions;     /* the owner's list; a session links itself */
+    uint64_t *next_id;         /* the owner's session counter */
     /* The last stream left an unbroken session. */
     void (*on_idle)(struct ssm_session *s, void *arg);
     /* The session ended: TerminateSession is the owner's to call, after

@@ -392,6 +392,10 @@ int ssm_stream_new(struct ssm_session *s, int no_reply,
     list_insert_head(&s->streams, &st->link);
     s->n_streams++;
     s->linger_until = 0;
+    if (s->state == SSM_WAKING &&
+        cb->on_wait != NULL) /* joined a session waiting for a start */
+        cb->on_wait(arg, (uint64_t)s->spec.start_timeout_ms,
+                    "its instance is starting");
     if (s->opened) {              /* joined an open session */
         uv_timer_stop(&s->timer); /* no longer lingering */
         log_debug("ssm %llu: new smux stream %u on session %s",

@@ -20,9 +20,10 @@
 enum ssm_state {
     SSM_RESOLVING, /* Name -> instance id, DescribeInstanceInformation */
     SSM_STARTING,  /* StartSession, and for SSH the key push, in parallel */
-    SSM_OPENING,   /* signed WebSocket upgrade, handshake */
-    SSM_OPEN,      /* bytes flow: stream mode raw, port mode over smux v1 */
-    SSM_RESUMING,  /* the WebSocket dropped: ResumeSession, reopen, replay */
+    SSM_WAKING, /* TargetNotConnected: is it stopped? start, wait (ssm_start) */
+    SSM_OPENING,  /* signed WebSocket upgrade, handshake */
+    SSM_OPEN,     /* bytes flow: stream mode raw, port mode over smux v1 */
+    SSM_RESUMING, /* the WebSocket dropped: ResumeSession, reopen, replay */
     SSM_CLOSED,
 };
 
@@ -84,6 +85,9 @@ struct ssm_session {
     char region[64];
     struct aws_call *call;
     struct keypush_wait *push;
+    struct ssm_start_wait *wake;  /* waiting on a stopped instance's start */
+    int woken;                    /* asked once: a second miss is final */
+    char wake_why[GW_REASON_MAX]; /* StartSession's own error, meanwhile */
     int push_pending;
     int push_status;
     char *push_error;                        /* tunnel_reason_set; NULL: none */

@@ -202,8 +202,8 @@ def socks_reply(w, host, port):
     ("sleepy", 4, "ping status is ConnectionLost"),
     ("nosuchname", 4, "no managed instance is named nosuchname"),
     (DENIED, 2, "SendSSHPublicKey"),
-    # StartSession or the push may fail first; both name the cause.
-    (STOPPED, 4, "TargetNotConnected|EC2InstanceStateInvalidException"),
+    # StartSession's TargetNotConnected, then DescribeInstances: stopped.
+    (STOPPED, 4, "is stopped; set start_stopped = yes to start it"),
 ])
 def test_error_paths_get_socks_codes_and_log_lines(world, target, code, log):
     assert socks_reply(world, "%s@%s" % (world["sshd"].user, target),

@@ -389,6 +389,35 @@ class State:
         if "temp_creds_ttl_s" in cfg:
             self.temp_creds_ttl_s = float(cfg["temp_creds_ttl_s"] or 0) or None
 
+    def tick(self):
+        """Moves every instance along its timeline: a stopping instance is
+        stopped stop_delay_s after it began stopping; a started one is
+        running boot_delay_s after StartInstances, and its agent comes
+        Online agent_delay_s after that (until then SSM sees it
+        ConnectionLost, and StartSession answers TargetNotConnected)."""
+        now = time.monotonic()
+        for inst in self.instances.values():
+            st = inst.get("state", "running")
+            if st == "stopping" and now >= inst["_since"] + inst.get("stop_delay_s", 0):
+                inst["state"], inst["_since"] = "stopped", now
+                inst["ping_status"] = "ConnectionLost"
+            elif st == "pending" and now >= inst["_since"] + inst.get("boot_delay_s", 0):
+                inst["state"], inst["_since"] = "running", now
+            if inst.get("state") == "running" and inst.get("_booting") and \
+                    now >= inst["_since"] + inst.get("agent_delay_s", 0):
+                inst["ping_status"] = "Online"
+                inst["_booting"] = False
+
+    def start_instance(self, inst):
+        """StartInstances on one instance: (previous, current) state names."""
+        prev = inst.get("state", "running")
+        if prev == "stopped":
+            inst["state"], inst["_since"] = "pending", time.monotonic()
+            inst["ping_status"] = "ConnectionLost"
+            inst["_booting"] = True
+            inst["starts"] = inst.get("starts", 0) + 1
+        return prev, inst["state"]
+
     def set_instance(self, iid, spec):
         base = {"name": None, "ping_status": "Online", "agent_version": "3.3.987.0",
                 "platform": "Linux", "platform_name": "Amazon Linux",
@@ -399,6 +428,10 @@ class State:
         new.update(spec)
         if new.get("name") and "Name" not in new["tags"]:
             new["tags"] = dict(new["tags"], Name=new["name"])
+        if "state" in spec or "_since" not in new:
+            new["_since"] = time.monotonic()
+        if spec.get("state") == "stopped" and "ping_status" not in spec:
+            new["ping_status"] = "ConnectionLost"
         self.instances[iid] = new
 
     def set_faults(self, f):
@@ -441,9 +474,11 @@ class State:
         seen.append(now)
         return False
 
-    def take_api_fault(self, action):
+    def take_api_fault(self, action, account=None):
         for rule in self.api_faults:
             if rule.get("action", "*") not in ("*", action):
+                continue
+            if rule.get("account") not in (None, account):
                 continue
             cnt = rule.get("count", 1)
             if cnt == 0:
@@ -670,7 +705,9 @@ class Api:
         return ApiError("ThrottlingException", "Rate exceeded", 400)
 
     async def apply_fault(self, action, proto, rid, caller_arn="", resource="*"):
-        rule = self.state.take_api_fault(action)
+        parts = caller_arn.split(":")
+        rule = self.state.take_api_fault(
+            action, parts[4] if len(parts) >= 6 and parts[4] else ACCOUNT)
         if not rule:
             return None
         kind = rule.get("kind", "throttle")
@@ -871,6 +908,7 @@ class Api:
 
     async def op_ssm_StartSession(self, p, sres, req):
         st = self.state
+        st.tick()
         target = self._req_str(p, "Target", 1, 400)
         doc = p.get("DocumentName")
         if doc is None:
@@ -960,6 +998,7 @@ class Api:
 
     async def op_ssm_DescribeInstanceInformation(self, p, sres, req):
         st = self.state
+        st.tick()
         filters = p.get("Filters")
         legacy = p.get("InstanceInformationFilterList")
         if filters is not None and legacy is not None:
@@ -1342,10 +1381,14 @@ class Api:
                     f = ApiError("UnauthorizedOperation", "You are not authorized to "
                                  "perform this operation.", 403)
                 raise f
-            if action != "DescribeInstances":
+            st.tick()
+            if action == "StartInstances":
+                xml = self.ec2_start(params, sres)
+            elif action == "DescribeInstances":
+                xml = self.ec2_describe(params, sres)
+            else:
                 raise ApiError("InvalidAction", "The action %s is not valid for this web "
                                "service." % action, 400)
-            xml = self.ec2_describe(params, sres)
         except ApiError as e:
             entry["status"], entry["error"] = e.status, e.code
             st.record(entry)
@@ -1353,10 +1396,41 @@ class Api:
             return self.ec2_err(e, rid)
         entry["status"] = 200
         st.record(entry)
-        body = ('<?xml version="1.0" encoding="UTF-8"?>\n<DescribeInstancesResponse '
+        body = ('<?xml version="1.0" encoding="UTF-8"?>\n<%sResponse '
                 'xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">\n    <requestId>%s'
-                '</requestId>\n%s</DescribeInstancesResponse>' % (rid, xml))
+                '</requestId>\n%s</%sResponse>' % (action, rid, xml, action))
         return HttpResponse(200, body, ctype="text/xml;charset=UTF-8")
+
+    EC2_STATES = {"pending": 0, "running": 16, "shutting-down": 32, "terminated": 48,
+                  "stopping": 64, "stopped": 80}
+
+    def ec2_start(self, params, sres):
+        """StartInstances: InstanceId.N, all known to the caller and in a
+        state that can start (EC2 checks every id before starting any)."""
+        st = self.state
+        ids = [v for k, v in sorted(params.items()) if re.match(r"^InstanceId\.\d+$", k)]
+        if not ids:
+            raise ApiError("MissingParameter", "The request must contain the parameter "
+                           "InstanceId", 400)
+        for i in ids:
+            if not re.match(r"^i-[0-9a-f]{8,17}$", i):
+                raise ApiError("InvalidInstanceID.Malformed", "Invalid id: \"%s\"" % i, 400)
+            inst = st.instances.get(i)
+            if not self._visible(inst, sres):
+                raise ApiError("InvalidInstanceID.NotFound", "The instance ID '%s' does not "
+                               "exist" % i, 400)
+            if inst.get("state", "running") in ("stopping", "shutting-down", "terminated"):
+                raise ApiError("IncorrectInstanceState", "The instance '%s' is not in a state "
+                               "from which it can be started." % i, 400)
+        items = []
+        for i in ids:
+            prev, cur = st.start_instance(st.instances[i])
+            items.append("        <item>\n            <instanceId>%s</instanceId>\n"
+                         "            <currentState><code>%d</code><name>%s</name>"
+                         "</currentState>\n            <previousState><code>%d</code>"
+                         "<name>%s</name></previousState>\n        </item>\n"
+                         % (i, self.EC2_STATES[cur], cur, self.EC2_STATES[prev], prev))
+        return "    <instancesSet>\n%s    </instancesSet>\n" % "".join(items)
 
     def ec2_describe(self, params, sres):
         st = self.state

@@ -99,6 +99,7 @@ class FakeAws(Child):
              "AWS_DEFAULT_REGION": self.region,
              "AWS_ENDPOINT_URL_SSM": self.api_url,
              "AWS_ENDPOINT_URL_EC2_INSTANCE_CONNECT": self.api_url,
+             "AWS_ENDPOINT_URL_EC2": self.api_url,
              "AWS_ENDPOINT_URL_STS": self.api_url,
              "AWS_ENDPOINT_URL_SSO": self.api_url,
              "AWS_CONFIG_FILE": os.path.join(self.state_dir, "no-config"),

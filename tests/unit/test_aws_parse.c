@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "aws_parse.h"
+#include "aws_xml.h"
 #include "common.h"
 
 static void parse(enum aws_proto proto, long status, const char *body,

@@ -267,9 +267,58 @@ static void test_accounts(void **state)
     config_unref(c);
 }
 
+/* start_stopped: [gateway]'s, unless the account, route or forward of the
+ * tunnel says otherwise (the nearest wins); start_timeout_ms is global. */
+static void test_start_stopped(void **state)
+{
+    static const char text[] =
+        "[gateway]\nstart_stopped = yes\nstart_timeout_ms = 5000\n"
+        "[account prod]\nprofile = p\nstart_stopped = no\n"
+        "[account dev]\nprofile = d\n"
+        "[route a]\nmatch = *.a\nvia = i-01234567\nstart_stopped = no\n"
+        "[route b]\nmatch = *.b\nvia = i-01234567\naccount = prod\n"
+        "[route c]\nmatch = *.c\nvia = i-01234567\naccount = prod\n"
+        "start_stopped = yes\n";
+    static const struct {
+        const char *host;
+        int want;
+    } want[] = {
+        {"i-01234567", 1},
+        {"i-01234567.prod", 0},
+        {"i-01234567.dev", 1},
+        {"x.a", 0},
+        {"x.b", 0},
+        {"x.c", 1},
+    };
+    struct config *c = cfg_of(text);
+    struct tunnel_spec s;
+    const char *reason = NULL;
+    (void)state;
+    for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
+        assert_int_equal(route_resolve(c, want[i].host, 22, &s, &reason), 0);
+        if (s.start_stopped != want[i].want)
+            fail_msg("%s: start_stopped %d, want %d", want[i].host,
+                     s.start_stopped, want[i].want);
+        assert_int_equal(s.start_timeout_ms, 5000);
+    }
+    struct config_forward f;
+    forward_of(&f, "ide", "i-01234567", 22);
+    f.start_stopped = CONFIG_NO;
+    assert_int_equal(route_from_forward(c, &f, &s), 0);
+    assert_int_equal(s.start_stopped, 0);
+    config_unref(c);
+    /* The default: off, five minutes. */
+    c = cfg_of("[gateway]\n");
+    assert_int_equal(route_resolve(c, "i-01234567", 22, &s, &reason), 0);
+    assert_int_equal(s.start_stopped, 0);
+    assert_int_equal(s.start_timeout_ms, 300000);
+    config_unref(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_start_stopped),
         cmocka_unit_test(test_resolve_table),
         cmocka_unit_test(test_from_forward),
         cmocka_unit_test(test_accounts),
