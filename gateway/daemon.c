@@ -130,6 +130,12 @@ static struct ssm_opts daemon_ssm_opts(const struct daemon *d,
         .half_close_linger_ms = cfg->half_close_linger_ms,
         .open_confirm_ms = cfg->open_confirm_ms,
         .session_linger_ms = cfg->session_linger_ms,
+        .ssh_document = cfg->ssh_document == CONFIG_SSH_DOC_SSH
+                            ? SSM_SSH_DOC_SSH
+                        : cfg->ssh_document == CONFIG_SSH_DOC_PORT_FORWARD
+                            ? SSM_SSH_DOC_PORT_FORWARD
+                            : SSM_SSH_DOC_AUTO,
+        .sessions_per_target = cfg->sessions_per_target,
         .reason_prefix = reason,
         .stats = observe_stats(d->obs),
     };

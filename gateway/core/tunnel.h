@@ -38,6 +38,9 @@ struct tunnel_spec {
     /* A [forward] port: no reply waits for the open, so a backend need
      * not hold its report to learn whether the destination is there. */
     int no_reply;
+    /* Sessions this target's connections may spread over ([forward] or
+     * [route] sessions_per_target); 0 = the backend's default. */
+    int sessions_max;
 };
 
 /* How a client connection ended: the audit log's outcome and the metrics'

@@ -70,6 +70,17 @@ struct backend_stream {
     int dead;            /* failed; waiting for close() */
     int resumes_at_join; /* the session's resumes when this stream came */
     int joined;          /* came to a session already started */
+    /* ssh: the key push for this OS user ("" = none), run once the
+     * session knows its instance; the open report waits for it. */
+    char user[TUNNEL_USER_MAX];
+    struct keypush_wait *push;
+    int push_started;
+    int push_pending;
+    int open_waits; /* open, reported once the push is done */
+    /* Bytes either way in this second and the one before: its load. */
+    uint64_t win_start;
+    size_t win_bytes;
+    size_t prev_bytes;
 };
 
 /* One SSM session; on the owner's list, freed when its last stream left
@@ -83,10 +94,7 @@ struct ssm_session {
     char instance[TUNNEL_TARGET_MAX];
     char region[64];
     struct aws_call *call;
-    struct keypush_wait *push;
-    int push_pending;
-    int push_status;
-    char push_error[GW_REASON_MAX];
+    int fallback; /* ssh on a port forward: AWS-StartSSHSession if denied */
     char session_id[AWS_SSM_SESSION_ID_MAX]; /* "" once ended */
     char started_id[AWS_SSM_SESSION_ID_MAX]; /* kept for describe */
     int resumes;                             /* resumed data channels */
@@ -114,6 +122,7 @@ struct ssm_session {
     int by_service;        /* ended by channel_closed */
     uint64_t resume_deadline;
     uint64_t linger_until; /* idle: ends then, recycles or not; 0 = in use */
+    uint64_t idle_since;   /* uv_now the last stream left; 0 = in use */
     int resume_attempt;
     int timer_closing; /* the session is on its way out */
 };
@@ -132,6 +141,12 @@ void ssm_session_close_timer(struct ssm_session *s);
         (tmp) = CONTAINER_OF((st)->link.next, struct backend_stream, link))
 
 void ssm_stream_report(struct backend_stream *st, int status, const char *why);
+/* Starts the stream's key push if it wants one and the session knows its
+ * instance (ssm_session.c). */
+void ssm_stream_push_key(struct backend_stream *st);
+/* A stream opening, or one that moved SSM_BUSY_BYTES in the last
+ * second or two: what spreading counts as load. */
+int ssm_stream_busy(const struct backend_stream *st, uint64_t now);
 /* The stream is open on the agent's side (SYN sent, or the session's one
  * connection): report it now or hold the report (open_confirm_ms). */
 void ssm_stream_opened(struct backend_stream *st);
