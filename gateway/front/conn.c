@@ -213,6 +213,8 @@ static void conn_fill_info(const struct conn *c, struct conn_info *out)
         c->backend->ops->describe(c->stream, &out->stream);
     else
         conn_http_served(c, &out->stream);
+    if (out->stream.document[0] != '\0')
+        out->document = out->stream.document;
     out->region = out->stream.region[0] ? out->stream.region : c->spec.region;
     out->started_wall_ms = c->started_wall_ms;
     out->age_s = c->opened_ms ? (now - c->opened_ms) / 1000 : 0;

@@ -646,4 +646,6 @@ void ssm_stream_describe(const struct backend_stream *st,
     snprintf(out->region, sizeof(out->region), "%s", s->region);
     out->resumes = GW_MAX(s->resumes - st->resumes_at_join, 0);
     out->joined = st->joined;
+    snprintf(out->document, sizeof(out->document), "%s",
+             tunnel_document(s->spec.kind));
 }
