@@ -213,7 +213,8 @@ def test_streams_of_one_session_share_it_fairly():
 
     with ThreadedServer(sink) as srv, FakeAws(pace_ms=1) as fake:
         fake.set_instances({IID: {"ports": {"9": srv.port}}})
-        cfg = forwards_config(("sink", IID, "port = 9\n"),
+        # One session for all (sessions_per_target would spread them).
+        cfg = forwards_config(("sink", IID, "port = 9\nsessions_per_target = 1\n"),
                               gateway="message_rate = 990\n")
         with Gateway(cfg, env=fake.env()) as gw:
             # One session first, so that all four join it.
