@@ -41,6 +41,10 @@
 /* A stream that moved this much in the last second or two is busy: well
  * under what one session carries (~1 MB/s), well over an idle shell. */
 #define SSM_BUSY_BYTES (16 * 1024)
+/* A stream this young is busy too: what it will carry is not known yet,
+ * and connections started together (parallel downloads) must not all
+ * land on one session before any of them moved a byte. */
+#define SSM_YOUNG_MS 250
 
 /* Counts n bytes either way in the stream's two one-second windows. */
 static void stream_count(struct backend_stream *st, size_t n)
@@ -58,7 +62,7 @@ int ssm_stream_busy(const struct backend_stream *st, uint64_t now)
 {
     if (st->dead)
         return 0;
-    if (!st->reported) /* opening: what it will carry is not known yet */
+    if (!st->reported || now - st->born < SSM_YOUNG_MS) /* opening, new */
         return 1;
     uint64_t age = now - st->win_start;
     size_t recent = age >= 2000   ? 0
@@ -422,6 +426,7 @@ int ssm_stream_new(struct ssm_session *s, int no_reply, const char *push_user,
                                   .resumes_at_join = s->resumes,
                                   .joined = s->n_streams > 0 || s->opened};
     st->notify.cb = stream_notify;
+    st->born = uv_now(s->env->loop);
     if (push_user != NULL)
         snprintf(st->user, sizeof(st->user), "%s", push_user);
     s->next_sid += 2;

@@ -78,6 +78,7 @@ struct backend_stream {
     int push_pending;
     int open_waits; /* open, reported once the push is done */
     /* Bytes either way in this second and the one before: its load. */
+    uint64_t born; /* uv_now at ssm_stream_new */
     uint64_t win_start;
     size_t win_bytes;
     size_t prev_bytes;
@@ -144,8 +145,9 @@ void ssm_stream_report(struct backend_stream *st, int status, const char *why);
 /* Starts the stream's key push if it wants one and the session knows its
  * instance (ssm_session.c). */
 void ssm_stream_push_key(struct backend_stream *st);
-/* A stream opening, or one that moved SSM_BUSY_BYTES in the last
- * second or two: what spreading counts as load. */
+/* A stream opening or younger than SSM_YOUNG_MS, or one that moved
+ * SSM_BUSY_BYTES in the last second or two: what spreading counts as
+ * load. */
 int ssm_stream_busy(const struct backend_stream *st, uint64_t now);
 /* The stream is open on the agent's side (SYN sent, or the session's one
  * connection): report it now or hold the report (open_confirm_ms). */

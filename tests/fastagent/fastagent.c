@@ -979,9 +979,13 @@ static void write_dests(struct session *s)
             }
             bytes_drop(&st->out, (size_t)k);
         }
+        /* The client's FIN closes the destination both ways, as the
+         * agent's smux port plugin does (a half-close would leave a
+         * destination that keeps talking taking the session's pace). */
         if (st->fd >= 0 && st->out.len == 0 && (st->fin_sent & 2)) {
-            shutdown(st->fd, SHUT_WR);
             st->fin_sent &= ~2;
+            smux_emit(s, 1, st->sid, NULL, 0);
+            stream_close(st);
         }
     }
 }
