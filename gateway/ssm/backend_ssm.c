@@ -13,8 +13,8 @@
  *
  * One target's connections spread over up to sessions_per_target sessions,
  * since the service paces each session (~1000 messages/s): a connection
- * goes to the session with the fewest busy streams (opening, or moving
- * bytes: ssm_stream_busy), a new session is started only when every one
+ * goes to the session with the fewest busy streams (opening, young, or
+ * moving bytes: ssm_stream_busy), a new session is started only when every one
  * already carries a busy stream, and idle connections pack onto the
  * fullest idle session so that empty ones age out. An idle session
  * lingers session_linger_ms for the next connection, then it is

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from harness import Gateway, FAKE_DIR, SSMGATE_BIN, ThreadedServer
+from harness import Gateway, FAKE_DIR, SSMGATE_BIN, ThreadedServer, send_forever
 
 sys.path.insert(0, FAKE_DIR)
 from fakeaws import FakeAws  # noqa: E402
@@ -38,15 +38,12 @@ def source(c):
         if c.recv(1) == b"q":
             while c.recv(4096):
                 pass
+            c.close()
             return
-        chunk = b"x" * 16384
-        while True:
-            c.sendall(chunk)
-            time.sleep(0.02)
     except OSError:
-        pass
-    finally:
         c.close()
+        return
+    send_forever(c, b"x" * 16384, 0.02)
 
 
 @pytest.fixture(scope="module")
