@@ -543,8 +543,9 @@ static void on_started(void *arg, int status,
                                 s->stream_url, on_signed, s);
 }
 
-/* A stream's key push answered: its open report may go, or it fails with
- * the push's error. */
+/* A stream's key push answered: its open report may go. A failure is
+ * kept for that moment, so that the session's own failure (StartSession's
+ * answer, which comes at about the same time) is the one reported. */
 static void on_pushed(void *arg, int status, const struct aws_error *err)
 {
     struct backend_stream *st = arg;
@@ -552,16 +553,16 @@ static void on_pushed(void *arg, int status, const struct aws_error *err)
     st->push = NULL;
     st->push_pending = 0;
     if (status != 0) {
-        char why[GW_REASON_MAX];
         if (err != NULL && err->code[0] != '\0')
-            snprintf(why, sizeof(why), "SendSSHPublicKey for %s@%s: %s: %s",
-                     st->user, s->instance, err->code, err->message);
+            snprintf(st->notify_why, sizeof(st->notify_why),
+                     "SendSSHPublicKey for %s@%s: %s: %s", st->user,
+                     s->instance, err->code, err->message);
         else
-            snprintf(why, sizeof(why), "SendSSHPublicKey for %s@%s: %s",
-                     st->user, s->instance, gw_strerror(status));
+            snprintf(st->notify_why, sizeof(st->notify_why),
+                     "SendSSHPublicKey for %s@%s: %s", st->user, s->instance,
+                     gw_strerror(status));
         int rc = aws_ssm_error_to_gw(status, err);
-        ssm_stream_fail(st, rc == GW_EAWS ? GW_EDENIED : rc, why);
-        return;
+        st->push_status = rc == GW_EAWS ? GW_EDENIED : rc;
     }
     if (st->open_waits) {
         st->open_waits = 0;

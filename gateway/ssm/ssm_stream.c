@@ -158,6 +158,11 @@ void ssm_stream_report(struct backend_stream *st, int status, const char *why)
         st->open_waits = 1;
         return;
     }
+    if (status == 0 && st->push_status != 0) { /* notify_why says why */
+        st->notify_status = st->push_status;
+        defer_queue(st->sess->env->loop, &st->notify);
+        return;
+    }
     st->notify_status = status;
     snprintf(st->notify_why, sizeof(st->notify_why), "%s", why ? why : "");
     defer_queue(st->sess->env->loop, &st->notify);

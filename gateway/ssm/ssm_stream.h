@@ -76,7 +76,8 @@ struct backend_stream {
     struct keypush_wait *push;
     int push_started;
     int push_pending;
-    int open_waits; /* open, reported once the push is done */
+    int push_status; /* its failure (notify_why has the reason), or 0 */
+    int open_waits;  /* open, reported once the push is done */
     /* Bytes either way in this second and the one before: its load. */
     uint64_t born; /* uv_now at ssm_stream_new */
     uint64_t win_start;
