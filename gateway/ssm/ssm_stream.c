@@ -568,7 +568,12 @@ int ssm_stream_shutdown(struct backend_stream *st)
     uint64_t now = uv_now(s->env->loop);
     st->quiet_since = GW_MAX(st->quiet_since, now);
     if (s->mode.mux) {
-        if (!st->fin_sent && !st->fin_held) {
+        /* ssh never half-closes (its client's EOF is its end, and sshd
+         * waits for it before it closes): the FIN goes at once. */
+        if (!st->fin_sent && !st->fin_held && st->user[0] != '\0') {
+            st->fin_sent = 1;
+            ssm_session_send_ctrl(s, SMUX_FIN, st->sid);
+        } else if (!st->fin_sent && !st->fin_held) {
             st->fin_held = 1;
             ssm_session_fin_check(s);
         }
