@@ -54,7 +54,10 @@ class World:
         self.sd = Sshd(self.fake.state_dir, instance_id="*")
         self.sd.__enter__()
         self.fake.set_instances({IID: {"name": "web", "ports": {"22": self.sd.port}}})
-        self.gw = Gateway("[gateway]\nmessage_rate = %d\n" % message_rate,
+        # One session per ssh (AWS-StartSSHSession, stream mode): each
+        # transfer's session and its pauses are its own.
+        self.gw = Gateway("[gateway]\nmessage_rate = %d\nssh_document = ssh\n"
+                          % message_rate,
                           env=self.fake.env())
         self.opts = self.gw.ssh_opts("-o", "IdentitiesOnly=no")
         self.dest = "%s@%s" % (self.sd.user, IID)
