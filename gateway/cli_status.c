@@ -175,6 +175,33 @@ static void start_lines(struct frame *f, json_t *starts)
     }
 }
 
+/* The SSM sessions, warm ones included: one line each. */
+static void session_lines(struct frame *f, json_t *sessions)
+{
+    size_t i;
+    json_t *t;
+    if (json_array_size(sessions) == 0)
+        return;
+    frame_add(f, "%s", "");
+    frame_add(f, "%-22s %-32s %-20s %-10s %7s %4s %7s %s", "SESSION_TARGET",
+              "DOCUMENT", "PROFILE/REGION", "STATE", "STREAMS", "BUSY", "IDLE",
+              "SESSION_ID");
+    json_array_foreach(sessions, i, t)
+    {
+        char who[160], idle[24] = "-";
+        snprintf(who, sizeof(who), "%s/%s",
+                 jstr(t, "profile")[0] ? jstr(t, "profile") : "(default)",
+                 jstr(t, "region"));
+        if (json_is_integer(json_object_get(t, "idle_s")))
+            fmt_age(jnum(t, "idle_s"), idle, sizeof(idle));
+        frame_add(f, "%-22s %-32s %-20s %-10s %7llu %4llu %7s %s",
+                  jstr(t, "target"), jstr(t, "document"), who, jstr(t, "state"),
+                  (unsigned long long)jnum(t, "streams"),
+                  (unsigned long long)jnum(t, "busy"), idle,
+                  jstr(t, "session_id"));
+    }
+}
+
 /* ---- the live view ---- */
 
 struct view {
@@ -302,6 +329,7 @@ static void watch_lines(struct frame *f, const struct view *v, json_t *doc,
     if (json_array_size(tunnels) == 0)
         frame_add(f, "(no live tunnels)");
     start_lines(f, json_object_get(doc, "starts"));
+    session_lines(f, json_object_get(doc, "sessions"));
 }
 
 /* ---- the terminal ---- */
@@ -520,6 +548,7 @@ int cli_status(const struct config *cfg, const struct status_opts *o)
         struct frame f = {NULL, 0, 0};
         table_lines(&f, json_object_get(doc, "tunnels"));
         start_lines(&f, json_object_get(doc, "starts"));
+        session_lines(&f, json_object_get(doc, "sessions"));
         draw_plain(&f, 0);
         frame_free(&f);
     }

@@ -164,6 +164,12 @@ static struct ssm_opts daemon_ssm_opts(const struct daemon *d,
         .half_close_linger_ms = cfg->half_close_linger_ms,
         .open_confirm_ms = cfg->open_confirm_ms,
         .session_linger_ms = cfg->session_linger_ms,
+        .ssh_document = cfg->ssh_document == CONFIG_SSH_DOC_SSH
+                            ? SSM_SSH_DOC_SSH
+                        : cfg->ssh_document == CONFIG_SSH_DOC_PORT_FORWARD
+                            ? SSM_SSH_DOC_PORT_FORWARD
+                            : SSM_SSH_DOC_AUTO,
+        .sessions_per_target = cfg->sessions_per_target,
         .reason_prefix = reason,
         .stats = observe_stats(d->obs),
     };
@@ -316,9 +322,13 @@ static void daemon_apply_ssm(struct daemon *d)
     backend_ssm_set_opts(d->ssm, &so);
     log_info("SIGHUP: new SSM sessions use message_rate %d, payload_size "
              "%d, resume_budget_ms %d; half_close_linger_ms %d, "
-             "session_linger_ms %d",
+             "session_linger_ms %d, sessions_per_target %d, ssh_document %s",
              so.message_rate, so.payload_size, so.resume_budget_ms,
-             so.half_close_linger_ms, so.session_linger_ms);
+             so.half_close_linger_ms, so.session_linger_ms,
+             so.sessions_per_target,
+             so.ssh_document == SSM_SSH_DOC_SSH            ? "ssh"
+             : so.ssh_document == SSM_SSH_DOC_PORT_FORWARD ? "port-forward"
+                                                           : "auto");
 }
 
 static void daemon_apply_keys(struct daemon *d)

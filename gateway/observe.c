@@ -29,6 +29,7 @@
 #include "metrics.h"
 #include "prom.h"
 #include "server.h"
+#include "ssm_session.h"
 #include "stats.h"
 
 struct observe {
@@ -277,6 +278,31 @@ static void start_json(void *arg, const char *instance, const char *state,
                                          waiters));
 }
 
+/* A session as `ssmgate status` lists it; idle_since (wall clock, s)
+ * and idle_s only for a session with no connection (a warm one). */
+static void session_json(const struct ssm_session_info *i, void *arg)
+{
+    json_t *o =
+        json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:i}", "id",
+                  (json_int_t)i->id, "target", i->target, "document",
+                  i->document ? i->document : "", "profile", i->profile,
+                  "region", i->region, "session_id", i->session_id, "state",
+                  i->state, "streams", i->streams, "busy", i->busy);
+    if (o == NULL)
+        return;
+    if (i->streams == 0) {
+        struct timeval tv;
+        gettimeofday(&tv, NULL);
+        json_object_set_new(o, "idle_s",
+                            json_integer((json_int_t)(i->idle_ms / 1000)));
+        json_object_set_new(o, "idle_since",
+                            json_real((double)tv.tv_sec +
+                                      (double)tv.tv_usec / 1e6 -
+                                      (double)i->idle_ms / 1000.0));
+    }
+    json_array_append_new(arg, o);
+}
+
 void observe_status(void *arg, json_t *doc)
 {
     struct observe *o = arg;
@@ -286,8 +312,13 @@ void observe_status(void *arg, json_t *doc)
         server_foreach_tunnel(o->server, tunnel_json, tunnels);
     json_object_set_new(doc, "tunnels", tunnels);
     json_t *starts = json_array();
-    backend_ssm_foreach_start(o->ssm, start_json, starts);
+    if (o->ssm != NULL)
+        backend_ssm_foreach_start(o->ssm, start_json, starts);
     json_object_set_new(doc, "starts", starts);
+    json_t *sessions = json_array();
+    if (o->ssm != NULL)
+        backend_ssm_foreach_session(o->ssm, session_json, sessions);
+    json_object_set_new(doc, "sessions", sessions);
     struct live live = live_now(o);
     json_t *ended = json_object();
     for (int i = 0; i < TUNNEL_OUTCOME_MAX_; i++)

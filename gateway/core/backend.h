@@ -33,6 +33,9 @@ struct backend_stream_info {
     char region[64];                  /* the region the session is in */
     int resumes; /* resumes of its session while this stream was on it */
     int joined;  /* joined a session already started: no API call */
+    /* The document the session was started with (ssh may ride a port
+     * forward); "" = the spec's. */
+    char document[48];
 };
 
 struct backend_cb {

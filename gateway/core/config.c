@@ -119,6 +119,24 @@ static int parse_level(const struct directive *d, const char *v, void *dst,
     return 0;
 }
 
+static int parse_ssh_document(const struct directive *d, const char *v,
+                              void *dst, const char **why)
+{
+    static const char *const names[] = {
+        [CONFIG_SSH_DOC_AUTO] = "auto",
+        [CONFIG_SSH_DOC_SSH] = "ssh",
+        [CONFIG_SSH_DOC_PORT_FORWARD] = "port-forward",
+    };
+    (void)d;
+    for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+        if (strcmp(v, names[i]) == 0) {
+            *(int *)dst = (int)i;
+            return 0;
+        }
+    *why = "expected auto, ssh or port-forward";
+    return -1;
+}
+
 /* "ADDR:PORT", "[v6]:PORT"; port 0-65535. */
 static int addr_valid(const char *v)
 {
@@ -298,8 +316,10 @@ static const struct directive directives[] = {
     G("half_close_linger_ms", parse_int, half_close_linger_ms, 0, 3600000,
       "2000", SSM),
     G("open_confirm_ms", parse_int, open_confirm_ms, 0, 10000, "100", SSM),
-    G("session_linger_ms", parse_int, session_linger_ms, 0, 3600000, "30000",
+    G("session_linger_ms", parse_int, session_linger_ms, 0, 3600000, "300000",
       SSM),
+    G("ssh_document", parse_ssh_document, ssh_document, 0, 0, "auto", SSM),
+    G("sessions_per_target", parse_int, sessions_per_target, 1, 64, "4", SSM),
     G("https_proxy", parse_proxy, https_proxy, 0, 0, "", RESTART),
     G("audit_log", parse_abs_path, audit_log, 0, 0, "", OBSERVE),
     G("metrics_listen", parse_addr_or_off, metrics_listen, 0, 0, "", OBSERVE),
@@ -312,10 +332,14 @@ static const struct directive directives[] = {
     F("remote_host", parse_string, remote_host),
     WHO(F),
     F("account", parse_string, account),
+    DIRECTIVE(SEC_FORWARD, struct config_forward, "sessions_per_target",
+              parse_int, sessions_per_target, 1, 64, NULL, CONFIG_APPLY_SERVER),
     R("match", parse_string, match),
     R("via", parse_string, via),
     WHO(R),
     R("account", parse_string, account),
+    DIRECTIVE(SEC_ROUTE, struct config_route, "sessions_per_target", parse_int,
+              sessions_per_target, 1, 64, NULL, CONFIG_APPLY_SERVER),
     A("suffix", parse_suffix, suffix),
     WHO(A),
 };

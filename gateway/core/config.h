@@ -38,6 +38,7 @@ struct config_forward {
     char region[CONFIG_NAME_MAX];
     char account[CONFIG_NAME_MAX]; /* an [account] name: its profile etc. */
     int start_stopped;             /* CONFIG_UNSET, CONFIG_NO, CONFIG_YES */
+    int sessions_per_target;       /* 0 = [gateway]'s */
 };
 
 /* One [route NAME] section: SOCKS hostnames matching a glob go via. */
@@ -50,6 +51,7 @@ struct config_route {
     char region[CONFIG_NAME_MAX];
     char account[CONFIG_NAME_MAX]; /* an [account] name for via */
     int start_stopped;             /* CONFIG_UNSET, CONFIG_NO, CONFIG_YES */
+    int sessions_per_target;       /* 0 = [gateway]'s */
 };
 
 /*
@@ -64,6 +66,14 @@ struct config_account {
     char profile[CONFIG_NAME_MAX]; /* required */
     char region[CONFIG_NAME_MAX];  /* "" = the profile's */
     int start_stopped;             /* CONFIG_UNSET, CONFIG_NO, CONFIG_YES */
+};
+
+/* ssh_document: which SSM document carries ssh. */
+enum config_ssh_document {
+    CONFIG_SSH_DOC_AUTO,         /* port forward; AWS-StartSSHSession on
+                                    AccessDenied, remembered */
+    CONFIG_SSH_DOC_SSH,          /* AWS-StartSSHSession, one per connection */
+    CONFIG_SSH_DOC_PORT_FORWARD, /* AWS-StartPortForwardingSession only */
 };
 
 struct config {
@@ -97,8 +107,12 @@ struct config {
      * before the client hears "open": 100; 0 = at once */
     int open_confirm_ms;
     /* ms an idle session waits for the next connection to its target:
-     * 30000; 0 = it ends with its last connection */
+     * 300000; 0 = it ends with its last connection */
     int session_linger_ms;
+    /* The document ssh rides on (enum config_ssh_document): auto */
+    int ssh_document;
+    /* Sessions one target's connections spread over: 4; 1 = one */
+    int sessions_per_target;
     /* The HTTPS proxy for AWS traffic (proxy.h): "" = the environment's,
      * "none" = none. May hold credentials: wiped when freed. */
     char https_proxy[CONFIG_STR_MAX];

@@ -42,6 +42,9 @@ struct tunnel_spec {
      * for, up to start_timeout_ms; else the client hears it is stopped. */
     int start_stopped;
     int start_timeout_ms;
+    /* Sessions this target's connections may spread over ([forward] or
+     * [route] sessions_per_target); 0 = the backend's default. */
+    int sessions_max;
 };
 
 /* How a client connection ended: the audit log's outcome and the metrics'

@@ -214,6 +214,8 @@ static void conn_fill_info(const struct conn *c, struct conn_info *out)
         c->backend->ops->describe(c->stream, &out->stream);
     else
         conn_http_served(c, &out->stream);
+    if (out->stream.document[0] != '\0')
+        out->document = out->stream.document;
     out->region = out->stream.region[0] ? out->stream.region : c->spec.region;
     out->started_wall_ms = c->started_wall_ms;
     out->age_s = c->opened_ms ? (now - c->opened_ms) / 1000 : 0;
@@ -310,13 +312,20 @@ static void conn_on_open(void *arg, int status, const char *reason)
     c->outcome = TUNNEL_OK;
     /* With several accounts, which one (profile, region) is worth a word. */
     int ssm = c->spec.kind != TUNNEL_DIRECT;
+    /* The session's own document (ssh may ride a port forward). */
+    struct backend_stream_info bi;
+    memset(&bi, 0, sizeof(bi));
+    if (c->stream != NULL && c->backend->ops->describe != NULL)
+        c->backend->ops->describe(c->stream, &bi);
+    const char *doc = bi.document[0] ? bi.document
+                      : tunnel_document(c->spec.kind)
+                          ? tunnel_document(c->spec.kind)
+                          : "direct";
     log_info("conn %llu: open %s -> %s%s%s:%u (%s%s%s%s%s%s%s)",
              (unsigned long long)c->id, c->peer,
              c->spec.user[0] ? c->spec.user : "", c->spec.user[0] ? "@" : "",
              c->spec.target[0] ? c->spec.target : c->spec.host, c->spec.port,
-             tunnel_document(c->spec.kind) ? tunnel_document(c->spec.kind)
-                                           : "direct",
-             c->spec.kind == TUNNEL_SSM_REMOTE ? " to " : "",
+             doc, c->spec.kind == TUNNEL_SSM_REMOTE ? " to " : "",
              c->spec.kind == TUNNEL_SSM_REMOTE ? c->spec.host : "",
              ssm && c->spec.profile[0] ? ", profile " : "",
              ssm ? c->spec.profile : "",

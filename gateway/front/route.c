@@ -148,6 +148,7 @@ static int resolve_plain(const struct config *cfg, const char *name,
             overlay_account(out, a);
         }
         overlay(out, r->user, r->profile, r->region, r->start_stopped);
+        out->sessions_max = r->sessions_per_target;
         if (strcmp(r->via, "direct") == 0) {
             out->kind = TUNNEL_DIRECT;
             return 0;
@@ -234,6 +235,7 @@ int route_from_forward(const struct config *cfg,
     out->port = fwd->port;
     overlay_account(out, config_find_account(cfg, fwd->account));
     overlay(out, fwd->user, fwd->profile, fwd->region, fwd->start_stopped);
+    out->sessions_max = fwd->sessions_per_target;
     if (strcmp(fwd->target, "direct") == 0) {
         if (fwd->remote_host[0] == '\0')
             return GW_EINVAL;

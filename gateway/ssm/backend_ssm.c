@@ -2,13 +2,24 @@
  * backend_ssm.c - Session Manager sessions behind the backend interface.
  *
  * The adapter between the front end's struct backend and ssm_session.c.
- * It owns the list of live sessions and decides who joins which: SSH
- * sessions carry one stream; port-forward sessions speak smux, so later
- * connections to the same (target, port, remote host, profile, region)
- * join the open session as new smux streams: one SYN, no API call. An
- * idle smux session lingers session_linger_ms for the next connection, then
- * it is terminated; every session ends with TerminateSession, made here
- * once the session's last flags went out. One keepalive timer walks the
+ * It owns the list of live sessions and decides who joins which.
+ * Port-forward sessions speak smux, so later connections to the same
+ * (target, port, remote host, profile, region) join an open session as new
+ * smux streams: one SYN, no API call. ssh rides such a session to the ssh
+ * port too (ssh_document auto or port-forward), its key pushed per
+ * connection; AWS-StartSSHSession sessions (ssh_document = ssh, or auto
+ * after the port-forward document was denied for the profile and region,
+ * remembered here) carry one connection each.
+ *
+ * One target's connections spread over up to sessions_per_target sessions,
+ * since the service paces each session (~1000 messages/s): a connection
+ * goes to the session with the fewest busy streams (opening, young, or
+ * moving bytes: ssm_stream_busy), a new session is started only when every one
+ * already carries a busy stream, and idle connections pack onto the
+ * fullest idle session so that empty ones age out. An idle session
+ * lingers session_linger_ms for the next connection, then it is
+ * terminated; every session ends with TerminateSession, made here once
+ * the session's last flags went out. One keepalive timer walks the
  * sessions and sends NOPs where the agent expects them.
  */
 #include "backend_ssm.h"
@@ -37,9 +48,50 @@ struct backend_ssm {
     struct list sessions;  /* live sessions, for sharing */
     uv_timer_t *keepalive; /* smux NOPs; own allocation, closed at free */
     struct list terms;     /* TerminateSession calls waiting for a flush */
+    struct list denied;    /* profiles+regions where ssh uses its own doc */
     struct ssm_names names;
     struct ssm_starts *starts; /* stopped instances being started */
 };
+
+/* ---- where ssh may not use the port-forward document ---- */
+
+struct ssh_denied {
+    struct list link; /* in b->denied */
+    char profile[TUNNEL_PROFILE_MAX];
+    char region[TUNNEL_REGION_MAX];
+};
+
+static struct ssh_denied *denied_find(struct backend_ssm *b,
+                                      const char *profile, const char *region)
+{
+    struct list *l, *tmp;
+    LIST_FOREACH_SAFE (l, tmp, &b->denied) {
+        struct ssh_denied *d = CONTAINER_OF(l, struct ssh_denied, link);
+        if (strcmp(d->profile, profile) == 0 && strcmp(d->region, region) == 0)
+            return d;
+    }
+    return NULL;
+}
+
+/* env->on_denied: said once per profile and region. */
+static void ssh_denied(const char *profile, const char *region, const char *why,
+                       void *arg)
+{
+    struct backend_ssm *b = arg;
+    if (denied_find(b, profile, region) != NULL)
+        return;
+    struct ssh_denied *d = calloc(1, sizeof(*d));
+    if (d == NULL)
+        return;
+    snprintf(d->profile, sizeof(d->profile), "%s", profile);
+    snprintf(d->region, sizeof(d->region), "%s", region);
+    list_insert_head(&b->denied, &d->link);
+    log_warn("profile %s%s%s: StartSession with AWS-StartPortForwardingSession "
+             "denied (%s); ssh uses AWS-StartSSHSession, one session per "
+             "connection, from now on (ssh_document = auto)",
+             profile[0] ? profile : "(default)", region[0] ? ", region " : "",
+             region, why);
+}
 
 /* ---- TerminateSession after the flush ---- */
 
@@ -139,19 +191,41 @@ static int same_target(const struct tunnel_spec *a, const struct tunnel_spec *b)
            strcmp(a->region, b->region) == 0;
 }
 
-/* The newest session spec may join, or NULL. */
+/* The session a new connection for spec joins, or NULL for a new one:
+ * the least busy of its target's sessions (ties: the one with the most
+ * connections, so idle ones pack and empty ones linger out), unless every
+ * one is busy and there is room for another. */
 static struct ssm_session *session_to_join(struct backend_ssm *b,
                                            const struct tunnel_spec *spec)
 {
     struct list *l, *tmp;
     if (spec->kind != TUNNEL_SSM_PORT && spec->kind != TUNNEL_SSM_REMOTE)
         return NULL;
+    int cap = spec->sessions_max > 0 ? spec->sessions_max
+                                     : b->opts.sessions_per_target;
+    struct ssm_session *best = NULL;
+    int n = 0, best_busy = 0, best_streams = 0;
     LIST_FOREACH_SAFE (l, tmp, &b->sessions) {
         struct ssm_session *s = ssm_session_from_link(l);
-        if (ssm_session_joinable(s) && same_target(ssm_session_spec(s), spec))
-            return s;
+        if (!ssm_session_joinable(s) || !same_target(ssm_session_spec(s), spec))
+            continue;
+        struct ssm_session_info i;
+        ssm_session_info(s, &i);
+        n++;
+        if (best == NULL || i.busy < best_busy ||
+            (i.busy == best_busy && (i.busy == 0 ? i.streams > best_streams
+                                                 : i.streams < best_streams))) {
+            best = s;
+            best_busy = i.busy;
+            best_streams = i.streams;
+        }
     }
-    return NULL;
+    if (best != NULL && best_busy > 0 && n < cap) {
+        log_debug("ssm: %s port %u: all %d session%s busy, starting another",
+                  spec->target, spec->port, n, n == 1 ? "" : "s");
+        return NULL;
+    }
+    return best;
 }
 
 /* ---- backend ops ---- */
@@ -162,10 +236,25 @@ static int ssm_open(void *ctx, uv_loop_t *loop, const struct tunnel_spec *spec,
 {
     struct backend_ssm *b = ctx;
     (void)loop; /* the backend's own loop: the same one */
-    struct ssm_session *s = session_to_join(b, spec);
+    /* ssh: over a port forward to the ssh port unless told otherwise or
+     * denied before; the key push is the stream's either way. */
+    struct tunnel_spec sp = *spec;
+    int fallback = 0;
+    if (spec->kind == TUNNEL_SSM_SSH) {
+        int doc = b->opts.ssh_document;
+        if (doc == SSM_SSH_DOC_AUTO &&
+            denied_find(b, spec->profile, spec->region) != NULL)
+            doc = SSM_SSH_DOC_SSH;
+        if (doc != SSM_SSH_DOC_SSH) {
+            sp.kind = TUNNEL_SSM_PORT;
+            sp.host[0] = '\0';
+            fallback = doc == SSM_SSH_DOC_AUTO;
+        }
+    }
+    struct ssm_session *s = session_to_join(b, &sp);
     int created = s == NULL;
     if (created) {
-        if ((s = ssm_session_new(&b->env, spec)) == NULL)
+        if ((s = ssm_session_new(&b->env, &sp, fallback)) == NULL)
             return GW_ENOMEM;
         /* Its mode is known at the handshake; the timer stops by itself
          * where no session wants NOPs. */
@@ -173,7 +262,9 @@ static int ssm_open(void *ctx, uv_loop_t *loop, const struct tunnel_spec *spec,
             uv_timer_start(b->keepalive, keepalive_tick, SSM_MODE_NOP_MS,
                            SSM_MODE_NOP_MS);
     }
-    int rc = ssm_stream_new(s, spec->no_reply, cb, arg, out);
+    int rc = ssm_stream_new(s, spec->no_reply,
+                            spec->kind == TUNNEL_SSM_SSH ? spec->user : NULL,
+                            cb, arg, out);
     if (rc != 0 && created)
         ssm_session_free(s);
     else if (rc == 0 && !created) /* a warm hit: no StartSession */
@@ -217,10 +308,12 @@ int backend_ssm_new(uv_loop_t *loop, struct aws_client *aws, struct ws_ctx *ws,
         .next_id = &b->next_id,
         .on_idle = session_idle,
         .on_ended = term_session,
+        .on_denied = ssh_denied,
         .arg = b,
     };
     list_init(&b->sessions);
     list_init(&b->terms);
+    list_init(&b->denied);
     backend_ssm_set_opts(b, opts);
     b->be.ops = &ssm_ops;
     b->be.ctx = b;
@@ -264,6 +357,17 @@ int backend_ssm_sessions(const struct backend_ssm *b)
     return b != NULL ? (int)list_count(&b->sessions) : 0;
 }
 
+void backend_ssm_foreach_session(struct backend_ssm *b,
+                                 backend_ssm_session_cb *cb, void *arg)
+{
+    struct list *l, *tmp;
+    LIST_FOREACH_SAFE (l, tmp, &b->sessions) {
+        struct ssm_session_info i;
+        ssm_session_info(ssm_session_from_link(l), &i);
+        cb(&i, arg);
+    }
+}
+
 int backend_ssm_terminating(const struct backend_ssm *b)
 {
     return b != NULL ? (int)list_count(&b->terms) : 0;
@@ -292,6 +396,12 @@ void backend_ssm_free(struct backend_ssm *b)
         list_remove(&t->link);
         term_call(b->env.aws, t->session_id, t->profile, t->region);
         t->b = NULL; /* term_after_flush frees it later */
+    }
+    while (!list_empty(&b->denied)) {
+        struct ssh_denied *d =
+            CONTAINER_OF(b->denied.next, struct ssh_denied, link);
+        list_remove(&d->link);
+        free(d);
     }
     free(b);
 }

@@ -37,6 +37,12 @@ void backend_ssm_close_idle(struct backend_ssm *b);
 void backend_ssm_free(struct backend_ssm *b);
 /* Sessions on the list: starting, open, resuming or lingering idle. */
 int backend_ssm_sessions(const struct backend_ssm *b);
+/* Each session on the list, for `ssmgate status`. */
+struct ssm_session_info;
+typedef void backend_ssm_session_cb(const struct ssm_session_info *i,
+                                    void *arg);
+void backend_ssm_foreach_session(struct backend_ssm *b,
+                                 backend_ssm_session_cb *cb, void *arg);
 /* TerminateSession calls waiting for a session's last flags to go out. */
 int backend_ssm_terminating(const struct backend_ssm *b);
 /* Each stopped instance being started for a connection (status). */

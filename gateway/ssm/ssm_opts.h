@@ -9,6 +9,14 @@
 
 struct stats;
 
+/* Which document carries ssh (config's ssh_document, same order). */
+enum ssm_ssh_doc {
+    SSM_SSH_DOC_AUTO,         /* port forward, AWS-StartSSHSession when
+                                 that is denied (remembered) */
+    SSM_SSH_DOC_SSH,          /* AWS-StartSSHSession: one per connection */
+    SSM_SSH_DOC_PORT_FORWARD, /* AWS-StartPortForwardingSession only */
+};
+
 struct ssm_opts {
     int message_rate;
     int payload_size;
@@ -17,6 +25,8 @@ struct ssm_opts {
     int half_close_linger_ms;  /* quiet far end before a client EOF goes */
     int open_confirm_ms;       /* refusal wait after the SYN's ack; 0 = off */
     int session_linger_ms;     /* an idle session waits for the next conn */
+    int ssh_document;          /* enum ssm_ssh_doc */
+    int sessions_per_target;   /* sessions one target's conns spread over */
     const char *reason_prefix; /* "ssmgate: alice" for StartSession Reason */
     struct stats *stats;       /* resumes, warm hits; NULL = not counted */
 };

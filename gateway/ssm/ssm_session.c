@@ -63,10 +63,6 @@ static void session_release(struct ssm_session *s, const char *why)
         aws_call_cancel(s->call);
         s->call = NULL;
     }
-    if (s->push != NULL) {
-        keypush_cancel(s->push);
-        s->push = NULL;
-    }
     if (s->wake != NULL) {
         ssm_start_cancel(s->wake);
         s->wake = NULL;
@@ -101,7 +97,7 @@ static void session_timer_closed(uv_handle_t *h)
         return;
     smux_ctrl_free(&s->ctrl);
     secret_free_str(s->token);
-    free(s->push_error);
+    free(s->wake_why);
     free(s);
 }
 
@@ -176,16 +172,38 @@ static void fail_aws(struct ssm_session *s, const char *what, int status,
 
 static void maybe_report_open(struct ssm_session *s)
 {
-    if (s->opened || !s->ready || s->push_pending || s->state == SSM_CLOSED)
+    if (s->opened || !s->ready || s->state == SSM_CLOSED)
         return;
-    if (s->push_status != 0) {
-        ssm_session_fail(s, s->push_status,
-                         s->push_error ? s->push_error : "key push failed");
-        return;
-    }
     s->opened = 1;
     session_set_state(s, SSM_OPEN, "handshake done");
     ssm_session_open_streams(s);
+}
+
+/* Every connection but the first gets a session of its own (the same
+ * spec), why for the log. */
+static void session_split(struct ssm_session *s, const char *why)
+{
+    /* The list is newest first: the first connection is at the tail. */
+    struct list *first = s->streams.prev;
+    struct backend_stream *st, *tmp;
+    SSM_STREAM_FOREACH(st, tmp, s)
+    {
+        if (&st->link == first || st->dead)
+            continue;
+        struct ssm_session *n = ssm_session_new(s->env, &s->spec, s->fallback);
+        if (n == NULL) {
+            ssm_stream_fail(st, GW_ENOMEM, "out of memory");
+            continue;
+        }
+        list_remove(&st->link);
+        s->n_streams--;
+        st->sess = n;
+        st->joined = 0; /* it starts a session of its own */
+        list_insert_head(&n->streams, &st->link);
+        n->n_streams = 1;
+        log_debug("ssm %llu: %s: connection moved to session %llu",
+                  (unsigned long long)s->id, why, (unsigned long long)n->id);
+    }
 }
 
 /* A basic session carries one connection: connections that joined while
@@ -197,27 +215,7 @@ static void maybe_report_open(struct ssm_session *s)
  * open until the client ends it: a limit of the protocol. */
 static void session_split_basic(struct ssm_session *s)
 {
-    /* The list is newest first: the first connection is at the tail. */
-    struct list *first = s->streams.prev;
-    struct backend_stream *st, *tmp;
-    SSM_STREAM_FOREACH(st, tmp, s)
-    {
-        if (&st->link == first || st->dead)
-            continue;
-        struct ssm_session *n = ssm_session_new(s->env, &s->spec);
-        if (n == NULL) {
-            ssm_stream_fail(st, GW_ENOMEM, "out of memory");
-            continue;
-        }
-        list_remove(&st->link);
-        s->n_streams--;
-        st->sess = n;
-        st->joined = 0; /* it starts a session of its own */
-        list_insert_head(&n->streams, &st->link);
-        n->n_streams = 1;
-        log_debug("ssm %llu: basic mode: connection moved to session %llu",
-                  (unsigned long long)s->id, (unsigned long long)n->id);
-    }
+    session_split(s, "basic mode");
 }
 
 /* ---- the data channel ---- */
@@ -494,6 +492,15 @@ static void resume_now(struct ssm_session *s)
 
 /* ---- start ---- */
 
+void ssm_stream_push_reset(struct backend_stream *st)
+{
+    if (st->push != NULL) {
+        keypush_cancel(st->push);
+        st->push = NULL;
+    }
+    st->push_started = st->push_pending = st->push_status = 0;
+}
+
 static void start_session(struct ssm_session *s);
 
 /* ssm_start's word on a TargetNotConnected instance. */
@@ -511,7 +518,8 @@ static void on_woken(void *arg, int status, const char *why)
     if (status == GW_ENOT_FOUND) { /* not stopped: StartSession's error */
         if (why != NULL && why[0] != '\0')
             log_debug("ssm %llu: %s", (unsigned long long)s->id, why);
-        ssm_session_fail(s, GW_EUNREACHABLE, s->wake_why);
+        ssm_session_fail(s, GW_EUNREACHABLE,
+                         s->wake_why ? s->wake_why : "StartSession failed");
         return;
     }
     snprintf(msg, sizeof(msg), "%s", why ? why : gw_strerror(status));
@@ -528,15 +536,13 @@ static int wake_instance(struct ssm_session *s, const struct aws_error *err)
         strncmp(s->instance, "i-", 2) != 0)
         return 0;
     s->woken = 1;
-    snprintf(s->wake_why, sizeof(s->wake_why), "StartSession: %s: %s",
-             err->code, err->message[0] ? err->message : "(no message)");
-    /* The key push raced StartSession to a stopped instance and lost;
-     * it runs again with the next StartSession. */
-    if (s->push != NULL) {
-        keypush_cancel(s->push);
-        s->push = NULL;
-    }
-    s->push_pending = s->push_status = 0;
+    tunnel_reason_set(&s->wake_why, "StartSession: %s: %s", err->code,
+                      err->message[0] ? err->message : "(no message)");
+    /* The key pushes raced StartSession to a stopped instance and lost;
+     * they run again with the next StartSession. */
+    struct backend_stream *st, *tmp;
+    SSM_STREAM_FOREACH(st, tmp, s)
+    ssm_stream_push_reset(st);
     if (ssm_start_wait(s->env->starts, s->instance, s->spec.profile,
                        s->spec.region, s->spec.start_stopped,
                        s->spec.start_timeout_ms, on_woken, s, &s->wake) != 0)
@@ -544,12 +550,36 @@ static int wake_instance(struct ssm_session *s, const struct aws_error *err)
     session_set_state(s, SSM_WAKING, "TargetNotConnected");
     /* Also without start_stopped: an instance someone else is starting
      * is waited for (a stopped one is refused at once). */
-    struct backend_stream *st, *tmp;
     SSM_STREAM_FOREACH(st, tmp, s)
     if (st->cb->on_wait != NULL && !st->reported)
         st->cb->on_wait(st->arg, (uint64_t)s->spec.start_timeout_ms,
                         "its instance may be starting");
     return 1;
+}
+
+/* The port-forward document, not the instance, was denied: an IAM policy
+ * that allows ssh only through AWS-StartSSHSession. */
+static int document_denied(const struct aws_error *err)
+{
+    return err != NULL && strcmp(err->code, "AccessDeniedException") == 0 &&
+           (strstr(err->message, "AWS-StartPortForwardingSession") != NULL ||
+            strstr(err->message, "instance/") == NULL);
+}
+
+/* ssh_document = auto: the session and each connection that waited on it
+ * go over AWS-StartSSHSession, one session per connection; the owner
+ * remembers the answer for the profile and region. */
+static void fall_back_to_ssh(struct ssm_session *s, const struct aws_error *err)
+{
+    char why[GW_REASON_MAX];
+    snprintf(why, sizeof(why), "%s: %s", err->code,
+             err->message[0] ? err->message : "(no message)");
+    s->env->on_denied(s->spec.profile, s->spec.region, why, s->env->arg);
+    s->fallback = 0;
+    s->shareable = 0;
+    s->spec.kind = TUNNEL_SSM_SSH;
+    session_split(s, "AWS-StartSSHSession");
+    start_session(s);
 }
 
 static void on_started(void *arg, int status,
@@ -558,6 +588,10 @@ static void on_started(void *arg, int status,
 {
     struct ssm_session *s = arg;
     s->call = NULL;
+    if (status != 0 && s->fallback && document_denied(err)) {
+        fall_back_to_ssh(s, err);
+        return;
+    }
     if (status != 0) {
         /* TargetNotConnected, InvalidInstanceId, a terminated instance: the
          * Name may point elsewhere now. */
@@ -584,25 +618,54 @@ static void on_started(void *arg, int status,
                                 s->stream_url, on_signed, s);
 }
 
+/* A stream's key push answered: its open report may go. A failure is
+ * kept for that moment, so that the session's own failure (StartSession's
+ * answer, which comes at about the same time) is the one reported. */
 static void on_pushed(void *arg, int status, const struct aws_error *err)
 {
-    struct ssm_session *s = arg;
-    s->push = NULL;
-    s->push_pending = 0;
-    s->push_status = status;
+    struct backend_stream *st = arg;
+    struct ssm_session *s = st->sess;
+    st->push = NULL;
+    st->push_pending = 0;
     if (status != 0) {
         if (err != NULL && err->code[0] != '\0')
-            tunnel_reason_set(
-                &s->push_error, "SendSSHPublicKey for %s@%s: %s: %s",
-                s->spec.user, s->instance, err->code, err->message);
+            tunnel_reason_set(&st->notify_why,
+                              "SendSSHPublicKey for %s@%s: %s: %s", st->user,
+                              s->instance, err->code, err->message);
         else
-            tunnel_reason_set(&s->push_error, "SendSSHPublicKey for %s@%s: %s",
-                              s->spec.user, s->instance, gw_strerror(status));
-        s->push_status = aws_ssm_error_to_gw(status, err);
-        if (s->push_status == GW_EAWS)
-            s->push_status = GW_EDENIED;
+            tunnel_reason_set(&st->notify_why, "SendSSHPublicKey for %s@%s: %s",
+                              st->user, s->instance, gw_strerror(status));
+        int rc = aws_ssm_error_to_gw(status, err);
+        st->push_status = rc == GW_EAWS ? GW_EDENIED : rc;
     }
-    maybe_report_open(s);
+    if (st->open_waits) {
+        st->open_waits = 0;
+        ssm_stream_report(st, 0, NULL);
+    }
+}
+
+void ssm_stream_push_key(struct backend_stream *st)
+{
+    struct ssm_session *s = st->sess;
+    const struct ssm_env *env = s->env;
+    if (st->push_started || st->user[0] == '\0' || s->instance[0] == '\0' ||
+        st->dead)
+        return;
+    st->push_started = 1;
+    if (env->keys == NULL)
+        return;
+    if (strncmp(s->instance, "i-", 2) != 0) {
+        log_debug("ssm %llu: %s is a managed node: no key push; the user's "
+                  "own keys apply",
+                  (unsigned long long)s->id, s->instance);
+        return;
+    }
+    st->push_pending = 1;
+    if (keypush_start(env->keys, s->spec.profile, s->spec.region, s->instance,
+                      st->user, on_pushed, st, &st->push) != 0) {
+        st->push_pending = 0;
+        ssm_stream_fail(st, GW_ENOMEM, "cannot start the key push");
+    }
 }
 
 static void start_session(struct ssm_session *s)
@@ -610,22 +673,10 @@ static void start_session(struct ssm_session *s)
     const struct ssm_env *env = s->env;
     char port[8], reason[256];
     session_set_state(s, SSM_STARTING, s->instance);
-    /* The key push runs alongside StartSession, so it costs no time. */
-    if (s->spec.kind == TUNNEL_SSM_SSH && env->keys != NULL &&
-        strncmp(s->instance, "i-", 2) == 0) {
-        s->push_pending = 1;
-        if (keypush_start(env->keys, s->spec.profile, s->spec.region,
-                          s->instance, s->spec.user, on_pushed, s,
-                          &s->push) != 0) {
-            s->push_pending = 0;
-            s->push_status = GW_ENOMEM;
-            tunnel_reason_set(&s->push_error, "cannot start the key push");
-        }
-    } else if (s->spec.kind == TUNNEL_SSM_SSH) {
-        log_debug("ssm %llu: %s is a managed node: no key push; the user's "
-                  "own keys apply",
-                  (unsigned long long)s->id, s->instance);
-    }
+    /* Key pushes run alongside StartSession, so they cost no time. */
+    struct backend_stream *st, *tmp;
+    SSM_STREAM_FOREACH(st, tmp, s)
+    ssm_stream_push_key(st);
     snprintf(port, sizeof(port), "%u", s->spec.port);
     snprintf(reason, sizeof(reason), "%s via %s", env->opts->reason_prefix,
              s->spec.label[0] ? s->spec.label : "SOCKS");
@@ -715,7 +766,8 @@ static void open_deferred(struct defer *d)
 /* ---- for the owner ---- */
 
 struct ssm_session *ssm_session_new(const struct ssm_env *env,
-                                    const struct tunnel_spec *spec)
+                                    const struct tunnel_spec *spec,
+                                    int fallback)
 {
     struct ssm_session *s = calloc(1, sizeof(*s));
     if (s == NULL)
@@ -728,6 +780,7 @@ struct ssm_session *ssm_session_new(const struct ssm_env *env,
     s->next_sid = 3; /* smux client streams: 3, 5, 7, ... */
     s->shareable =
         spec->kind == TUNNEL_SSM_PORT || spec->kind == TUNNEL_SSM_REMOTE;
+    s->fallback = fallback && spec->kind == TUNNEL_SSM_PORT;
     snprintf(s->region, sizeof(s->region), "%s", spec->region);
     list_init(&s->streams);
     uv_timer_init(env->loop, &s->timer);
@@ -787,6 +840,36 @@ void ssm_session_linger(struct ssm_session *s, uint64_t ms)
         s->linger_until = now + ms;
     uv_timer_start(&s->timer, session_linger_done,
                    s->linger_until > now ? s->linger_until - now : 0, 0);
+}
+
+int ssm_session_busy(const struct ssm_session *s)
+{
+    uint64_t now = uv_now(s->env->loop);
+    int n = 0;
+    const struct backend_stream *st, *tmp;
+    SSM_STREAM_FOREACH(st, tmp, s)
+    n += ssm_stream_busy(st, now);
+    return n;
+}
+
+void ssm_session_info(const struct ssm_session *s, struct ssm_session_info *out)
+{
+    uint64_t now = uv_now(s->env->loop);
+    *out = (struct ssm_session_info){
+        .id = s->id,
+        .state = ssm_state_names[s->state],
+        .document = tunnel_document(s->spec.kind),
+        .target = s->instance[0] ? s->instance : s->spec.target,
+        .profile = s->spec.profile,
+        .region = s->region,
+        .session_id = s->started_id,
+        .streams = s->n_streams,
+        .busy = ssm_session_busy(s),
+        .idle_ms =
+            s->n_streams == 0 && s->idle_since != 0 && now > s->idle_since
+                ? now - s->idle_since
+                : 0,
+    };
 }
 
 int ssm_session_keepalive(struct ssm_session *s)

@@ -33,14 +33,49 @@
 
 #include "common.h"
 #include "dc_channel.h"
+#include "keypush.h"
 #include "log.h"
 #include "ssm_stream.h"
 
 #define SSM_HOLD_CAP_MS 2000
+/* A stream that moved this much in the last second or two is busy: well
+ * under what one session carries (~1 MB/s), well over an idle shell. */
+#define SSM_BUSY_BYTES (16 * 1024)
+/* A stream this young is busy too: what it will carry is not known yet,
+ * and connections started together (parallel downloads) must not all
+ * land on one session before any of them moved a byte. */
+#define SSM_YOUNG_MS 250
+
+/* Counts n bytes either way in the stream's two one-second windows. */
+static void stream_count(struct backend_stream *st, size_t n)
+{
+    uint64_t now = uv_now(st->sess->env->loop);
+    if (now - st->win_start >= 1000) {
+        st->prev_bytes = now - st->win_start < 2000 ? st->win_bytes : 0;
+        st->win_bytes = 0;
+        st->win_start = now;
+    }
+    st->win_bytes += n;
+}
+
+int ssm_stream_busy(const struct backend_stream *st, uint64_t now)
+{
+    if (st->dead)
+        return 0;
+    if (!st->reported || now - st->born < SSM_YOUNG_MS) /* opening, new */
+        return 1;
+    uint64_t age = now - st->win_start;
+    size_t recent = age >= 2000   ? 0
+                    : age >= 1000 ? st->win_bytes
+                                  : st->win_bytes + st->prev_bytes;
+    return recent >= SSM_BUSY_BYTES;
+}
 
 static void stream_free(struct backend_stream *st)
 {
     defer_cancel(&st->notify);
+    if (st->push != NULL)
+        keypush_cancel(st->push);
     free(st->early);
     free(st->notify_why);
     free(st);
@@ -78,6 +113,7 @@ static void stream_data(struct backend_stream *st, const uint8_t *p, size_t n)
 {
     st->quiet_since = uv_now(st->sess->env->loop);
     st->heard = 1;
+    stream_count(st, n);
     if (st->dead)
         return;
     if (st->holding) /* the destination is there: it spoke */
@@ -119,6 +155,15 @@ void ssm_stream_report(struct backend_stream *st, int status, const char *why)
     }
     if (st->reported || st->dead)
         return;
+    if (status == 0 && st->push_pending) { /* open once the key is there */
+        st->open_waits = 1;
+        return;
+    }
+    if (status == 0 && st->push_status != 0) { /* notify_why says why */
+        st->notify_status = st->push_status;
+        defer_queue(st->sess->env->loop, &st->notify);
+        return;
+    }
     st->notify_status = status;
     if (why != NULL)
         tunnel_reason_set(&st->notify_why, "%s", why);
@@ -371,7 +416,7 @@ void ssm_session_writable(struct ssm_session *s)
         st->cb->on_drain(st->arg);
 }
 
-int ssm_stream_new(struct ssm_session *s, int no_reply,
+int ssm_stream_new(struct ssm_session *s, int no_reply, const char *push_user,
                    const struct backend_cb *cb, void *arg,
                    struct backend_stream **out)
 {
@@ -388,6 +433,9 @@ int ssm_stream_new(struct ssm_session *s, int no_reply,
                                   .resumes_at_join = s->resumes,
                                   .joined = s->n_streams > 0 || s->opened};
     st->notify.cb = stream_notify;
+    st->born = uv_now(s->env->loop);
+    if (push_user != NULL)
+        snprintf(st->user, sizeof(st->user), "%s", push_user);
     s->next_sid += 2;
     list_insert_head(&s->streams, &st->link);
     s->n_streams++;
@@ -396,6 +444,12 @@ int ssm_stream_new(struct ssm_session *s, int no_reply,
         cb->on_wait != NULL) /* joined a session waiting for a start */
         cb->on_wait(arg, (uint64_t)s->spec.start_timeout_ms,
                     "its instance is starting");
+    s->idle_since = 0;
+    /* A session past its lookup knows the instance: the push starts now,
+     * beside the SYN; a new one starts it beside StartSession, a waking
+     * one once its instance is up. */
+    if (s->state != SSM_RESOLVING && s->state != SSM_WAKING)
+        ssm_stream_push_key(st);
     if (s->opened) {              /* joined an open session */
         uv_timer_stop(&s->timer); /* no longer lingering */
         log_debug("ssm %llu: new smux stream %u on session %s",
@@ -416,8 +470,12 @@ ssize_t ssm_stream_write(struct backend_stream *st, const uint8_t *p, size_t n)
     if (s->ch == NULL)
         return 0;
     st->wrote |= n > 0;
-    if (!s->mode.mux)
-        return dc_channel_write(s->ch, p, n);
+    if (!s->mode.mux) {
+        ssize_t w = dc_channel_write(s->ch, p, n);
+        if (w > 0)
+            stream_count(st, (size_t)w);
+        return w;
+    }
     if (!session_flush_ctrl(s)) {
         dc_channel_want_writable(s->ch);
         return 0;
@@ -438,6 +496,7 @@ ssize_t ssm_stream_write(struct backend_stream *st, const uint8_t *p, size_t n)
         return taken;
     CHECK((size_t)taken == SMUX_HDR_LEN + k);
     st->last_seq = dc_channel_last_seq(s->ch);
+    stream_count(st, k);
     return (ssize_t)k;
 }
 
@@ -516,7 +575,12 @@ int ssm_stream_shutdown(struct backend_stream *st)
     uint64_t now = uv_now(s->env->loop);
     st->quiet_since = GW_MAX(st->quiet_since, now);
     if (s->mode.mux) {
-        if (!st->fin_sent && !st->fin_held) {
+        /* ssh never half-closes (its client's EOF is its end, and sshd
+         * waits for it before it closes): the FIN goes at once. */
+        if (!st->fin_sent && !st->fin_held && st->user[0] != '\0') {
+            st->fin_sent = 1;
+            ssm_session_send_ctrl(s, SMUX_FIN, st->sid);
+        } else if (!st->fin_sent && !st->fin_held) {
             st->fin_held = 1;
             ssm_session_fin_check(s);
         }
@@ -584,8 +648,10 @@ void ssm_stream_close(struct backend_stream *st)
             ssm_session_close_timer(s);
         return;
     }
-    if (s->n_streams == 0)
+    if (s->n_streams == 0) {
+        s->idle_since = uv_now(s->env->loop);
         s->env->on_idle(s, s->env->arg);
+    }
 }
 
 int ssm_stream_shared(const struct backend_stream *st)
@@ -602,4 +668,6 @@ void ssm_stream_describe(const struct backend_stream *st,
     snprintf(out->region, sizeof(out->region), "%s", s->region);
     out->resumes = GW_MAX(s->resumes - st->resumes_at_join, 0);
     out->joined = st->joined;
+    snprintf(out->document, sizeof(out->document), "%s",
+             tunnel_document(s->spec.kind));
 }

@@ -71,6 +71,19 @@ struct backend_stream {
     int dead;            /* failed; waiting for close() */
     int resumes_at_join; /* the session's resumes when this stream came */
     int joined;          /* came to a session already started */
+    /* ssh: the key push for this OS user ("" = none), run once the
+     * session knows its instance; the open report waits for it. */
+    char user[TUNNEL_USER_MAX];
+    struct keypush_wait *push;
+    int push_started;
+    int push_pending;
+    int push_status; /* its failure (notify_why has the reason), or 0 */
+    int open_waits;  /* open, reported once the push is done */
+    /* Bytes either way in this second and the one before: its load. */
+    uint64_t born; /* uv_now at ssm_stream_new */
+    uint64_t win_start;
+    size_t win_bytes;
+    size_t prev_bytes;
 };
 
 /* One SSM session; on the owner's list, freed when its last stream left
@@ -84,13 +97,11 @@ struct ssm_session {
     char instance[TUNNEL_TARGET_MAX];
     char region[64];
     struct aws_call *call;
-    struct keypush_wait *push;
-    struct ssm_start_wait *wake;  /* waiting on a stopped instance's start */
-    int woken;                    /* asked once: a second miss is final */
-    char wake_why[GW_REASON_MAX]; /* StartSession's own error, meanwhile */
-    int push_pending;
-    int push_status;
-    char *push_error;                        /* tunnel_reason_set; NULL: none */
+    struct ssm_start_wait *wake; /* waiting on a stopped instance's start */
+    int woken;                   /* asked once: a second miss is final */
+    char
+        *wake_why; /* StartSession's own error, meanwhile (tunnel_reason_set) */
+    int fallback;  /* ssh on a port forward: AWS-StartSSHSession if denied */
     char session_id[AWS_SSM_SESSION_ID_MAX]; /* "" once ended */
     char started_id[AWS_SSM_SESSION_ID_MAX]; /* kept for describe */
     int resumes;                             /* resumed data channels */
@@ -118,6 +129,7 @@ struct ssm_session {
     int by_service;        /* ended by channel_closed */
     uint64_t resume_deadline;
     uint64_t linger_until; /* idle: ends then, recycles or not; 0 = in use */
+    uint64_t idle_since;   /* uv_now the last stream left; 0 = in use */
     int resume_attempt;
     int timer_closing; /* the session is on its way out */
 };
@@ -136,6 +148,16 @@ void ssm_session_close_timer(struct ssm_session *s);
         (tmp) = CONTAINER_OF((st)->link.next, struct backend_stream, link))
 
 void ssm_stream_report(struct backend_stream *st, int status, const char *why);
+/* Starts the stream's key push if it wants one and the session knows its
+ * instance (ssm_session.c). */
+void ssm_stream_push_key(struct backend_stream *st);
+/* Forgets a push that raced StartSession to a stopped instance: the next
+ * StartSession starts it again. */
+void ssm_stream_push_reset(struct backend_stream *st);
+/* A stream opening or younger than SSM_YOUNG_MS, or one that moved
+ * SSM_BUSY_BYTES in the last second or two: what spreading counts as
+ * load. */
+int ssm_stream_busy(const struct backend_stream *st, uint64_t now);
 /* The stream is open on the agent's side (SYN sent, or the session's one
  * connection): report it now or hold the report (open_confirm_ms). */
 void ssm_stream_opened(struct backend_stream *st);

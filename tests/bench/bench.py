@@ -33,7 +33,8 @@ import bench_rtt  # noqa: E402
 
 INST = "i-0be0000000000000b"
 # Port 22 of this one is an echo server: every connection to it is its own
-# stream-mode session (AWS-StartSSHSession), never a shared smux session.
+# stream-mode session (AWS-StartSSHSession, ssh_document = ssh in the
+# World's config), never a shared smux session.
 STREAM_INST = "i-0be0000000000000c"
 MB = 1 << 20
 TICK = os.sysconf("SC_CLK_TCK")
@@ -237,7 +238,7 @@ class World:
             STREAM_INST: {"ports": {"22": self.echo.port}}})
         self.gw = Gateway(
             "[gateway]\nmessage_rate = %d\nmax_connections = 5000\n"
-            "payload_size = %d\n"
+            "payload_size = %d\nssh_document = ssh\n"
             "[forward sink]\nlisten = 127.0.0.1:0\ntarget = %s\nport = 9\n"
             "[forward echo]\nlisten = 127.0.0.1:0\ntarget = %s\nport = 7\n"
             % (message_rate, payload, INST, INST), env=self.fake.env())
@@ -635,20 +636,87 @@ def bench_paced_cpu(res, tmp, size):
         w.close()
 
 
-GROUPS = ("throughput", "connect", "scale", "paced", "rtt")
+def jain(xs):
+    """Jain's fairness index: 1 when every share is equal, 1/n when one
+    takes everything."""
+    return sum(xs) ** 2 / (len(xs) * sum(x * x for x in xs)) if any(xs) else 0.0
+
+
+def _pull_window(addr, n, warm_s, window_s):
+    """n parallel downloads from addr: bytes each got during window_s after
+    warm_s (every connection open and flowing first)."""
+    socks, got, stop = [], [0] * n, threading.Event()
+    for _ in range(n):
+        s = socket.create_connection(addr)
+        s.sendall(b"S")
+        socks.append(s)
+
+    def rd(i):
+        try:
+            while not stop.is_set():
+                d = socks[i].recv(1 << 20)
+                if not d:
+                    return
+                got[i] += len(d)
+        except OSError:
+            pass
+    ts = [threading.Thread(target=rd, args=(i,), daemon=True) for i in range(n)]
+    for t in ts:
+        t.start()
+    time.sleep(warm_s)
+    before = list(got)
+    time.sleep(window_s)
+    during = [g - b for g, b in zip(got, before)]
+    stop.set()
+    for s in socks:
+        s.close()
+    for t in ts:
+        t.join(5)
+    return during
+
+
+def bench_spread(res, tmp, window_s, counts=(1, 2, 4, 8), spt=4):
+    """N parallel downloads from one target at the service's pace (the
+    fast agent sleeps 1 ms per 1 KiB message of a session): they spread
+    over up to sessions_per_target sessions, ~1 MB/s each."""
+    w = World(tmp, 1 << 40, pace_ms=1, message_rate=990)
+    try:
+        fwd = w.gw.listeners["sink"]
+        for n in counts:
+            k = min(n, spt)
+            starts0 = len(w.fake.calls("StartSession"))
+            during = _pull_window(fwd, n, 1.5, window_s)
+            agg = sum(during) / window_s / 1e6
+            fair = jain(during)
+            opened = len(w.fake.calls("StartSession")) - starts0
+            if n == 1:
+                res.add("spread: 1 download", agg, "MB/s", 1.0, ">= 0.97 MB/s",
+                        agg >= 0.97, "sessions started %d" % opened)
+                continue
+            res.add("spread: %d downloads, aggregate" % n, agg, "MB/s", float(k),
+                    ">= %.2f MB/s" % (0.9 * k), agg >= 0.9 * k,
+                    "sessions_per_target %d; new sessions %d; per connection %s"
+                    % (spt, opened, " ".join("%.2f" % (d / window_s / 1e6)
+                                             for d in during)))
+            res.add("spread: %d downloads, fairness (Jain)" % n, fair, "", 1.0,
+                    ">= 0.9", fair >= 0.9, "")
+            time.sleep(0.5)
+    finally:
+        w.close()
+
+
+GROUPS = ("forward", "scp", "connect", "scale", "size", "paced", "spread",
+          "rtt")
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default="bench-results.json")
-    ap.add_argument("--only", default=",".join(GROUPS),
-                    help="comma-separated groups: " + ", ".join(GROUPS))
+    ap.add_argument("--only", action="append", choices=GROUPS,
+                    help="run only this group (repeatable)")
     args = ap.parse_args()
-    only = set(args.only.split(","))
-    unknown = only - set(GROUPS)
-    if unknown:
-        ap.error("unknown group(s): %s" % ", ".join(sorted(unknown)))
+    only = set(args.only or GROUPS)
     q = args.quick
     size = (64 if q else 1024) * MB
     runs = 1 if q else 3
@@ -659,24 +727,27 @@ def main():
     tmp = tempfile.mkdtemp(prefix="ssmgate-bench-")
     started = time.time()
     steal0 = cpu_ticks()
-    if only & {"throughput", "connect", "scale"}:
-        w = World(tmp, size)
-        try:
-            if "throughput" in only:
-                print("throughput and CPU (unpaced, fast agent):")
-                bench_forward(w, res, size, runs)
-                bench_scp(w, res, size, runs)
-            if "connect" in only:
-                print("connect latency:")
-                bench_connect(w, res, 10 if q else 50)
-                bench_api_calls(w, res)
-            if "scale" in only:
-                print("scale:")
-                bench_idle(w, res, 100 if q else 1000)
-                bench_active(w, res, 20 if q else 100, (2 if q else 10) * MB)
-        finally:
+    w = World(tmp, size) if only & {"forward", "scp", "connect",
+                                     "scale"} else None
+    try:
+        if only & {"forward", "scp"}:
+            print("throughput and CPU (unpaced, fast agent):")
+        if "forward" in only:
+            bench_forward(w, res, size, runs)
+        if "scp" in only:
+            bench_scp(w, res, size, runs)
+        if "connect" in only:
+            print("connect latency:")
+            bench_connect(w, res, 10 if q else 50)
+            bench_api_calls(w, res)
+        if "scale" in only:
+            print("scale:")
+            bench_idle(w, res, 100 if q else 1000)
+            bench_active(w, res, 20 if q else 100, (2 if q else 10) * MB)
+    finally:
+        if w is not None:
             w.close()
-    if "throughput" in only:
+    if "size" in only:
         print("larger messages (not judged: the service takes 1 KiB):")
         bench_message_size(res, tmp, size // 4, runs,
                            (65536,) if q else (16384, 65536))
@@ -687,6 +758,9 @@ def main():
     if "rtt" in only:
         print("connect latency at 40 ms of round trip:")
         bench_rtt.bench_rtt(res, tmp, quick=q)
+    if "spread" in only:
+        print("spread over sessions (paced like the real service):")
+        bench_spread(res, tmp, 4.0 if q else 8.0)
     steal1 = cpu_ticks()
     info["steal_pct"] = round(100.0 * (steal1[0] - steal0[0]) /
                               max(1, steal1[1] - steal0[1]), 1)

@@ -277,6 +277,19 @@ class EchoServer(ThreadedServer):
             c.close()
 
 
+def send_forever(c, chunk, pause_s):
+    """A destination that talks: chunk every pause_s until the peer goes;
+    then c is closed."""
+    try:
+        while True:
+            c.sendall(chunk)
+            time.sleep(pause_s)
+    except OSError:
+        pass
+    finally:
+        c.close()
+
+
 def recv_exact(s, n):
     """Up to n bytes: fewer only when the peer closed first."""
     out = b""

@@ -54,7 +54,10 @@ class World:
         self.sd = Sshd(self.fake.state_dir, instance_id="*")
         self.sd.__enter__()
         self.fake.set_instances({IID: {"name": "web", "ports": {"22": self.sd.port}}})
-        self.gw = Gateway("[gateway]\nmessage_rate = %d\n" % message_rate,
+        # One session per ssh (AWS-StartSSHSession, stream mode): each
+        # transfer's session and its pauses are its own.
+        self.gw = Gateway("[gateway]\nmessage_rate = %d\nssh_document = ssh\n"
+                          % message_rate,
                           env=self.fake.env())
         self.opts = self.gw.ssh_opts("-o", "IdentitiesOnly=no")
         self.dest = "%s@%s" % (self.sd.user, IID)
@@ -221,7 +224,8 @@ def test_streams_of_one_session_share_it_fairly():
 
     with ThreadedServer(sink) as srv, FakeAws(pace_ms=1) as fake:
         fake.set_instances({IID: {"ports": {"9": srv.port}}})
-        cfg = forwards_config(("sink", IID, "port = 9\n"),
+        # One session for all (sessions_per_target would spread them).
+        cfg = forwards_config(("sink", IID, "port = 9\nsessions_per_target = 1\n"),
                               gateway="message_rate = 990\n")
         with Gateway(cfg, env=fake.env()) as gw:
             # One session first, so that all four join it.

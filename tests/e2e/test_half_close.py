@@ -102,12 +102,12 @@ def fake(servers):
         yield f
 
 
-def gateway(fake, linger_ms=1000):
+def gateway(fake, linger_ms=1000, extra=""):
     cfg = forwards_config(
         ("web", INST, "port = 80\n"), ("mute", INST, "port = 81\n"),
         ("big", INST, "port = 82\n"),
         ("old", OLD, "port = 80\n"),
-        gateway="half_close_linger_ms = %d\n" % linger_ms)
+        gateway="half_close_linger_ms = %d\n%s" % (linger_ms, extra))
     cfg += "[route r]\nmatch = *.internal\nvia = %s\n" % INST
     return Gateway(cfg, env=fake.env())
 
@@ -238,7 +238,9 @@ def test_a_half_close_during_a_resume_waits_for_the_agent(fake):
     yet, so the destination cannot have answered: the linger must count
     from when the agent has the request, or the FIN arrives with it and
     the agent closes the destination before it answers."""
-    gw = gateway(fake, linger_ms=1000)
+    # One session per target: a connection this young would otherwise
+    # count as busy and the next one would start a session of its own.
+    gw = gateway(fake, linger_ms=1000, extra="sessions_per_target = 1\n")
     try:
         # An open connection (silent, the server waits for its request)
         # keeps the session; the next one joins it as a new stream.

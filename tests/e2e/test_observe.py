@@ -147,7 +147,8 @@ def test_audit_line_for_ssh_names_the_session(world):
     assert line["outcome"] == "ok"
     assert line["event"] == "tunnel"
     assert line["kind"] == "ssh"
-    assert line["document"] == "AWS-StartSSHSession"
+    # ssh rides a warm port forward to port 22 (ssh_document = auto)
+    assert line["document"] == "AWS-StartPortForwardingSession"
     assert line["instance"] == WEB[0]
     assert line["os_user"] == world["sshd"].user
     assert line["port"] == 22
@@ -161,7 +162,7 @@ def test_audit_line_for_ssh_names_the_session(world):
     assert line["gateway_user"] == pwd.getpwuid(os.geteuid()).pw_name
     assert re.match(r"127\.0\.0\.1:\d+$", line["client"])
     assert line["session_id"] in fake_sessions(world["fake"], WEB[0],
-                                               "AWS-StartSSHSession")
+                                               "AWS-StartPortForwardingSession")
     assert line["joined_session"] is False
     assert line["resumes"] == 0
     assert line["bytes_up"] > 1000 and line["bytes_down"] > 1000
@@ -286,13 +287,14 @@ def test_metrics_after_known_traffic(world):
     name = WEB[3].encode()
     s.sendall(b"\x05\x01\x00\x03" + bytes([len(name)]) + name + b"\x00\x07")
     assert recv_exact(s, 10)[1] == 0
-    echo_through(None, b"m" * 40000, sock=s)
-    # A second connection to the same target and port joins the session.
+    # A second connection to the same target and port joins the session
+    # (the first is open and idle: no reason to spread).
     s2 = socket.create_connection((host, port), timeout=30)
     s2.sendall(b"\x05\x01\x00")
     assert s2.recv(2) == b"\x05\x00"
     s2.sendall(b"\x05\x01\x00\x03" + bytes([len(name)]) + name + b"\x00\x07")
     assert recv_exact(s2, 10)[1] == 0
+    echo_through(None, b"m" * 40000, sock=s)
     mid = scrape(url)
     assert val(mid, "ssmgate_tunnels_open") == 2
     # Live tunnels' bytes count while they run, not only when they end.

@@ -130,8 +130,9 @@ def test_scp_through_recycles_with_expiring_credentials(source, tmp_path):
         finally:
             if imds:
                 imds.stop()
-    # Each scp is one session that outlived its recycles by resuming.
-    assert len(sessions) == 2, list(sessions)
+    # Both scps rode one warm session (ssh over a port forward to port 22:
+    # the second joined it) that outlived its recycles by resuming.
+    assert len(sessions) == 1, list(sessions)
     closes = [s["stats"].get("normal_closes", 0) for s in sessions.values()]
     resumes = [s["stats"].get("resumes", 0) for s in sessions.values()]
     for sid, s in sessions.items():

@@ -85,16 +85,24 @@ def test_ssh_true_with_no_key_file(world):
     # No private key anywhere in the runtime dir (key_file = no).
     assert not os.path.exists(os.path.join(world["gw"].runtime_dir,
                                            "id_ed25519"))
-    # A second connect within 60 s reuses the push.
+    # A second connect within 60 s reuses the push, and the warm
+    # port-forward session to port 22 (test_warm has the rest).
     r = ssh(world, WEB[0], "true")
     assert r.returncode == 0, r.stderr
     assert len(fake.calls("SendSSHPublicKey")) == 1
-    # Every session was signed on the WebSocket upgrade and terminated.
     starts = fake.calls("StartSession")
-    assert len(starts) == 2
+    assert len(starts) == 1
+    assert starts[0]["params"]["DocumentName"] == "AWS-StartPortForwardingSession"
     assert "ssmgate" in json.dumps(starts[-1]["params"])  # the Reason
-    time.sleep(0.5)
-    assert len(fake.calls("TerminateSession")) >= 2
+
+
+def end_warm(fake, target):
+    """The service ends target's live sessions (channel_closed), so the
+    next connection starts a session of its own."""
+    for sid, s in fake.sessions().items():
+        if s["target"] == target and not s["terminated"]:
+            fake.session_action(sid, "channel_closed", {"output": "ended"})
+    time.sleep(0.3)
 
 
 def test_scp_big_each_way_and_sftp_rsync(world):
@@ -216,6 +224,7 @@ def test_error_paths_get_socks_codes_and_log_lines(world, target, code, log):
 def test_resume_after_websocket_cut(world):
     fake = world["fake"]
     fake.set_faults({"dc": {"cut_after_bytes": 4 * 1024 * 1024}})
+    end_warm(fake, WEB[0])  # a new session, with the fault
     try:
         tmp = world["tmp"]
         src = tmp / "cut.bin"
@@ -247,7 +256,8 @@ def test_status_lists_live_ssh_tunnel(world):
             tunnels = json.loads(r.stdout)["tunnels"] if r.returncode == 0 \
                 else []
             time.sleep(0.2)
-        assert tunnels and tunnels[0]["document"] == "AWS-StartSSHSession"
+        assert tunnels and \
+            tunnels[0]["document"] == "AWS-StartPortForwardingSession"
     finally:
         p.wait(30)
 
@@ -436,6 +446,7 @@ def test_name_cache_forgets_an_unreachable_instance(world):
     fake = world["fake"]
     r = ssh(world, "web-2", "true")  # resolved and cached
     assert r.returncode == 0, r.stderr
+    end_warm(fake, WEB[1])  # the next ssh must call StartSession
     fake.set_faults({"api": [{"action": "StartSession", "kind": "error",
                               "code": "TargetNotConnected",
                               "message": "i-... is not connected.", "count": 1}]})

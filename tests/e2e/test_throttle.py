@@ -35,7 +35,10 @@ def test_forty_parallel_ssh_against_throttling(tmp_path):
     with FakeAws(pace_ms=0, config={"api_rate": RATES}) as fake, \
             Sshd(fake.state_dir, instance_id="*") as sd:
         fake.set_instances({iid: {"ports": {"22": sd.port}} for iid in INSTANCES})
-        with Gateway("[gateway]\nmessage_rate = 0\n", env=fake.env()) as gw:
+        # One session per ssh (the old mode): a burst of 40 StartSessions,
+        # where warm ssh would need only sessions_per_target per instance.
+        with Gateway("[gateway]\nmessage_rate = 0\nssh_document = ssh\n",
+                     env=fake.env()) as gw:
             opts = gw.ssh_opts("-o", "IdentitiesOnly=no",
                                "-o", "ConnectTimeout=50")
             fake.clear_calls()

@@ -21,7 +21,7 @@ import time
 import pytest
 
 from harness import (FAKE_DIR, SSMGATE_BIN, Gateway, ThreadedServer,
-                     forwards_config)
+                     forwards_config, send_forever)
 
 sys.path.insert(0, FAKE_DIR)
 from child import free_port  # noqa: E402
@@ -67,16 +67,8 @@ def banner(c):
 
 def source(c):
     """Sends forever, a little at a time, until the client goes."""
-    try:
-        c.settimeout(30)
-        chunk = os.urandom(16384)
-        while True:
-            c.sendall(chunk)
-            time.sleep(0.01)
-    except OSError:
-        pass
-    finally:
-        c.close()
+    c.settimeout(30)
+    send_forever(c, os.urandom(16384), 0.01)
 
 
 @pytest.fixture(scope="module")

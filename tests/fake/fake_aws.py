@@ -334,6 +334,10 @@ class State:
         self.oidc_clients = {"fake-oidc-client": {"secret": "fake-oidc-secret",
                                                   "refresh_tokens": ["fake-refresh-token"]}}
         self.eic_deny = []   # list of {"instance": id or "*", "user": name or "*"}
+        # IAM: StartSession with a document denied to a caller, as a policy
+        # that allows only some documents does: {"document": name or "*",
+        # "caller": caller name, access key or "*"}
+        self.document_deny = []
         self.calls = []
         self.api_faults = []
         # api_rate: action -> calls allowed per sliding second per account;
@@ -376,6 +380,8 @@ class State:
             self.oidc_clients = dict(cfg["oidc_clients"])
         if "eic_deny" in cfg:
             self.eic_deny = list(cfg["eic_deny"])
+        if "document_deny" in cfg:
+            self.document_deny = list(cfg["document_deny"])
         if "regions" in cfg:
             self.regions = list(cfg["regions"])
         if "faults" in cfg:
@@ -920,6 +926,17 @@ class Api:
             raise ApiError("ValidationException", "1 validation error detected: Value '%s' at "
                            "'documentName' failed to satisfy constraint: Member must satisfy "
                            "regular expression pattern: ^[a-zA-Z0-9_\\-.:/]{3,128}$" % doc)
+        caller = self._caller(sres)
+        for rule in st.document_deny:
+            if rule.get("document", "*") in ("*", doc) and \
+                    rule.get("caller", "*") in ("*", caller, sres.access_key):
+                arn = sres.entry.get("arn") or \
+                    "arn:aws:iam::%s:user/%s" % (account_of(sres.entry), caller)
+                raise ApiError("AccessDeniedException",
+                               "User: %s is not authorized to perform: ssm:StartSession on "
+                               "resource: arn:aws:ssm:%s::document/%s because no "
+                               "identity-based policy allows the ssm:StartSession action"
+                               % (arn, sres.region, doc))
         if doc not in DOCUMENTS:
             raise ApiError("InvalidDocument", "Document %s does not exist in your account"
                            % doc, message_key="Message")

@@ -197,6 +197,7 @@ struct session {
     uint64_t id_counter;
     uint8_t id_base[16];
     uint64_t next_read_us; /* pacing: one destination read per pace */
+    int rr; /* the stream read first next time: paced streams take turns */
     /* destinations: stream/basic mode uses streams[0] with sid 0 */
     struct stream streams[MAX_STREAMS];
     int n_streams;
@@ -906,8 +907,12 @@ static int read_dests(struct session *s, struct pollfd *pfd, int *idx,
                       int polled)
 {
     uint8_t buf[65536];
-    /* Streams added since the poll (a SYN just now) wait for the next. */
-    for (int i = 0; i < polled && i < s->n_streams; i++) {
+    /* Streams added since the poll (a SYN just now) wait for the next.
+     * The first to read turns, as the agent's per-stream readers share a
+     * paced session: else the first stream would take every paced read. */
+    int lim = polled < s->n_streams ? polled : s->n_streams;
+    for (int j = 0; j < lim; j++) {
+        int i = (j + s->rr) % lim;
         struct stream *st = &s->streams[i];
         if (idx[i] < 0 || !(pfd[idx[i]].revents & (POLLIN | POLLHUP | POLLERR)))
             continue;
@@ -942,6 +947,7 @@ static int read_dests(struct session *s, struct pollfd *pfd, int *idx,
             } else if (send_stream(s, PT_OUTPUT, buf, (size_t)k) != 0) {
                 return -1;
             }
+            s->rr = i + 1;
             if (opt_pace_ms > 0) {
                 /* A fixed schedule, one read per pace while data keeps
                  * coming: the allowance is exactly payload / pace. */
@@ -973,9 +979,13 @@ static void write_dests(struct session *s)
             }
             bytes_drop(&st->out, (size_t)k);
         }
+        /* The client's FIN closes the destination both ways, as the
+         * agent's smux port plugin does (a half-close would leave a
+         * destination that keeps talking taking the session's pace). */
         if (st->fd >= 0 && st->out.len == 0 && (st->fin_sent & 2)) {
-            shutdown(st->fd, SHUT_WR);
             st->fin_sent &= ~2;
+            smux_emit(s, 1, st->sid, NULL, 0);
+            stream_close(st);
         }
     }
 }

@@ -7,8 +7,10 @@ Access paths: a [forward] static port, SOCKS5 to a [route] host name
 (AWS-StartPortForwardingSessionToRemoteHost), SOCKS5 to an instance id
 and port (AWS-StartPortForwardingSession), HTTP CONNECT to a [route] host
 name, a real ssh through the SOCKS listener and the daemon's ssh agent
-(AWS-StartSSHSession plus the key push), and the "doom" forward whose
-sessions the fault schedule ends on purpose (channel_closed)."""
+(the key push, and a warm AWS-StartPortForwardingSession to port 22 by
+default: ssh_document = auto), and the "doom" forward whose sessions (up to
+sessions_per_target of them) the fault schedule ends on purpose
+(channel_closed)."""
 
 import random
 import socket

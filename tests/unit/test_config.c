@@ -259,6 +259,9 @@ static void test_example_file_is_the_defaults(void **state)
     assert_int_equal(ex->message_rate, def->message_rate);
     assert_int_equal(ex->payload_size, def->payload_size);
     assert_int_equal(ex->half_close_linger_ms, def->half_close_linger_ms);
+    assert_int_equal(ex->session_linger_ms, def->session_linger_ms);
+    assert_int_equal(ex->ssh_document, def->ssh_document);
+    assert_int_equal(ex->sessions_per_target, def->sessions_per_target);
     assert_string_equal(ex->https_proxy, def->https_proxy);
     assert_string_equal(ex->audit_log, def->audit_log);
     assert_string_equal(ex->metrics_listen, def->metrics_listen);
@@ -266,6 +269,39 @@ static void test_example_file_is_the_defaults(void **state)
     assert_int_equal(ex->n_routes, 0);
     config_unref(ex);
     config_unref(def);
+}
+
+static void test_warm_keys(void **state)
+{
+    char err[256];
+    struct config *c = load("", err, sizeof(err));
+    assert_non_null(c);
+    assert_int_equal(c->session_linger_ms, 300000);
+    assert_int_equal(c->ssh_document, CONFIG_SSH_DOC_AUTO);
+    assert_int_equal(c->sessions_per_target, 4);
+    config_unref(c);
+    c = load("[gateway]\nssh_document = ssh\nsessions_per_target = 1\n"
+             "[forward f]\nlisten = 127.0.0.1:1\ntarget = i-0123456789abcdef0\n"
+             "port = 22\nsessions_per_target = 2\n"
+             "[route r]\nmatch = *.x\nvia = i-0123456789abcdef0\n"
+             "sessions_per_target = 8\n",
+             err, sizeof(err));
+    assert_non_null(c);
+    assert_int_equal(c->ssh_document, CONFIG_SSH_DOC_SSH);
+    assert_int_equal(c->sessions_per_target, 1);
+    assert_int_equal(c->forwards[0].sessions_per_target, 2);
+    assert_int_equal(c->routes[0].sessions_per_target, 8);
+    config_unref(c);
+    c = load("[gateway]\nssh_document = port-forward\n", err, sizeof(err));
+    assert_non_null(c);
+    assert_int_equal(c->ssh_document, CONFIG_SSH_DOC_PORT_FORWARD);
+    config_unref(c);
+    assert_null(load("[gateway]\nssh_document = SSH\n", err, sizeof(err)));
+    assert_non_null(strstr(err, "expected auto, ssh or port-forward"));
+    assert_null(load("[gateway]\nsessions_per_target = 0\n", err, sizeof(err)));
+    assert_null(load("[route r]\nmatch = *\nvia = direct\n"
+                     "sessions_per_target = 65\n",
+                     err, sizeof(err)));
 }
 
 static void test_diff_observe_keys(void **state)
@@ -301,6 +337,7 @@ int main(void)
         cmocka_unit_test(test_overrides),
         cmocka_unit_test(test_missing_files),
         cmocka_unit_test(test_example_file_is_the_defaults),
+        cmocka_unit_test(test_warm_keys),
         cmocka_unit_test(test_diff_observe_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
