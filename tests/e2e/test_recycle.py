@@ -130,9 +130,11 @@ def test_scp_through_recycles_with_expiring_credentials(source, tmp_path):
         finally:
             if imds:
                 imds.stop()
-    # Both scps rode one warm session (ssh over a port forward to port 22:
-    # the second joined it) that outlived its recycles by resuming.
-    assert len(sessions) == 1, list(sessions)
+    # Both scps rode warm port-forward sessions (ssh to port 22) that
+    # outlived their recycles by resuming: the second joined the first's,
+    # or opened its own when the first's connection still counted as busy
+    # (it moved data within the last second: sessions_per_target spreads).
+    assert 1 <= len(sessions) <= 2, list(sessions)
     closes = [s["stats"].get("normal_closes", 0) for s in sessions.values()]
     resumes = [s["stats"].get("resumes", 0) for s in sessions.values()]
     for sid, s in sessions.items():
