@@ -41,7 +41,7 @@ static void proto_error(struct aws_error *e, const char *why)
 static json_t *numbered(const char *const *v, size_t n)
 {
     json_t *o = json_object();
-    char k[16];
+    char k[24]; /* any size_t in decimal */
 
     for (size_t i = 0; o && i < n; i++) {
         snprintf(k, sizeof(k), "%zu", i + 1);
