@@ -136,11 +136,15 @@ class Gateway(Process):
                 return self.listeners[kind]
         return next(iter(self.listeners.values()))
 
+    def status_run(self):
+        """Runs `ssmgate status --json` against this daemon."""
+        return subprocess.run([SSMGATE_BIN, "status", "--json", "--config",
+                               self.config_path, "--runtime-dir", self.runtime_dir],
+                              capture_output=True, text=True, timeout=30)
+
     def status(self):
         """The daemon's `ssmgate status --json`, parsed."""
-        r = subprocess.run([SSMGATE_BIN, "status", "--json", "--config",
-                            self.config_path, "--runtime-dir", self.runtime_dir],
-                           capture_output=True, text=True, timeout=30)
+        r = self.status_run()
         assert r.returncode == 0, r.stderr
         return json.loads(r.stdout)
 

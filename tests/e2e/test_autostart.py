@@ -5,8 +5,6 @@ sessions wait for one StartInstances, the boot and the agent, shown in
 stopped (HTTP CONNECT's 502 body, a SOCKS failure for nc and ssh) and the log
 says so; a start that outlasts start_timeout_ms ends in a clear 504."""
 
-import json
-import os
 import re
 import socket
 import subprocess
@@ -60,14 +58,6 @@ def ssh(w, gw, host, *cmd):
                           capture_output=True, text=True, timeout=60)
 
 
-def status(gw):
-    r = subprocess.run([SSMGATE_BIN, "status", "--json", "--config", gw.config_path,
-                        "--runtime-dir", gw.runtime_dir],
-                       capture_output=True, text=True, timeout=10)
-    assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout)
-
-
 def http_connect(gw, host, port):
     """A raw HTTP CONNECT: (status line, body)."""
     s = socket.create_connection(gw.socks, timeout=30)
@@ -99,7 +89,7 @@ def test_concurrent_connects_share_one_start(world):
         t.start()
     seen = None
     while time.time() - t0 < 20 and any(t.is_alive() for t in threads):
-        st = status(gw)
+        st = gw.status()
         mine = [s for s in st["starts"] if s["instance"] == SLEEPY]
         if mine and mine[0]["connections"] == 3:
             seen = mine[0]
@@ -118,7 +108,7 @@ def test_concurrent_connects_share_one_start(world):
     assert seen is not None and seen["state"] in ("stopped", "pending", "running")
     assert seen["elapsed_ms"] >= 0
     assert "starting %s: " % SLEEPY in plain and "3 connections waiting" in plain
-    assert status(gw)["starts"] == []  # done: gone from the list
+    assert gw.status()["starts"] == []  # done: gone from the list
     starts = w["fake"].calls("StartInstances")
     assert len(starts) == 1 and starts[0]["params"]["InstanceId.1"] == SLEEPY
     log = gw.stderr_text()

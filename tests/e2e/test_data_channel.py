@@ -312,7 +312,6 @@ def test_50_connections_share_one_smux_session(fake):
 
 def test_status_counts_smux_streams(fake):
     from harness import SSMGATE_BIN
-    import json
     import subprocess
     gw = run_gateway(fake, "sessions_per_target = 1")  # all on one session
     try:
@@ -321,10 +320,7 @@ def test_status_counts_smux_streams(fake):
         for c in conns:
             c.sendall(b"x")
             assert c.recv(1) == b"x"
-        r = subprocess.run([SSMGATE_BIN, "status", "--json", "--config",
-                            gw.config_path, "--runtime-dir", gw.runtime_dir],
-                           capture_output=True, text=True, timeout=10)
-        tunnels = json.loads(r.stdout)["tunnels"]
+        tunnels = gw.status()["tunnels"]
         assert len(tunnels) == 3
         assert all(t["streams"] == 3 for t in tunnels), tunnels
         r = subprocess.run([SSMGATE_BIN, "status", "--config", gw.config_path,

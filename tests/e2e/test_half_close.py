@@ -9,7 +9,6 @@ destination ended or was quiet for half_close_linger_ms. The destination
 here answers only after a pause, in two parts, so a FIN sent at once loses
 the reply."""
 
-import json
 import socket
 import subprocess
 import sys
@@ -17,8 +16,8 @@ import time
 
 import pytest
 
-from harness import (FAKE_DIR, SSMGATE_BIN, Gateway, ThreadedServer,
-                     forwards_config, recv_until_eof)
+from harness import (FAKE_DIR, Gateway, ThreadedServer, forwards_config,
+                     recv_until_eof)
 
 sys.path.insert(0, FAKE_DIR)
 from fakeaws import FakeAws  # noqa: E402
@@ -144,10 +143,7 @@ def replies(argv, runs=RUNS):
 
 
 def tunnels(gw):
-    r = subprocess.run([SSMGATE_BIN, "status", "--json", "--config",
-                        gw.config_path, "--runtime-dir", gw.runtime_dir],
-                       capture_output=True, text=True, timeout=10)
-    return json.loads(r.stdout)["tunnels"]
+    return gw.status()["tunnels"]
 
 
 def wait_no_tunnels(gw, timeout=10):

@@ -105,14 +105,6 @@ def delta(before, after, name, **labels):
     return val(after, name, **labels) - val(before, name, **labels)
 
 
-def status_json(gw):
-    r = subprocess.run([SSMGATE_BIN, "status", "--json", "--runtime-dir",
-                        gw.runtime_dir], capture_output=True, text=True,
-                       timeout=10)
-    assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout)
-
-
 def echo_through(addr, data, sock=None):
     """Sends data through a forward to the echo server and reads it back;
     returns the (still open) socket."""
@@ -210,7 +202,7 @@ def test_audit_line_counts_a_resume(world):
     gw, fake = world["gw"], world["fake"]
     before = scrape(world["url"])
     s = echo_through(gw.listeners["mecho"], b"x" * 5000)
-    t = [x for x in status_json(gw)["tunnels"] if x["listener"] == "mecho"]
+    t = [x for x in gw.status()["tunnels"] if x["listener"] == "mecho"]
     assert len(t) == 1 and t[0]["session_id"], t
     sid = t[0]["session_id"]
     assert sid in fake_sessions(fake, WEB[1], "AWS-StartPortForwardingSession")
@@ -233,7 +225,7 @@ def test_audit_line_for_a_session_the_service_ends(world):
     service's words."""
     gw, fake = world["gw"], world["fake"]
     s = echo_through(gw.listeners["echo"], b"z" * 100)
-    sid = [x for x in status_json(gw)["tunnels"]
+    sid = [x for x in gw.status()["tunnels"]
            if x["listener"] == "echo"][0]["session_id"]
     fake.session_action(sid, "channel_closed",
                         {"output": "Session terminated by the admin"})
@@ -614,7 +606,7 @@ def test_status_watch_redraws_in_place(world):
         frame = out.split(b"\x1b[H")[2]
         assert b"tunnels 1 open" in frame
         assert b"(q quits)" in frame
-        sid = [x for x in status_json(gw)["tunnels"]][0]["session_id"]
+        sid = [x for x in gw.status()["tunnels"]][0]["session_id"]
         assert sid in fake_sessions(world["fake"], WEB[0],
                                     "AWS-StartPortForwardingSession")
         assert sid.encode() in frame

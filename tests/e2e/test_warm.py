@@ -7,7 +7,6 @@ session's end closes only its own connections; idle sessions end after
 session_linger_ms and every warm one is terminated on SIGTERM; `ssmgate
 status` lists the sessions. Real ssh/sshd on loopback, the fake AWS."""
 
-import json
 import socket
 import struct
 import subprocess
@@ -74,13 +73,6 @@ def starts(fake, target):
             if c.get("params", {}).get("Target") == target]
 
 
-def status(gw):
-    r = subprocess.run([SSMGATE_BIN, "status", "--json", "--runtime-dir", gw.runtime_dir],
-                       capture_output=True, text=True, timeout=10)
-    assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout)
-
-
 def socks_open(gw, host, port):
     s = socket.create_connection(gw.socks, timeout=10)
     s.sendall(b"\x05\x01\x00")
@@ -113,7 +105,7 @@ def test_second_ssh_is_warm_and_status_lists_it(world):
         # for a quiet sshd (half_close_linger_ms, 2 s), which waits for it.
         deadline = time.time() + 1.5
         while True:
-            doc = status(gw)
+            doc = gw.status()
             warm = [s for s in doc["sessions"] if s["session_id"] == sid]
             if time.time() > deadline or (warm and warm[0]["streams"] == 0):
                 break
@@ -156,12 +148,12 @@ def test_ssh_document_ssh_is_one_session_per_connection(world):
         assert docs == [SSHDOC, SSHDOC]
         fake.wait_for(lambda: len(fake.calls("TerminateSession")) >= 2, 5,
                       "both sessions terminated")
-        assert status(gw)["sessions"] == []
+        assert gw.status()["sessions"] == []
 
 
 def session_of(gw, s):
     port = s.getsockname()[1]
-    for t in status(gw)["tunnels"]:
+    for t in gw.status()["tunnels"]:
         if t["client"].endswith(":%d" % port):
             return t["session_id"]
     raise AssertionError("no tunnel for port %d" % port)
@@ -241,11 +233,11 @@ def test_idle_session_ends_after_linger_and_sigterm_terminates_warm(world):
         s.close()
         sid = starts(fake, DATA_HOST)[0]["response"]["SessionId"]
         time.sleep(0.3)
-        assert [x["session_id"] for x in status(gw)["sessions"]] == [sid]
+        assert [x["session_id"] for x in gw.status()["sessions"]] == [sid]
         assert not fake.calls("TerminateSession")
         fake.wait_for(lambda: [c for c in fake.calls("TerminateSession")
                                if c["params"]["SessionId"] == sid], 5, "linger end")
-        assert status(gw)["sessions"] == []
+        assert gw.status()["sessions"] == []
         # Two warm sessions (two targets' ports): SIGTERM ends both.
         ssh(world, gw, SSH_HOST)
         s = socks_open(gw, DATA_HOST, DATA_PORT)
@@ -253,7 +245,7 @@ def test_idle_session_ends_after_linger_and_sigterm_terminates_warm(world):
         time.sleep(0.3)
         s.close()
         time.sleep(0.2)
-        warm = {x["session_id"] for x in status(gw)["sessions"]}
+        warm = {x["session_id"] for x in gw.status()["sessions"]}
         assert len(warm) == 2
     finally:
         assert gw.close() == 0

@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import signal
 import sys
 import tempfile
@@ -110,11 +109,7 @@ class World:
                 if not x.get("terminated")}
         except Exception as e:  # noqa: BLE001
             out["fake_error"] = str(e)
-        import subprocess
-        r = subprocess.run([harness.SSMGATE_BIN, "status", "--json", "--config",
-                            self.gw.config_path, "--runtime-dir", self.gw.runtime_dir],
-                           capture_output=True, text=True, timeout=30)
-        out["gateway_status"] = r.stdout
+        out["gateway_status"] = self.gw.status_run().stdout
         with open(os.path.join(self.logdir, "first-stall.json"), "w") as f:
             json.dump(out, f, indent=1, default=str)
 
@@ -298,10 +293,7 @@ def soak(w, t_start):
     alive = gw.proc.poll() is None
     status_json = ""
     if alive:
-        st = subprocess.run([harness.SSMGATE_BIN, "status", "--json", "--config",
-                             gw.config_path, "--runtime-dir", gw.runtime_dir],
-                            capture_output=True, text=True, timeout=30)
-        status_json = st.stdout
+        status_json = gw.status_run().stdout
     rc = gw.stop() if alive else gw.proc.returncode
     log = gw.stderr_text()
     shutil.copy(gw.errpath, os.path.join(w.logdir, "ssmgate.log"))
