@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from harness import FAKE_DIR, SSMGATE_BIN, Gateway
+from harness import FAKE_DIR, SSMGATE_BIN, Gateway, recv_until_eof
 
 sys.path.insert(0, FAKE_DIR)
 from fakeaws import DEFAULT_AKID, DEFAULT_SECRET, FakeAws  # noqa: E402
@@ -63,12 +63,7 @@ def http_connect(gw, host, port):
     s = socket.create_connection(gw.socks, timeout=30)
     s.sendall(b"CONNECT %s:%d HTTP/1.1\r\nHost: %s:%d\r\n\r\n"
               % (host.encode(), port, host.encode(), port))
-    data = b""
-    while True:
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        data += chunk
+    data = recv_until_eof(s)
     s.close()
     head, _, body = data.partition(b"\r\n\r\n")
     return head.split(b"\r\n")[0].decode(), body.decode()

@@ -21,7 +21,7 @@ import time
 import pytest
 
 from harness import (FAKE_DIR, SSMGATE_BIN, Gateway, ThreadedServer,
-                     forwards_config, send_forever)
+                     forwards_config, recv_until_eof, send_forever)
 
 sys.path.insert(0, FAKE_DIR)
 from child import free_port  # noqa: E402
@@ -160,12 +160,7 @@ def test_http_connect_gets_502_with_the_reason(world):
         s = socket.create_connection(gw.socks, timeout=30)
         s.sendall(b"CONNECT closed.internal:80 HTTP/1.1\r\n"
                   b"Host: closed.internal:80\r\n\r\n")
-        got = b""
-        while True:
-            d = s.recv(4096)
-            if not d:
-                break
-            got += d
+        got = recv_until_eof(s)
         s.close()
         print(got.decode(errors="replace"))
         assert got.startswith(b"HTTP/1.1 502 "), got
